@@ -1,0 +1,1 @@
+Console.WriteLine("QuickStart: the storage engine is not built yet; nothing is measured.");

@@ -1,0 +1,45 @@
+namespace AppendLog.Io;
+
+/// <summary>
+/// One open data file. Narrow on purpose: positional writes and reads, space reservation, data sync,
+/// truncation. When <see cref="IsDirect"/> is true, every buffer, position and length passed to
+/// <see cref="Write"/> and <see cref="Read"/> must be a multiple of <see cref="Alignment"/> and the
+/// buffer's address aligned to it (O_DIRECT's rule); callers guarantee it, implementations assert it.
+/// Methods are synchronous and thread-safe: the appender decides which thread performs each system call
+/// (writes on I/O workers, fdatasync on the flusher), so the seam does not hide a thread-pool hop.
+/// </summary>
+internal interface IDirectFile : IDisposable
+{
+    /// <summary>The file's path, used in exception messages.</summary>
+    string Path { get; }
+
+    /// <summary>True when the file bypasses the page cache (O_DIRECT).</summary>
+    bool IsDirect { get; }
+
+    /// <summary>The required alignment of buffers, positions and lengths in bytes (4096).</summary>
+    int Alignment { get; }
+
+    /// <summary>The current file size in bytes (fstat).</summary>
+    long Length { get; }
+
+    /// <summary>Writes all of <paramref name="buffer"/> at <paramref name="position"/> (retrying short writes).</summary>
+    /// <exception cref="IOException">EIO, ENOSPC or another errno; <c>HResult</c> carries the errno.</exception>
+    void Write(ReadOnlySpan<byte> buffer, long position);
+
+    /// <summary>Reads up to <paramref name="buffer"/>.Length bytes at <paramref name="position"/>.</summary>
+    /// <returns>Bytes read; less than requested only at end of file.</returns>
+    int Read(Span<byte> buffer, long position);
+
+    /// <summary>
+    /// Reserves <c>[position, position + length)</c> on disk (fallocate(2) mode 0: the file size grows to cover it).
+    /// </summary>
+    /// <exception cref="IOException">ENOSPC (disk full) or another errno.</exception>
+    void Allocate(long position, long length);
+
+    /// <summary>fdatasync(2): every completed write to this file is on stable storage when it returns.</summary>
+    /// <exception cref="IOException">EIO or another errno: the page state is then unknown and the caller must fault.</exception>
+    void SyncData();
+
+    /// <summary>Sets the file size (ftruncate(2)) and syncs the change.</summary>
+    void Truncate(long length);
+}

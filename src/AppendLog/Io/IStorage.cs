@@ -1,0 +1,59 @@
+namespace AppendLog.Io;
+
+/// <summary>
+/// The file-system seam: everything the log does to a directory goes through here, so that the
+/// fault-injecting simulator (tests/AppendLog.Testing) can stand in for the kernel.
+/// Paths are absolute or relative to the process; the log only ever passes paths it built itself.
+/// </summary>
+internal interface IStorage
+{
+    /// <summary>Opens (or creates) a data file. The returned file reports the mode it obtained.</summary>
+    /// <param name="path">The file's path.</param>
+    /// <param name="mode">Create or open.</param>
+    /// <param name="ioMode">Whether O_DIRECT is required, preferred or disabled.</param>
+    /// <exception cref="FileNotFoundException">Open of a missing file.</exception>
+    /// <exception cref="IOException">Any other failure, with the errno in the message.</exception>
+    IDirectFile Open(string path, FileCreation mode, DirectIoMode ioMode);
+
+    /// <summary>True when the file exists.</summary>
+    bool FileExists(string path);
+
+    /// <summary>Creates the directory (and parents) if missing, then makes the entry durable.</summary>
+    void CreateDirectory(string path);
+
+    /// <summary>Names of the files (not directories) directly inside <paramref name="directory"/>.</summary>
+    IReadOnlyList<string> ListFiles(string directory);
+
+    /// <summary>Deletes a file; a missing file is not an error.</summary>
+    void DeleteFile(string path);
+
+    /// <summary>Atomically renames <paramref name="from"/> to <paramref name="to"/>, replacing it.</summary>
+    void RenameFile(string from, string to);
+
+    /// <summary>fsync(2) on the directory: makes creations, renames and deletions in it durable.</summary>
+    void SyncDirectory(string directory);
+
+    /// <summary>Takes an exclusive advisory lock on the directory (a lock file inside it).</summary>
+    /// <returns>The lock; disposing releases it.</returns>
+    /// <exception cref="LogLockedException">Another process (or log instance) holds it.</exception>
+    IDisposable LockDirectory(string directory);
+
+    /// <summary>Writes a small metadata file atomically and durably (write temp, fsync, rename, fsync dir).</summary>
+    void WriteFileAtomic(string path, ReadOnlySpan<byte> contents);
+
+    /// <summary>Reads a whole small metadata file, or returns null when it does not exist.</summary>
+    byte[]? ReadSmallFile(string path);
+}
+
+/// <summary>How <see cref="IStorage.Open"/> treats an existing or missing file.</summary>
+internal enum FileCreation
+{
+    /// <summary>Open an existing file; fail when missing.</summary>
+    OpenExisting,
+
+    /// <summary>Create a new file; fail when it exists.</summary>
+    CreateNew,
+
+    /// <summary>Open the file, creating it when missing.</summary>
+    OpenOrCreate,
+}
