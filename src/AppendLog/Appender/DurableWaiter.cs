@@ -1,0 +1,123 @@
+using System.Threading.Tasks.Sources;
+using Microsoft.Extensions.ObjectPool;
+
+namespace AppendLog.Appender;
+
+/// <summary>
+/// The completion of one append (or one wait) that finishes when the durable end offset passes
+/// <see cref="Target"/>. Uncancellable waits use pooled instances (zero allocation in steady state);
+/// a cancellable wait gets a fresh one, because a pooled source could be reused while a late cancellation
+/// still refers to it. Continuations always run asynchronously, never on the I/O thread that completes them.
+/// </summary>
+internal sealed class DurableWaiter : IValueTaskSource<long>
+{
+    private static readonly ObjectPool<DurableWaiter> s_pool =
+        new DefaultObjectPool<DurableWaiter>(new Policy(), maximumRetained: 4096);
+
+    private ManualResetValueTaskSourceCore<long> _core = new() { RunContinuationsAsynchronously = true };
+    private int _completed;
+    private bool _pooled;
+    private CancellationTokenRegistration _registration;
+
+    /// <summary>The durable end offset this waiter needs (exclusive: completes when DurableEndOffset ≥ Target).</summary>
+    public long Target { get; private set; }
+
+    /// <summary>The value the awaiting caller gets (the first offset of its batch).</summary>
+    public long Result { get; private set; }
+
+    public short Version => _core.Version;
+
+    public static DurableWaiter Rent(long target, long result, CancellationToken cancellationToken, Action<DurableWaiter>? onCancel)
+    {
+        DurableWaiter waiter;
+        if (cancellationToken.CanBeCanceled)
+        {
+            waiter = new DurableWaiter();
+            waiter.Init(target, result, pooled: false);
+            waiter._registration = cancellationToken.UnsafeRegister(
+                static (state, token) =>
+                {
+                    var (w, cancel) = ((DurableWaiter, Action<DurableWaiter>?))state!;
+                    if (w.TrySetException(new OperationCanceledException(token)))
+                    {
+                        cancel?.Invoke(w);
+                    }
+                },
+                (waiter, onCancel));
+        }
+        else
+        {
+            waiter = s_pool.Get();
+            waiter.Init(target, result, pooled: true);
+        }
+
+        return waiter;
+    }
+
+    /// <summary>True once completed (by success, failure or cancellation).</summary>
+    public bool IsCompleted => Volatile.Read(ref _completed) != 0;
+
+    public bool TrySetResult()
+    {
+        if (Interlocked.Exchange(ref _completed, 1) != 0)
+        {
+            return false;
+        }
+
+        _registration.Dispose();
+        _core.SetResult(Result);
+        return true;
+    }
+
+    public bool TrySetException(Exception exception)
+    {
+        if (Interlocked.Exchange(ref _completed, 1) != 0)
+        {
+            return false;
+        }
+
+        _core.SetException(exception);
+        return true;
+    }
+
+    public long GetResult(short token)
+    {
+        try
+        {
+            return _core.GetResult(token);
+        }
+        finally
+        {
+            if (_pooled)
+            {
+                _core.Reset();
+                s_pool.Return(this);
+            }
+            else
+            {
+                _registration.Dispose();
+            }
+        }
+    }
+
+    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+
+    private void Init(long target, long result, bool pooled)
+    {
+        Target = target;
+        Result = result;
+        _pooled = pooled;
+        _completed = 0;
+        _registration = default;
+    }
+
+    private sealed class Policy : PooledObjectPolicy<DurableWaiter>
+    {
+        public override DurableWaiter Create() => new();
+
+        public override bool Return(DurableWaiter obj) => true;
+    }
+}

@@ -1,0 +1,423 @@
+using AppendLog.Buffers;
+using AppendLog.Diagnostics;
+using AppendLog.Segments;
+
+namespace AppendLog.Appender;
+
+/// <summary>Writes, the debounced fdatasync, and the durable waiters.</summary>
+internal sealed partial class LogWriter
+{
+    private readonly Queue<DurableWaiter> _waiters = new();
+    private readonly List<DurableWaiter> _unorderedWaiters = new();
+    private readonly SyncWork _syncWork;
+    private readonly ITimer _timer;
+
+    [ThreadStatic]
+    private static List<DurableWaiter>? t_toComplete;
+
+    private SyncState _syncState;
+    private long _syncTarget;
+    private bool _flushRequested;
+    private bool _pendingSinceValid;
+    private long _pendingSince;
+    private bool _timerArmed;
+
+    private enum SyncState
+    {
+        Idle,
+        WaitingForWrites,
+        Syncing,
+    }
+
+    /// <summary>
+    /// Waits until every offset below <paramref name="endOffset"/> is durable. Starts a flush when the policy is
+    /// manual (an explicit wait is the request).
+    /// </summary>
+    public ValueTask<long> WaitForDurableAsync(long endOffset, bool requestFlush, CancellationToken cancellationToken)
+    {
+        DurableWaiter waiter;
+        lock (_lock)
+        {
+            if (_fault is not null)
+            {
+                return ValueTask.FromException<long>(_fault);
+            }
+
+            if (_durableOffset >= endOffset)
+            {
+                return ValueTask.FromResult(endOffset);
+            }
+
+            waiter = DurableWaiter.Rent(endOffset, endOffset, cancellationToken, RemoveCancelledWaiter);
+            if (_waiters.Count == 0 || endOffset >= _lastQueuedTarget)
+            {
+                _waiters.Enqueue(waiter);
+                _lastQueuedTarget = endOffset;
+            }
+            else
+            {
+                _unorderedWaiters.Add(waiter);
+            }
+
+            if (requestFlush)
+            {
+                _flushRequested = true;
+            }
+
+            MaybeStartFlushUnsynchronized();
+        }
+
+        return new ValueTask<long>(waiter, waiter.Version);
+    }
+
+    private long _lastQueuedTarget;
+
+    private void RemoveCancelledWaiter(DurableWaiter waiter)
+    {
+        // A cancelled waiter stays queued and is skipped when its turn comes (it is already completed);
+        // nothing to do here beyond what DurableWaiter did. Kept as a hook for metrics.
+    }
+
+    /// <summary>Notes that unsynced data exists and lets the policy decide when its sync starts.</summary>
+    private void NotePendingUnsynchronized()
+    {
+        if (!_pendingSinceValid)
+        {
+            _pendingSinceValid = true;
+            _pendingSince = _time.GetTimestamp();
+        }
+
+        MaybeStartFlushUnsynchronized();
+    }
+
+    private void MaybeStartFlushUnsynchronized()
+    {
+        if (_syncState != SyncState.Idle || _fault is not null || _headGlobal == _durableGlobal)
+        {
+            return;
+        }
+
+        if (!_flushRequested && !_closing)
+        {
+            if (_policy.IsManual)
+            {
+                return;
+            }
+
+            if (_policy.Delay > TimeSpan.Zero && _headGlobal - _durableGlobal < _policy.PendingBytesMax)
+            {
+                var waited = _time.GetElapsedTime(_pendingSince);
+                if (waited < _policy.Delay)
+                {
+                    if (!_timerArmed)
+                    {
+                        _timerArmed = true;
+                        _timer.Change(_policy.Delay - waited, Timeout.InfiniteTimeSpan);
+                    }
+
+                    return;
+                }
+            }
+        }
+
+        StartFlushUnsynchronized();
+    }
+
+    private void OnFlushTimer()
+    {
+        lock (_lock)
+        {
+            _timerArmed = false;
+            MaybeStartFlushUnsynchronized();
+        }
+    }
+
+    private void StartFlushUnsynchronized()
+    {
+        _flushRequested = false;
+        _pendingSinceValid = false;
+        _syncTarget = _headGlobal;
+        if (_current is not null && _current.Fill > _current.DispatchedTo)
+        {
+            CreateWriteUnsynchronized(_current, close: false);
+        }
+
+        _syncState = SyncState.WaitingForWrites;
+        if (_writtenGlobal >= _syncTarget)
+        {
+            DispatchSyncUnsynchronized();
+        }
+    }
+
+    /// <summary>
+    /// Creates the write of a slot's undispatched data: [AlignDown(DispatchedTo), AlignUp(Fill)) of the chunk.
+    /// Example with 4 KiB blocks: DispatchedTo 5,000 and Fill 9,000 write chunk bytes [4,096, 12,288): the block
+    /// [4,096, 8,192) is written again with its old and new bytes, [9,000, 12,288) are zeros (the chunk was zeroed).
+    /// </summary>
+    private void CreateWriteUnsynchronized(ChunkSlot slot, bool close)
+    {
+        if (close)
+        {
+            slot.Closed = true;
+        }
+
+        if (slot.Fill == slot.DispatchedTo)
+        {
+            MaybeReleaseSlotUnsynchronized(slot);
+            return;
+        }
+
+        int start = (int)Alignment.AlignDown(slot.DispatchedTo);
+        int end = (int)Alignment.AlignUp(slot.Fill);
+        long globalEnd = slot.Segment.GlobalStart + slot.FileStart + slot.Fill;
+        slot.DispatchedTo = slot.Fill;
+        if (slot.Deferred is { } deferred)
+        {
+            // The slot's previous write is still in flight: the queued one absorbs the new data.
+            Invariant.Assert(deferred.State == WriteState.Queued, "a deferred write is still queued");
+            deferred.Length = end - deferred.ChunkOffset;
+            deferred.GlobalEnd = globalEnd;
+            return;
+        }
+
+        var op = _freeWrites.Count > 0 ? _freeWrites.Pop() : new WriteOp();
+        op.Owner = this;
+        op.Slot = slot;
+        op.File = slot.Segment.File!;
+        op.FilePosition = slot.FileStart + start;
+        op.ChunkOffset = start;
+        op.Length = end - start;
+        op.GlobalEnd = globalEnd;
+        _writes.Enqueue(op);
+        if (slot.WriteBusy)
+        {
+            slot.Deferred = op;
+        }
+        else
+        {
+            DispatchUnsynchronized(op);
+        }
+    }
+
+    private void DispatchUnsynchronized(WriteOp op)
+    {
+        op.MoveTo(WriteState.Dispatched);
+        op.Slot.WriteBusy = true;
+        _io.Post(op);
+    }
+
+    /// <summary>Called on the I/O worker when a pwrite returned.</summary>
+    internal void OnWriteCompleted(WriteOp op)
+    {
+        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        Exception? failWith = null;
+        lock (_lock)
+        {
+            var slot = op.Slot;
+            op.MoveTo(WriteState.Done);
+            slot.WriteBusy = false;
+            if (op.Error is not null)
+            {
+                FaultUnsynchronized(op.Error, toComplete);
+            }
+
+            if (slot.Deferred is { } next)
+            {
+                slot.Deferred = null;
+                if (_fault is null)
+                {
+                    DispatchUnsynchronized(next);
+                }
+                else
+                {
+                    next.MoveTo(WriteState.Dispatched);
+                    next.MoveTo(WriteState.Done);
+                }
+            }
+
+            MaybeReleaseSlotUnsynchronized(slot);
+            AdvanceWrittenUnsynchronized();
+            if (_syncState == SyncState.WaitingForWrites && _writtenGlobal >= _syncTarget && _fault is null)
+            {
+                DispatchSyncUnsynchronized();
+            }
+
+            failWith = _fault;
+            TrySignalIdleUnsynchronized();
+        }
+
+        CompleteWaiters(toComplete, failWith);
+    }
+
+    private void AdvanceWrittenUnsynchronized()
+    {
+        while (_writes.Count > 0 && _writes.Peek().State == WriteState.Done)
+        {
+            var done = _writes.Dequeue();
+            Invariant.Assert(done.GlobalEnd >= _writtenGlobal, "writes complete over increasing positions");
+            if (done.Error is null && _fault is null)
+            {
+                _writtenGlobal = done.GlobalEnd;
+            }
+
+            done.Reset();
+            _freeWrites.Push(done);
+        }
+
+        Invariant.Assert(_writtenGlobal <= _headGlobal, "written ≤ appended");
+    }
+
+    private void MaybeReleaseSlotUnsynchronized(ChunkSlot slot)
+    {
+        if (slot.Closed && !slot.WriteBusy && slot.Deferred is null && _liveSlots.Remove(slot))
+        {
+            _pool.Return(slot.Chunk);
+        }
+    }
+
+    private void DispatchSyncUnsynchronized()
+    {
+        _syncState = SyncState.Syncing;
+        _syncWork.Segments.Clear();
+        foreach (var segment in _segments)
+        {
+            if (segment.File is not null && !segment.IsSealed
+                && (segment.GlobalEnd > _durableGlobal || !segment.DirectoryEntryDurable)
+                && segment.GlobalStart <= _syncTarget)
+            {
+                _syncWork.Segments.Add(segment);
+            }
+        }
+
+        _syncWork.Target = _syncTarget;
+        _io.Post(_syncWork);
+    }
+
+    private void OnSyncCompleted(SyncWork work)
+    {
+        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        Exception? failWith;
+        lock (_lock)
+        {
+            _syncState = SyncState.Idle;
+            if (work.Error is not null)
+            {
+                FaultUnsynchronized(work.Error, toComplete);
+            }
+            else
+            {
+                foreach (var segment in work.Segments)
+                {
+                    segment.DirectoryEntryDurable = true;
+                }
+
+                AdvanceDurableUnsynchronized(work.Target, toComplete);
+                MaybeSealUnsynchronized();
+                MaybeStartFlushUnsynchronized();
+            }
+
+            failWith = _fault;
+            TrySignalIdleUnsynchronized();
+        }
+
+        CompleteWaiters(toComplete, failWith);
+    }
+
+    private void AdvanceDurableUnsynchronized(long target, List<DurableWaiter> toComplete)
+    {
+        Invariant.Assert(target >= _durableGlobal, "durable never goes backwards");
+        Invariant.Assert(target <= _writtenGlobal, "durable ≤ written");
+        _durableGlobal = target;
+        while (_batchEnds.Count > 0 && _batchEnds.Peek().GlobalEnd <= _durableGlobal)
+        {
+            long next = _batchEnds.Dequeue().NextOffset;
+            Invariant.Assert(next > _durableOffset, "durable offset only grows");
+            _durableOffset = next;
+        }
+
+        Invariant.Assert(_durableOffset <= _nextOffset, "durable offset ≤ appended offset");
+        while (_waiters.Count > 0 && _waiters.Peek().Target <= _durableOffset)
+        {
+            toComplete.Add(_waiters.Dequeue());
+        }
+
+        for (int i = _unorderedWaiters.Count - 1; i >= 0; i--)
+        {
+            if (_unorderedWaiters[i].Target <= _durableOffset)
+            {
+                toComplete.Add(_unorderedWaiters[i]);
+                _unorderedWaiters.RemoveAt(i);
+            }
+        }
+    }
+
+    private void FaultUnsynchronized(Exception error, List<DurableWaiter> toFail)
+    {
+        if (_fault is not null)
+        {
+            return;
+        }
+
+        _fault = error as LogFaultedException ?? new LogFaultedException(_directory, error);
+        toFail.AddRange(_waiters);
+        _waiters.Clear();
+        toFail.AddRange(_unorderedWaiters);
+        _unorderedWaiters.Clear();
+    }
+
+    /// <summary>Completes waiters outside the lock; their continuations run asynchronously.</summary>
+    private static void CompleteWaiters(List<DurableWaiter> waiters, Exception? failWith)
+    {
+        foreach (var waiter in waiters)
+        {
+            if (failWith is null)
+            {
+                waiter.TrySetResult();
+            }
+            else
+            {
+                waiter.TrySetException(failWith);
+            }
+        }
+
+        waiters.Clear();
+    }
+
+    /// <summary>One fdatasync per segment with unsynced data, plus the directory entry of new segments.</summary>
+    private sealed class SyncWork : IIoWork
+    {
+        private readonly LogWriter _owner;
+
+        public SyncWork(LogWriter owner) => _owner = owner;
+
+        public List<Segment> Segments { get; } = new();
+
+        public long Target { get; set; }
+
+        public Exception? Error { get; private set; }
+
+        public void Execute()
+        {
+            Error = null;
+            try
+            {
+                bool directorySynced = false;
+                foreach (var segment in Segments)
+                {
+                    segment.File!.SyncData();
+                    if (!segment.DirectoryEntryDurable && !directorySynced)
+                    {
+                        _owner._storage.SyncDirectory(_owner._directory);
+                        directorySynced = true;
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                Error = e;
+            }
+
+            _owner.OnSyncCompleted(this);
+        }
+    }
+}

@@ -1,0 +1,363 @@
+using System.Runtime.InteropServices;
+using AppendLog.Buffers;
+using AppendLog.Diagnostics;
+using AppendLog.Io;
+using AppendLog.Segments;
+
+namespace AppendLog.Appender;
+
+/// <summary>Adaptive preallocation, segment roll and seal, and closing.</summary>
+internal sealed partial class LogWriter
+{
+    /// <summary>
+    /// How space ahead of the head is prepared. ARCHITECTURE.md §3.4 measured on ext4 that fdatasync after a write
+    /// into fallocated-but-unwritten blocks commits an extent conversion (~115 µs) while a write into blocks that
+    /// already hold data syncs in ~45 µs; zero-filling therefore reserves with fallocate (a clean ENOSPC before any
+    /// data is at risk) and then writes zeros with O_DIRECT. Buffered files only fallocate: zeros written through the
+    /// page cache would be flushed by the next fdatasync. See README, "Choosing the defaults", for the measurement.
+    /// </summary>
+    internal static bool ZeroFillPreallocation { get; set; } = true;
+
+    private const int ZeroBufferSize = 1024 * 1024;
+    private static readonly unsafe nint s_zeros = CreateZeroBuffer();
+
+    private long _allocationStep;
+    private AllocationWork? _allocation;
+    private long _lastAllocationTimestamp;
+    private int _sealsInFlight;
+    private TaskCompletionSource? _idle;
+
+    /// <summary>The allocation the caller should await after <see cref="AppendStatus.NeedSpace"/>.</summary>
+    public Task PendingAllocation
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _allocation?.Completion.Task ?? Task.CompletedTask;
+            }
+        }
+    }
+
+    private static unsafe nint CreateZeroBuffer()
+    {
+        void* p = NativeMemory.AlignedAlloc(ZeroBufferSize, Alignment.BlockSize);
+        NativeMemory.Clear(p, ZeroBufferSize);
+        return (nint)p;
+    }
+
+    private bool ShouldRollUnsynchronized(int length)
+    {
+        if (_active.Size == 0)
+        {
+            return false;
+        }
+
+        if (_active.Size + length > _options.SegmentSize)
+        {
+            return true;
+        }
+
+        return _options.SegmentMaxAge is { } age && _time.GetElapsedTime(_active.CreatedTimestamp) >= age;
+    }
+
+    /// <summary>
+    /// Closes the active segment's chunk and starts a new segment at the next offset. The old segment is sealed in
+    /// the background once the durable watermark passes its end.
+    /// </summary>
+    private void RollUnsynchronized()
+    {
+        if (_current is not null)
+        {
+            CreateWriteUnsynchronized(_current, close: true);
+            _current = null;
+        }
+
+        string path = SegmentNames.DataFile(_directory, _nextOffset);
+        var file = _storage.Open(path, FileCreation.CreateNew, _options.DirectIo);
+        var segment = new Segment(path, _nextOffset, _headGlobal)
+        {
+            File = file,
+            CreatedTimestamp = _time.GetTimestamp(),
+        };
+        _segments.Add(segment);
+        _active = segment;
+        StartAllocationUnsynchronized(_options.PreallocationMinimumStep);
+    }
+
+    private void MaybePreallocateUnsynchronized()
+    {
+        if (_allocation is null && _active.AllocatedEnd - _active.Size < _allocationStep / 2)
+        {
+            StartAllocationUnsynchronized(_active.Size);
+        }
+    }
+
+    /// <summary>
+    /// Reserves the next step ahead of the head. The step doubles when the previous one was used up within a second
+    /// (fast appends: fewer, larger reservations) and halves when it lasted over ten seconds (slow appends: less disk
+    /// held in reserve), between the options' minimum and maximum.
+    /// </summary>
+    private void StartAllocationUnsynchronized(long neededEnd)
+    {
+        if (_allocation is not null)
+        {
+            return;
+        }
+
+        long now = _time.GetTimestamp();
+        if (_lastAllocationTimestamp != 0)
+        {
+            var since = _time.GetElapsedTime(_lastAllocationTimestamp, now);
+            if (since < TimeSpan.FromSeconds(1))
+            {
+                _allocationStep = Math.Min(_allocationStep * 2, _options.PreallocationMaximumStep);
+            }
+            else if (since > TimeSpan.FromSeconds(10))
+            {
+                _allocationStep = Math.Max(_allocationStep / 2, _options.PreallocationMinimumStep);
+            }
+        }
+
+        _lastAllocationTimestamp = now;
+        long start = _active.AllocatedEnd;
+        long end = Math.Max(start + _allocationStep, Alignment.AlignUp(neededEnd));
+        end = Math.Min(end, Alignment.AlignUp(_options.SegmentSize));
+        end = Math.Max(end, Alignment.AlignUp(neededEnd));
+        _allocation = new AllocationWork(this, _active, start, end - start);
+        _io.Post(_allocation);
+    }
+
+    private void OnAllocationCompleted(AllocationWork work)
+    {
+        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        Exception? failWith;
+        lock (_lock)
+        {
+            _allocation = null;
+            if (work.Error is null)
+            {
+                work.Segment.AllocatedEnd = Math.Max(work.Segment.AllocatedEnd, work.Start + work.Length);
+                MaybeSealUnsynchronized();
+            }
+            else if (!IsDiskFull(work.Error))
+            {
+                FaultUnsynchronized(work.Error, toComplete);
+            }
+
+            failWith = _fault;
+            TrySignalIdleUnsynchronized();
+        }
+
+        CompleteWaiters(toComplete, failWith);
+        if (work.Error is not null && IsDiskFull(work.Error))
+        {
+            work.Completion.SetException(new LogDiskFullException(work.Segment.Path, work.Error));
+        }
+        else if (work.Error is not null)
+        {
+            work.Completion.SetException(failWith ?? work.Error);
+        }
+        else
+        {
+            work.Completion.SetResult();
+        }
+    }
+
+    private static bool IsDiskFull(Exception e) => e is IOException io && StorageErrors.IsDiskFull(io);
+
+    /// <summary>Queues the seal of every rolled segment whose data is all durable.</summary>
+    private void MaybeSealUnsynchronized()
+    {
+        foreach (var segment in _segments)
+        {
+            if (!ReferenceEquals(segment, _active) && segment.File is not null && !segment.IsSealing
+                && segment.GlobalEnd <= _durableGlobal && segment.DirectoryEntryDurable
+                && !ReferenceEquals(_allocation?.Segment, segment))
+            {
+                segment.IsSealing = true;
+                _sealsInFlight++;
+                _io.Post(new SealWork(this, segment));
+            }
+        }
+    }
+
+    private void OnSealCompleted(SealWork work)
+    {
+        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        Exception? failWith;
+        lock (_lock)
+        {
+            _sealsInFlight--;
+            if (work.Error is not null)
+            {
+                FaultUnsynchronized(work.Error, toComplete);
+            }
+            else
+            {
+                work.Segment.File = null;
+                work.Segment.IsSealed = true;
+            }
+
+            failWith = _fault;
+            TrySignalIdleUnsynchronized();
+        }
+
+        CompleteWaiters(toComplete, failWith);
+    }
+
+    /// <summary>
+    /// Stops accepting appends, syncs everything accepted (unless faulted), waits for all I/O to finish and returns
+    /// every chunk to the pool. Pending appends complete (durable) or fail (faulted); none is left waiting.
+    /// </summary>
+    public async Task CloseAsync()
+    {
+        Task idle;
+        lock (_lock)
+        {
+            _closing = true;
+            _flushRequested = true;
+            MaybeStartFlushUnsynchronized();
+            _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            TrySignalIdleUnsynchronized();
+            idle = _idle.Task;
+        }
+
+        await idle.ConfigureAwait(false);
+        _timer.Dispose();
+        lock (_lock)
+        {
+            if (_current is not null)
+            {
+                _current.Closed = true;
+                MaybeReleaseSlotUnsynchronized(_current);
+                _current = null;
+            }
+
+            foreach (var slot in _liveSlots)
+            {
+                Invariant.Assert(!slot.WriteBusy, "no write is in flight after close");
+                _pool.Return(slot.Chunk);
+            }
+
+            _liveSlots.Clear();
+            while (_spare.TryPop(out var chunk))
+            {
+                _pool.Return(chunk);
+            }
+
+            foreach (var segment in _segments)
+            {
+                segment.File?.Dispose();
+                segment.File = null;
+            }
+        }
+    }
+
+    /// <summary>Signals close once nothing is in flight and everything accepted is durable (or the log is faulted).</summary>
+    private void TrySignalIdleUnsynchronized()
+    {
+        if (_idle is null || _syncState != SyncState.Idle || _allocation is not null || _sealsInFlight > 0)
+        {
+            return;
+        }
+
+        foreach (var write in _writes)
+        {
+            if (write.State == WriteState.Dispatched)
+            {
+                return;
+            }
+        }
+
+        if (_fault is null && _durableGlobal < _headGlobal)
+        {
+            return;
+        }
+
+        _idle.TrySetResult();
+    }
+
+    private sealed class AllocationWork : IIoWork
+    {
+        private readonly LogWriter _owner;
+
+        public AllocationWork(LogWriter owner, Segment segment, long start, long length)
+        {
+            _owner = owner;
+            Segment = segment;
+            Start = start;
+            Length = length;
+            File = segment.File!;
+        }
+
+        public Segment Segment { get; }
+
+        public IDirectFile File { get; }
+
+        public long Start { get; }
+
+        public long Length { get; }
+
+        public Exception? Error { get; private set; }
+
+        public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public unsafe void Execute()
+        {
+            try
+            {
+                File.Allocate(Start, Length);
+                if (ZeroFillPreallocation && File.IsDirect)
+                {
+                    var zeros = new ReadOnlySpan<byte>((void*)s_zeros, ZeroBufferSize);
+                    for (long at = Start; at < Start + Length; at += ZeroBufferSize)
+                    {
+                        int n = (int)Math.Min(ZeroBufferSize, Start + Length - at);
+                        File.Write(zeros[..n], at);
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                Error = e;
+            }
+
+            _owner.OnAllocationCompleted(this);
+        }
+    }
+
+    private sealed class SealWork : IIoWork
+    {
+        private readonly LogWriter _owner;
+
+        public SealWork(LogWriter owner, Segment segment)
+        {
+            _owner = owner;
+            Segment = segment;
+        }
+
+        public Segment Segment { get; }
+
+        public Exception? Error { get; private set; }
+
+        /// <summary>Trim to the logical end (ftruncate + sync), write the index atomically, close the handle.</summary>
+        public void Execute()
+        {
+            try
+            {
+                var file = Segment.File!;
+                file.Truncate(Segment.Size);
+                byte[] index = Segment.Index.Serialize(Segment.BaseOffset, Segment.EndOffset, Segment.Size, Segment.MaxTimestampMs);
+                _owner._storage.WriteFileAtomic(SegmentNames.IndexFile(_owner._directory, Segment.BaseOffset), index);
+                file.Dispose();
+            }
+            catch (Exception e)
+            {
+                Error = e;
+            }
+
+            _owner.OnSealCompleted(this);
+        }
+    }
+}

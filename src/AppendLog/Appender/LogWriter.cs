@@ -1,0 +1,275 @@
+using AppendLog.Buffers;
+using AppendLog.Diagnostics;
+using AppendLog.Io;
+using AppendLog.Segments;
+
+namespace AppendLog.Appender;
+
+/// <summary>The outcome of an append attempt that must not block.</summary>
+internal enum AppendStatus
+{
+    /// <summary>Accepted: offsets assigned, bytes copied into the log's chunks.</summary>
+    Accepted,
+
+    /// <summary>The buffer pool's budget is spent; retry after <c>RentAsync</c> has provided a chunk.</summary>
+    NeedChunk,
+
+    /// <summary>The segment needs more reserved space; retry after the allocation completes.</summary>
+    NeedSpace,
+}
+
+/// <summary>
+/// The write pipeline of one log (ARCHITECTURE.md §3). Appends copy encoded batches into pooled aligned chunks;
+/// a full chunk is written at once without waiting for earlier writes (out-of-order dispatch, on
+/// <see cref="IoWorkers"/>); a flush writes the partial chunk, waits for every write below its target, runs one
+/// fdatasync and completes, in offset order, every append it covers (group commit).
+/// <para>
+/// Watermarks, as positions in the log's byte sequence (<see cref="Segment.GlobalStart"/>), one chain:
+/// <c>_durableGlobal ≤ _writtenGlobal ≤ _headGlobal</c>.
+/// <c>_headGlobal</c>: end of the bytes accepted (appended). <c>_writtenGlobal</c>: end of the contiguous prefix
+/// whose writes are Done. <c>_durableGlobal</c>: end of the prefix covered by a completed fdatasync.
+/// In offsets: <c>_durableOffset ≤ _nextOffset</c>, both exclusive ends. Readers see up to <c>_durableOffset</c>.
+/// Every field is guarded by <see cref="_lock"/>; waiters are completed after releasing it.
+/// </para>
+/// </summary>
+internal sealed partial class LogWriter
+{
+    private readonly Lock _lock = new();
+    private readonly IStorage _storage;
+    private readonly string _directory;
+    private readonly LogOptions _options;
+    private readonly LogBufferPool _pool;
+    private readonly IoWorkers _io;
+    private readonly FlushPolicy _policy;
+    private readonly TimeProvider _time;
+    private readonly List<Segment> _segments;
+    private readonly Stack<AlignedChunk> _spare = new();
+    private readonly HashSet<ChunkSlot> _liveSlots = new();
+    private readonly Queue<WriteOp> _writes = new();
+    private readonly Stack<WriteOp> _freeWrites = new();
+    private readonly Queue<(long GlobalEnd, long NextOffset)> _batchEnds = new();
+
+    private Segment _active;
+    private ChunkSlot? _current;
+    private long _nextOffset;
+    private long _headGlobal;
+    private long _writtenGlobal;
+    private long _durableGlobal;
+    private long _durableOffset;
+    private LogFaultedException? _fault;
+    private bool _closing;
+
+    public LogWriter(IStorage storage, LogOptions options, IoWorkers io, List<Segment> segments, Segment active)
+    {
+        _storage = storage;
+        _options = options;
+        _directory = options.Directory;
+        _pool = options.BufferPool ?? LogBufferPool.Shared;
+        _io = io;
+        _policy = options.FlushPolicy ?? FlushPolicy.Default;
+        _time = options.TimeProvider ?? TimeProvider.System;
+        _segments = segments;
+        _active = active;
+        _nextOffset = active.EndOffset;
+        _durableOffset = active.EndOffset;
+        _headGlobal = _writtenGlobal = _durableGlobal = active.GlobalEnd;
+        _allocationStep = options.PreallocationMinimumStep;
+        _syncWork = new SyncWork(this);
+        _timer = _time.CreateTimer(static s => ((LogWriter)s!).OnFlushTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>Guards the segment list too (shared with the read side).</summary>
+    public Lock SyncRoot => _lock;
+
+    public long NextOffset
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _nextOffset;
+            }
+        }
+    }
+
+    public long DurableOffset
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _durableOffset;
+            }
+        }
+    }
+
+    public LogFaultedException? Fault
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _fault;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Loads the partial last block of the active segment (bytes [AlignDown(Size), Size), read by recovery) into
+    /// a chunk, so the next write of that block rewrites them instead of zeroing them.
+    /// </summary>
+    public void InitializeTail(AlignedChunk chunk, ReadOnlySpan<byte> partialBlock)
+    {
+        lock (_lock)
+        {
+            long fileStart = Alignment.AlignDown(_active.Size);
+            Invariant.Assert(partialBlock.Length == _active.Size - fileStart, "the tail prefix is the partial last block");
+            var slot = NewSlotUnsynchronized(chunk, fileStart);
+            partialBlock.CopyTo(chunk.Span);
+            slot.Fill = slot.DispatchedTo = partialBlock.Length;
+            _current = slot;
+        }
+    }
+
+    /// <summary>
+    /// Appends one encoded batch (its base offset is patched here) without blocking. On
+    /// <see cref="AppendStatus.Accepted"/>, <paramref name="baseOffset"/> is the batch's first offset and, when
+    /// <paramref name="waiter"/> was requested, a waiter for its durability is registered in the same critical section.
+    /// </summary>
+    /// <exception cref="LogFaultedException">The log is faulted.</exception>
+    /// <exception cref="ObjectDisposedException">The log is closing.</exception>
+    public AppendStatus TryAppend(
+        Span<byte> batch,
+        int recordCount,
+        long maxTimestampMs,
+        bool wantWaiter,
+        CancellationToken cancellationToken,
+        out long baseOffset,
+        out DurableWaiter? waiter)
+    {
+        baseOffset = -1;
+        waiter = null;
+        lock (_lock)
+        {
+            ThrowIfUnusableUnsynchronized();
+            int length = batch.Length;
+            if (ShouldRollUnsynchronized(length))
+            {
+                RollUnsynchronized();
+            }
+
+            if (_active.Size + length > _active.AllocatedEnd)
+            {
+                StartAllocationUnsynchronized(_active.Size + length);
+                return AppendStatus.NeedSpace;
+            }
+
+            if (!EnsureSpareChunksUnsynchronized(length))
+            {
+                return AppendStatus.NeedChunk;
+            }
+
+            baseOffset = _nextOffset;
+            Format.RecordBatchEncoder.PatchBaseOffset(batch, baseOffset);
+            CopyIntoChunksUnsynchronized(batch, _active.Size);
+            _active.Index.MaybeAdd(baseOffset, _active.Size, maxTimestampMs);
+            _active.Size += length;
+            _active.MaxTimestampMs = Math.Max(_active.MaxTimestampMs, maxTimestampMs);
+            _headGlobal += length;
+            _nextOffset += recordCount;
+            _active.EndOffset = _nextOffset;
+            Invariant.Assert(_active.GlobalEnd == _headGlobal, "the active segment ends at the head");
+            _batchEnds.Enqueue((_headGlobal, _nextOffset));
+            if (wantWaiter)
+            {
+                waiter = DurableWaiter.Rent(_nextOffset, baseOffset, cancellationToken, null);
+                _waiters.Enqueue(waiter);
+                _lastQueuedTarget = _nextOffset;
+            }
+
+            MaybePreallocateUnsynchronized();
+            NotePendingUnsynchronized();
+        }
+
+        return AppendStatus.Accepted;
+    }
+
+    /// <summary>Takes a chunk rented while waiting (backpressure) as a spare for the next attempt.</summary>
+    public void AddSpare(AlignedChunk chunk)
+    {
+        lock (_lock)
+        {
+            if (_closing || _fault is not null)
+            {
+                _pool.Return(chunk);
+                return;
+            }
+
+            _spare.Push(chunk);
+        }
+    }
+
+    /// <summary>Rents from the pool with the log's close signal linked, so dispose never leaves an appender waiting.</summary>
+    public LogBufferPool Pool => _pool;
+
+    private void ThrowIfUnusableUnsynchronized()
+    {
+        if (_fault is not null)
+        {
+            throw _fault;
+        }
+
+        ObjectDisposedException.ThrowIf(_closing, typeof(SegmentedLog));
+    }
+
+    private bool EnsureSpareChunksUnsynchronized(int length)
+    {
+        int available = _current is null ? 0 : _current.Chunk.Size - _current.Fill;
+        int needed = length <= available ? 0 : (int)((length - available + (long)_pool.ChunkSize - 1) / _pool.ChunkSize);
+        while (_spare.Count < needed)
+        {
+            if (!_pool.TryRent(out var chunk))
+            {
+                return false;
+            }
+
+            _spare.Push(chunk);
+        }
+
+        return true;
+    }
+
+    private void CopyIntoChunksUnsynchronized(ReadOnlySpan<byte> batch, long filePosition)
+    {
+        while (!batch.IsEmpty)
+        {
+            if (_current is null)
+            {
+                Invariant.Assert(_spare.Count > 0, "spare chunks were reserved before copying");
+                _current = NewSlotUnsynchronized(_spare.Pop(), filePosition);
+            }
+
+            var slot = _current;
+            int room = slot.Chunk.Size - slot.Fill;
+            int take = Math.Min(room, batch.Length);
+            batch[..take].CopyTo(slot.Chunk.Span[slot.Fill..]);
+            slot.Fill += take;
+            batch = batch[take..];
+            filePosition += take;
+            if (slot.Fill == slot.Chunk.Size)
+            {
+                // Out-of-order dispatch: a full chunk goes to disk now, whatever earlier writes are doing.
+                CreateWriteUnsynchronized(slot, close: true);
+                _current = null;
+            }
+        }
+    }
+
+    private ChunkSlot NewSlotUnsynchronized(AlignedChunk chunk, long fileStart)
+    {
+        Invariant.Assert(Alignment.IsAligned(fileStart), "a chunk maps to a block-aligned file range");
+        var slot = new ChunkSlot { Chunk = chunk, Segment = _active, FileStart = fileStart };
+        _liveSlots.Add(slot);
+        return slot;
+    }
+}

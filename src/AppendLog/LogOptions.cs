@@ -1,0 +1,70 @@
+using Microsoft.Extensions.Logging;
+
+namespace AppendLog;
+
+/// <summary>
+/// Immutable options of a <see cref="SegmentedLog"/>, validated when the log opens. Every size is in bytes.
+/// </summary>
+public sealed record LogOptions
+{
+    /// <summary>The default <see cref="SegmentSize"/> (128 MiB, as Redpanda); see README, "Choosing the defaults".</summary>
+    public const long DefaultSegmentSize = 128L * 1024 * 1024;
+
+    /// <summary>The default <see cref="MaximumBatchSize"/> (1 MiB of encoded batch, as Kafka's message.max.bytes).</summary>
+    public const int DefaultMaximumBatchSize = 1024 * 1024 + 61;
+
+    /// <summary>The log's directory; created when missing. Required.</summary>
+    public string Directory { get; init; } = "";
+
+    /// <summary>The buffer pool; <see cref="LogBufferPool.Shared"/> when null.</summary>
+    public LogBufferPool? BufferPool { get; init; }
+
+    /// <summary>When appends are synced; <see cref="FlushPolicy.Default"/> when null.</summary>
+    public FlushPolicy? FlushPolicy { get; init; }
+
+    /// <summary>Whether segment files use O_DIRECT.</summary>
+    public DirectIoMode DirectIo { get; init; } = DirectIoMode.Preferred;
+
+    /// <summary>A segment is rolled when the next batch would take it past this size: 1 MiB to 16 GiB.</summary>
+    public long SegmentSize { get; init; } = DefaultSegmentSize;
+
+    /// <summary>A segment is rolled at the first append after it has been active this long; null for never.</summary>
+    public TimeSpan? SegmentMaxAge { get; init; }
+
+    /// <summary>The largest encoded batch accepted (header included): 1 KiB up to <see cref="SegmentSize"/>.</summary>
+    public int MaximumBatchSize { get; init; } = DefaultMaximumBatchSize;
+
+    /// <summary>The smallest step of space reserved ahead of the write head: 64 KiB up to <see cref="PreallocationMaximumStep"/>.</summary>
+    public long PreallocationMinimumStep { get; init; } = 1024 * 1024;
+
+    /// <summary>The largest step of space reserved ahead of the write head (the step grows while appends are fast).</summary>
+    public long PreallocationMaximumStep { get; init; } = 32L * 1024 * 1024;
+
+    /// <summary>The clock used for record timestamps, segment age and flush delays; <see cref="TimeProvider.System"/> when null.</summary>
+    public TimeProvider? TimeProvider { get; init; }
+
+    /// <summary>Where the log reports fallbacks, recovery actions and faults; silent when null.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    internal void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Directory))
+        {
+            throw new ArgumentException("LogOptions.Directory is required.", nameof(Directory));
+        }
+
+        Check(SegmentSize >= 1024 * 1024 && SegmentSize <= 16L * 1024 * 1024 * 1024, nameof(SegmentSize), SegmentSize, "must be from 1 MiB to 16 GiB");
+        Check(MaximumBatchSize >= 1024 && MaximumBatchSize <= SegmentSize, nameof(MaximumBatchSize), MaximumBatchSize, "must be from 1 KiB to SegmentSize");
+        Check(PreallocationMaximumStep >= PreallocationMinimumStep && PreallocationMaximumStep % 4096 == 0, nameof(PreallocationMaximumStep), PreallocationMaximumStep, "must be a multiple of 4096, at least PreallocationMinimumStep");
+        Check(SegmentMaxAge is null || SegmentMaxAge > TimeSpan.Zero, nameof(SegmentMaxAge), SegmentMaxAge, "must be positive");
+        Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");
+    }
+
+    private static void Check(bool ok, string name, object? value, string rule)
+    {
+        if (!ok)
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"LogOptions.{name} {rule}.");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using AppendLog.Format;
+using AppendLog.Io;
+using AppendLog.Segments;
+
+namespace AppendLog;
+
+/// <summary>Reading back by offset (the read-path work adds time lookups, caching and tailing).</summary>
+public sealed partial class SegmentedLog
+{
+    /// <summary>
+    /// Reads the records from <paramref name="fromOffset"/> up to the durable end offset as it was when the
+    /// enumeration started. Every batch's checksum is verified before its records are returned.
+    /// </summary>
+    /// <param name="fromOffset">The first offset to return: from <see cref="StartOffset"/> to <see cref="DurableEndOffset"/>.</param>
+    /// <param name="cancellationToken">Ends the enumeration.</param>
+    /// <returns>The records, in offset order.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromOffset"/> is outside the readable range.</exception>
+    /// <exception cref="LogCorruptedException">A batch failed its checksum (names file and position).</exception>
+    /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
+    public async IAsyncEnumerable<LogRecord> ReadAsync(long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        long end = DurableEndOffset;
+        long start = StartOffset;
+        if (fromOffset < start || fromOffset > end)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromOffset), fromOffset, $"The readable offsets are [{start}, {end}).");
+        }
+
+        var buffer = new List<LogRecord>();
+        using var scanner = new BatchScanner(_options.MaximumBatchSize);
+        long next = fromOffset;
+        while (next < end)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (segment, limit) = FindSegment(next);
+            using var file = _storage.Open(segment.Path, FileCreation.OpenExisting, _options.DirectIo);
+            scanner.Reset(file);
+            long position = segment.Index.FindPositionForOffset(next);
+            while (next < end && position < limit)
+            {
+                buffer.Clear();
+                position = ReadBatch(scanner, segment, file.Path, position, limit, next, end, buffer);
+                foreach (var record in buffer)
+                {
+                    next = record.Offset + 1;
+                    yield return record;
+                }
+
+                await Task.CompletedTask.ConfigureAwait(false);
+            }
+
+            if (next < end && position >= limit)
+            {
+                next = Math.Max(next, segment.EndOffset);
+            }
+        }
+    }
+
+    private (Segment Segment, long Limit) FindSegment(long offset)
+    {
+        lock (_writer.SyncRoot)
+        {
+            for (int i = _segments.Count - 1; i >= 0; i--)
+            {
+                var s = _segments[i];
+                if (s.BaseOffset <= offset)
+                {
+                    return (s, s.Size);
+                }
+            }
+
+            return (_segments[0], _segments[0].Size);
+        }
+    }
+
+    /// <summary>Decodes the batch at <paramref name="position"/>, adds its records in [from, end), returns the next position.</summary>
+    private long ReadBatch(BatchScanner scanner, Segment segment, string path, long position, long limit, long from, long end, List<LogRecord> into)
+    {
+        var check = scanner.TryRead(position, limit, out var header, out var batch);
+        if (check != BatchCheck.Valid)
+        {
+            throw new LogCorruptedException(path, position, $"batch check failed: {check}");
+        }
+
+        if (header.BaseOffset < segment.BaseOffset)
+        {
+            throw new LogCorruptedException(path, position, $"batch base offset {header.BaseOffset} precedes the segment's {segment.BaseOffset}");
+        }
+
+        if (header.LastOffset < from)
+        {
+            return position + header.TotalSize;
+        }
+
+        byte[]? decompressed = null;
+        var records = header.Codec == CompressionCodec.None
+            ? RecordBatchDecoder.GetRecords(batch, header)
+            : Decompress(batch, header, path, position, out decompressed);
+        foreach (var r in records)
+        {
+            if (r.Offset < from || r.Offset >= end)
+            {
+                continue;
+            }
+
+            into.Add(new LogRecord(
+                r.Offset,
+                r.TimestampMs,
+                header.PartitionLeaderEpoch,
+                r.HasKey ? r.Key.ToArray() : null,
+                r.HasValue ? r.Value.ToArray() : null,
+                CopyHeaders(r)));
+        }
+
+        _ = decompressed;
+        return position + header.TotalSize;
+    }
+
+    private RecordEnumerator Decompress(ReadOnlySpan<byte> batch, in RecordBatchHeader header, string path, long position, out byte[] scratch)
+    {
+        scratch = new byte[Math.Max(4 * batch.Length, 64 * 1024)];
+        while (true)
+        {
+            var status = RecordBatchDecoder.DecompressRecords(batch, header, scratch, out int written);
+            if (status == System.Buffers.OperationStatus.Done)
+            {
+                return RecordBatchDecoder.GetDecompressedRecords(scratch.AsSpan(0, written), header);
+            }
+
+            if (scratch.Length >= 64 * _options.MaximumBatchSize)
+            {
+                throw new LogCorruptedException(path, position, "the compressed batch inflates beyond the allowed size");
+            }
+
+            scratch = new byte[scratch.Length * 4];
+        }
+    }
+
+    private static IReadOnlyList<RecordHeader> CopyHeaders(in RecordView record)
+    {
+        if (record.HeaderCount == 0)
+        {
+            return Array.Empty<RecordHeader>();
+        }
+
+        var headers = new RecordHeader[record.HeaderCount];
+        int i = 0;
+        foreach (var h in record.Headers)
+        {
+            headers[i++] = new RecordHeader(Encoding.UTF8.GetString(h.KeyUtf8), h.Value.ToArray());
+        }
+
+        return headers;
+    }
+}

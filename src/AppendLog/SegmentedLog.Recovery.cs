@@ -1,0 +1,290 @@
+using AppendLog.Appender;
+using AppendLog.Buffers;
+using AppendLog.Format;
+using AppendLog.Io;
+using AppendLog.Segments;
+using Microsoft.Extensions.Logging;
+
+namespace AppendLog;
+
+/// <summary>
+/// Opening and crash recovery.
+/// <para>
+/// Decision table. A segment is <em>sealed</em> when its index file is present and valid (the seal writes the index
+/// last, after the trim and its sync, so a valid index means the segment was whole and durable).
+/// </para>
+/// <list type="table">
+/// <listheader><term>Case</term><description>Action</description></listheader>
+/// <item><term>A. Sealed, file length equals the indexed size</term><description>Keep; batches are checked by CRC when read.</description></item>
+/// <item><term>B. Sealed, file shorter or longer than the indexed size</term><description>Throw <see cref="LogCorruptedException"/>: sealed files never change (truncated or extended by hand).</description></item>
+/// <item><term>C. Unsealed (no or damaged index): the active segment, or a rolled one whose seal did not finish</term><description>Scan from the start: a batch is valid when its length is in range, its CRC matches and its base offset is the one expected next. The first invalid batch is the tail: truncate the file there (ftruncate + sync) so stale or torn bytes can never be read back later.</description></item>
+/// <item><term>D. An unsealed segment's tail is followed by later segments</term><description>Those later segments hold only unacknowledged data (durability is contiguous): delete them when they are unsealed; if a sealed one follows, the gap is damage in the middle of the log: throw <see cref="LogCorruptedException"/>.</description></item>
+/// <item><term>E. A segment does not start where the previous one ends</term><description>Same as D.</description></item>
+/// <item><term>F. No segment, or the last is sealed</term><description>Create a new active segment at the end offset.</description></item>
+/// <item><term>G. Files that are not segments or indexes</term><description>Ignored (logged).</description></item>
+/// </list>
+/// <para>Unsealed files are synced before they are read ("fsync before reading"), so recovery never builds on bytes
+/// that are visible but not yet durable.</para>
+/// </summary>
+public sealed partial class SegmentedLog
+{
+    /// <summary>Opens the log in <see cref="LogOptions.Directory"/>, creating it when missing, and recovers it after a crash.</summary>
+    /// <param name="options">The options; validated here.</param>
+    /// <param name="cancellationToken">Cancels the wait for buffer space while opening.</param>
+    /// <returns>The open log.</returns>
+    /// <exception cref="ArgumentException">An option is invalid (message names it).</exception>
+    /// <exception cref="LogLockedException">The directory is open in another process or log instance.</exception>
+    /// <exception cref="LogCorruptedException">Data before the tail is damaged.</exception>
+    /// <exception cref="IOException">The directory or a file could not be opened or read.</exception>
+    public static ValueTask<SegmentedLog> OpenAsync(LogOptions options, CancellationToken cancellationToken = default) =>
+        OpenAsync(options, DefaultStorage.Instance, IoWorkers.Shared, cancellationToken);
+
+    internal static async ValueTask<SegmentedLog> OpenAsync(LogOptions options, IStorage storage, IoWorkers io, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var pool = options.BufferPool ?? LogBufferPool.Shared;
+        if (pool.BudgetBytes < options.MaximumBatchSize + (2L * pool.ChunkSize))
+        {
+            throw new ArgumentException(
+                $"The buffer pool's budget ({pool.BudgetBytes} bytes) must hold LogOptions.MaximumBatchSize plus two chunks.",
+                nameof(options));
+        }
+
+        storage.CreateDirectory(options.Directory);
+        var directoryLock = storage.LockDirectory(options.Directory);
+        try
+        {
+            var logger = options.LoggerFactory?.CreateLogger<SegmentedLog>();
+            var (segments, tail) = Recover(storage, options, logger);
+            var active = segments[^1];
+            var writer = new LogWriter(storage, options, io, segments, active);
+            if (tail.Length > 0)
+            {
+                var chunk = await pool.RentAsync(cancellationToken).ConfigureAwait(false);
+                writer.InitializeTail(chunk, tail);
+            }
+
+            return new SegmentedLog(storage, options, directoryLock, segments, writer, active.File!.IsDirect);
+        }
+        catch
+        {
+            directoryLock.Dispose();
+            throw;
+        }
+    }
+
+    private static (List<Segment> Segments, byte[] Tail) Recover(IStorage storage, LogOptions options, ILogger? logger)
+    {
+        string dir = options.Directory;
+        var bases = new List<long>();
+        foreach (string name in storage.ListFiles(dir))
+        {
+            if (SegmentNames.TryParse(name, SegmentNames.DataExtension, out long baseOffset))
+            {
+                bases.Add(baseOffset);
+            }
+            else if (!SegmentNames.TryParse(name, SegmentNames.IndexExtension, out _) && !name.StartsWith('.'))
+            {
+                logger?.LogWarning("Ignoring a file that is not part of the log: {File}", name);
+            }
+        }
+
+        bases.Sort();
+        var segments = new List<Segment>();
+        using var scanner = new BatchScanner(options.MaximumBatchSize);
+        long global = 0;
+        for (int i = 0; i < bases.Count; i++)
+        {
+            long baseOffset = bases[i];
+            string path = SegmentNames.DataFile(dir, baseOffset);
+            bool sealedIndex = TryLoadIndex(storage, dir, baseOffset, out var index, out long endOffset, out long size, out long maxTs);
+            if (segments.Count > 0 && baseOffset != segments[^1].EndOffset)
+            {
+                DropUnacknowledgedSuffix(storage, dir, bases, i, segments[^1].EndOffset, logger);
+                break;
+            }
+
+            var segment = new Segment(path, baseOffset, global) { DirectoryEntryDurable = true };
+            if (sealedIndex)
+            {
+                using var file = storage.Open(path, FileCreation.OpenExisting, options.DirectIo);
+                if (file.Length != size)
+                {
+                    throw new LogCorruptedException(path, Math.Min(file.Length, size), $"the sealed segment holds {file.Length} bytes but its index says {size}");
+                }
+
+                segment.Size = size;
+                segment.EndOffset = endOffset;
+                segment.MaxTimestampMs = maxTs;
+                segment.IsSealed = true;
+                CopyIndex(index, segment.Index);
+                segments.Add(segment);
+                global += size;
+                continue;
+            }
+
+            var writable = storage.Open(path, FileCreation.OpenExisting, options.DirectIo);
+            bool truncated = ScanUnsealed(writable, segment, scanner, options, logger);
+            segments.Add(segment);
+            global += segment.Size;
+            if (i < bases.Count - 1 && (truncated || segment.Size == 0))
+            {
+                // Case D: everything after this tail is unacknowledged.
+                DropUnacknowledgedSuffix(storage, dir, bases, i + 1, segment.EndOffset, logger);
+                segment.File = writable;
+                segment.AllocatedEnd = writable.Length;
+                break;
+            }
+
+            if (i < bases.Count - 1)
+            {
+                // A rolled segment whose seal did not finish: trim it now, it is whole.
+                writable.Truncate(segment.Size);
+                writable.Dispose();
+                storage.WriteFileAtomic(SegmentNames.IndexFile(dir, baseOffset), segment.Index.Serialize(baseOffset, segment.EndOffset, segment.Size, segment.MaxTimestampMs));
+                segment.IsSealed = true;
+                continue;
+            }
+
+            segment.File = writable;
+            segment.AllocatedEnd = writable.Length;
+        }
+
+        if (segments.Count == 0 || segments[^1].IsSealed)
+        {
+            long next = segments.Count == 0 ? 0 : segments[^1].EndOffset;
+            string path = SegmentNames.DataFile(dir, next);
+            var segment = new Segment(path, next, global) { File = storage.Open(path, FileCreation.CreateNew, options.DirectIo) };
+            storage.SyncDirectory(dir);
+            segment.DirectoryEntryDurable = true;
+            segments.Add(segment);
+        }
+
+        var active = segments[^1];
+        active.CreatedTimestamp = (options.TimeProvider ?? TimeProvider.System).GetTimestamp();
+        return (segments, ReadTailBlock(active));
+    }
+
+    /// <summary>Case C: scans an unsealed segment; truncates a torn or stale tail. True when it truncated.</summary>
+    private static bool ScanUnsealed(IDirectFile file, Segment segment, BatchScanner scanner, LogOptions options, ILogger? logger)
+    {
+        file.SyncData();
+        long fileLength = file.Length;
+        scanner.Reset(file);
+        long position = 0;
+        long expected = segment.BaseOffset;
+        string stop = "end of file";
+        while (position < fileLength)
+        {
+            var check = scanner.TryRead(position, fileLength, out var header, out _);
+            if (check != BatchCheck.Valid)
+            {
+                stop = check.ToString();
+                break;
+            }
+
+            if (header.BaseOffset != expected || header.RecordCount <= 0 || header.LastOffsetDelta != header.RecordCount - 1)
+            {
+                stop = $"base offset {header.BaseOffset} where {expected} was expected";
+                break;
+            }
+
+            segment.Index.MaybeAdd(header.BaseOffset, position, header.MaxTimestamp);
+            segment.MaxTimestampMs = Math.Max(segment.MaxTimestampMs, header.MaxTimestamp);
+            expected = header.LastOffset + 1;
+            position += header.TotalSize;
+        }
+
+        segment.Size = position;
+        segment.EndOffset = expected;
+        if (fileLength == position)
+        {
+            return false;
+        }
+
+        // Stale or torn bytes beyond the last valid batch: cut them off for good.
+        file.Truncate(position);
+        logger?.LogInformation(
+            "Recovery truncated {File} at byte {Position} (offset {Offset}): {Reason}; {Dropped} bytes beyond were not part of the log",
+            segment.Path, position, expected, stop, fileLength - position);
+        return true;
+    }
+
+    private static void DropUnacknowledgedSuffix(IStorage storage, string dir, List<long> bases, int from, long endOffset, ILogger? logger)
+    {
+        for (int j = from; j < bases.Count; j++)
+        {
+            if (TryLoadIndex(storage, dir, bases[j], out _, out _, out _, out _))
+            {
+                throw new LogCorruptedException(
+                    SegmentNames.DataFile(dir, bases[j]), 0,
+                    $"the log ends at offset {endOffset} before this sealed segment: data in the middle of the log is missing or damaged");
+            }
+        }
+
+        for (int j = bases.Count - 1; j >= from; j--)
+        {
+            storage.DeleteFile(SegmentNames.DataFile(dir, bases[j]));
+            storage.DeleteFile(SegmentNames.IndexFile(dir, bases[j]));
+            logger?.LogInformation("Recovery deleted segment {Base}: it lies beyond the log's recovered end {End}", bases[j], endOffset);
+        }
+
+        storage.SyncDirectory(dir);
+    }
+
+    private static bool TryLoadIndex(IStorage storage, string dir, long baseOffset, out SparseIndex index, out long endOffset, out long size, out long maxTs)
+    {
+        byte[]? bytes = storage.ReadSmallFile(SegmentNames.IndexFile(dir, baseOffset));
+        if (bytes is null)
+        {
+            index = new SparseIndex();
+            endOffset = size = maxTs = 0;
+            return false;
+        }
+
+        return SparseIndex.TryLoad(bytes, baseOffset, out index, out endOffset, out size, out maxTs);
+    }
+
+    private static void CopyIndex(SparseIndex from, SparseIndex to)
+    {
+        foreach (var e in from.Entries)
+        {
+            to.MaybeAdd(e.Offset, e.Position, e.MaxTimestampMs);
+        }
+    }
+
+    /// <summary>Reads [AlignDown(Size), Size) of the active segment: the bytes the next write of that block must keep.</summary>
+    private static byte[] ReadTailBlock(Segment active)
+    {
+        long blockStart = Alignment.AlignDown(active.Size);
+        int length = (int)(active.Size - blockStart);
+        if (length == 0)
+        {
+            return [];
+        }
+
+        return ReadRange(active.File!, blockStart, length);
+    }
+
+    private static unsafe byte[] ReadRange(IDirectFile file, long alignedStart, int length)
+    {
+        int blockLength = (int)Alignment.AlignUp(length);
+        void* buffer = System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)blockLength, Alignment.BlockSize);
+        try
+        {
+            var span = new Span<byte>(buffer, blockLength);
+            int n = file.Read(span, alignedStart);
+            if (n < length)
+            {
+                throw new LogCorruptedException(file.Path, alignedStart + n, "the segment's last block could not be read back");
+            }
+
+            return span[..length].ToArray();
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using AppendLog.Io;
+
+namespace AppendLog.Segments;
+
+/// <summary>
+/// One segment: a data file holding the batches of offsets [<see cref="BaseOffset"/>, <see cref="EndOffset"/>).
+/// The active segment is preallocated ahead of its write head and has a writable handle; a sealed segment is
+/// synced, trimmed to <see cref="Size"/>, indexed and immutable. Fields are guarded by the owning log's lock.
+/// </summary>
+internal sealed class Segment
+{
+    public Segment(string path, long baseOffset, long globalStart)
+    {
+        Path = path;
+        BaseOffset = baseOffset;
+        EndOffset = baseOffset;
+        GlobalStart = globalStart;
+    }
+
+    /// <summary>The data file's path.</summary>
+    public string Path { get; }
+
+    /// <summary>The first offset the segment may hold (its file name).</summary>
+    public long BaseOffset { get; }
+
+    /// <summary>One past the last offset appended to the segment.</summary>
+    public long EndOffset { get; set; }
+
+    /// <summary>
+    /// The segment's first byte in the log's in-memory byte sequence. Watermarks are tracked as positions in that
+    /// sequence (which never resets across segments), so one comparison orders writes in different files.
+    /// </summary>
+    public long GlobalStart { get; set; }
+
+    /// <summary>Logical size in bytes: the end of the last appended batch.</summary>
+    public long Size { get; set; }
+
+    /// <summary>The end of the space reserved (and initialized) ahead of the write head.</summary>
+    public long AllocatedEnd { get; set; }
+
+    /// <summary>The writable handle while the segment is active or awaiting its seal; null once sealed.</summary>
+    public IDirectFile? File { get; set; }
+
+    /// <summary>True once the file's directory entry is durable (fsync of the directory after creation).</summary>
+    public bool DirectoryEntryDurable { get; set; }
+
+    /// <summary>True once sealed: synced, trimmed, indexed, handle closed.</summary>
+    public bool IsSealed { get; set; }
+
+    /// <summary>True once the seal work is queued (so it is queued once).</summary>
+    public bool IsSealing { get; set; }
+
+    /// <summary>When the segment became active (for age-based roll).</summary>
+    public long CreatedTimestamp { get; set; }
+
+    /// <summary>The largest record timestamp in the segment (Unix ms), or -1 when empty.</summary>
+    public long MaxTimestampMs { get; set; } = -1;
+
+    /// <summary>The sparse index of the segment (in memory for the active one; loaded for sealed ones).</summary>
+    public SparseIndex Index { get; } = new();
+
+    /// <summary>One past the last global position of the segment's data.</summary>
+    public long GlobalEnd => GlobalStart + Size;
+}
