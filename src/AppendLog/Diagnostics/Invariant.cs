@@ -24,17 +24,21 @@ internal static class Invariant
         }
     }
 
+    /// <summary>Throws <see cref="AppendLogInvariantException"/> unconditionally.</summary>
+    [DoesNotReturn]
+    public static void Fail(string message) => throw new AppendLogInvariantException(message);
+
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Fail(string message, string? expression) =>
-        throw new AppendLogInvariantException($"Invariant violated: {message} ({expression})");
+        throw new AppendLogInvariantException($"{message} ({expression})");
 }
 
 /// <summary>A broken internal invariant: a bug in AppendLog. The log instance that saw it is faulted.</summary>
 internal sealed class AppendLogInvariantException : Exception
 {
     public AppendLogInvariantException(string message)
-        : base(message)
+        : base("AppendLog invariant violated (this is a bug in AppendLog): " + message)
     {
     }
 }
