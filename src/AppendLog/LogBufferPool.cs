@@ -153,9 +153,9 @@ public sealed class LogBufferPool : IDisposable
             while (_waiters.First is { } first)
             {
                 _waiters.RemoveFirst();
-                if (first.TryClaim())
+                if (first.Value.TryClaim())
                 {
-                    handedTo = first;
+                    handedTo = first.Value;
                     chunk.IsRented = true;
                     _rentedBytes += chunk.Size;
                     break;

@@ -104,7 +104,7 @@ public sealed partial class SegmentedLog
     public bool TryAppendBatch(ReadOnlySpan<AppendRecord> records, out long firstOffset)
     {
         ThrowIfDisposed();
-        var (batch, timestamp) = Encode(records, leaderEpoch: 0);
+        var batch = Encode(records, leaderEpoch: 0, out long timestamp);
         var status = _writer.TryAppend(batch, records.Length, timestamp, wantWaiter: false, default, out firstOffset, out _);
         return status == AppendStatus.Accepted;
     }
@@ -139,7 +139,7 @@ public sealed partial class SegmentedLog
     private ValueTask<long> AppendCore(ReadOnlySpan<AppendRecord> records, int leaderEpoch, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        var (batch, timestamp) = Encode(records, leaderEpoch);
+        var batch = Encode(records, leaderEpoch, out long timestamp);
         var status = _writer.TryAppend(batch, records.Length, timestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
         if (status == AppendStatus.Accepted)
         {
@@ -173,7 +173,7 @@ public sealed partial class SegmentedLog
     }
 
     /// <summary>Encodes into the thread's scratch buffer; the base offset is patched when the log assigns it.</summary>
-    private (Span<byte> Batch, long TimestampMs) Encode(ReadOnlySpan<AppendRecord> records, int leaderEpoch)
+    private Span<byte> Encode(ReadOnlySpan<AppendRecord> records, int leaderEpoch, out long timestamp)
     {
         if (records.IsEmpty)
         {
@@ -194,8 +194,8 @@ public sealed partial class SegmentedLog
             scratch = t_scratch = new byte[Math.Max(size, 64 * 1024)];
         }
 
-        long timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds();
         int length = RecordBatchEncoder.Encode(scratch, records, timestamp, leaderEpoch);
-        return (scratch.AsSpan(0, length), timestamp);
+        return scratch.AsSpan(0, length);
     }
 }

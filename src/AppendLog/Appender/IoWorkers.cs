@@ -18,7 +18,7 @@ internal interface IIoWork
 /// </summary>
 internal sealed class IoWorkers
 {
-    private readonly Lock _lock = new();
+    private readonly object _lock = new(); // Monitor.Wait/Pulse need a plain object
     private readonly Queue<IIoWork> _queue = new();
     private int _idle;
 

@@ -124,6 +124,11 @@ internal sealed partial class LogWriter
         long end = Math.Max(start + _allocationStep, Alignment.AlignUp(neededEnd));
         end = Math.Min(end, Alignment.AlignUp(_options.SegmentSize));
         end = Math.Max(end, Alignment.AlignUp(neededEnd));
+        if (end <= start)
+        {
+            return; // the segment is reserved up to its maximum size already
+        }
+
         _allocation = new AllocationWork(this, _active, start, end - start);
         _io.Post(_allocation);
     }
