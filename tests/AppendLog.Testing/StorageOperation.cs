@@ -1,0 +1,23 @@
+namespace AppendLog.Testing;
+
+/// <summary>The simulated operations a fault can be injected into.</summary>
+internal enum StorageOperation
+{
+    /// <summary><c>IDirectFile.Write</c>.</summary>
+    Write,
+
+    /// <summary><c>IDirectFile.Read</c>.</summary>
+    Read,
+
+    /// <summary><c>IDirectFile.SyncData</c>.</summary>
+    SyncData,
+
+    /// <summary><c>IDirectFile.Allocate</c>.</summary>
+    Allocate,
+
+    /// <summary><c>IDirectFile.Truncate</c>.</summary>
+    Truncate,
+
+    /// <summary><c>IStorage.SyncDirectory</c>.</summary>
+    SyncDirectory,
+}
