@@ -253,6 +253,39 @@ public sealed class LinuxStorageDirectoryTests
     }
 
     [Test]
+    public void DirectRead_OverAnUnalignedEndOfFile_ReturnsTheShortCount()
+    {
+        Assume.That(_storage.GetDirectIoSupport(_dir.Path).SupportsDirectIo, "no O_DIRECT here");
+        string path = _dir.File("a.log");
+        byte[] content = new byte[5000];
+        new Random(Seeds.Get()).NextBytes(content);
+        File.WriteAllBytes(path, content);
+        using IDirectFile file = _storage.Open(path, FileCreation.OpenExisting, DirectIoMode.Required);
+        using var buffer = new AlignedBuffer(2 * Block);
+
+        // The kernel returns 5000 bytes; asking again at position 5000 would be a misaligned O_DIRECT read.
+        int count = file.Read(buffer.Span, 0);
+
+        Assert.That(count, Is.EqualTo(5000));
+        Assert.That(buffer.Span[..5000].SequenceEqual(content), Is.True);
+    }
+
+    [Test]
+    public void WriteToAFullDevice_SurfacesEnospcAsADiskFullStorageException()
+    {
+        // /dev/full answers every write with ENOSPC: the real kernel path through RandomAccess and our wrapping.
+        Assume.That(File.Exists("/dev/full"), "no /dev/full");
+        using IDirectFile file = _storage.Open("/dev/full", FileCreation.OpenExisting, DirectIoMode.Disabled);
+
+        var ex = Assert.Throws<StorageIOException>(() => file.Write(new byte[Block], 0));
+
+        Assert.That(ex!.Errno, Is.EqualTo(Errno.ENOSPC));
+        Assert.That(ex.IsDiskFull, Is.True);
+        Assert.That(ex.Operation, Is.EqualTo("pwrite"));
+        Assert.That(ex.InnerException, Is.InstanceOf<IOException>());
+    }
+
+    [Test]
     public void LockDirectory_Twice_ThrowsLogLocked_AndReleaseAllowsRelocking()
     {
         var other = new LinuxStorage();
