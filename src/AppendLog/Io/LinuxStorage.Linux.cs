@@ -120,15 +120,23 @@ internal sealed partial class LinuxStorage
             LibC.ThrowLastError("open", temp);
         }
 
-        using (var file = new DirectFile(fd, temp, isDirect: false))
+        try
         {
-            file.Write(contents, 0);
-            file.SyncData(); // the contents must be durable before the rename can expose them
-        }
+            using (var file = new DirectFile(fd, temp, isDirect: false))
+            {
+                file.Write(contents, 0);
+                file.SyncData(); // the contents must be durable before the rename can expose them
+            }
 
-        if (LibC.Rename(temp, path) != 0)
+            if (LibC.Rename(temp, path) != 0)
+            {
+                LibC.ThrowLastError("rename", temp);
+            }
+        }
+        catch (IOException)
         {
-            LibC.ThrowLastError("rename", temp);
+            _ = LibC.Unlink(temp); // best effort: the old file is untouched, do not leave a half-written temp
+            throw;
         }
 
         SyncDirectoryLinux(DirectoryOf(path)); // and the rename itself durable before we return

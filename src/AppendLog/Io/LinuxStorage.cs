@@ -34,12 +34,8 @@ internal sealed partial class LinuxStorage : IStorage
     [SupportedOSPlatformGuard("linux")]
     private static bool IsNativeLinux => OperatingSystem.IsLinux() && LibC.IsSupported;
 
-    /// <summary>
-    /// The O_DIRECT support of <paramref name="directory"/>, probed on first use and cached for the lifetime of
-    /// this instance (one probe per directory, not per file).
-    /// </summary>
-    /// <param name="directory">An existing directory.</param>
-    /// <returns>What the directory's file system supports.</returns>
+    /// <inheritdoc/>
+    /// <remarks>Cached for the lifetime of this instance: one probe per directory, not per file.</remarks>
     public DirectIoSupport GetDirectIoSupport(string directory)
     {
         string full = System.IO.Path.GetFullPath(directory);

@@ -374,6 +374,21 @@ public sealed class SimulatedStorageTests
     }
 
     [Test]
+    public void GetDirectIoSupport_ReportsTheConfiguredFileSystem()
+    {
+        var storage = new SimulatedStorage(1, supportsDirectIo: false) { IsTmpfs = true };
+        storage.CreateDirectory(Dir);
+
+        DirectIoSupport support = storage.GetDirectIoSupport(Dir);
+
+        Assert.That(support.SupportsDirectIo, Is.False);
+        Assert.That(support.IsTmpfs, Is.True);
+        Assert.That(support.Reason, Does.Contain("EINVAL"));
+        Assert.That(storage.ListFiles(Dir), Is.Empty, "no probe file is left behind");
+        Assert.That(NewStorage(1).GetDirectIoSupport(Dir).SupportsDirectIo, Is.True);
+    }
+
+    [Test]
     public void MisalignedDirectWrite_IsCaughtByTheSanitizer_AndRefusedByTheSimulatedKernel()
     {
         var storage = NewStorage(Seeds.Get());
