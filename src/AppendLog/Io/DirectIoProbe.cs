@@ -39,9 +39,13 @@ internal static class DirectIoProbe
             errno = TryNamedFile(directory);
         }
 
-        return errno == Errno.None
-            ? new DirectIoSupport(true, isTmpfs, null)
-            : new DirectIoSupport(false, isTmpfs, $"{errno} ({(int)errno})");
+        // Only EINVAL says "this file system refuses O_DIRECT"; any other error says nothing about it.
+        return errno switch
+        {
+            Errno.None => new DirectIoSupport(true, isTmpfs, null),
+            Errno.EINVAL => new DirectIoSupport(false, isTmpfs, $"{errno} ({(int)errno})"),
+            _ => new DirectIoSupport(false, isTmpfs, $"{errno} ({(int)errno})", IsConclusive: false),
+        };
     }
 
     private static Errno TryTmpfile(string directory)

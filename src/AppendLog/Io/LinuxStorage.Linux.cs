@@ -21,7 +21,7 @@ internal sealed partial class LinuxStorage
         {
             DirectIoMode.Disabled => false,
             DirectIoMode.Required => true,
-            DirectIoMode.Preferred => GetDirectIoSupport(DirectoryOf(path)).SupportsDirectIo,
+            DirectIoMode.Preferred => PreferDirect(path),
             _ => throw new ArgumentOutOfRangeException(nameof(ioMode)),
         };
 
@@ -60,6 +60,14 @@ internal sealed partial class LinuxStorage
         }
 
         return new DirectFile(bufferedFd, path, isDirect: false);
+    }
+
+    /// <summary>Preferred mode tries O_DIRECT unless the probe said for sure that the file system refuses it.</summary>
+    [SupportedOSPlatform("linux")]
+    private bool PreferDirect(string path)
+    {
+        DirectIoSupport support = GetDirectIoSupport(DirectoryOf(path));
+        return support.SupportsDirectIo || !support.IsConclusive;
     }
 
     [SupportedOSPlatform("linux")]

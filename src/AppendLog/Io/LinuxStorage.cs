@@ -35,10 +35,12 @@ internal sealed partial class LinuxStorage : IStorage
     private static bool IsNativeLinux => OperatingSystem.IsLinux() && LibC.IsSupported;
 
     /// <inheritdoc/>
-    /// <remarks>Cached for the lifetime of this instance: one probe per directory, not per file.</remarks>
+    /// <remarks>
+    /// A conclusive answer is cached for the lifetime of this instance: one probe per directory, not per file.
+    /// </remarks>
     public DirectIoSupport GetDirectIoSupport(string directory)
     {
-        string full = System.IO.Path.GetFullPath(directory);
+        string full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(directory));
         if (!IsNativeLinux)
         {
             return new DirectIoSupport(false, false, "not Linux on x86_64 or arm64");
@@ -50,7 +52,8 @@ internal sealed partial class LinuxStorage : IStorage
         }
 
         // Two racing callers may both probe; the first result stored wins and both results agree anyway.
-        return _probes.GetOrAdd(full, DirectIoProbe.Probe(full));
+        DirectIoSupport probed = DirectIoProbe.Probe(full);
+        return probed.IsConclusive ? _probes.GetOrAdd(full, probed) : probed;
     }
 
     /// <inheritdoc/>

@@ -207,6 +207,22 @@ public sealed class LinuxStorageDirectoryTests
     }
 
     [Test]
+    public void Probe_OfAMissingDirectory_IsInconclusiveAndNotCached()
+    {
+        string later = Path.Combine(_dir.Path, "later");
+
+        DirectIoSupport missing = _storage.GetDirectIoSupport(later);
+        Directory.CreateDirectory(later);
+        DirectIoSupport present = _storage.GetDirectIoSupport(later + "/");
+
+        Assert.That(missing.IsConclusive, Is.False);
+        Assert.That(missing.SupportsDirectIo, Is.False);
+        Assert.That(missing.Reason, Does.Contain("ENOENT"));
+        Assert.That(present.IsConclusive, Is.True);
+        Assert.That(present, Is.EqualTo(_storage.GetDirectIoSupport(_dir.Path)), "same file system, same answer");
+    }
+
+    [Test]
     public void Probe_LeavesNoFileBehind()
     {
         _ = _storage.GetDirectIoSupport(_dir.Path);
