@@ -316,6 +316,28 @@ public sealed class LinuxStorageDirectoryTests
     }
 
     [Test]
+    public void LockDirectory_IsSeenByAnotherProcess()
+    {
+        Assume.That(File.Exists("/usr/bin/flock"), "util-linux flock(1) is not installed");
+        using IDisposable held = _storage.LockDirectory(_dir.Path);
+
+        // flock(1) -n exits with 1 when the lock is held elsewhere, 0 when it got it.
+        int whileHeld = RunFlock(Path.Combine(_dir.Path, LinuxStorage.LockFileName));
+        held.Dispose();
+        int afterRelease = RunFlock(Path.Combine(_dir.Path, LinuxStorage.LockFileName));
+
+        Assert.That(whileHeld, Is.EqualTo(1));
+        Assert.That(afterRelease, Is.Zero);
+    }
+
+    private static int RunFlock(string lockPath)
+    {
+        using var process = System.Diagnostics.Process.Start("/usr/bin/flock", ["-n", "-E", "1", lockPath, "true"]);
+        process.WaitForExit();
+        return process.ExitCode;
+    }
+
+    [Test]
     public void WriteFileAtomic_ReplacesTheContentAndLeavesNoTempFile()
     {
         string path = _dir.File("meta");
