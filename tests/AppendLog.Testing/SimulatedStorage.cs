@@ -80,6 +80,10 @@ internal sealed class SimulatedStorage : IStorage
     /// <summary>Whether opens with O_DIRECT succeed.</summary>
     public bool SupportsDirectIo { get; }
 
+    /// <summary>What <see cref="GetDirectIoSupport"/> reports as <see cref="DirectIoSupport.IsTmpfs"/>, so tests can
+    /// check that the log warns about tmpfs. It changes nothing else: the simulator never loses data on reboot.</summary>
+    public bool IsTmpfs { get; init; }
+
     /// <summary>
     /// While true, allocations and writes that would grow a file fail with ENOSPC; writes inside a file's current
     /// size still succeed. Set it back to false to "free space". Survives <see cref="Crash"/>.
@@ -204,7 +208,7 @@ internal sealed class SimulatedStorage : IStorage
                 }
             }
 
-            var next = new SimulatedStorage(seed, SupportsDirectIo) { DiskFull = DiskFull };
+            var next = new SimulatedStorage(seed, SupportsDirectIo) { DiskFull = DiskFull, IsTmpfs = IsTmpfs };
             next._directories.UnionWith(_directories);
             var crashed = new Dictionary<SimulatedInode, SimulatedInode>(ReferenceEqualityComparer.Instance);
             foreach ((string name, SimulatedInode inode) in names.OrderBy(static p => p.Key, StringComparer.Ordinal))
@@ -261,6 +265,23 @@ internal sealed class SimulatedStorage : IStorage
             }
 
             return new SanitizingFile(new SimulatedFile(this, inode, full, direct));
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Answers from <see cref="SupportsDirectIo"/> and <see cref="IsTmpfs"/>; no probe file is created.</remarks>
+    public DirectIoSupport GetDirectIoSupport(string directory)
+    {
+        string full = Normalize(directory);
+        lock (_lock)
+        {
+            ThrowIfCrashed(full);
+            if (!_directories.Contains(full))
+            {
+                throw new DirectoryNotFoundException($"Simulated directory '{full}' does not exist.");
+            }
+
+            return new DirectIoSupport(SupportsDirectIo, IsTmpfs, SupportsDirectIo ? null : "EINVAL (22) (simulated)");
         }
     }
 

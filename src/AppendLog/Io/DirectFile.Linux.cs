@@ -65,20 +65,21 @@ internal sealed class DirectFile : IDirectFile
     /// <inheritdoc/>
     public int Read(Span<byte> buffer, long position)
     {
-        // pread returns short counts only at end of file for regular files, but loop anyway: the contract
-        // says "less than requested only at end of file".
+        // pread on a regular file returns a short count only at end of file; the loop covers anything else the
+        // contract ("less than requested only at end of file") might meet. It stops at a short count that is not
+        // block-aligned: under O_DIRECT that is the end of file (for example 5000 of 8192 bytes), and asking again
+        // at position 5000 would be a misaligned transfer whose answer (0 or EINVAL) varies by file system.
         int total = 0;
         try
         {
             while (total < buffer.Length)
             {
                 int read = RandomAccess.Read(_handle, buffer[total..], position + total);
-                if (read == 0)
+                total += read;
+                if (read == 0 || (IsDirect && total % IoConstants.BlockSize != 0))
                 {
                     break;
                 }
-
-                total += read;
             }
         }
         catch (IOException ex) when (ex is not StorageIOException)

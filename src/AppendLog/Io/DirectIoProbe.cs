@@ -4,12 +4,6 @@ using AppendLog.Io.Interop;
 
 namespace AppendLog.Io;
 
-/// <summary>What a directory's file system offers, as found by <see cref="DirectIoProbe.Probe"/>.</summary>
-/// <param name="SupportsDirectIo">An O_DIRECT open and one aligned 4 KiB O_DIRECT write succeeded.</param>
-/// <param name="IsTmpfs">The directory is on tmpfs: nothing there survives a reboot, whatever the mode.</param>
-/// <param name="Reason">Why direct I/O is not available (the errno or the architecture), or null.</param>
-internal readonly record struct DirectIoSupport(bool SupportsDirectIo, bool IsTmpfs, string? Reason);
-
 /// <summary>
 /// Probes a directory once for O_DIRECT support. Opening with O_DIRECT is not proof: some file systems accept
 /// the flag and refuse the transfer, so the probe also writes one aligned block.
@@ -45,9 +39,13 @@ internal static class DirectIoProbe
             errno = TryNamedFile(directory);
         }
 
-        return errno == Errno.None
-            ? new DirectIoSupport(true, isTmpfs, null)
-            : new DirectIoSupport(false, isTmpfs, $"{errno} ({(int)errno})");
+        // Only EINVAL says "this file system refuses O_DIRECT"; any other error says nothing about it.
+        return errno switch
+        {
+            Errno.None => new DirectIoSupport(true, isTmpfs, null),
+            Errno.EINVAL => new DirectIoSupport(false, isTmpfs, $"{errno} ({(int)errno})"),
+            _ => new DirectIoSupport(false, isTmpfs, $"{errno} ({(int)errno})", IsConclusive: false),
+        };
     }
 
     private static Errno TryTmpfile(string directory)

@@ -15,6 +15,14 @@ internal interface IStorage
     /// <exception cref="IOException">Any other failure, with the errno in the message.</exception>
     IDirectFile Open(string path, FileCreation mode, DirectIoMode ioMode);
 
+    /// <summary>
+    /// What <paramref name="directory"/>'s file system offers: whether O_DIRECT works there and whether it is
+    /// tmpfs. Probed once per directory and cached. The log reads it when it opens a directory, to report the mode
+    /// it will obtain (property, log line, metric) and to warn about tmpfs, before any segment is opened.
+    /// </summary>
+    /// <param name="directory">An existing directory.</param>
+    DirectIoSupport GetDirectIoSupport(string directory);
+
     /// <summary>True when the file exists.</summary>
     bool FileExists(string path);
 

@@ -21,7 +21,7 @@ internal sealed partial class LinuxStorage
         {
             DirectIoMode.Disabled => false,
             DirectIoMode.Required => true,
-            DirectIoMode.Preferred => GetDirectIoSupport(DirectoryOf(path)).SupportsDirectIo,
+            DirectIoMode.Preferred => PreferDirect(path),
             _ => throw new ArgumentOutOfRangeException(nameof(ioMode)),
         };
 
@@ -60,6 +60,14 @@ internal sealed partial class LinuxStorage
         }
 
         return new DirectFile(bufferedFd, path, isDirect: false);
+    }
+
+    /// <summary>Preferred mode tries O_DIRECT unless the probe said for sure that the file system refuses it.</summary>
+    [SupportedOSPlatform("linux")]
+    private bool PreferDirect(string path)
+    {
+        DirectIoSupport support = GetDirectIoSupport(DirectoryOf(path));
+        return support.SupportsDirectIo || !support.IsConclusive;
     }
 
     [SupportedOSPlatform("linux")]
@@ -120,15 +128,23 @@ internal sealed partial class LinuxStorage
             LibC.ThrowLastError("open", temp);
         }
 
-        using (var file = new DirectFile(fd, temp, isDirect: false))
+        try
         {
-            file.Write(contents, 0);
-            file.SyncData(); // the contents must be durable before the rename can expose them
-        }
+            using (var file = new DirectFile(fd, temp, isDirect: false))
+            {
+                file.Write(contents, 0);
+                file.SyncData(); // the contents must be durable before the rename can expose them
+            }
 
-        if (LibC.Rename(temp, path) != 0)
+            if (LibC.Rename(temp, path) != 0)
+            {
+                LibC.ThrowLastError("rename", temp);
+            }
+        }
+        catch (IOException)
         {
-            LibC.ThrowLastError("rename", temp);
+            _ = LibC.Unlink(temp); // best effort: the old file is untouched, do not leave a half-written temp
+            throw;
         }
 
         SyncDirectoryLinux(DirectoryOf(path)); // and the rename itself durable before we return

@@ -34,15 +34,13 @@ internal sealed partial class LinuxStorage : IStorage
     [SupportedOSPlatformGuard("linux")]
     private static bool IsNativeLinux => OperatingSystem.IsLinux() && LibC.IsSupported;
 
-    /// <summary>
-    /// The O_DIRECT support of <paramref name="directory"/>, probed on first use and cached for the lifetime of
-    /// this instance (one probe per directory, not per file).
-    /// </summary>
-    /// <param name="directory">An existing directory.</param>
-    /// <returns>What the directory's file system supports.</returns>
+    /// <inheritdoc/>
+    /// <remarks>
+    /// A conclusive answer is cached for the lifetime of this instance: one probe per directory, not per file.
+    /// </remarks>
     public DirectIoSupport GetDirectIoSupport(string directory)
     {
-        string full = System.IO.Path.GetFullPath(directory);
+        string full = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(directory));
         if (!IsNativeLinux)
         {
             return new DirectIoSupport(false, false, "not Linux on x86_64 or arm64");
@@ -54,7 +52,8 @@ internal sealed partial class LinuxStorage : IStorage
         }
 
         // Two racing callers may both probe; the first result stored wins and both results agree anyway.
-        return _probes.GetOrAdd(full, DirectIoProbe.Probe(full));
+        DirectIoSupport probed = DirectIoProbe.Probe(full);
+        return probed.IsConclusive ? _probes.GetOrAdd(full, probed) : probed;
     }
 
     /// <inheritdoc/>

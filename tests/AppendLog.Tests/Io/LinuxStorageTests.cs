@@ -207,6 +207,22 @@ public sealed class LinuxStorageDirectoryTests
     }
 
     [Test]
+    public void Probe_OfAMissingDirectory_IsInconclusiveAndNotCached()
+    {
+        string later = Path.Combine(_dir.Path, "later");
+
+        DirectIoSupport missing = _storage.GetDirectIoSupport(later);
+        Directory.CreateDirectory(later);
+        DirectIoSupport present = _storage.GetDirectIoSupport(later + "/");
+
+        Assert.That(missing.IsConclusive, Is.False);
+        Assert.That(missing.SupportsDirectIo, Is.False);
+        Assert.That(missing.Reason, Does.Contain("ENOENT"));
+        Assert.That(present.IsConclusive, Is.True);
+        Assert.That(present, Is.EqualTo(_storage.GetDirectIoSupport(_dir.Path)), "same file system, same answer");
+    }
+
+    [Test]
     public void Probe_LeavesNoFileBehind()
     {
         _ = _storage.GetDirectIoSupport(_dir.Path);
@@ -253,6 +269,39 @@ public sealed class LinuxStorageDirectoryTests
     }
 
     [Test]
+    public void DirectRead_OverAnUnalignedEndOfFile_ReturnsTheShortCount()
+    {
+        Assume.That(_storage.GetDirectIoSupport(_dir.Path).SupportsDirectIo, "no O_DIRECT here");
+        string path = _dir.File("a.log");
+        byte[] content = new byte[5000];
+        new Random(Seeds.Get()).NextBytes(content);
+        File.WriteAllBytes(path, content);
+        using IDirectFile file = _storage.Open(path, FileCreation.OpenExisting, DirectIoMode.Required);
+        using var buffer = new AlignedBuffer(2 * Block);
+
+        // The kernel returns 5000 bytes; asking again at position 5000 would be a misaligned O_DIRECT read.
+        int count = file.Read(buffer.Span, 0);
+
+        Assert.That(count, Is.EqualTo(5000));
+        Assert.That(buffer.Span[..5000].SequenceEqual(content), Is.True);
+    }
+
+    [Test]
+    public void WriteToAFullDevice_SurfacesEnospcAsADiskFullStorageException()
+    {
+        // /dev/full answers every write with ENOSPC: the real kernel path through RandomAccess and our wrapping.
+        Assume.That(File.Exists("/dev/full"), "no /dev/full");
+        using IDirectFile file = _storage.Open("/dev/full", FileCreation.OpenExisting, DirectIoMode.Disabled);
+
+        var ex = Assert.Throws<StorageIOException>(() => file.Write(new byte[Block], 0));
+
+        Assert.That(ex!.Errno, Is.EqualTo(Errno.ENOSPC));
+        Assert.That(ex.IsDiskFull, Is.True);
+        Assert.That(ex.Operation, Is.EqualTo("pwrite"));
+        Assert.That(ex.InnerException, Is.InstanceOf<IOException>());
+    }
+
+    [Test]
     public void LockDirectory_Twice_ThrowsLogLocked_AndReleaseAllowsRelocking()
     {
         var other = new LinuxStorage();
@@ -264,6 +313,28 @@ public sealed class LinuxStorageDirectoryTests
         first.Dispose();
         using IDisposable again = other.LockDirectory(_dir.Path);
         Assert.That(File.Exists(Path.Combine(_dir.Path, LinuxStorage.LockFileName)), Is.True);
+    }
+
+    [Test]
+    public void LockDirectory_IsSeenByAnotherProcess()
+    {
+        Assume.That(File.Exists("/usr/bin/flock"), "util-linux flock(1) is not installed");
+        using IDisposable held = _storage.LockDirectory(_dir.Path);
+
+        // flock(1) -n exits with 1 when the lock is held elsewhere, 0 when it got it.
+        int whileHeld = RunFlock(Path.Combine(_dir.Path, LinuxStorage.LockFileName));
+        held.Dispose();
+        int afterRelease = RunFlock(Path.Combine(_dir.Path, LinuxStorage.LockFileName));
+
+        Assert.That(whileHeld, Is.EqualTo(1));
+        Assert.That(afterRelease, Is.Zero);
+    }
+
+    private static int RunFlock(string lockPath)
+    {
+        using var process = System.Diagnostics.Process.Start("/usr/bin/flock", ["-n", "-E", "1", lockPath, "true"]);
+        process.WaitForExit();
+        return process.ExitCode;
     }
 
     [Test]
