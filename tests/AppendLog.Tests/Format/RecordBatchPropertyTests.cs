@@ -79,8 +79,9 @@ public sealed class RecordBatchPropertyTests
         {
             // baseOffset and partitionLeaderEpoch are outside the CRC, as in Kafka (so offsets can be assigned
             // after encoding). Check cannot see this flip and must say Valid; the log detects a damaged base
-            // offset because it must equal the offset expected next, and Raft detects a damaged epoch by the
-            // log-matching check. The header shows the damaged value so those checks can see it.
+            // offset because it must equal the offset expected next. A damaged epoch is not detected by the
+            // batch at all (as in Kafka); users of the stored term must cross-check it against a checksummed
+            // term history. The header shows the damaged value so those checks can see it.
             Assert.That(check, Is.EqualTo(BatchCheck.Valid), where);
             Assert.That(flipped.AsSpan(0, 16).SequenceEqual(data.AsSpan(0, 16)), Is.False);
         }
