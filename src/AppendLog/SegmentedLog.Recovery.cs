@@ -65,6 +65,8 @@ public sealed partial class SegmentedLog
                 writer.InitializeTail(chunk, tail);
             }
 
+            await writer.StartInitialAllocation().WaitAsync(cancellationToken).ConfigureAwait(false);
+
             return new SegmentedLog(storage, options, directoryLock, segments, writer, active.File!.IsDirect);
         }
         catch

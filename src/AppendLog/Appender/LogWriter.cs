@@ -194,6 +194,16 @@ internal sealed partial class LogWriter
         return AppendStatus.Accepted;
     }
 
+    /// <summary>Reserves the first step of space ahead of the head (at open), so the first appends need not wait.</summary>
+    public Task StartInitialAllocation()
+    {
+        lock (_lock)
+        {
+            MaybePreallocateUnsynchronized();
+            return _allocation?.Completion.Task ?? Task.CompletedTask;
+        }
+    }
+
     /// <summary>Takes a chunk rented while waiting (backpressure) as a spare for the next attempt.</summary>
     public void AddSpare(AlignedChunk chunk)
     {

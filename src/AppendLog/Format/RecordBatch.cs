@@ -30,7 +30,9 @@ namespace AppendLog.Format;
 /// Because baseOffset and partitionLeaderEpoch sit outside the CRC, a bit flip there is not caught by the
 /// checksum. The log catches a damaged baseOffset by requiring every batch it reads to start at the offset
 /// it expects next (ARCHITECTURE §3, "a batch is valid only if its CRC matches and its base offset is the
-/// one expected next"); a damaged epoch is caught by Raft's log-matching check against the leader.
+/// one expected next"). Nothing in the batch detects a damaged epoch (Kafka has the same gap, and keeps
+/// leader epochs in a separate checkpoint file): whoever relies on the stored term, such as Raft's
+/// last-log-term in elections, must cross-check it against a checksummed record of term start offsets.
 /// </para>
 /// </remarks>
 internal static class RecordBatch

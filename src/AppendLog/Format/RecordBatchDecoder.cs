@@ -11,7 +11,8 @@ namespace AppendLog.Format;
 /// <see cref="DecompressRecords"/> then <see cref="GetDecompressedRecords"/> (LZ4).</para>
 /// <para>What <see cref="Check"/> does <em>not</em> cover, and who does: baseOffset and
 /// partitionLeaderEpoch lie outside the CRC (see <see cref="RecordBatch"/>). The log checks that the base
-/// offset equals the offset it expects next; Raft checks the term.</para>
+/// offset equals the offset it expects next; the epoch (Raft term) is not protected by the batch at all,
+/// so its users must cross-check it (see <see cref="RecordBatch"/>).</para>
 /// </remarks>
 internal static class RecordBatchDecoder
 {
