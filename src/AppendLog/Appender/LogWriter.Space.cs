@@ -120,7 +120,11 @@ internal sealed partial class LogWriter
         }
 
         _lastAllocationTimestamp = now;
-        long start = _active.AllocatedEnd;
+
+        // Reserve from the next block boundary: after recovery the file may end mid-block (at the logical end), and
+        // that block holds data; the chunk that owns it writes the rest of it (zeros past the data).
+        // Example: AllocatedEnd 10,000 → start 12,288.
+        long start = Alignment.AlignUp(_active.AllocatedEnd);
         long end = Math.Max(start + _allocationStep, Alignment.AlignUp(neededEnd));
         end = Math.Min(end, Alignment.AlignUp(_options.SegmentSize));
         end = Math.Max(end, Alignment.AlignUp(neededEnd));

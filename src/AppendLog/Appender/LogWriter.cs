@@ -189,6 +189,15 @@ internal sealed partial class LogWriter
 
             MaybePreallocateUnsynchronized();
             NotePendingUnsynchronized();
+            if (_spare.Count > 0 && _pool.WaitingRenters > 0)
+            {
+                // Appenders under backpressure each bring one chunk and may need fewer: surplus spares go back to
+                // the pool's queue (first come, first served) instead of idling here while others wait for buffers.
+                while (_spare.TryPop(out var surplus))
+                {
+                    _pool.Return(surplus);
+                }
+            }
         }
 
         return AppendStatus.Accepted;
