@@ -41,6 +41,7 @@ internal sealed class FasterLogEngine : IEngine
     private volatile bool _stopping;
     private long _commitCalls;
     private long _watchdogKicks;
+    private long _watchdogReadsPending;
 
     public FasterLogEngine(string directory, FasterCommitDriver driver, bool preallocateFile)
     {
@@ -71,6 +72,7 @@ internal sealed class FasterLogEngine : IEngine
     {
         ["commitCalls"] = Interlocked.Read(ref _commitCalls),
         ["watchdogKicks"] = Interlocked.Read(ref _watchdogKicks),
+        ["watchdogReadsPending"] = Interlocked.Read(ref _watchdogReadsPending),
     };
 
     public ValueTask AppendAsync(ReadOnlyMemory<byte> payload)
@@ -126,10 +128,15 @@ internal sealed class FasterLogEngine : IEngine
             ValueTask<(byte[], int)> read = _log.ReadAsync(long.MaxValue);
             if (!read.IsCompleted)
             {
+                Interlocked.Increment(ref _watchdogReadsPending);
                 // Observe whatever it ends with; the epoch side effect is all that is wanted.
                 _ = read.AsTask().ContinueWith(
-                    static t => _ = t.Exception, CancellationToken.None,
-                    TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                    t =>
+                    {
+                        Interlocked.Decrement(ref _watchdogReadsPending);
+                        _ = t.Exception;
+                    },
+                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
             else if (read.IsFaulted)
             {
