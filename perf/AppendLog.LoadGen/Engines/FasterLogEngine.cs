@@ -84,7 +84,12 @@ internal sealed class FasterLogEngine : IEngine
         {
             _appended.Set();
         }
-        return committed.IsCompletedSuccessfully ? ValueTask.CompletedTask : AwaitCommitAsync(committed);
+        if (committed.IsCompletedSuccessfully)
+        {
+            _ = committed.Result; // a ValueTask is consumed exactly once, even when already complete
+            return ValueTask.CompletedTask;
+        }
+        return AwaitCommitAsync(committed);
     }
 
     private static async ValueTask AwaitCommitAsync(ValueTask<long> committed) => await committed;
