@@ -37,22 +37,42 @@ internal static class ProcessMeter
     /// <summary>VmHWM from /proc/self/status in bytes, or <see cref="Process.PeakWorkingSet64"/> elsewhere.</summary>
     public static long PeakRssBytes()
     {
+        if (TryReadStatusKib("VmHWM:") is long kib)
+        {
+            return kib * 1024;
+        }
+        using var process = Process.GetCurrentProcess();
+        return process.PeakWorkingSet64;
+    }
+
+    /// <summary>VmRSS from /proc/self/status in bytes, or <see cref="Process.WorkingSet64"/> elsewhere.</summary>
+    public static long RssBytes()
+    {
+        if (TryReadStatusKib("VmRSS:") is long kib)
+        {
+            return kib * 1024;
+        }
+        using var process = Process.GetCurrentProcess();
+        return process.WorkingSet64;
+    }
+
+    private static long? TryReadStatusKib(string key)
+    {
         try
         {
             foreach (string line in File.ReadLines("/proc/self/status"))
             {
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                if (line.StartsWith(key, StringComparison.Ordinal))
                 {
                     // "VmHWM:	  123456 kB"
-                    string kib = line["VmHWM:".Length..].Trim().Split(' ')[0];
-                    return long.Parse(kib, CultureInfo.InvariantCulture) * 1024;
+                    string kib = line[key.Length..].Trim().Split(' ')[0];
+                    return long.Parse(kib, CultureInfo.InvariantCulture);
                 }
             }
         }
         catch (IOException)
         {
         }
-        using var process = Process.GetCurrentProcess();
-        return process.PeakWorkingSet64;
+        return null;
     }
 }

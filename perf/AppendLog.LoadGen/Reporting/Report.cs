@@ -49,7 +49,9 @@ internal sealed class Report(
             $"{options.Rounds} round(s) per engine, engines alternated round-robin; each row is the engine's " +
             "median round (open loop: by p99; closed loop: by records/s). MB = 10^6 bytes. Latency in open loop " +
             "is durable ack − intended send time (coordinated omission corrected); in closed loop ack − send. " +
-            "CPU s = process CPU time in the measured window (all threads, harness included).").AppendLine();
+            "CPU s = process CPU time in the measured window (all threads, harness included). Peak RSS is the " +
+            "process's peak during the run; (+run) is that peak minus the RSS at the run's start, after a full " +
+            "GC: the part of the peak this run added.").AppendLine();
         md.AppendLine("| engine | settings |").AppendLine("|---|---|");
         foreach (IEngineFactory engine in engines)
         {
@@ -71,7 +73,7 @@ internal sealed class Report(
         bool open = workload.Loop == LoopKind.Open;
         md.AppendLine($"## {workload.Title}").AppendLine();
         md.AppendLine((open ? "| engine | target MB/s | sustained " : "| engine ") +
-            "| MB/s | records/s | p50 | p99 | p99.9 | p99.99 | p99.999 | max | CPU s | RSS MiB | syncs/s | notes |");
+            "| MB/s | records/s | p50 | p99 | p99.9 | p99.99 | p99.999 | max | CPU s | peak RSS MiB (+run) | syncs/s | notes |");
         md.AppendLine((open ? "|---|---:|---" : "|---") + "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         foreach (RunResult r in rows)
         {
@@ -81,7 +83,7 @@ internal sealed class Report(
                 $"| {r.AchievedMBps:N1} | {r.RecordsPerSecond:N0} | {Micros(r.Latency.P50Micros)} " +
                 $"| {Micros(r.Latency.P99Micros)} | {Micros(r.Latency.P999Micros)} | {Micros(r.Latency.P9999Micros)} " +
                 $"| {Micros(r.Latency.P99999Micros)} | {Micros(r.Latency.MaxMicros)} | {r.CpuSeconds:N2} " +
-                $"| {r.PeakRssBytes / (double)(1 << 20):N0}{(r.PeakRssIsPerRun ? "" : "*")} " +
+                $"| {Mib(r.PeakRssBytes)} (+{Mib(r.PeakRssBytes - r.RssAtStartBytes)}){(r.PeakRssIsPerRun ? "" : "*")} " +
                 $"| {(r.SyncsPerSecond is double s ? s.ToString("N0") : NotCounted)} | {Notes(r)} |");
         }
         md.AppendLine();
@@ -139,6 +141,8 @@ internal sealed class Report(
         }
         return string.Join("; ", notes);
     }
+
+    private static string Mib(long bytes) => $"{bytes / (double)(1 << 20):N0}";
 
     private static string Micros(long micros) => micros switch
     {

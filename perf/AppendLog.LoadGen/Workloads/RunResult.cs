@@ -22,6 +22,9 @@ internal sealed record RunResult
     public double CpuSeconds { get; init; }
     public long PeakRssBytes { get; init; }
 
+    /// <summary>Resident memory when the run started (after a full GC): what earlier runs left in the process.</summary>
+    public long RssAtStartBytes { get; init; }
+
     /// <summary>False when the peak could not be reset before the run and covers the process so far.</summary>
     public bool PeakRssIsPerRun { get; init; }
 

@@ -18,11 +18,13 @@ internal static class WorkloadRunner
         {
             Directory.Delete(runDirectory, recursive: true);
         }
-        // Collect garbage of earlier runs now, not inside this run's window.
+        // Collect garbage of earlier runs now, not inside this run's window, and give the memory back to the OS
+        // (aggressive mode decommits) so that this run's peak RSS carries as little of theirs as possible.
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        GC.Collect();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         bool rssPerRun = ProcessMeter.TryResetPeakRss();
+        long rssAtStart = ProcessMeter.RssBytes();
         var engines = new List<IEngine>();
         var result = new RunResult { Engine = factory.Name, Workload = workload.Title, Round = round };
         try
@@ -37,6 +39,7 @@ internal static class WorkloadRunner
             result = await MeasureAsync(engines, workload, options, payload, result) with
             {
                 PeakRssIsPerRun = rssPerRun,
+                RssAtStartBytes = rssAtStart,
             };
         }
         catch (Exception e) // opening or driving the engine failed: report it in the table, keep the other runs
