@@ -117,7 +117,20 @@ internal sealed record LoadGenOptions
                 _ => throw new ArgumentException($"unknown option '{args[i]}'"),
             };
         }
+        options.Validate();
         return options;
+    }
+
+    /// <summary>Cross-option checks: a log without a producer would be opened, measured and never written.</summary>
+    private void Validate()
+    {
+        int writersMin = Loop == LoopKind.Open ? Producers : Concurrencies.Min();
+        if (Logs > writersMin)
+        {
+            throw new ArgumentException(
+                $"--logs {Logs} is more than the {(Loop == LoopKind.Open ? "producers" : "smallest concurrency")} " +
+                $"({writersMin}): some logs would get no appends");
+        }
     }
 
     private static double ParseRate(string rate)
