@@ -93,6 +93,7 @@ Console.WriteLine();
 Console.WriteLine(markdown);
 if (options.OutPrefix is not null)
 {
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.OutPrefix))!);
     await File.WriteAllTextAsync(options.OutPrefix + ".md", markdown);
     await File.WriteAllTextAsync(options.OutPrefix + ".json", report.ToJson());
     Console.WriteLine($"wrote {options.OutPrefix}.md and {options.OutPrefix}.json");
