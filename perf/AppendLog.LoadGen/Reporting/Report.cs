@@ -18,6 +18,9 @@ internal sealed class Report(
 {
     private const string NotCounted = "n/a (strace)";
 
+    /// <summary>Send lag worth a note: 1 ms, the order of one durable write + sync on this machine kind.</summary>
+    private const long SendLagNotableMicros = 1_000;
+
     /// <summary>
     /// The round reported for an engine: the middle one when rounds are ordered from best to worst, by p99
     /// latency in open loop (the rate is fixed there) and by records/s in closed loop. Incomplete or failed
@@ -126,6 +129,10 @@ internal sealed class Report(
         if (r.Error is not null)
         {
             notes.Add(r.Error.Replace('|', '/'));
+        }
+        if (r.SendLag is { P99Micros: >= SendLagNotableMicros } lag)
+        {
+            notes.Add($"sends late by p99 {Micros(lag.P99Micros)}, max {Micros(lag.MaxMicros)}");
         }
         if (r.LatencyClamped > 0)
         {

@@ -22,6 +22,7 @@ internal interface ILoad
 /// <param name="Clamped">Latencies above the histogram's top, recorded at the top.</param>
 /// <param name="Failed">Appends that completed with an exception.</param>
 /// <param name="FirstError">The first such exception's message.</param>
+/// <param name="SendLag">Open loop: actual − intended send time of measured sends, in microseconds.</param>
 internal sealed record LoadOutcome(
     HistogramBase Latency, long AckedInWindow, long NotSent, long NotAcked, long Clamped, long Failed,
-    string? FirstError);
+    string? FirstError, HistogramBase? SendLag = null);

@@ -56,6 +56,7 @@ internal sealed class OpenLoopLoad : ILoad
 
     private void Run(Producer producer)
     {
+        PreciseSleep.TryTightenTimerSlack();
         // Sends k = 0 .. sendCount-1 are the ones intended before the end of the measured window.
         long sendCount = (long)Math.Ceiling((_window.MeasureEnd - producer.FirstSend) / _intervalTicks);
         for (long k = 0; k < sendCount; k++)
@@ -67,6 +68,12 @@ internal sealed class OpenLoopLoad : ILoad
             {
                 producer.NotSent = sendCount - k;
                 break;
+            }
+            if (intended >= _window.MeasureStart)
+            {
+                // How late the harness itself sent: sleep overshoot, CPU starvation, or the in-flight cap.
+                producer.SendLag.RecordValue(
+                    LatencyHistograms.ToMicros(intended, Stopwatch.GetTimestamp(), out bool _));
             }
             Interlocked.Increment(ref _outstanding);
             ValueTask pending;
@@ -159,17 +166,19 @@ internal sealed class OpenLoopLoad : ILoad
     public LoadOutcome Collect()
     {
         LongHistogram merged = LatencyHistograms.Create();
+        LongHistogram sendLag = LatencyHistograms.Create();
         long acked = 0;
         long notSent = 0;
         foreach (Producer producer in _producers)
         {
             merged.Add(producer.Latency.GetIntervalHistogram());
+            sendLag.Add(producer.SendLag);
             acked += Interlocked.Read(ref producer.AckedInWindow);
             notSent += producer.NotSent;
         }
         return new LoadOutcome(
             merged, acked, notSent, Interlocked.Read(ref _outstanding), Interlocked.Read(ref _clamped),
-            Interlocked.Read(ref _failed), Volatile.Read(ref _firstError));
+            Interlocked.Read(ref _failed), Volatile.Read(ref _firstError), sendLag);
     }
 
     private sealed class Producer(int index, IEngine engine, long firstSend, int inflightMax)
@@ -179,6 +188,9 @@ internal sealed class OpenLoopLoad : ILoad
         public readonly long FirstSend = firstSend;
         public readonly SemaphoreSlim Inflight = new(inflightMax, inflightMax);
         public readonly Recorder Latency = LatencyHistograms.CreateRecorder();
+
+        /// <summary>Actual − intended send time; written by the producer thread only.</summary>
+        public readonly LongHistogram SendLag = LatencyHistograms.Create();
         public long AckedInWindow;
         public long NotSent;
     }

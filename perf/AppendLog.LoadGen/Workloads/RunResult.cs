@@ -19,6 +19,12 @@ internal sealed record RunResult
     public bool? Sustained { get; init; }
 
     public LatencySummary Latency { get; init; } = new(0, 0, 0, 0, 0, 0, 0, 0);
+
+    /// <summary>
+    /// Open loop: how late producers sent (actual − intended send time). Already included in
+    /// <see cref="Latency"/>; large values mean the harness or the CPU, not only the engine, made the wait.
+    /// </summary>
+    public LatencySummary? SendLag { get; init; }
     public double CpuSeconds { get; init; }
     public long PeakRssBytes { get; init; }
 

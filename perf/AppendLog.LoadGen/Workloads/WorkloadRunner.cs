@@ -89,6 +89,7 @@ internal static class WorkloadRunner
             RecordsPerSecond = outcome.AckedInWindow / seconds,
             Sustained = workload.RateMBps is double target ? mbps >= RunResult.SustainedFraction * target : null,
             Latency = LatencySummary.From(outcome.Latency),
+            SendLag = outcome.SendLag is null ? null : LatencySummary.From(outcome.SendLag),
             CpuSeconds = (after.Cpu - before.Cpu).TotalSeconds,
             PeakRssBytes = peakRss,
             SyncCalls = syncs,
