@@ -1,3 +1,4 @@
+using System.Reflection;
 using FASTER.core;
 
 namespace AppendLog.LoadGen.Engines;
@@ -185,13 +186,18 @@ internal sealed class FasterLogFactory(string name, FasterCommitDriver driver, b
     public string Name => name;
 
     public string Settings =>
-        $"Microsoft.FASTER.Core 2.6.5; driver {DriverText}; CreateLogDevice(preallocateFile: " +
+        $"Microsoft.FASTER.Core {FasterVersion}; driver {DriverText}; CreateLogDevice(preallocateFile: " +
         $"{(preallocateFile ? "on" : "off")}, disableFileBuffering: true); PageSizeBits {PageSizeBits}, " +
         $"MemorySizeBits {MemorySizeBits}, SegmentSizeBits {SegmentSizeBits}; checksum none; " +
         "EnqueueAndWaitForCommitAsync per append; ReadAsync(long.MaxValue) watchdog at 1 ms; " +
         "on Linux: O_SYNC writes through the page cache, no fsync (PEERS.md)";
 
     public bool IsDurable => true;
+
+    /// <summary>The package version pinned in Directory.Packages.props (the assembly itself says 1.0.0).</summary>
+    private static string FasterVersion =>
+        typeof(FasterLogFactory).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .FirstOrDefault(a => a.Key == "FasterPackageVersion")?.Value ?? "unknown";
 
     private string DriverText => driver switch
     {
