@@ -34,6 +34,9 @@ internal sealed record LoadGenOptions
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     public bool KeepData { get; init; }
+
+    /// <summary>Run fio's reference jobs in --dir first and print them beside the tables.</summary>
+    public bool RunFio { get; init; }
     public int Seed { get; init; } = 1;
 
     // Bounds that keep a typo from producing a run that never ends or fills the disk.
@@ -64,6 +67,7 @@ internal sealed record LoadGenOptions
           --drain-timeout SEC    limit on collecting acks after the window                       [30]
           --seed N               seed of the payload bytes                                        [1]
           --keep-data            keep the data directories after each run
+          --fio                  first run fio's reference jobs in --dir (writes 3 GiB) and report them
           --list-engines         print the engines and their settings
         """;
 
@@ -114,6 +118,7 @@ internal sealed record LoadGenOptions
                 "--drain-timeout" => options with { DrainTimeout = ParseSeconds(arg, Value(), allowZero: false) },
                 "--seed" => options with { Seed = ParseInt(arg, Value(), int.MinValue, int.MaxValue) },
                 "--keep-data" => options with { KeepData = true },
+                "--fio" => options with { RunFio = true },
                 _ => throw new ArgumentException($"unknown option '{args[i]}'"),
             };
         }

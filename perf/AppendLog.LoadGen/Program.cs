@@ -53,7 +53,8 @@ Console.WriteLine("# ThreadPool.SetMinThreads(32, 32) for all engines");
 // Every run is bounded by its drain deadline and close timeout; this is the belt over those braces: if the
 // whole invocation overruns its budget (a hang nobody foresaw), say so and exit instead of hanging.
 TimeSpan perRunMax = options.Warmup + options.Duration + options.DrainTimeout + TimeSpan.FromMinutes(2);
-TimeSpan budget = perRunMax * (workloads.Count * options.Rounds * engines.Count);
+TimeSpan budget = perRunMax * (workloads.Count * options.Rounds * engines.Count)
+    + (options.RunFio ? DiskLimits.WaitMax : TimeSpan.Zero);
 using var hardStop = new Timer(
     _ =>
     {
@@ -61,6 +62,14 @@ using var hardStop = new Timer(
         Environment.Exit(3);
     },
     null, budget, Timeout.InfiniteTimeSpan);
+
+IReadOnlyList<FioResult> diskLimits = [];
+if (options.RunFio)
+{
+    Console.WriteLine("# running fio in --dir for the disk's limits");
+    diskLimits = await DiskLimits.MeasureAsync(options.Directory);
+    Console.Write(DiskLimits.ToMarkdown(diskLimits));
+}
 
 // Constant, seeded payload: shared read-only by every producer, so no engine sees a cheaper (e.g. zero) page.
 byte[] payload = new byte[options.RecordSizeBytes];
@@ -87,7 +96,7 @@ foreach (Workload workload in workloads)
     }
 }
 
-var report = new Report(machine, options, commandLine, engines, workloads, runs);
+var report = new Report(machine, options, commandLine, engines, workloads, runs, diskLimits);
 string markdown = report.ToMarkdown();
 Console.WriteLine();
 Console.WriteLine(markdown);

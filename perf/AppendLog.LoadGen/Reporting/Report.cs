@@ -14,7 +14,7 @@ namespace AppendLog.LoadGen.Reporting;
 /// </summary>
 internal sealed class Report(
     MachineInfo machine, LoadGenOptions options, string commandLine, IReadOnlyList<IEngineFactory> engines,
-    IReadOnlyList<Workload> workloads, IReadOnlyList<RunResult> runs)
+    IReadOnlyList<Workload> workloads, IReadOnlyList<RunResult> runs, IReadOnlyList<FioResult> diskLimits)
 {
     private const string NotCounted = "n/a (strace)";
 
@@ -47,6 +47,9 @@ internal sealed class Report(
         md.AppendLine("# AppendLog.LoadGen results").AppendLine();
         md.AppendLine($"Machine: {machine.HeaderLine}").AppendLine();
         md.AppendLine($"Command: `{commandLine}`").AppendLine();
+        md.AppendLine(diskLimits.Count > 0
+            ? DiskLimits.ToMarkdown(diskLimits)
+            : "Disk limits: not measured in this invocation (add `--fio`; commands in perf/README.md).").AppendLine();
         md.AppendLine(
             $"Warm-up {options.Warmup.TotalSeconds} s, measured {options.Duration.TotalSeconds} s, " +
             $"{options.Rounds} round(s) per engine, engines alternated round-robin; each row is the engine's " +
@@ -167,6 +170,7 @@ internal sealed class Report(
         {
             machine,
             commandLine,
+            diskLimits,
             options = new
             {
                 options.Engines, options.Producers, options.Logs, options.RecordSizeBytes,

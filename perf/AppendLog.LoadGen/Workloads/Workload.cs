@@ -10,7 +10,7 @@ internal sealed record Workload(
         ? string.Create(CultureInfo.InvariantCulture,
             $"open loop {RateMBps} MB/s ({Producers} producers, {Logs} log(s), {RecordSizeBytes} B records)")
         : string.Create(CultureInfo.InvariantCulture,
-            $"closed loop, {Concurrency} appenders ({Logs} log(s), {RecordSizeBytes} B records)");
+            $"closed loop, {Concurrency} appender(s) ({Logs} log(s), {RecordSizeBytes} B records)");
 
     /// <summary>A file-name-safe label, used for the run directories.</summary>
     public string Slug => Loop == LoopKind.Open
