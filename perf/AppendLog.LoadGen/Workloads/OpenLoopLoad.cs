@@ -69,11 +69,13 @@ internal sealed class OpenLoopLoad : ILoad
                 producer.NotSent = sendCount - k;
                 break;
             }
-            if (intended >= _window.MeasureStart)
+            bool measured = intended >= _window.MeasureStart;
+            long callStart = Stopwatch.GetTimestamp();
+            if (measured)
             {
-                // How late the harness itself sent: sleep overshoot, CPU starvation, or the in-flight cap.
-                producer.SendLag.RecordValue(
-                    LatencyHistograms.ToMicros(intended, Stopwatch.GetTimestamp(), out bool _));
+                // How late the harness itself sent: sleep overshoot, CPU starvation, the in-flight cap, or an
+                // earlier AppendAsync call that held this thread.
+                producer.SendLag.RecordValue(LatencyHistograms.ToMicros(intended, callStart, out bool _));
             }
             Interlocked.Increment(ref _outstanding);
             ValueTask pending;
@@ -84,6 +86,12 @@ internal sealed class OpenLoopLoad : ILoad
             catch (Exception e) // an engine failure is a result to report, not a reason to stop the whole run
             {
                 pending = ValueTask.FromException(e);
+            }
+            if (measured)
+            {
+                // Time the call itself held the producer: tells an engine that blocks its caller from a starved CPU.
+                producer.AppendCall.RecordValue(
+                    LatencyHistograms.ToMicros(callStart, Stopwatch.GetTimestamp(), out bool _));
             }
             if (pending.IsCompletedSuccessfully)
             {
@@ -167,18 +175,20 @@ internal sealed class OpenLoopLoad : ILoad
     {
         LongHistogram merged = LatencyHistograms.Create();
         LongHistogram sendLag = LatencyHistograms.Create();
+        LongHistogram appendCall = LatencyHistograms.Create();
         long acked = 0;
         long notSent = 0;
         foreach (Producer producer in _producers)
         {
             merged.Add(producer.Latency.GetIntervalHistogram());
             sendLag.Add(producer.SendLag);
+            appendCall.Add(producer.AppendCall);
             acked += Interlocked.Read(ref producer.AckedInWindow);
             notSent += producer.NotSent;
         }
         return new LoadOutcome(
             merged, acked, notSent, Interlocked.Read(ref _outstanding), Interlocked.Read(ref _clamped),
-            Interlocked.Read(ref _failed), Volatile.Read(ref _firstError), sendLag);
+            Interlocked.Read(ref _failed), Volatile.Read(ref _firstError), sendLag, appendCall);
     }
 
     private sealed class Producer(int index, IEngine engine, long firstSend, int inflightMax)
@@ -191,6 +201,9 @@ internal sealed class OpenLoopLoad : ILoad
 
         /// <summary>Actual − intended send time; written by the producer thread only.</summary>
         public readonly LongHistogram SendLag = LatencyHistograms.Create();
+
+        /// <summary>Duration of the synchronous AppendAsync call; written by the producer thread only.</summary>
+        public readonly LongHistogram AppendCall = LatencyHistograms.Create();
         public long AckedInWindow;
         public long NotSent;
     }

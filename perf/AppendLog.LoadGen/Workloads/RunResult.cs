@@ -25,6 +25,9 @@ internal sealed record RunResult
     /// <see cref="Latency"/>; large values mean the harness or the CPU, not only the engine, made the wait.
     /// </summary>
     public LatencySummary? SendLag { get; init; }
+
+    /// <summary>Open loop: how long the synchronous <c>AppendAsync</c> call held the producer thread.</summary>
+    public LatencySummary? AppendCall { get; init; }
     public double CpuSeconds { get; init; }
     public long PeakRssBytes { get; init; }
 

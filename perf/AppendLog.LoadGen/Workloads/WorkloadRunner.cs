@@ -90,6 +90,7 @@ internal static class WorkloadRunner
             Sustained = workload.RateMBps is double target ? mbps >= RunResult.SustainedFraction * target : null,
             Latency = LatencySummary.From(outcome.Latency),
             SendLag = outcome.SendLag is null ? null : LatencySummary.From(outcome.SendLag),
+            AppendCall = outcome.AppendCall is null ? null : LatencySummary.From(outcome.AppendCall),
             CpuSeconds = (after.Cpu - before.Cpu).TotalSeconds,
             PeakRssBytes = peakRss,
             SyncCalls = syncs,
