@@ -63,7 +63,8 @@ internal sealed class Report(
             "is durable ack − intended send time (coordinated omission corrected); in closed loop ack − send. " +
             "CPU s = process CPU time in the measured window (all threads, harness included). Peak RSS is the " +
             "process's peak during the run; (+run) is that peak minus the RSS at the run's start, after a full " +
-            "GC: the part of the peak this run added.").AppendLine();
+            "GC: the part of the peak this run added. ThreadPool.SetMinThreads(32, 32) for every engine (PEERS.md).")
+            .AppendLine();
         md.AppendLine("| engine | settings |").AppendLine("|---|---|");
         foreach (IEngineFactory engine in engines)
         {
