@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using AppendLog.LoadGen.Engines;
+using AppendLog.LoadGen.Measurement;
+using HdrHistogram;
+
+namespace AppendLog.LoadGen.Workloads;
+
+/// <summary>
+/// Open loop: each producer thread owns a fixed schedule of intended send times (the rate split evenly across
+/// producers, producers staggered by a fraction of one interval) and sends without waiting for acks.
+/// Latency is ack time − intended send time, so time a producer spends late (asleep past its slot, or
+/// blocked because it already has <see cref="LoadGenOptions.InflightPerProducerMax"/> sends outstanding) is
+/// charged to the engine instead of vanishing (coordinated omission). Every intended send of the window is
+/// issued, however late, until the drain deadline; the ones still unsent then are counted as
+/// <see cref="LoadOutcome.NotSent"/> and the run is reported incomplete.
+/// </summary>
+internal sealed class OpenLoopLoad : ILoad
+{
+    private readonly ReadOnlyMemory<byte> _payload;
+    private readonly RunWindow _window;
+    private readonly Producer[] _producers;
+    private readonly double _intervalTicks;
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _outstanding;
+    private int _producersRunning;
+    private volatile bool _allSent;
+    private long _clamped;
+    private long _failed;
+    private string? _firstError;
+
+    public OpenLoopLoad(
+        IReadOnlyList<IEngine> engines, ReadOnlyMemory<byte> payload, Workload workload, int inflightPerProducerMax,
+        RunWindow window)
+    {
+        _payload = payload;
+        _window = window;
+        double bytesPerSecondPerProducer = workload.RateMBps!.Value * 1e6 / workload.Producers;
+        _intervalTicks = payload.Length / bytesPerSecondPerProducer * Stopwatch.Frequency;
+        _producers = new Producer[workload.Producers];
+        for (int p = 0; p < _producers.Length; p++)
+        {
+            long first = window.Start + (long)(p * _intervalTicks / _producers.Length);
+            _producers[p] = new Producer(p, engines[p % engines.Count], first, inflightPerProducerMax);
+        }
+    }
+
+    public void Start()
+    {
+        _producersRunning = _producers.Length;
+        foreach (Producer producer in _producers)
+        {
+            var thread = new Thread(() => Run(producer)) { IsBackground = true, Name = $"producer-{producer.Index}" };
+            thread.Start();
+        }
+    }
+
+    private void Run(Producer producer)
+    {
+        PreciseSleep.TryTightenTimerSlack();
+        // Sends k = 0 .. sendCount-1 are the ones intended before the end of the measured window.
+        long sendCount = (long)Math.Ceiling((_window.MeasureEnd - producer.FirstSend) / _intervalTicks);
+        for (long k = 0; k < sendCount; k++)
+        {
+            long intended = producer.FirstSend + (long)(k * _intervalTicks);
+            PreciseSleep.Until(intended);
+            TimeSpan untilDeadline = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _window.DrainDeadline);
+            if (untilDeadline <= TimeSpan.Zero || !producer.Inflight.Wait(untilDeadline))
+            {
+                producer.NotSent = sendCount - k;
+                break;
+            }
+            bool measured = intended >= _window.MeasureStart;
+            long callStart = Stopwatch.GetTimestamp();
+            if (measured)
+            {
+                // How late the harness itself sent: sleep overshoot, CPU starvation, the in-flight cap, or an
+                // earlier AppendAsync call that held this thread.
+                producer.SendLag.RecordValue(LatencyHistograms.ToMicros(intended, callStart, out bool _));
+            }
+            Interlocked.Increment(ref _outstanding);
+            ValueTask pending;
+            try
+            {
+                pending = producer.Engine.AppendAsync(_payload);
+            }
+            catch (Exception e) // an engine failure is a result to report, not a reason to stop the whole run
+            {
+                pending = ValueTask.FromException(e);
+            }
+            if (measured)
+            {
+                // Time the call itself held the producer: tells an engine that blocks its caller from a starved CPU.
+                producer.AppendCall.RecordValue(
+                    LatencyHistograms.ToMicros(callStart, Stopwatch.GetTimestamp(), out bool _));
+            }
+            if (pending.IsCompletedSuccessfully)
+            {
+                OnAck(producer, intended, error: null);
+            }
+            else
+            {
+                _ = TrackAsync(producer, intended, pending);
+            }
+        }
+        if (Interlocked.Decrement(ref _producersRunning) == 0)
+        {
+            _allSent = true;
+            if (Interlocked.Read(ref _outstanding) == 0)
+            {
+                _drained.TrySetResult();
+            }
+        }
+    }
+
+    private async Task TrackAsync(Producer producer, long intended, ValueTask pending)
+    {
+        Exception? error = null;
+        try
+        {
+            await pending;
+        }
+        catch (Exception e) // an engine failure is a result to report, not a reason to stop the whole run
+        {
+            error = e;
+        }
+        OnAck(producer, intended, error);
+    }
+
+    private void OnAck(Producer producer, long intended, Exception? error)
+    {
+        long ack = Stopwatch.GetTimestamp();
+        if (error is not null)
+        {
+            Interlocked.Increment(ref _failed);
+            Interlocked.CompareExchange(ref _firstError, error.GetType().Name + ": " + error.Message, null);
+        }
+        else
+        {
+            if (intended >= _window.MeasureStart)
+            {
+                producer.Latency.RecordValue(LatencyHistograms.ToMicros(intended, ack, out bool clamped));
+                if (clamped)
+                {
+                    Interlocked.Increment(ref _clamped);
+                }
+            }
+            if (_window.IsMeasured(ack))
+            {
+                Interlocked.Increment(ref producer.AckedInWindow);
+            }
+        }
+        producer.Inflight.Release();
+        if (Interlocked.Decrement(ref _outstanding) == 0 && _allSent)
+        {
+            _drained.TrySetResult();
+        }
+    }
+
+    public async Task<bool> WaitForDrainAsync()
+    {
+        TimeSpan untilDeadline = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _window.DrainDeadline);
+        // Producers stop by the deadline on their own; a small margin lets the last of them notice it.
+        try
+        {
+            await _drained.Task.WaitAsync(untilDeadline + TimeSpan.FromMilliseconds(100));
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
+    public LoadOutcome Collect()
+    {
+        LongHistogram merged = LatencyHistograms.Create();
+        LongHistogram sendLag = LatencyHistograms.Create();
+        LongHistogram appendCall = LatencyHistograms.Create();
+        long acked = 0;
+        long notSent = 0;
+        foreach (Producer producer in _producers)
+        {
+            merged.Add(producer.Latency.GetIntervalHistogram());
+            sendLag.Add(producer.SendLag);
+            appendCall.Add(producer.AppendCall);
+            acked += Interlocked.Read(ref producer.AckedInWindow);
+            notSent += producer.NotSent;
+        }
+        return new LoadOutcome(
+            merged, acked, notSent, Interlocked.Read(ref _outstanding), Interlocked.Read(ref _clamped),
+            Interlocked.Read(ref _failed), Volatile.Read(ref _firstError), sendLag, appendCall);
+    }
+
+    private sealed class Producer(int index, IEngine engine, long firstSend, int inflightMax)
+    {
+        public readonly int Index = index;
+        public readonly IEngine Engine = engine;
+        public readonly long FirstSend = firstSend;
+        public readonly SemaphoreSlim Inflight = new(inflightMax, inflightMax);
+        public readonly Recorder Latency = LatencyHistograms.CreateRecorder();
+
+        /// <summary>Actual − intended send time; written by the producer thread only.</summary>
+        public readonly LongHistogram SendLag = LatencyHistograms.Create();
+
+        /// <summary>Duration of the synchronous AppendAsync call; written by the producer thread only.</summary>
+        public readonly LongHistogram AppendCall = LatencyHistograms.Create();
+        public long AckedInWindow;
+        public long NotSent;
+    }
+}
