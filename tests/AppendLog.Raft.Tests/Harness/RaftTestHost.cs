@@ -130,6 +130,18 @@ internal sealed class RaftTestHost
 
     public void Restart() => Start();
 
+    /// <summary>Replaces this node's durable state with a log of the given terms (from index 1) and a current term, then restarts it.</summary>
+    public void SetDurableState(long currentTerm, params long[] entryTerms)
+    {
+        Crash();
+        Log.InstallSnapshot(Log.Snapshot);
+        Log.Append([.. entryTerms.Select((t, i) => new RaftEntry(t, i + 1, RaftEntryKind.Normal, new byte[] { (byte)t, (byte)(i + 1) }))]);
+        Log.Sync();
+        HardStates.Save(new HardState(currentTerm, RaftNodeId.None, 0));
+        HardStates.Sync();
+        Restart();
+    }
+
     private void Start()
     {
         _incarnation++;

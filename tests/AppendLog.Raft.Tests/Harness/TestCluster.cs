@@ -85,9 +85,12 @@ internal sealed class TestCluster
         }
     }
 
+    /// <summary>Messages for which this returns true are dropped.</summary>
+    public Func<RaftMessage, bool>? Drop { get; set; }
+
     public void Deliver(RaftMessage m)
     {
-        if (_cut.Contains((m.From, m.To)) || !Hosts[m.To].IsUp)
+        if (_cut.Contains((m.From, m.To)) || !Hosts[m.To].IsUp || (Drop?.Invoke(m) ?? false))
         {
             return;
         }
