@@ -159,7 +159,8 @@ internal sealed class ClusterSimulation
 
     private bool Converged()
     {
-        var leader = _hosts.Values.FirstOrDefault(h => h.IsUp && h.N.Role == RaftRole.Leader);
+        // A removed leader without check-quorum may believe it leads an old term forever: take the newest term.
+        var leader = _hosts.Values.Where(h => h.IsUp && h.N.Role == RaftRole.Leader).MaxBy(h => h.N.Term);
         if (leader is null)
         {
             return false;

@@ -33,7 +33,9 @@ public sealed class SimulationTests
         }
 
         var count = int.Parse(Environment.GetEnvironmentVariable("APPENDLOG_SOAK_SEEDS") ?? "5000", CultureInfo.InvariantCulture);
-        RunSeeds(Enumerable.Range(100_000, count), new SimulationOptions { StepsMax = 10_000 }, nameof(Soak_ThousandsOfSeeds));
+        var fixedSeed = Environment.GetEnvironmentVariable("APPENDLOG_SEED");
+        var seeds = fixedSeed is null ? Enumerable.Range(100_000, count) : [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
+        RunSeeds(seeds, new SimulationOptions { StepsMax = 10_000 }, nameof(Soak_ThousandsOfSeeds));
     }
 
     /// <summary>The checkers have teeth: with the vote left out of persisted state, they catch a double vote.</summary>
@@ -92,7 +94,7 @@ public sealed class SimulationTests
             if (violations.Count > 0)
             {
                 Assert.Fail($"seed {seed} at {sim.NowMs} ms: {string.Join(Environment.NewLine, violations)}{Environment.NewLine}" +
-                            $"replay: APPENDLOG_SEED={seed} dotnet test tests/AppendLog.Raft.Tests --filter Name={testName}");
+                            $"replay: {(testName.StartsWith("Soak", StringComparison.Ordinal) ? "APPENDLOG_SOAK=1 " : "")}APPENDLOG_SEED={seed} dotnet test tests/AppendLog.Raft.Tests --filter Name={testName}");
             }
         }
 
