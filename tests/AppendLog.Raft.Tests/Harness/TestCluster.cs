@@ -88,8 +88,12 @@ internal sealed class TestCluster
     /// <summary>Messages for which this returns true are dropped.</summary>
     public Func<RaftMessage, bool>? Drop { get; set; }
 
+    /// <summary>Rewrites messages in flight (for example to strip entries), before delivery.</summary>
+    public Func<RaftMessage, RaftMessage>? Rewrite { get; set; }
+
     public void Deliver(RaftMessage m)
     {
+        m = Rewrite?.Invoke(m) ?? m;
         if (_cut.Contains((m.From, m.To)) || !Hosts[m.To].IsUp || (Drop?.Invoke(m) ?? false))
         {
             return;
