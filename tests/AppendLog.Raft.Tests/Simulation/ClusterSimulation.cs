@@ -292,8 +292,16 @@ internal sealed class ClusterSimulation
 
     private void BeginReady(RaftTestHost host)
     {
-        if (host.BeginReady() is not null)
+        if (host.BeginReady() is { } ready)
         {
+            if (_options.HostSendsBeforeSync)
+            {
+                foreach (var m in ready.Messages)
+                {
+                    Send(m);
+                }
+            }
+
             Schedule(_random.Next(0, _options.SyncLatencyMaxMs + 1), new SimEvent(EventKind.SyncDone, host.Id, Incarnation: _incarnation[host.Id]));
         }
     }
@@ -313,9 +321,12 @@ internal sealed class ClusterSimulation
         }
 
         Checker.ObserveRole(host);
-        foreach (var m in messages)
+        if (!_options.HostSendsBeforeSync)
         {
-            Send(m);
+            foreach (var m in messages)
+            {
+                Send(m);
+            }
         }
 
         var inbox = _inbox[id];

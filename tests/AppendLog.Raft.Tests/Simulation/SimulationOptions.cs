@@ -33,4 +33,7 @@ internal sealed record SimulationOptions
     public bool MembershipChanges { get; init; } = true;
 
     public RaftTestingFaults TestingFaults { get; init; }
+
+    /// <summary>A broken host that sends a Ready's messages before syncing it (violates the Ready contract); for teeth tests.</summary>
+    public bool HostSendsBeforeSync { get; init; }
 }

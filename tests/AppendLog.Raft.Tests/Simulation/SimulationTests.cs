@@ -6,12 +6,15 @@ namespace AppendLog.Raft.Tests.Simulation;
 
 /// <summary>
 /// Seeded cluster simulations. Every failure prints its seed and the command that replays exactly that run.
-/// Default tier: 200 seeds. Soak tier: set APPENDLOG_SOAK=1 (and optionally APPENDLOG_SOAK_SEEDS).
+/// Default tier: 500 seeds of 20,000 events. Soak tier: set APPENDLOG_SOAK=1 (and optionally APPENDLOG_SOAK_SEEDS).
 /// </summary>
 [TestFixture]
 public sealed class SimulationTests
 {
-    private const int DefaultSeeds = 200;
+    /// <summary>Seeds of the default run (about 10 s here); the teeth tests must catch their fault within the first <see cref="TeethSeeds"/>.</summary>
+    private const int DefaultSeeds = 500;
+
+    private const int TeethSeeds = 200;
 
     [Test]
     public void ManySeeds_SafetyHoldsAndEveryAcknowledgedEntryIsAppliedEverywhere()
@@ -42,9 +45,18 @@ public sealed class SimulationTests
     [Test]
     public void Checkers_CatchASkippedVotePersistence_WithinTheDefaultSeeds()
     {
-        var (caught, seed, violation, tried) = FindViolation(RaftTestingFaults.SkipVotePersistence, DefaultSeeds);
+        var (caught, seed, violation, tried) = FindViolation(RaftTestingFaults.SkipVotePersistence, TeethSeeds);
         TestContext.Out.WriteLine($"skipped vote persistence: caught={caught} at seed {seed} after {tried} seeds: {violation}");
         Assert.That(caught, Is.True, $"no violation in {tried} seeds with the vote never persisted");
+    }
+
+    /// <summary>The checkers have teeth: a host that sends before it syncs lets a crash lose what it acknowledged.</summary>
+    [Test]
+    public void Checkers_CatchAHostThatSendsBeforeItSyncs_WithinTheDefaultSeeds()
+    {
+        var (caught, seed, violation, tried) = FindViolation(new SimulationOptions { HostSendsBeforeSync = true }, TeethSeeds);
+        TestContext.Out.WriteLine($"host sends before sync: caught={caught} at seed {seed} after {tried} seeds: {violation}");
+        Assert.That(caught, Is.True, $"no violation in {tried} seeds with messages sent before the sync");
     }
 
     [Test]
@@ -56,11 +68,14 @@ public sealed class SimulationTests
         Assert.That(caught, Is.True);
     }
 
-    internal static (bool Caught, int Seed, string? Violation, int Tried) FindViolation(RaftTestingFaults fault, int seedsMax)
+    internal static (bool Caught, int Seed, string? Violation, int Tried) FindViolation(RaftTestingFaults fault, int seedsMax) =>
+        FindViolation(new SimulationOptions { TestingFaults = fault }, seedsMax);
+
+    internal static (bool Caught, int Seed, string? Violation, int Tried) FindViolation(SimulationOptions options, int seedsMax)
     {
         for (var seed = 1; seed <= seedsMax; seed++)
         {
-            var sim = new ClusterSimulation(seed, new SimulationOptions { TestingFaults = fault });
+            var sim = new ClusterSimulation(seed, options);
             var violations = sim.Run();
             if (violations.Count > 0)
             {
