@@ -22,7 +22,7 @@ internal interface IRaftLog
 
     long LastIndex { get; }
 
-    /// <summary>The last index that survives a crash. Advanced only by <see cref="Sync"/>.</summary>
+    /// <summary>The last index that survives a crash. Advanced only by <see cref="SyncAsync"/>.</summary>
     long DurableIndex { get; }
 
     /// <summary>The term of the entry at <paramref name="index"/>, for index in [Snapshot.Index, LastIndex].</summary>
@@ -31,7 +31,7 @@ internal interface IRaftLog
 
     /// <summary>
     /// Removes every entry at or after <c>entries[0].Index</c> (which must be in [FirstIndex, LastIndex + 1]),
-    /// then appends <paramref name="entries"/>, which have consecutive indexes. Not durable until <see cref="Sync"/>.
+    /// then appends <paramref name="entries"/>, which have consecutive indexes. Not durable until <see cref="SyncAsync"/>.
     /// </summary>
     void Append(IReadOnlyList<RaftEntry> entries);
 
@@ -39,8 +39,8 @@ internal interface IRaftLog
     /// stopping before the total would pass <paramref name="maxBytes"/> (but always at least one entry).</summary>
     void Read(long from, long to, long maxBytes, List<RaftEntry> into);
 
-    /// <summary>Makes every appended entry (and every truncation) durable.</summary>
-    void Sync();
+    /// <summary>Makes every appended entry (and every truncation) durable: the SegmentedLog's fdatasync.</summary>
+    ValueTask SyncAsync(CancellationToken cancellationToken);
 
     /// <summary>Replaces the whole log with <paramref name="snapshot"/> (durably): a follower restoring from its leader.</summary>
     void InstallSnapshot(RaftSnapshot snapshot);
@@ -54,8 +54,8 @@ internal interface IHardStateStore
 {
     HardState Load();
 
-    /// <summary>Stores <paramref name="state"/>; not durable until <see cref="Sync"/>.</summary>
+    /// <summary>Stores <paramref name="state"/>; not durable until <see cref="SyncAsync"/>.</summary>
     void Save(HardState state);
 
-    void Sync();
+    ValueTask SyncAsync(CancellationToken cancellationToken);
 }

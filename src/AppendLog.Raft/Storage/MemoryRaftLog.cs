@@ -107,6 +107,12 @@ internal sealed class MemoryRaftLog : IRaftLog
         }
     }
 
+    public ValueTask SyncAsync(CancellationToken cancellationToken)
+    {
+        Sync();
+        return ValueTask.CompletedTask;
+    }
+
     public void Sync()
     {
         _durableTail.Clear();
@@ -153,6 +159,12 @@ internal sealed class MemoryHardStateStore : IHardStateStore
     public void Save(HardState state) => _volatile = state;
 
     public void Sync() => _durable = _volatile;
+
+    public ValueTask SyncAsync(CancellationToken cancellationToken)
+    {
+        Sync();
+        return ValueTask.CompletedTask;
+    }
 
     /// <summary>Simulates a power cut: unsynced hard state is lost.</summary>
     public void Crash() => _volatile = _durable;
