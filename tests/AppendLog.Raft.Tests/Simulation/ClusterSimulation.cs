@@ -61,7 +61,8 @@ internal sealed class ClusterSimulation
             ElectionTimeoutMinimum = TimeSpan.FromMilliseconds(100),
             ElectionTimeoutMaximum = TimeSpan.FromMilliseconds(200),
             MaximumInflightAppends = 4,
-            MaximumBatchBytes = 256,
+            // Sometimes one entry per append, so an old-term entry can travel without the leader's no-op (Figure 8).
+            MaximumBatchBytes = _random.Next(3) == 0 ? 40 : 256,
             PreVote = _random.Next(4) != 0,
             CheckQuorum = _random.Next(4) != 0,
             TestingFaults = options.TestingFaults,
