@@ -27,6 +27,17 @@ public sealed class SimulationTests
     }
 
     [Test]
+    public void TheSameSeed_ReplaysTheSameRun()
+    {
+        var first = new ClusterSimulation(42, new SimulationOptions());
+        var second = new ClusterSimulation(42, new SimulationOptions());
+        Assert.That(first.Run(), Is.Empty);
+        Assert.That(second.Run(), Is.Empty);
+        Assert.That(second.Stats.ToString(), Is.EqualTo(first.Stats.ToString()));
+        Assert.That(second.NowMs, Is.EqualTo(first.NowMs));
+    }
+
+    [Test]
     [Category("Soak")]
     public void Soak_ThousandsOfSeeds()
     {
@@ -54,16 +65,19 @@ public sealed class SimulationTests
     [Test]
     public void Checkers_CatchAHostThatSendsBeforeItSyncs_WithinTheDefaultSeeds()
     {
-        var (caught, seed, violation, tried) = FindViolation(new SimulationOptions { HostSendsBeforeSync = true }, TeethSeeds);
+        var (caught, seed, violation, tried) = FindViolation(new SimulationOptions { HostSendsBeforeSync = true }, TeethSeeds, checkersOnly: true);
         TestContext.Out.WriteLine($"host sends before sync: caught={caught} at seed {seed} after {tried} seeds: {violation}");
         Assert.That(caught, Is.True, $"no violation in {tried} seeds with messages sent before the sync");
     }
 
+    /// <summary>
+    /// The checkers have teeth for §5.4.2 too: committing an earlier-term entry by counting replicas is caught as a
+    /// lost acknowledged entry. Figure 8 needs a rare interleaving, so this searches up to 1,000 seeds (about 10 s).
+    /// </summary>
     [Test]
-    [Explicit("diagnostic: how often the simulation alone finds a Figure 8 commit")]
-    public void Checkers_CatchCommittingPreviousTermEntriesByCounting()
+    public void Checkers_CatchCommittingPreviousTermEntriesByCounting_WithinAThousandSeeds()
     {
-        var (caught, seed, violation, tried) = FindViolation(RaftTestingFaults.CommitPreviousTermByCounting, 2000);
+        var (caught, seed, violation, tried) = FindViolation(RaftTestingFaults.CommitPreviousTermByCounting, 1000);
         TestContext.Out.WriteLine($"previous-term commit by counting: caught={caught} at seed {seed} after {tried} seeds: {violation}");
         Assert.That(caught, Is.True);
     }
@@ -71,13 +85,17 @@ public sealed class SimulationTests
     internal static (bool Caught, int Seed, string? Violation, int Tried) FindViolation(RaftTestingFaults fault, int seedsMax) =>
         FindViolation(new SimulationOptions { TestingFaults = fault }, seedsMax);
 
-    internal static (bool Caught, int Seed, string? Violation, int Tried) FindViolation(SimulationOptions options, int seedsMax)
+    /// <summary>Runs seeds 1..<paramref name="seedsMax"/> with <paramref name="options"/> until one reports a violation.</summary>
+    /// <param name="options">The (deliberately broken) simulation.</param>
+    /// <param name="seedsMax">The last seed to try.</param>
+    /// <param name="checkersOnly">Skip seeds where a node's own invariant tripped first: the external checkers must find it.</param>
+    internal static (bool Caught, int Seed, string? Violation, int Tried) FindViolation(SimulationOptions options, int seedsMax, bool checkersOnly = false)
     {
         for (var seed = 1; seed <= seedsMax; seed++)
         {
             var sim = new ClusterSimulation(seed, options);
             var violations = sim.Run();
-            if (violations.Count > 0)
+            if (violations.Count > 0 && !(checkersOnly && violations[0].Contains("invariant violated", StringComparison.Ordinal)))
             {
                 return (true, seed, violations[0], seed);
             }
