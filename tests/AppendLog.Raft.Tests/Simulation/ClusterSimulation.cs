@@ -7,7 +7,7 @@ namespace AppendLog.Raft.Tests.Simulation;
 
 /// <summary>
 /// A deterministic discrete-event simulation of one Raft group. One seed drives everything: the virtual clock,
-/// each node's ticks, message delay, loss, duplication and reordering, partitions, crashes (a crash loses the
+/// each node's ticks, message delay, loss, duplication and reordering, partitions and one-way link cuts, crashes (a crash loses the
 /// node's unsynced log writes and unsynced hard state, as a power cut would) and restarts, client proposals,
 /// leadership transfers, membership changes and log compaction. Hosts follow the Ready contract with a random sync
 /// latency: while a Ready is being synced, the node's inputs wait in its inbox.
@@ -40,6 +40,9 @@ internal sealed class ClusterSimulation
     private readonly Dictionary<RaftNodeId, Queue<SimEvent>> _inbox = [];
     private readonly Dictionary<RaftNodeId, int> _incarnation = [];
     private readonly Dictionary<RaftNodeId, int> _partitionGroup = [];
+
+    /// <summary>Directed links that drop everything (asymmetric faults: A hears B, B does not hear A).</summary>
+    private readonly HashSet<(RaftNodeId From, RaftNodeId To)> _cutLinks = [];
     private readonly Dictionary<ulong, (RaftNodeId Node, long Index)> _proposals = [];
     private readonly List<RaftNodeId> _ids;
     private readonly RaftOptions _raftOptions;
@@ -126,6 +129,7 @@ internal sealed class ClusterSimulation
     {
         _chaos = false;
         _partitionGroup.Clear();
+        _cutLinks.Clear();
         foreach (var id in _ids)
         {
             if (!_hosts[id].IsUp)
@@ -239,11 +243,8 @@ internal sealed class ClusterSimulation
 
                 break;
             case EventKind.Heal:
-                if (_partitionGroup.Count > 0)
-                {
-                    _partitionGroup.Clear();
-                }
-
+                _partitionGroup.Clear();
+                _cutLinks.Clear();
                 break;
         }
     }
@@ -366,7 +367,7 @@ internal sealed class ClusterSimulation
     }
 
     private bool Connected(RaftNodeId a, RaftNodeId b) =>
-        _partitionGroup.Count == 0 || _partitionGroup[a] == _partitionGroup[b];
+        (_partitionGroup.Count == 0 || _partitionGroup[a] == _partitionGroup[b]) && !_cutLinks.Contains((a, b));
 
     private RaftTestHost? ReadyLeader()
     {
@@ -436,7 +437,23 @@ internal sealed class ClusterSimulation
         }
         else if (roll < 45)
         {
-            if (_partitionGroup.Count == 0)
+            if (_partitionGroup.Count == 0 && _cutLinks.Count == 0 && _random.Next(3) == 0)
+            {
+                // One-way cuts: a few directed links fail while their reverse still works.
+                for (var i = _random.Next(1, 4); i > 0; i--)
+                {
+                    var from = _ids[_random.Next(_ids.Count)];
+                    var to = _ids[_random.Next(_ids.Count)];
+                    if (from != to)
+                    {
+                        _cutLinks.Add((from, to));
+                    }
+                }
+
+                Stats.OneWayCuts++;
+                Schedule(_random.Next(100, 1500), new SimEvent(EventKind.Heal, RaftNodeId.None));
+            }
+            else if (_partitionGroup.Count == 0 && _cutLinks.Count == 0)
             {
                 var leader = _hosts.Values.FirstOrDefault(h => h.IsUp && h.N.Role == RaftRole.Leader);
                 var isolateLeader = leader is not null && _random.Next(3) == 0;
@@ -553,6 +570,8 @@ internal sealed class SimulationStats
 
     public long Partitions { get; set; }
 
+    public long OneWayCuts { get; set; }
+
     public long Transfers { get; set; }
 
     public long SnapshotsSent { get; set; }
@@ -580,6 +599,7 @@ internal sealed class SimulationStats
         CrashesDuringSync += o.CrashesDuringSync;
         Restarts += o.Restarts;
         Partitions += o.Partitions;
+        OneWayCuts += o.OneWayCuts;
         Transfers += o.Transfers;
         SnapshotsSent += o.SnapshotsSent;
         ConfigChanges += o.ConfigChanges;
@@ -593,6 +613,6 @@ internal sealed class SimulationStats
     public override string ToString() =>
         $"events {Events}, simulated {TimeSpan.FromMilliseconds(SimulatedMs)}, leaders {Leaders}, messages {MessagesSent} " +
         $"(dropped {MessagesDropped}, duplicated {MessagesDuplicated}), crashes {Crashes} ({CrashesDuringSync} during a sync), " +
-        $"restarts {Restarts}, partitions {Partitions}, transfers {Transfers}, snapshots sent {SnapshotsSent}, config changes {ConfigChanges} " +
+        $"restarts {Restarts}, partitions {Partitions}, one-way cuts {OneWayCuts}, transfers {Transfers}, snapshots sent {SnapshotsSent}, config changes {ConfigChanges} " +
         $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}";
 }

@@ -14,7 +14,7 @@ public sealed class SimulationTests
     /// <summary>Seeds of the default run (about 10 s here); the teeth tests must catch their fault within the first <see cref="TeethSeeds"/>.</summary>
     private const int DefaultSeeds = 500;
 
-    private const int TeethSeeds = 200;
+    private const int TeethSeeds = DefaultSeeds;
 
     [Test]
     public void ManySeeds_SafetyHoldsAndEveryAcknowledgedEntryIsAppliedEverywhere()
@@ -43,13 +43,16 @@ public sealed class SimulationTests
     {
         if (Environment.GetEnvironmentVariable("APPENDLOG_SOAK") != "1")
         {
-            Assert.Ignore("Soak run: set APPENDLOG_SOAK=1 (APPENDLOG_SOAK_SEEDS=N for the count, default 5000).");
+            Assert.Ignore("Soak run: set APPENDLOG_SOAK=1 (APPENDLOG_SOAK_SEEDS=N seeds, default 5000; APPENDLOG_SOAK_STEPS=N events each, default 10000).");
         }
 
         var count = int.Parse(Environment.GetEnvironmentVariable("APPENDLOG_SOAK_SEEDS") ?? "5000", CultureInfo.InvariantCulture);
         var fixedSeed = Environment.GetEnvironmentVariable("APPENDLOG_SEED");
         var seeds = fixedSeed is null ? Enumerable.Range(100_000, count) : [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
-        RunSeeds(seeds, new SimulationOptions { StepsMax = 10_000 }, nameof(Soak_ThousandsOfSeeds));
+        RunSeeds(seeds, new SimulationOptions
+        {
+            StepsMax = int.Parse(Environment.GetEnvironmentVariable("APPENDLOG_SOAK_STEPS") ?? "10000", CultureInfo.InvariantCulture),
+        }, nameof(Soak_ThousandsOfSeeds));
     }
 
     /// <summary>The checkers have teeth: with the vote left out of persisted state, they catch a double vote.</summary>
