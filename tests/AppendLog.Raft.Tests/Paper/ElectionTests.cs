@@ -209,4 +209,32 @@ public sealed class ElectionTests
         Assert.That(ex!.LeaderId, Is.EqualTo(TestCluster.Id(1)));
         Assert.That(ex.NodeId, Is.EqualTo(TestCluster.Id(2)));
     }
+
+    [Test]
+    public void AStaleLeader_LearnsTheNewerTermFromTheAnswerToItsAppend_AndStepsDown()
+    {
+        // Reference: Raft paper §5.1 (stale requests are answered with the current term); etcd-raft's fix for pre-vote
+        var cluster = new TestCluster(3, Options());
+        cluster.Elect(1);
+        var staleTerm = cluster[1].N.Term;
+        cluster.Isolate(1);
+        RaftTestHost? newLeader = null;
+        for (var i = 0; i < 100 && newLeader is null; i++)
+        {
+            cluster.Tick(2);
+            cluster.Tick(3);
+            cluster.Stabilize();
+            newLeader = cluster.Hosts.Values.FirstOrDefault(h => h.Id != TestCluster.Id(1) && h.N.Role == RaftRole.Leader);
+        }
+
+        Assert.That(newLeader, Is.Not.Null);
+        Assert.That(newLeader!.N.Term, Is.GreaterThan(staleTerm));
+        Assert.That(cluster[1].N.Role, Is.EqualTo(RaftRole.Leader), "node 1 has not noticed yet");
+
+        cluster.HealAll();
+        cluster.Propose(1, 1);
+        cluster.Stabilize();
+        Assert.That(cluster[1].N.Role, Is.EqualTo(RaftRole.Follower));
+        Assert.That(cluster[1].N.Term, Is.GreaterThan(staleTerm));
+    }
 }
