@@ -20,7 +20,7 @@ public sealed class SimulationTests
     public void ManySeeds_SafetyHoldsAndEveryAcknowledgedEntryIsAppliedEverywhere()
     {
         var fixedSeed = Environment.GetEnvironmentVariable("APPENDLOG_SEED");
-        var seeds = fixedSeed is null
+        var seeds = string.IsNullOrEmpty(fixedSeed)
             ? Enumerable.Range(1, DefaultSeeds)
             : [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
         RunSeeds(seeds, new SimulationOptions(), nameof(ManySeeds_SafetyHoldsAndEveryAcknowledgedEntryIsAppliedEverywhere));
@@ -48,7 +48,7 @@ public sealed class SimulationTests
 
         var count = int.Parse(Environment.GetEnvironmentVariable("APPENDLOG_SOAK_SEEDS") ?? "5000", CultureInfo.InvariantCulture);
         var fixedSeed = Environment.GetEnvironmentVariable("APPENDLOG_SEED");
-        var seeds = fixedSeed is null ? Enumerable.Range(100_000, count) : [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
+        var seeds = string.IsNullOrEmpty(fixedSeed) ? Enumerable.Range(100_000, count) : [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
         RunSeeds(seeds, new SimulationOptions
         {
             StepsMax = int.Parse(Environment.GetEnvironmentVariable("APPENDLOG_SOAK_STEPS") ?? "10000", CultureInfo.InvariantCulture),
