@@ -150,6 +150,11 @@ internal sealed class RaftHost
             _hardState.Save(hardState);
         }
 
+        foreach (var message in ready.MessagesBeforeSync)
+        {
+            _transport.Send(message);
+        }
+
         if (ready.MustSync)
         {
             await _log.SyncAsync(cancellationToken).ConfigureAwait(false);

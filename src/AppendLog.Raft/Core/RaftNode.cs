@@ -216,12 +216,20 @@ internal sealed partial class RaftNode
                 : hardState;
         }
 
+        var messages = new List<RaftMessage>();
+        var messagesBeforeSync = new List<RaftMessage>();
+        foreach (var message in _outbox)
+        {
+            (MaySendBeforeSync(message) ? messagesBeforeSync : messages).Add(message);
+        }
+
         var ready = new Ready
         {
             HardState = toPersist,
             Snapshot = _log.PendingSnapshot,
             Entries = [.. _log.Unstable],
-            Messages = [.. _outbox],
+            Messages = messages,
+            MessagesBeforeSync = messagesBeforeSync,
             CommittedEntries = _log.NextCommittedEntries(_options.MaximumBatchBytes),
             Role = Role,
             Leader = Leader,
@@ -259,6 +267,11 @@ internal sealed partial class RaftNode
             }
         }
     }
+
+    /// <summary>Leader replication in a term whose vote is already durable depends on nothing in this batch.</summary>
+    private bool MaySendBeforeSync(RaftMessage message) =>
+        message.Type is RaftMessageType.Append or RaftMessageType.Heartbeat or RaftMessageType.Snapshot or RaftMessageType.TimeoutNow
+        && message.Term <= _persistedHardState.Term;
 
     private void AssertNoOutstandingReady() =>
         Invariant.Assert(_outstandingReady is null, "no Step, Tick or proposal between GetReady and Advance");

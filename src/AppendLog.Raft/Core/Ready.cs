@@ -19,7 +19,8 @@ internal enum RaftRole : byte
 /// <item>Append <see cref="Entries"/> to the log (this first truncates the log's suffix from the first entry's index).</item>
 /// <item>Store <see cref="HardState"/> if set.</item>
 /// <item>Sync: make all of the above durable (fdatasync). Entries before hard state, or both in one atomic sync:
-///   a durable commit index must never point past the durable log.</item>
+///   a durable commit index must never point past the durable log. <see cref="MessagesBeforeSync"/> may be sent
+///   as soon as the entries are written, while this sync runs.</item>
 /// <item>Only now send <see cref="Messages"/>. Every message may depend on the state just persisted: a vote on the
 ///   persisted vote, an append acknowledgement on the persisted entries, any message on the persisted term.</item>
 /// <item>Apply <see cref="CommittedEntries"/> to the state machine, in order (and restore from <see cref="Snapshot"/> first).</item>
@@ -34,7 +35,16 @@ internal sealed class Ready
 
     public required IReadOnlyList<RaftEntry> Entries { get; init; }
 
+    /// <summary>Messages to send only after the sync: they may depend on the hard state or entries of this batch.</summary>
     public required IReadOnlyList<RaftMessage> Messages { get; init; }
+
+    /// <summary>
+    /// A leader's replication messages (appends, heartbeats, snapshots, TimeoutNow) in a term that is already durable.
+    /// They depend on nothing this batch persists, so the host may send them before or while it syncs: the leader's
+    /// disk write runs in parallel with its followers' (thesis §10.2.1). This is safe because the leader counts its own
+    /// copy toward a quorum only after <see cref="RaftNode.Advance"/>, that is, after its sync.
+    /// </summary>
+    public required IReadOnlyList<RaftMessage> MessagesBeforeSync { get; init; }
 
     public required IReadOnlyList<RaftEntry> CommittedEntries { get; init; }
 

@@ -79,7 +79,8 @@ internal sealed class RaftTestHost
         return ready;
     }
 
-    /// <summary>Ready steps 4-6: sync, then hand back the messages to send, apply, and advance.</summary>
+    /// <summary>Ready steps 4-6: sync, then hand back the messages to send after it, apply, and advance.
+    /// (The caller sends <see cref="Ready.MessagesBeforeSync"/> itself, after <see cref="BeginReady"/>.)</summary>
     public IReadOnlyList<RaftMessage> CompleteReady()
     {
         var ready = InFlight ?? throw new InvalidOperationException("no Ready in flight");
@@ -105,8 +106,9 @@ internal sealed class RaftTestHost
     public List<RaftMessage> Drain()
     {
         var messages = new List<RaftMessage>();
-        while (BeginReady() is not null)
+        while (BeginReady() is { } ready)
         {
+            messages.AddRange(ready.MessagesBeforeSync);
             messages.AddRange(CompleteReady());
         }
 

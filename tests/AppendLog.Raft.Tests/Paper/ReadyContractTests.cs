@@ -45,6 +45,41 @@ public sealed class ReadyContractTests
     }
 
     [Test]
+    public void ALeadersAppends_MayLeaveBeforeItsOwnSync_ButAVoteResponseNever()
+    {
+        // Reference: Raft thesis §10.2.1 (the leader writes to its disk in parallel with replication) and Figure 2
+        var cluster = new TestCluster(3, PaperOptions.Create(checkQuorum: false));
+        cluster.Elect(1);
+        cluster[1].N.Propose(new byte[] { 1 });
+        var leaderReady = cluster[1].N.GetReady();
+        Assert.That(leaderReady.Entries, Is.Not.Empty);
+        Assert.That(leaderReady.MessagesBeforeSync, Is.Not.Empty);
+        Assert.That(leaderReady.MessagesBeforeSync.Select(m => m.Type), Has.All.EqualTo(RaftMessageType.Append));
+        Assert.That(leaderReady.Messages, Is.Empty);
+
+        var voter = cluster[3].N;
+        voter.Step(new RaftMessage { Type = RaftMessageType.Vote, From = TestCluster.Id(2), To = TestCluster.Id(3), Term = 9 });
+        var voterReady = voter.GetReady();
+        Assert.That(voterReady.MessagesBeforeSync, Is.Empty);
+        Assert.That(voterReady.Messages.Single().Type, Is.EqualTo(RaftMessageType.VoteResponse));
+    }
+
+    [Test]
+    public void AFollowersAcknowledgement_WaitsForItsSync()
+    {
+        // Reference: Raft paper Figure 2 (respond to RPCs only after updating stable storage)
+        var cluster = new TestCluster(3, PaperOptions.Create());
+        cluster.Elect(1);
+        cluster[1].N.Propose(new byte[] { 1 });
+        var append = cluster[1].Drain().First(m => m.To == TestCluster.Id(2) && m.Entries.Count > 0);
+        cluster[2].N.Step(append);
+        var ready = cluster[2].N.GetReady();
+        Assert.That(ready.Entries, Is.Not.Empty);
+        Assert.That(ready.MessagesBeforeSync, Is.Empty);
+        Assert.That(ready.Messages.Single().Type, Is.EqualTo(RaftMessageType.AppendResponse));
+    }
+
+    [Test]
     public void StepBetweenGetReadyAndAdvance_IsRefused()
     {
         // Reference: the Ready contract (one batch at a time)

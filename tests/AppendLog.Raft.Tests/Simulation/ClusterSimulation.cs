@@ -296,6 +296,12 @@ internal sealed class ClusterSimulation
     {
         if (host.BeginReady() is { } ready)
         {
+            // The leader's own write runs in parallel with its followers' (thesis §10.2.1).
+            foreach (var m in ready.MessagesBeforeSync)
+            {
+                Send(m);
+            }
+
             if (_options.HostSendsBeforeSync)
             {
                 foreach (var m in ready.Messages)
