@@ -1,0 +1,216 @@
+using System.Threading.Channels;
+using AppendLog.Raft.Storage;
+using AppendLog.Raft.Transport;
+
+namespace AppendLog.Raft.Core;
+
+/// <summary>A snapshot of a host's role, for routing clients.</summary>
+internal sealed record RaftHostStatus(RaftRole Role, RaftNodeId Leader, long Term);
+
+/// <summary>
+/// Runs one <see cref="RaftNode"/> for real: a single loop owns the node, takes inputs (peer messages, ticks from
+/// a <see cref="TimeProvider"/> timer, proposals) from a bounded channel, and processes each <see cref="Ready"/> in
+/// the contract's order: write the log and hard state, await their sync, send, apply, advance. It is generic over
+/// the storage seams and the transport, so the SegmentedLog adapter and the TCP transport plug in unchanged.
+/// <para>
+/// A proposal completes when its entry is applied here, with its index; it fails with
+/// <see cref="NotLeaderException"/> when this node is not the leader or when a different entry (of another leader)
+/// ends up at its index. A storage failure faults the host: the loop stops and every waiter fails with it.
+/// </para>
+/// </summary>
+internal sealed class RaftHost
+{
+    /// <summary>Inputs queued for the loop (STYLE.md 2): peers' messages beyond this are dropped, proposals wait.</summary>
+    private const int InputsQueuedMax = 4096;
+
+    private readonly RaftNode _node;
+    private readonly IRaftLog _log;
+    private readonly IHardStateStore _hardState;
+    private readonly IRaftTransport _transport;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _tickInterval;
+    private readonly Func<RaftEntry, CancellationToken, ValueTask> _apply;
+    private readonly Func<RaftSnapshot, CancellationToken, ValueTask> _restore;
+    private readonly Channel<Input> _inputs = Channel.CreateBounded<Input>(new BoundedChannelOptions(InputsQueuedMax)
+    {
+        SingleReader = true,
+        FullMode = BoundedChannelFullMode.Wait,
+    });
+
+    /// <summary>Proposals waiting to be applied, by index; each remembers the term it was proposed in.</summary>
+    private readonly Dictionary<long, (long Term, TaskCompletionSource<long> Completion)> _pending = [];
+
+    public RaftHost(
+        RaftNode node,
+        IRaftLog log,
+        IHardStateStore hardState,
+        IRaftTransport transport,
+        TimeProvider time,
+        RaftOptions options,
+        Func<RaftEntry, CancellationToken, ValueTask> apply,
+        Func<RaftSnapshot, CancellationToken, ValueTask> restore)
+    {
+        _node = node;
+        _log = log;
+        _hardState = hardState;
+        _transport = transport;
+        _time = time;
+        _tickInterval = options.TickInterval;
+        _apply = apply;
+        _restore = restore;
+    }
+
+    private abstract record Input;
+
+    private sealed record TickInput : Input
+    {
+        public static readonly TickInput Instance = new();
+    }
+
+    private sealed record MessageInput(RaftMessage Message) : Input;
+
+    private sealed record ProposeInput(ReadOnlyMemory<byte> Data, TaskCompletionSource<long> Completion) : Input;
+
+    private volatile RaftHostStatus _status = new(RaftRole.Follower, RaftNodeId.None, 0);
+
+    /// <summary>The node's role and leader as of the last processed batch (read from any thread; may be stale).</summary>
+    public RaftHostStatus Status => _status;
+
+    /// <summary>Hands a message from a peer to the loop. Dropped when the queue is full (Raft tolerates loss).</summary>
+    public void Receive(RaftMessage message) => _inputs.Writer.TryWrite(new MessageInput(message));
+
+    /// <summary>Proposes <paramref name="data"/>; completes with its index once it is committed and applied here.</summary>
+    /// <exception cref="NotLeaderException">This node is not the leader, or the entry was replaced by another leader's.</exception>
+    public async ValueTask<long> ProposeAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _inputs.Writer.WriteAsync(new ProposeInput(data, completion), cancellationToken).ConfigureAwait(false);
+        return await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs the loop until <paramref name="cancellationToken"/> is cancelled or storage fails.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        using var timer = _time.CreateTimer(
+            static state => ((RaftHost)state!)._inputs.Writer.TryWrite(TickInput.Instance), this, _tickInterval, _tickInterval);
+        try
+        {
+            await foreach (var input in _inputs.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                Handle(input);
+                while (_node.HasReady)
+                {
+                    await ProcessReadyAsync(_node.GetReady(), cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            FailAll(ex is OperationCanceledException ? new OperationCanceledException("The Raft host stopped.", ex) : ex);
+            throw;
+        }
+    }
+
+    private void Handle(Input input)
+    {
+        switch (input)
+        {
+            case TickInput:
+                _node.Tick();
+                break;
+            case MessageInput m:
+                _node.Step(m.Message);
+                break;
+            case ProposeInput p:
+                try
+                {
+                    var index = _node.Propose(p.Data);
+                    _pending[index] = (_node.Term, p.Completion);
+                }
+                catch (Exception ex) when (ex is NotLeaderException or ArgumentOutOfRangeException)
+                {
+                    p.Completion.TrySetException(ex);
+                }
+
+                break;
+        }
+    }
+
+    private async ValueTask ProcessReadyAsync(Ready ready, CancellationToken cancellationToken)
+    {
+        // 1-4: persist, then sync. Nothing below may run before the sync completes.
+        if (ready.Snapshot is not null)
+        {
+            _log.InstallSnapshot(ready.Snapshot);
+        }
+
+        _log.Append(ready.Entries);
+        if (ready.HardState is { } hardState)
+        {
+            _hardState.Save(hardState);
+        }
+
+        foreach (var message in ready.MessagesBeforeSync)
+        {
+            _transport.Send(message);
+        }
+
+        if (ready.MustSync)
+        {
+            await _log.SyncAsync(cancellationToken).ConfigureAwait(false);
+            await _hardState.SyncAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        // 5: messages may depend on what was just made durable.
+        foreach (var message in ready.Messages)
+        {
+            _transport.Send(message);
+        }
+
+        // 6: apply, completing the proposals whose entries these are.
+        if (ready.Snapshot is not null)
+        {
+            await _restore(ready.Snapshot, cancellationToken).ConfigureAwait(false);
+            FailPendingThrough(ready.Snapshot.Index);
+        }
+
+        foreach (var entry in ready.CommittedEntries)
+        {
+            await _apply(entry, cancellationToken).ConfigureAwait(false);
+            if (_pending.Remove(entry.Index, out var proposal))
+            {
+                if (proposal.Term == entry.Term)
+                {
+                    proposal.Completion.TrySetResult(entry.Index);
+                }
+                else
+                {
+                    proposal.Completion.TrySetException(new NotLeaderException(_node.Id, _node.Leader));
+                }
+            }
+        }
+
+        _node.Advance(ready);
+        _status = new RaftHostStatus(_node.Role, _node.Leader, _node.Term);
+    }
+
+    /// <summary>A snapshot replaced the log through <paramref name="index"/>: whether those proposals committed is unknown here.</summary>
+    private void FailPendingThrough(long index)
+    {
+        foreach (var key in _pending.Keys.Where(k => k <= index).ToList())
+        {
+            _pending.Remove(key, out var proposal);
+            proposal.Completion.TrySetException(new NotLeaderException(_node.Id, _node.Leader));
+        }
+    }
+
+    private void FailAll(Exception ex)
+    {
+        foreach (var (_, proposal) in _pending)
+        {
+            proposal.Completion.TrySetException(ex);
+        }
+
+        _pending.Clear();
+    }
+}

@@ -1,0 +1,71 @@
+using AppendLog.Raft.Storage;
+
+namespace AppendLog.Raft.Core;
+
+internal enum RaftMessageType : byte
+{
+    /// <summary>Leader → follower: entries after (Index, LogTerm), and the leader's commit index.</summary>
+    Append,
+
+    /// <summary>Follower → leader: accepted through Index, or rejected the append at Index with a hint.</summary>
+    AppendResponse,
+
+    /// <summary>Leader → follower: liveness and the commit index known safe for that follower.</summary>
+    Heartbeat,
+
+    HeartbeatResponse,
+
+    /// <summary>Candidate → all: vote for me in Term; my last entry is (Index, LogTerm).</summary>
+    Vote,
+
+    VoteResponse,
+
+    /// <summary>Pre-candidate → all: would you vote for me in Term (my term + 1)? Changes no one's term.</summary>
+    PreVote,
+
+    PreVoteResponse,
+
+    /// <summary>Leader → follower: replace your log with this snapshot.</summary>
+    Snapshot,
+
+    /// <summary>Leader → transfer target: start an election now, ignoring leases (thesis §3.10).</summary>
+    TimeoutNow,
+}
+
+/// <summary>
+/// One message between nodes. Fields not used by a type are left at their defaults. Immutable once sent:
+/// the transport may deliver the same instance twice.
+/// </summary>
+internal sealed record RaftMessage
+{
+    public required RaftMessageType Type { get; init; }
+
+    public required RaftNodeId From { get; init; }
+
+    public required RaftNodeId To { get; init; }
+
+    public required long Term { get; init; }
+
+    /// <summary>Append: term of the entry before <see cref="Entries"/>; votes: the candidate's last term; rejection: hint term.</summary>
+    public long LogTerm { get; init; }
+
+    /// <summary>Append: index of the entry before <see cref="Entries"/>; votes: candidate's last index; responses: see type.</summary>
+    public long Index { get; init; }
+
+    public IReadOnlyList<RaftEntry> Entries { get; init; } = [];
+
+    public long Commit { get; init; }
+
+    public bool Reject { get; init; }
+
+    /// <summary>AppendResponse rejection: the follower's guess at the last index where it may match the leader.</summary>
+    public long RejectHint { get; init; }
+
+    public RaftSnapshot? Snapshot { get; init; }
+
+    /// <summary>Vote request caused by leadership transfer: receivers ignore their leader lease.</summary>
+    public bool Transfer { get; init; }
+
+    public override string ToString() =>
+        $"{Type} {From}->{To} t{Term} idx{Index} lt{LogTerm} n{Entries.Count} c{Commit}{(Reject ? " reject hint" + RejectHint : "")}";
+}

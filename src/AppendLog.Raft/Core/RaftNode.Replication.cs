@@ -1,0 +1,111 @@
+using AppendLog.Raft.Replication;
+
+namespace AppendLog.Raft.Core;
+
+/// <summary>Leader-side replication: appends, snapshots, and the commit rule.</summary>
+internal sealed partial class RaftNode
+{
+    private void BroadcastAppend()
+    {
+        foreach (var id in _progress.Keys)
+        {
+            if (id != Id)
+            {
+                SendAppend(id, sendIfEmpty: true);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="to"/> the entries from its next index (or a snapshot when they are compacted away),
+    /// unless its progress is paused (probe awaiting an answer, pipeline window full, snapshot in flight).
+    /// </summary>
+    /// <returns>Whether a message was sent.</returns>
+    private bool SendAppend(RaftNodeId to, bool sendIfEmpty)
+    {
+        var pr = _progress[to];
+        if (pr.IsPaused)
+        {
+            return false;
+        }
+
+        var prevIndex = pr.Next - 1;
+        if (pr.Next < _log.FirstIndex || !_log.TryGetTerm(prevIndex, out var prevTerm))
+        {
+            var snapshot = _storage.Snapshot;
+            pr.BecomeSnapshot(snapshot.Index);
+            Send(new RaftMessage { Type = RaftMessageType.Snapshot, From = Id, To = to, Term = Term, Snapshot = snapshot });
+            return true;
+        }
+
+        var entries = new List<RaftEntry>();
+        if (pr.Next <= _log.LastIndex)
+        {
+            _log.Read(pr.Next, _log.LastIndex + 1, _options.MaximumBatchBytes, entries);
+        }
+
+        if (entries.Count == 0 && !sendIfEmpty)
+        {
+            return false;
+        }
+
+        Send(new RaftMessage
+        {
+            Type = RaftMessageType.Append,
+            From = Id,
+            To = to,
+            Term = Term,
+            Index = prevIndex,
+            LogTerm = prevTerm,
+            Entries = entries,
+            Commit = _log.Committed,
+        });
+
+        if (pr.State == ProgressState.Replicate && entries.Count > 0)
+        {
+            pr.OptimisticUpdate(entries[^1].Index);
+            pr.Inflights.Add(entries[^1].Index);
+        }
+        else if (pr.State == ProgressState.Probe)
+        {
+            pr.ProbeSent = true;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Advances the commit index to the highest index durable on a quorum of voters, but only if that entry is of
+    /// the current term (§5.4.2): counting replicas of an older-term entry is not enough (Figure 8). Earlier
+    /// entries commit with it, by the log matching property.
+    /// </summary>
+    private bool MaybeCommit()
+    {
+        var matches = new List<long>(Config.Voters.Count);
+        foreach (var voter in Config.Voters)
+        {
+            matches.Add(_progress.TryGetValue(voter, out var pr) ? pr.Match : 0);
+        }
+
+        if (matches.Count == 0)
+        {
+            return false;
+        }
+
+        matches.Sort();
+        var quorumMatch = matches[matches.Count - Config.Quorum];
+        if (quorumMatch <= _log.Committed)
+        {
+            return false;
+        }
+
+        var currentTermOnly = (_options.TestingFaults & RaftTestingFaults.CommitPreviousTermByCounting) == 0;
+        if (currentTermOnly && _log.TermAt(quorumMatch) != Term)
+        {
+            return false;
+        }
+
+        _log.CommitTo(quorumMatch);
+        return true;
+    }
+}

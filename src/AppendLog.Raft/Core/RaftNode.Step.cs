@@ -1,0 +1,507 @@
+using AppendLog.Raft.Replication;
+
+namespace AppendLog.Raft.Core;
+
+/// <summary>Message handling and elections.</summary>
+internal sealed partial class RaftNode
+{
+    /// <summary>Processes one message from a peer.</summary>
+    public void Step(RaftMessage m)
+    {
+        AssertNoOutstandingReady();
+        Invariant.Assert(m.To == Id, "a message is stepped on its addressee");
+        if (m.Term > Term)
+        {
+            if (m.Type is RaftMessageType.Vote or RaftMessageType.PreVote && !m.Transfer && InLease())
+            {
+                // Check-quorum lease (thesis §6.2): we heard from a live leader within the minimum election
+                // timeout, so a higher-term candidate is a disrupting server; ignore it without raising our term.
+                return;
+            }
+
+            if (m.Type == RaftMessageType.PreVote || (m.Type == RaftMessageType.PreVoteResponse && !m.Reject))
+            {
+                // Pre-vote messages carry a future term and change no one's term (thesis §9.6).
+            }
+            else
+            {
+                var leader = m.Type is RaftMessageType.Append or RaftMessageType.Heartbeat or RaftMessageType.Snapshot
+                    ? m.From
+                    : RaftNodeId.None;
+                BecomeFollower(m.Term, leader);
+            }
+        }
+        else if (m.Term < Term)
+        {
+            if ((_options.CheckQuorum || _options.PreVote) && m.Type is RaftMessageType.Append or RaftMessageType.Heartbeat)
+            {
+                // A stale leader would otherwise never learn of the newer term: with pre-vote our term
+                // may have moved without its followers ever voting against it.
+                Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term });
+            }
+            else if (m.Type == RaftMessageType.PreVote)
+            {
+                Send(new RaftMessage { Type = RaftMessageType.PreVoteResponse, From = Id, To = m.From, Term = Term, Reject = true });
+            }
+
+            return;
+        }
+
+        if (m.Type is RaftMessageType.Vote or RaftMessageType.PreVote)
+        {
+            HandleVoteRequest(m);
+            return;
+        }
+
+        switch (Role)
+        {
+            case RaftRole.Leader:
+                StepLeader(m);
+                break;
+            case RaftRole.Candidate:
+            case RaftRole.PreCandidate:
+                StepCandidate(m);
+                break;
+            default:
+                StepFollower(m);
+                break;
+        }
+    }
+
+    private bool InLease() => _options.CheckQuorum && !Leader.IsNone && _electionElapsed < _options.ElectionTicksMin;
+
+    private void TickElection()
+    {
+        _electionElapsed++;
+        if (Promotable && _electionElapsed >= _randomizedElectionTimeout)
+        {
+            _electionElapsed = 0;
+            Campaign(preVote: _options.PreVote, transfer: false);
+        }
+    }
+
+    private void TickLeader()
+    {
+        _heartbeatElapsed++;
+        _electionElapsed++;
+        if (_electionElapsed >= _options.ElectionTicksMin)
+        {
+            _electionElapsed = 0;
+            if (_options.CheckQuorum && !QuorumActive())
+            {
+                // Check-quorum: a leader cut off from a quorum steps down rather than accept writes it cannot commit.
+                BecomeFollower(Term, RaftNodeId.None);
+                return;
+            }
+
+            LeadTransferee = RaftNodeId.None;
+        }
+
+        if (_heartbeatElapsed >= _options.HeartbeatTicks)
+        {
+            _heartbeatElapsed = 0;
+            foreach (var (id, pr) in _progress)
+            {
+                if (id != Id)
+                {
+                    Send(new RaftMessage
+                    {
+                        Type = RaftMessageType.Heartbeat,
+                        From = Id,
+                        To = id,
+                        Term = Term,
+                        Commit = Math.Min(pr.Match, _log.Committed),
+                    });
+                }
+            }
+        }
+    }
+
+    private bool QuorumActive()
+    {
+        var active = 0;
+        foreach (var voter in Config.Voters)
+        {
+            if (voter == Id || (_progress.TryGetValue(voter, out var pr) && pr.RecentActive))
+            {
+                active++;
+            }
+        }
+
+        foreach (var (id, pr) in _progress)
+        {
+            pr.RecentActive = id == Id;
+        }
+
+        return active >= Config.Quorum;
+    }
+
+    private void Campaign(bool preVote, bool transfer)
+    {
+        RaftMessageType type;
+        long term;
+        if (preVote)
+        {
+            BecomePreCandidate();
+            type = RaftMessageType.PreVote;
+            term = Term + 1;
+        }
+        else
+        {
+            BecomeCandidate();
+            type = RaftMessageType.Vote;
+            term = Term;
+        }
+
+        if (Poll(Id, granted: true) == ElectionResult.Won)
+        {
+            WinElection();
+            return;
+        }
+
+        var lastIndex = _log.LastIndex;
+        var lastTerm = _log.LastTerm;
+        foreach (var voter in Config.Voters)
+        {
+            if (voter != Id)
+            {
+                Send(new RaftMessage { Type = type, From = Id, To = voter, Term = term, Index = lastIndex, LogTerm = lastTerm, Transfer = transfer });
+            }
+        }
+    }
+
+    private void WinElection()
+    {
+        if (Role == RaftRole.PreCandidate)
+        {
+            Campaign(preVote: false, transfer: false);
+        }
+        else
+        {
+            BecomeLeader();
+            BroadcastAppend();
+        }
+    }
+
+    private enum ElectionResult
+    {
+        Pending,
+        Won,
+        Lost,
+    }
+
+    private ElectionResult Poll(RaftNodeId from, bool granted)
+    {
+        _votes.TryAdd(from, granted);
+        int yes = 0, no = 0;
+        foreach (var voter in Config.Voters)
+        {
+            if (_votes.TryGetValue(voter, out var vote))
+            {
+                if (vote)
+                {
+                    yes++;
+                }
+                else
+                {
+                    no++;
+                }
+            }
+        }
+
+        return yes >= Config.Quorum ? ElectionResult.Won : no >= Config.Quorum ? ElectionResult.Lost : ElectionResult.Pending;
+    }
+
+    private void HandleVoteRequest(RaftMessage m)
+    {
+        var responseType = m.Type == RaftMessageType.Vote ? RaftMessageType.VoteResponse : RaftMessageType.PreVoteResponse;
+        var canVote = Vote == m.From
+            || (Vote.IsNone && Leader.IsNone)
+            || (m.Type == RaftMessageType.PreVote && m.Term > Term);
+        if (canVote && _log.IsUpToDate(m.Index, m.LogTerm))
+        {
+            // The vote (and the term) reach the host in the next Ready, and the response goes out only
+            // after they are durable: a restarted node never votes twice in one term (§5.2).
+            Send(new RaftMessage { Type = responseType, From = Id, To = m.From, Term = m.Term });
+            if (m.Type == RaftMessageType.Vote)
+            {
+                _electionElapsed = 0;
+                Vote = m.From;
+            }
+        }
+        else
+        {
+            Send(new RaftMessage { Type = responseType, From = Id, To = m.From, Term = Term, Reject = true });
+        }
+    }
+
+    private void StepCandidate(RaftMessage m)
+    {
+        var myResponseType = Role == RaftRole.PreCandidate ? RaftMessageType.PreVoteResponse : RaftMessageType.VoteResponse;
+        switch (m.Type)
+        {
+            case RaftMessageType.Append:
+                BecomeFollower(m.Term, m.From);
+                HandleAppend(m);
+                break;
+            case RaftMessageType.Heartbeat:
+                BecomeFollower(m.Term, m.From);
+                HandleHeartbeat(m);
+                break;
+            case RaftMessageType.Snapshot:
+                BecomeFollower(m.Term, m.From);
+                HandleSnapshot(m);
+                break;
+            default:
+                if (m.Type == myResponseType)
+                {
+                    var result = Poll(m.From, !m.Reject);
+                    if (result == ElectionResult.Won)
+                    {
+                        WinElection();
+                    }
+                    else if (result == ElectionResult.Lost)
+                    {
+                        BecomeFollower(Term, RaftNodeId.None);
+                    }
+                }
+
+                break;
+        }
+    }
+
+    private void StepFollower(RaftMessage m)
+    {
+        switch (m.Type)
+        {
+            case RaftMessageType.Append:
+                _electionElapsed = 0;
+                Leader = m.From;
+                HandleAppend(m);
+                break;
+            case RaftMessageType.Heartbeat:
+                _electionElapsed = 0;
+                Leader = m.From;
+                HandleHeartbeat(m);
+                break;
+            case RaftMessageType.Snapshot:
+                _electionElapsed = 0;
+                Leader = m.From;
+                HandleSnapshot(m);
+                break;
+            case RaftMessageType.TimeoutNow:
+                if (Promotable)
+                {
+                    // Leadership transfer: campaign at once, skipping pre-vote; voters ignore their lease.
+                    Campaign(preVote: false, transfer: true);
+                }
+
+                break;
+            default:
+                break;
+        }
+    }
+
+    private void HandleAppend(RaftMessage m)
+    {
+        if (m.Index < _log.Committed)
+        {
+            Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = _log.Committed });
+            return;
+        }
+
+        if (_log.MatchTerm(m.Index, m.LogTerm))
+        {
+            var lastNew = m.Index + m.Entries.Count;
+            for (var i = 0; i < m.Entries.Count; i++)
+            {
+                var entry = m.Entries[i];
+                Invariant.Assert(entry.Index == m.Index + 1 + i, "appended entries are consecutive");
+                if (!_log.MatchTerm(entry.Index, entry.Term))
+                {
+                    // First conflict (or first new entry): everything from here is replaced (§5.3).
+                    Invariant.Assert(entry.Index > _log.Committed, "a committed entry never conflicts");
+                    var suffix = m.Entries.Skip(i).ToList();
+                    TruncateConfigs(entry.Index);
+                    _log.TruncateAndAppend(suffix);
+                    OnEntriesAppended(suffix);
+                    break;
+                }
+            }
+
+            _log.CommitTo(Math.Min(m.Commit, lastNew));
+            Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = lastNew });
+            return;
+        }
+
+        // Reject, with a hint: the last index at or before the leader's probe whose term is at most the
+        // leader's term there. Every entry between the hint and the probe is known not to match.
+        var hintIndex = FindConflictByTerm(Math.Min(m.Index, _log.LastIndex), m.LogTerm, out var hintTerm);
+        Send(new RaftMessage
+        {
+            Type = RaftMessageType.AppendResponse,
+            From = Id,
+            To = m.From,
+            Term = Term,
+            Index = m.Index,
+            Reject = true,
+            RejectHint = hintIndex,
+            LogTerm = hintTerm,
+        });
+    }
+
+    /// <summary>The largest index at or below <paramref name="index"/> whose term is at most <paramref name="term"/>.</summary>
+    private long FindConflictByTerm(long index, long term, out long foundTerm)
+    {
+        while (true)
+        {
+            if (!_log.TryGetTerm(index, out foundTerm))
+            {
+                foundTerm = 0;
+                return index;
+            }
+
+            if (foundTerm <= term || index <= _log.Snapshot.Index)
+            {
+                return index;
+            }
+
+            index--;
+        }
+    }
+
+    private void HandleHeartbeat(RaftMessage m)
+    {
+        // The leader sends min(our match, its commit): entries we acknowledged in this term.
+        _log.CommitTo(m.Commit);
+        Send(new RaftMessage { Type = RaftMessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term });
+    }
+
+    private void HandleSnapshot(RaftMessage m)
+    {
+        var snapshot = m.Snapshot!;
+        if (snapshot.Index <= _log.Committed)
+        {
+            Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = _log.Committed });
+            return;
+        }
+
+        if (_log.MatchTerm(snapshot.Index, snapshot.Term))
+        {
+            // Our log already holds the snapshot's last entry: it is committed, keep the log.
+            _log.CommitTo(snapshot.Index);
+        }
+        else
+        {
+            _log.Restore(snapshot);
+            _configs.Clear();
+            _configs.Add((snapshot.Index, snapshot.Metadata.Config));
+        }
+
+        Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = _log.Committed });
+    }
+
+    private void StepLeader(RaftMessage m)
+    {
+        if (!_progress.TryGetValue(m.From, out var pr))
+        {
+            return;
+        }
+
+        switch (m.Type)
+        {
+            case RaftMessageType.AppendResponse:
+                pr.RecentActive = true;
+                HandleAppendResponse(m, pr);
+                break;
+            case RaftMessageType.HeartbeatResponse:
+                pr.RecentActive = true;
+                pr.ProbeSent = false;
+                if (pr.State == ProgressState.Replicate && pr.Inflights.IsFull)
+                {
+                    pr.Inflights.FreeFirst();
+                }
+                else if (pr.State == ProgressState.Snapshot)
+                {
+                    // The snapshot (or its answer) may have been lost: probe again, which resends it if still needed.
+                    pr.BecomeProbe();
+                }
+
+                if (pr.Match < _log.LastIndex)
+                {
+                    SendAppend(m.From, sendIfEmpty: true);
+                }
+
+                break;
+            default:
+                break;
+        }
+    }
+
+    private void HandleAppendResponse(RaftMessage m, Progress pr)
+    {
+        if (m.Reject)
+        {
+            var probe = m.RejectHint;
+            if (m.LogTerm > 0)
+            {
+                // Skip every entry of the follower's conflicting term at once (§5.3 optimisation).
+                probe = FindConflictByTerm(m.RejectHint, m.LogTerm, out _);
+            }
+
+            if (pr.MaybeDecreaseTo(m.Index, probe))
+            {
+                if (pr.State == ProgressState.Replicate)
+                {
+                    pr.BecomeProbe();
+                }
+
+                SendAppend(m.From, sendIfEmpty: true);
+            }
+
+            return;
+        }
+
+        if (!pr.MaybeUpdate(m.Index))
+        {
+            return;
+        }
+
+        switch (pr.State)
+        {
+            case ProgressState.Probe:
+                pr.BecomeReplicate();
+                break;
+            case ProgressState.Snapshot when pr.Match + 1 >= _log.FirstIndex:
+                pr.BecomeProbe();
+                pr.BecomeReplicate();
+                break;
+            case ProgressState.Replicate:
+                pr.Inflights.FreeThrough(m.Index);
+                break;
+            default:
+                break;
+        }
+
+        if (MaybeCommit())
+        {
+            BroadcastAppend();
+            StepDownIfRemoved();
+            if (Role != RaftRole.Leader)
+            {
+                return;
+            }
+        }
+        else
+        {
+            while (SendAppend(m.From, sendIfEmpty: false))
+            {
+            }
+        }
+
+        if (m.From == LeadTransferee && pr.Match == _log.LastIndex)
+        {
+            Send(new RaftMessage { Type = RaftMessageType.TimeoutNow, From = Id, To = m.From, Term = Term });
+        }
+    }
+}

@@ -1,0 +1,82 @@
+using System.Diagnostics.CodeAnalysis;
+
+namespace AppendLog.Raft;
+
+/// <summary>
+/// Timing and flow-control settings of one Raft node. Durations are measured in whole
+/// <see cref="TickInterval"/>s: the host calls the node's tick once per interval, driven by a
+/// <see cref="TimeProvider"/>, so tests control time.
+/// </summary>
+[Experimental(RaftExperiments.Raft)]
+public sealed class RaftOptions
+{
+    /// <summary>How often the host ticks the node. Default 10 ms.</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>
+    /// The lower bound of the randomized election timeout: a follower that hears nothing from a leader for a
+    /// random time in [<see cref="ElectionTimeoutMinimum"/>, <see cref="ElectionTimeoutMaximum"/>) starts an
+    /// election. A leader with check-quorum steps down when it has not heard from a quorum within this time.
+    /// Default 150 ms.
+    /// </summary>
+    public TimeSpan ElectionTimeoutMinimum { get; init; } = TimeSpan.FromMilliseconds(150);
+
+    /// <summary>The (exclusive) upper bound of the randomized election timeout. Default 300 ms.</summary>
+    public TimeSpan ElectionTimeoutMaximum { get; init; } = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>How often a leader sends heartbeats. Must be shorter than <see cref="ElectionTimeoutMinimum"/>. Default 30 ms.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(30);
+
+    /// <summary>The most AppendEntries a leader keeps in flight to one follower in the pipelined state. Default 64.</summary>
+    public int MaximumInflightAppends { get; init; } = 64;
+
+    /// <summary>The most entry bytes (payloads plus a fixed per-entry overhead) in one AppendEntries, in bytes. Default 1 MiB.</summary>
+    public int MaximumBatchBytes { get; init; } = 1024 * 1024;
+
+    /// <summary>Whether a node first asks whether it could win (pre-vote, thesis §9.6) before it raises its term. Default true.</summary>
+    public bool PreVote { get; init; } = true;
+
+    /// <summary>
+    /// Whether a leader steps down when it has not heard from a quorum within an election timeout, and
+    /// followers that hear from a leader ignore vote requests for that long (thesis §6.2). Default true.
+    /// </summary>
+    public bool CheckQuorum { get; init; } = true;
+
+    /// <summary>Checks the options and returns them, so they can be validated where they are built.</summary>
+    /// <returns>This instance.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
+    public RaftOptions Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(TickInterval, TimeSpan.Zero, nameof(TickInterval));
+        ArgumentOutOfRangeException.ThrowIfLessThan(HeartbeatInterval, TickInterval, nameof(HeartbeatInterval));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ElectionTimeoutMinimum, HeartbeatInterval, nameof(ElectionTimeoutMinimum));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ElectionTimeoutMaximum, ElectionTimeoutMinimum, nameof(ElectionTimeoutMaximum));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaximumInflightAppends, 1, nameof(MaximumInflightAppends));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaximumBatchBytes, 1, nameof(MaximumBatchBytes));
+        return this;
+    }
+
+    internal int HeartbeatTicks => Ticks(HeartbeatInterval);
+
+    internal int ElectionTicksMin => Ticks(ElectionTimeoutMinimum);
+
+    internal int ElectionTicksMax => Math.Max(Ticks(ElectionTimeoutMaximum), ElectionTicksMin + 1);
+
+    /// <summary>Deliberately broken rules, for tests that prove the simulation's checkers catch them. Never set in production.</summary>
+    internal RaftTestingFaults TestingFaults { get; init; }
+
+    private int Ticks(TimeSpan span) => (int)Math.Max(1, span.Ticks / TickInterval.Ticks);
+}
+
+/// <summary>Rule breaks that tests switch on to show the checkers have teeth.</summary>
+[Flags]
+internal enum RaftTestingFaults
+{
+    None = 0,
+
+    /// <summary>The vote is left out of the hard state handed to the host, so a crash forgets it (breaks §5.2).</summary>
+    SkipVotePersistence = 1,
+
+    /// <summary>The leader commits an entry of an earlier term by counting replicas (breaks §5.4.2, Figure 8).</summary>
+    CommitPreviousTermByCounting = 2,
+}

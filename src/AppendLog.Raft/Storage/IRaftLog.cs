@@ -1,0 +1,61 @@
+using AppendLog.Raft.Core;
+
+namespace AppendLog.Raft.Storage;
+
+/// <summary>
+/// The node's durable log, owned by the host. The seam maps onto a SegmentedLog: an entry is a record batch
+/// whose leader epoch is the entry's term; <see cref="Append"/> is "truncate suffix after offset, then append
+/// batches"; <see cref="Read"/> is "read from offset"; <see cref="DurableIndex"/> is the durable watermark;
+/// <see cref="Compact"/> is prefix truncation after a snapshot.
+/// <para>
+/// Indexes: the log holds entries [<see cref="FirstIndex"/>, <see cref="LastIndex"/>]; everything at or before
+/// <see cref="Snapshot"/>'s index is covered by the snapshot (<c>FirstIndex == Snapshot.Index + 1</c>). An empty
+/// log has <c>LastIndex == Snapshot.Index</c>. Watermarks: <c>Snapshot.Index ≤ DurableIndex ≤ LastIndex</c>;
+/// entries after <see cref="DurableIndex"/> may be lost by a crash.
+/// </para>
+/// </summary>
+internal interface IRaftLog
+{
+    RaftSnapshot Snapshot { get; }
+
+    long FirstIndex { get; }
+
+    long LastIndex { get; }
+
+    /// <summary>The last index that survives a crash. Advanced only by <see cref="SyncAsync"/>.</summary>
+    long DurableIndex { get; }
+
+    /// <summary>The term of the entry at <paramref name="index"/>, for index in [Snapshot.Index, LastIndex].</summary>
+    /// <returns>False when the index is compacted away or past the end.</returns>
+    bool TryGetTerm(long index, out long term);
+
+    /// <summary>
+    /// Removes every entry at or after <c>entries[0].Index</c> (which must be in [FirstIndex, LastIndex + 1]),
+    /// then appends <paramref name="entries"/>, which have consecutive indexes. Not durable until <see cref="SyncAsync"/>.
+    /// </summary>
+    void Append(IReadOnlyList<RaftEntry> entries);
+
+    /// <summary>Adds entries in [<paramref name="from"/>, <paramref name="to"/>) to <paramref name="into"/>,
+    /// stopping before the total would pass <paramref name="maxBytes"/> (but always at least one entry).</summary>
+    void Read(long from, long to, long maxBytes, List<RaftEntry> into);
+
+    /// <summary>Makes every appended entry (and every truncation) durable: the SegmentedLog's fdatasync.</summary>
+    ValueTask SyncAsync(CancellationToken cancellationToken);
+
+    /// <summary>Replaces the whole log with <paramref name="snapshot"/> (durably): a follower restoring from its leader.</summary>
+    void InstallSnapshot(RaftSnapshot snapshot);
+
+    /// <summary>Records <paramref name="snapshot"/> (durably) and drops the entries it covers. Its index must be durable.</summary>
+    void Compact(RaftSnapshot snapshot);
+}
+
+/// <summary>Where the node's <see cref="HardState"/> (term, vote, commit) is kept: a small file in the real host.</summary>
+internal interface IHardStateStore
+{
+    HardState Load();
+
+    /// <summary>Stores <paramref name="state"/>; not durable until <see cref="SyncAsync"/>.</summary>
+    void Save(HardState state);
+
+    ValueTask SyncAsync(CancellationToken cancellationToken);
+}

@@ -1,0 +1,624 @@
+using System.Buffers.Binary;
+using AppendLog.Raft.Core;
+using AppendLog.Raft.Membership;
+using AppendLog.Raft.Tests.Harness;
+
+namespace AppendLog.Raft.Tests.Simulation;
+
+/// <summary>
+/// A deterministic discrete-event simulation of one Raft group. One seed drives everything: the virtual clock,
+/// each node's ticks, message delay, loss, duplication and reordering, partitions and one-way link cuts, crashes (a crash loses the
+/// node's unsynced log writes and unsynced hard state, as a power cut would) and restarts, client proposals,
+/// leadership transfers, membership changes and log compaction. Hosts follow the Ready contract with a random sync
+/// latency: while a Ready is being synced, the node's inputs wait in its inbox.
+/// <para>
+/// Fault model → expected outcome: message loss/duplication/reordering, partitions, crashes of any number of nodes
+/// → safety always holds (checked after every event by <see cref="SafetyChecker"/>); after the faults stop, a
+/// leader emerges and every member applies every acknowledged entry (liveness, checked at the end).
+/// </para>
+/// </summary>
+internal sealed class ClusterSimulation
+{
+    private enum EventKind
+    {
+        Tick,
+        Deliver,
+        SyncDone,
+        Propose,
+        Chaos,
+        Restart,
+        Heal,
+    }
+
+    private sealed record SimEvent(EventKind Kind, RaftNodeId Node, RaftMessage? Message = null, int Incarnation = 0);
+
+    private readonly int _seed;
+    private readonly SimulationOptions _options;
+    private readonly Random _random;
+    private readonly PriorityQueue<SimEvent, (long Time, long Sequence)> _events = new();
+    private readonly Dictionary<RaftNodeId, RaftTestHost> _hosts = [];
+    private readonly Dictionary<RaftNodeId, Queue<SimEvent>> _inbox = [];
+    private readonly Dictionary<RaftNodeId, int> _incarnation = [];
+    private readonly Dictionary<RaftNodeId, int> _partitionGroup = [];
+
+    /// <summary>Directed links that drop everything (asymmetric faults: A hears B, B does not hear A).</summary>
+    private readonly HashSet<(RaftNodeId From, RaftNodeId To)> _cutLinks = [];
+    private readonly Dictionary<ulong, (RaftNodeId Node, long Index)> _proposals = [];
+    private readonly List<RaftNodeId> _ids;
+    private readonly RaftOptions _raftOptions;
+    private long _sequence;
+    private ulong _proposalNext = 1;
+    private bool _chaos = true;
+
+    public ClusterSimulation(int seed, SimulationOptions options)
+    {
+        _seed = seed;
+        _options = options;
+        _random = new Random(seed);
+        var voters = _random.Next(2) == 0 ? 3 : 5;
+        var spares = options.MembershipChanges ? 1 : 0;
+        _raftOptions = new RaftOptions
+        {
+            TickInterval = TimeSpan.FromMilliseconds(10),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
+            ElectionTimeoutMinimum = TimeSpan.FromMilliseconds(100),
+            ElectionTimeoutMaximum = TimeSpan.FromMilliseconds(200),
+            MaximumInflightAppends = 4,
+            // Sometimes one entry per append, so an old-term entry can travel without the leader's no-op (Figure 8).
+            MaximumBatchBytes = _random.Next(3) == 0 ? 40 : 256,
+            PreVote = _random.Next(4) != 0,
+            CheckQuorum = _random.Next(4) != 0,
+            TestingFaults = options.TestingFaults,
+        };
+        _ids = [.. Enumerable.Range(1, voters + spares).Select(i => new RaftNodeId((ulong)i))];
+        var bootstrap = new ClusterConfig(_ids.Take(voters), []);
+        foreach (var id in _ids)
+        {
+            var host = new RaftTestHost(id, bootstrap, _raftOptions, seed)
+            {
+                CompactAfterEntries = options.CompactAfterEntries,
+                OnApplied = OnApplied,
+                OnSnapshotRestored = Checker.ObserveSnapshotRestored,
+            };
+            _hosts[id] = host;
+            _inbox[id] = new Queue<SimEvent>();
+            _incarnation[id] = 0;
+            Schedule(_random.Next(10), new SimEvent(EventKind.Tick, id));
+        }
+
+        Schedule(_options.ChaosIntervalMs, new SimEvent(EventKind.Chaos, RaftNodeId.None));
+        Schedule(_options.ProposalIntervalMs, new SimEvent(EventKind.Propose, RaftNodeId.None));
+    }
+
+    public SafetyChecker Checker { get; } = new();
+
+    public SimulationStats Stats { get; } = new();
+
+    public long NowMs { get; private set; }
+
+    /// <summary>Runs the faulty phase, then the fault-free convergence phase. Returns the violations found.</summary>
+    public IReadOnlyList<string> Run()
+    {
+        for (var step = 0; step < _options.StepsMax && Checker.Violations.Count == 0; step++)
+        {
+            ProcessNext();
+            if (step % 256 == 0)
+            {
+                CheckLogs();
+            }
+        }
+
+        if (Checker.Violations.Count == 0)
+        {
+            Converge();
+        }
+
+        if (Checker.Violations.Count == 0)
+        {
+            CheckLogs();
+            Checker.CheckAcknowledgedApplied();
+        }
+
+        Stats.SimulatedMs = NowMs;
+        Stats.Acknowledged = Checker.Acknowledged.Count;
+        Stats.Leaders = Checker.LeadersElected;
+        return Checker.Violations;
+    }
+
+    private void Converge()
+    {
+        _chaos = false;
+        _partitionGroup.Clear();
+        _cutLinks.Clear();
+        foreach (var id in _ids)
+        {
+            if (!_hosts[id].IsUp)
+            {
+                RestartNode(id);
+            }
+        }
+
+        var deadline = NowMs + _options.ConvergeMsMax;
+        var nextCheck = NowMs;
+        while (NowMs < deadline && Checker.Violations.Count == 0)
+        {
+            ProcessNext();
+            if (NowMs >= nextCheck)
+            {
+                nextCheck = NowMs + 100;
+                if (Converged())
+                {
+                    return;
+                }
+            }
+        }
+
+        if (Checker.Violations.Count == 0)
+        {
+            var state = string.Join("; ", _hosts.Values.Select(h =>
+                $"{h.Id}: {h.N.Role} t{h.N.Term} commit {h.N.Committed} applied {h.AppliedIndex} last {h.N.LastIndex} {h.N.Config}"));
+            Checker.Fail($"liveness: no convergence within {_options.ConvergeMsMax} ms after faults stopped " +
+                         $"(acknowledged through {Checker.AcknowledgedIndexMax}); {state}");
+        }
+    }
+
+    private bool Converged()
+    {
+        // A removed leader without check-quorum may believe it leads an old term forever: take the newest term.
+        var leader = _hosts.Values.Where(h => h.IsUp && h.N.Role == RaftRole.Leader).MaxBy(h => h.N.Term);
+        if (leader is null)
+        {
+            return false;
+        }
+
+        var target = Math.Max(Checker.AcknowledgedIndexMax, leader.N.Committed);
+        return leader.N.Config.Members.All(id => _hosts[id].AppliedIndex >= target);
+    }
+
+    private void CheckLogs()
+    {
+        for (var i = 0; i < _ids.Count; i++)
+        {
+            for (var j = i + 1; j < _ids.Count; j++)
+            {
+                Checker.CheckLogMatching(_hosts[_ids[i]], _hosts[_ids[j]]);
+            }
+        }
+    }
+
+    private void Schedule(long delayMs, SimEvent e) => _events.Enqueue(e, (NowMs + delayMs, _sequence++));
+
+    private void ProcessNext()
+    {
+        if (!_events.TryDequeue(out var e, out var at))
+        {
+            throw new InvalidOperationException("the simulation ran out of events");
+        }
+
+        NowMs = at.Time;
+        Stats.Events++;
+        switch (e.Kind)
+        {
+            case EventKind.Tick:
+                Schedule(10, e);
+                Input(e);
+                break;
+            case EventKind.Deliver:
+                if (!Connected(e.Message!.From, e.Message.To))
+                {
+                    Stats.MessagesDropped++;
+                    break;
+                }
+
+                Input(e);
+                break;
+            case EventKind.SyncDone:
+                if (e.Incarnation == _incarnation[e.Node])
+                {
+                    CompleteSync(e.Node);
+                }
+
+                break;
+            case EventKind.Propose:
+                Schedule(_random.Next(1, (2 * _options.ProposalIntervalMs) + 1), e);
+                if (_chaos)
+                {
+                    Propose();
+                }
+
+                break;
+            case EventKind.Chaos:
+                Schedule(_random.Next(1, (2 * _options.ChaosIntervalMs) + 1), e);
+                if (_chaos)
+                {
+                    Chaos();
+                }
+
+                break;
+            case EventKind.Restart:
+                if (!_hosts[e.Node].IsUp && e.Incarnation == _incarnation[e.Node])
+                {
+                    RestartNode(e.Node);
+                }
+
+                break;
+            case EventKind.Heal:
+                _partitionGroup.Clear();
+                _cutLinks.Clear();
+                break;
+        }
+    }
+
+    /// <summary>An input for a node: handled now, or queued while the node syncs a Ready.</summary>
+    private void Input(SimEvent e)
+    {
+        var host = _hosts[e.Node];
+        if (!host.IsUp)
+        {
+            return;
+        }
+
+        if (host.InFlight is not null)
+        {
+            _inbox[e.Node].Enqueue(e);
+            return;
+        }
+
+        Handle(host, e);
+        BeginReady(host);
+    }
+
+    private void Handle(RaftTestHost host, SimEvent e)
+    {
+        try
+        {
+            switch (e.Kind)
+            {
+                case EventKind.Tick:
+                    host.N.Tick();
+                    break;
+                case EventKind.Deliver:
+                    host.N.Step(e.Message!);
+                    break;
+                default:
+                    throw new InvalidOperationException($"not an input: {e.Kind}");
+            }
+        }
+        catch (RaftInvariantException ex)
+        {
+            Checker.Fail($"node {host.Id} at {NowMs} ms: {ex.Message}");
+        }
+
+        Checker.ObserveRole(host);
+    }
+
+    private void BeginReady(RaftTestHost host)
+    {
+        if (host.BeginReady() is { } ready)
+        {
+            // The leader's own write runs in parallel with its followers' (thesis §10.2.1).
+            foreach (var m in ready.MessagesBeforeSync)
+            {
+                Send(m);
+            }
+
+            if (_options.HostSendsBeforeSync)
+            {
+                foreach (var m in ready.Messages)
+                {
+                    Send(m);
+                }
+            }
+
+            Schedule(_random.Next(0, _options.SyncLatencyMaxMs + 1), new SimEvent(EventKind.SyncDone, host.Id, Incarnation: _incarnation[host.Id]));
+        }
+    }
+
+    private void CompleteSync(RaftNodeId id)
+    {
+        var host = _hosts[id];
+        IReadOnlyList<RaftMessage> messages;
+        try
+        {
+            messages = host.CompleteReady();
+        }
+        catch (RaftInvariantException ex)
+        {
+            Checker.Fail($"node {id} at {NowMs} ms: {ex.Message}");
+            return;
+        }
+
+        Checker.ObserveRole(host);
+        if (!_options.HostSendsBeforeSync)
+        {
+            foreach (var m in messages)
+            {
+                Send(m);
+            }
+        }
+
+        var inbox = _inbox[id];
+        while (host.IsUp && host.InFlight is null && inbox.Count > 0)
+        {
+            Handle(host, inbox.Dequeue());
+            BeginReady(host);
+        }
+
+        if (host.InFlight is null)
+        {
+            BeginReady(host);
+        }
+    }
+
+    private void Send(RaftMessage m)
+    {
+        Stats.MessagesSent++;
+        if (m.Type == RaftMessageType.Snapshot)
+        {
+            Stats.SnapshotsSent++;
+        }
+
+        if (!Connected(m.From, m.To) || _random.NextDouble() < (_chaos ? _options.DropProbability : 0))
+        {
+            Stats.MessagesDropped++;
+            return;
+        }
+
+        Schedule(_random.Next(1, _options.DelayMaxMs + 1), new SimEvent(EventKind.Deliver, m.To, m));
+        if (_chaos && _random.NextDouble() < _options.DuplicateProbability)
+        {
+            Stats.MessagesDuplicated++;
+            Schedule(_random.Next(1, _options.DelayMaxMs + 1), new SimEvent(EventKind.Deliver, m.To, m));
+        }
+    }
+
+    private bool Connected(RaftNodeId a, RaftNodeId b) =>
+        (_partitionGroup.Count == 0 || _partitionGroup[a] == _partitionGroup[b]) && !_cutLinks.Contains((a, b));
+
+    private RaftTestHost? ReadyLeader()
+    {
+        var leaders = _hosts.Values.Where(h => h.IsUp && h.InFlight is null && h.N.Role == RaftRole.Leader).ToList();
+        return leaders.Count == 0 ? null : leaders[_random.Next(leaders.Count)];
+    }
+
+    private void Propose()
+    {
+        var leader = ReadyLeader();
+        if (leader is null)
+        {
+            return;
+        }
+
+        var payload = new byte[8];
+        var id = _proposalNext++;
+        BinaryPrimitives.WriteUInt64LittleEndian(payload, id);
+        try
+        {
+            var index = leader.N.Propose(payload);
+            _proposals[id] = (leader.Id, index);
+            Stats.Proposals++;
+        }
+        catch (NotLeaderException)
+        {
+            Stats.ProposalsRefused++;
+        }
+
+        BeginReady(leader);
+    }
+
+    private void OnApplied(RaftTestHost host, RaftEntry entry, ulong hash)
+    {
+        Checker.ObserveApplied(host, entry, hash);
+        if (entry.Kind == RaftEntryKind.Normal && entry.Data.Length == 8)
+        {
+            var id = BinaryPrimitives.ReadUInt64LittleEndian(entry.Data.Span);
+            if (_proposals.TryGetValue(id, out var proposal) && proposal.Node == host.Id && proposal.Index == entry.Index)
+            {
+                _proposals.Remove(id);
+                Checker.Acknowledge(entry);
+            }
+        }
+    }
+
+    private void Chaos()
+    {
+        var roll = _random.Next(100);
+        if (roll < 25)
+        {
+            var up = _ids.Where(id => _hosts[id].IsUp).ToList();
+            if (up.Count > 0)
+            {
+                var victim = up[_random.Next(up.Count)];
+                Stats.Crashes++;
+                if (_hosts[victim].InFlight is not null)
+                {
+                    Stats.CrashesDuringSync++;
+                }
+
+                _hosts[victim].Crash(logWriteSurvives: _random.Next(2) == 0);
+                _incarnation[victim]++;
+                _inbox[victim].Clear();
+                Schedule(_random.Next(20, 600), new SimEvent(EventKind.Restart, victim, Incarnation: _incarnation[victim]));
+            }
+        }
+        else if (roll < 45)
+        {
+            if (_partitionGroup.Count == 0 && _cutLinks.Count == 0 && _random.Next(3) == 0)
+            {
+                // One-way cuts: a few directed links fail while their reverse still works.
+                for (var i = _random.Next(1, 4); i > 0; i--)
+                {
+                    var from = _ids[_random.Next(_ids.Count)];
+                    var to = _ids[_random.Next(_ids.Count)];
+                    if (from != to)
+                    {
+                        _cutLinks.Add((from, to));
+                    }
+                }
+
+                Stats.OneWayCuts++;
+                Schedule(_random.Next(100, 1500), new SimEvent(EventKind.Heal, RaftNodeId.None));
+            }
+            else if (_partitionGroup.Count == 0 && _cutLinks.Count == 0)
+            {
+                var leader = _hosts.Values.FirstOrDefault(h => h.IsUp && h.N.Role == RaftRole.Leader);
+                var isolateLeader = leader is not null && _random.Next(3) == 0;
+                foreach (var id in _ids)
+                {
+                    _partitionGroup[id] = isolateLeader ? (id == leader!.Id ? 1 : 0) : _random.Next(2);
+                }
+
+                Stats.Partitions++;
+                Schedule(_random.Next(100, 1500), new SimEvent(EventKind.Heal, RaftNodeId.None));
+            }
+        }
+        else if (roll < 55)
+        {
+            var leader = ReadyLeader();
+            if (leader is not null)
+            {
+                var voters = leader.N.Config.Voters.Where(v => v != leader.Id).ToList();
+                if (voters.Count > 0)
+                {
+                    leader.N.TransferLeadership(voters[_random.Next(voters.Count)]);
+                    Stats.Transfers++;
+                    BeginReady(leader);
+                }
+            }
+        }
+        else if (roll < 70 && _options.MembershipChanges)
+        {
+            ChangeMembership();
+        }
+    }
+
+    private void ChangeMembership()
+    {
+        var leader = ReadyLeader();
+        if (leader is null)
+        {
+            return;
+        }
+
+        var config = leader.N.Config;
+        var candidates = new List<ConfigChange>();
+        foreach (var id in _ids)
+        {
+            if (!config.IsMember(id))
+            {
+                candidates.Add(new ConfigChange(ConfigChangeKind.AddLearner, id));
+            }
+            else if (config.Learners.Contains(id))
+            {
+                candidates.Add(new ConfigChange(ConfigChangeKind.AddVoter, id));
+                candidates.Add(new ConfigChange(ConfigChangeKind.Remove, id));
+            }
+            else if (config.Voters.Count > 3)
+            {
+                candidates.Add(new ConfigChange(ConfigChangeKind.Remove, id));
+            }
+        }
+
+        if (candidates.Count == 0)
+        {
+            return;
+        }
+
+        var change = candidates[_random.Next(candidates.Count)];
+        try
+        {
+            leader.N.ProposeConfigChange(change);
+            Stats.ConfigChanges++;
+        }
+        catch (InvalidOperationException)
+        {
+            Stats.ConfigChangesRefused++;
+        }
+
+        BeginReady(leader);
+    }
+
+    private void RestartNode(RaftNodeId id)
+    {
+        try
+        {
+            _hosts[id].Restart();
+        }
+        catch (RaftInvariantException ex)
+        {
+            Checker.Fail($"node {id} restart at {NowMs} ms: {ex.Message}");
+            return;
+        }
+
+        Stats.Restarts++;
+        BeginReady(_hosts[id]);
+    }
+}
+
+/// <summary>Totals of one or many runs, printed by the tests.</summary>
+internal sealed class SimulationStats
+{
+    public long Events { get; set; }
+
+    public long SimulatedMs { get; set; }
+
+    public long MessagesSent { get; set; }
+
+    public long MessagesDropped { get; set; }
+
+    public long MessagesDuplicated { get; set; }
+
+    public long Crashes { get; set; }
+
+    public long CrashesDuringSync { get; set; }
+
+    public long Restarts { get; set; }
+
+    public long Partitions { get; set; }
+
+    public long OneWayCuts { get; set; }
+
+    public long Transfers { get; set; }
+
+    public long SnapshotsSent { get; set; }
+
+    public long ConfigChanges { get; set; }
+
+    public long ConfigChangesRefused { get; set; }
+
+    public long Proposals { get; set; }
+
+    public long ProposalsRefused { get; set; }
+
+    public long Acknowledged { get; set; }
+
+    public long Leaders { get; set; }
+
+    public void Add(SimulationStats o)
+    {
+        Events += o.Events;
+        SimulatedMs += o.SimulatedMs;
+        MessagesSent += o.MessagesSent;
+        MessagesDropped += o.MessagesDropped;
+        MessagesDuplicated += o.MessagesDuplicated;
+        Crashes += o.Crashes;
+        CrashesDuringSync += o.CrashesDuringSync;
+        Restarts += o.Restarts;
+        Partitions += o.Partitions;
+        OneWayCuts += o.OneWayCuts;
+        Transfers += o.Transfers;
+        SnapshotsSent += o.SnapshotsSent;
+        ConfigChanges += o.ConfigChanges;
+        ConfigChangesRefused += o.ConfigChangesRefused;
+        Proposals += o.Proposals;
+        ProposalsRefused += o.ProposalsRefused;
+        Acknowledged += o.Acknowledged;
+        Leaders += o.Leaders;
+    }
+
+    public override string ToString() =>
+        $"events {Events}, simulated {TimeSpan.FromMilliseconds(SimulatedMs)}, leaders {Leaders}, messages {MessagesSent} " +
+        $"(dropped {MessagesDropped}, duplicated {MessagesDuplicated}), crashes {Crashes} ({CrashesDuringSync} during a sync), " +
+        $"restarts {Restarts}, partitions {Partitions}, one-way cuts {OneWayCuts}, transfers {Transfers}, snapshots sent {SnapshotsSent}, config changes {ConfigChanges} " +
+        $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}";
+}

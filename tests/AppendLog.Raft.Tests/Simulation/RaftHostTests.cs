@@ -1,0 +1,121 @@
+using AppendLog.Raft.Core;
+using AppendLog.Raft.Membership;
+using AppendLog.Raft.Storage;
+using Microsoft.Extensions.Time.Testing;
+using NUnit.Framework;
+
+namespace AppendLog.Raft.Tests.Simulation;
+
+/// <summary>The threaded host loop over the in-memory log and transport, with time from a FakeTimeProvider.</summary>
+public sealed class RaftHostTests
+{
+    private sealed class Member
+    {
+        public required RaftHost Host { get; init; }
+
+        public required MemoryRaftLog Log { get; init; }
+
+        public List<long> Applied { get; } = [];
+    }
+
+    private static (List<Member> Members, InMemoryTransport.Network Network, FakeTimeProvider Time) Start(int count, CancellationToken stop)
+    {
+        var time = new FakeTimeProvider();
+        var network = new InMemoryTransport.Network();
+        var options = new RaftOptions();
+        var ids = Enumerable.Range(1, count).Select(i => new RaftNodeId((ulong)i)).ToList();
+        var members = new List<Member>();
+        foreach (var id in ids)
+        {
+            var log = new MemoryRaftLog(RaftSnapshot.Bootstrap(new ClusterConfig(ids, [])));
+            var store = new MemoryHardStateStore();
+            var node = new RaftNode(id, options, log, store.Load(), new Random((int)id.Value));
+            Member? member = null;
+            var host = new RaftHost(node, log, store, network.Transport(), time, options,
+                (entry, _) =>
+                {
+                    member!.Applied.Add(entry.Index);
+                    return ValueTask.CompletedTask;
+                },
+                (_, _) => ValueTask.CompletedTask);
+            member = new Member { Host = host, Log = log };
+            network.Register(id, host.Receive);
+            members.Add(member);
+            _ = Task.Run(() => host.RunAsync(stop), stop);
+        }
+
+        return (members, network, time);
+    }
+
+    private static async Task<Member> AwaitLeader(List<Member> members, FakeTimeProvider time, Member? except = null)
+    {
+        for (var i = 0; i < 5000; i++)
+        {
+            var leader = members.FirstOrDefault(m => m != except && m.Host.Status.Role == RaftRole.Leader);
+            if (leader is not null)
+            {
+                return leader;
+            }
+
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            await Task.Delay(1);
+        }
+
+        throw new AssertionException("no leader was elected");
+    }
+
+    private static async Task<long> ProposeWhileTimeRuns(Member leader, FakeTimeProvider time, byte value)
+    {
+        var proposal = leader.Host.ProposeAsync(new byte[] { value }, CancellationToken.None).AsTask();
+        for (var i = 0; i < 5000 && !proposal.IsCompleted; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            await Task.Delay(1);
+        }
+
+        return await proposal;
+    }
+
+    [Test]
+    public async Task ThreeHosts_ElectALeader_AndAProposalCompletesOnceApplied()
+    {
+        using var stop = new CancellationTokenSource();
+        var (members, _, time) = Start(3, stop.Token);
+        var leader = await AwaitLeader(members, time);
+
+        var index = await ProposeWhileTimeRuns(leader, time, 1);
+        Assert.That(leader.Applied, Does.Contain(index));
+        Assert.That(leader.Log.DurableIndex, Is.GreaterThanOrEqualTo(index));
+        await stop.CancelAsync();
+    }
+
+    [Test]
+    public async Task AProposalToAFollower_FailsWithNotLeader()
+    {
+        using var stop = new CancellationTokenSource();
+        var (members, _, time) = Start(3, stop.Token);
+        var leader = await AwaitLeader(members, time);
+        await ProposeWhileTimeRuns(leader, time, 1);
+
+        var follower = members.First(m => m != leader);
+        var ex = Assert.ThrowsAsync<NotLeaderException>(async () => await follower.Host.ProposeAsync(new byte[] { 2 }, CancellationToken.None));
+        Assert.That(ex!.LeaderId, Is.EqualTo(leader.Host.Status.Leader));
+        await stop.CancelAsync();
+    }
+
+    [Test]
+    public async Task WhenTheLeaderIsIsolated_TheOthersElectANewOneAndCommit()
+    {
+        using var stop = new CancellationTokenSource();
+        var (members, network, time) = Start(3, stop.Token);
+        var leader = await AwaitLeader(members, time);
+        await ProposeWhileTimeRuns(leader, time, 1);
+
+        var oldLeaderId = leader.Host.Status.Leader;
+        network.Isolate(oldLeaderId);
+        var next = await AwaitLeader(members, time, except: leader);
+        var index = await ProposeWhileTimeRuns(next, time, 2);
+        Assert.That(next.Applied, Does.Contain(index));
+        await stop.CancelAsync();
+    }
+}

@@ -1,0 +1,39 @@
+namespace AppendLog.Raft.Tests.Simulation;
+
+/// <summary>
+/// The fault model of one simulated run. Every probability is per event; every duration is virtual milliseconds.
+/// </summary>
+internal sealed record SimulationOptions
+{
+    /// <summary>Events processed before the final heal-and-converge phase.</summary>
+    public int StepsMax { get; init; } = 20_000;
+
+    public double DropProbability { get; init; } = 0.05;
+
+    public double DuplicateProbability { get; init; } = 0.03;
+
+    /// <summary>Message delay is uniform in [1, this]; different delays reorder messages.</summary>
+    public int DelayMaxMs { get; init; } = 15;
+
+    /// <summary>Time a host takes to sync a Ready (the debounced fdatasync): uniform in [0, this].</summary>
+    public int SyncLatencyMaxMs { get; init; } = 4;
+
+    /// <summary>Mean time between chaos actions (crash, restart, partition, heal, transfer, membership change).</summary>
+    public int ChaosIntervalMs { get; init; } = 120;
+
+    /// <summary>Mean time between client proposals.</summary>
+    public int ProposalIntervalMs { get; init; } = 8;
+
+    /// <summary>Compact a node's log when this many applied entries sit above its snapshot.</summary>
+    public int CompactAfterEntries { get; init; } = 40;
+
+    /// <summary>How long the final, fault-free phase may take for every member to apply every acknowledged entry.</summary>
+    public int ConvergeMsMax { get; init; } = 20_000;
+
+    public bool MembershipChanges { get; init; } = true;
+
+    public RaftTestingFaults TestingFaults { get; init; }
+
+    /// <summary>A broken host that sends a Ready's messages before syncing it (violates the Ready contract); for teeth tests.</summary>
+    public bool HostSendsBeforeSync { get; init; }
+}
