@@ -159,6 +159,10 @@ public sealed partial class SegmentedLog
                 var chunk = await _writer.Pool.RentAsync(cancellationToken).ConfigureAwait(false);
                 _writer.AddSpare(chunk);
             }
+            else if (status == AppendStatus.Frozen)
+            {
+                await _writer.Unfrozen.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
             else
             {
                 await _writer.PendingAllocation.WaitAsync(cancellationToken).ConfigureAwait(false);

@@ -266,7 +266,7 @@ internal sealed partial class LogWriter
     /// <summary>Signals close once nothing is in flight and everything accepted is durable (or the log is faulted).</summary>
     private void TrySignalIdleUnsynchronized()
     {
-        if (_idle is null || _syncState != SyncState.Idle || _allocation is not null || _sealsInFlight > 0)
+        if ((_idle is null && _drained is null) || _syncState != SyncState.Idle || _allocation is not null || _sealsInFlight > 0)
         {
             return;
         }
@@ -284,7 +284,8 @@ internal sealed partial class LogWriter
             return;
         }
 
-        _idle.TrySetResult();
+        _idle?.TrySetResult();
+        _drained?.TrySetResult();
     }
 
     private sealed class AllocationWork : IIoWork

@@ -16,6 +16,9 @@ internal enum AppendStatus
 
     /// <summary>The segment needs more reserved space; retry after the allocation completes.</summary>
     NeedSpace,
+
+    /// <summary>A suffix truncation is in progress; retry after <c>LogWriter.Unfrozen</c> completes.</summary>
+    Frozen,
 }
 
 /// <summary>
@@ -152,6 +155,11 @@ internal sealed partial class LogWriter
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
+            if (_frozen is not null)
+            {
+                return AppendStatus.Frozen;
+            }
+
             int length = batch.Length;
             if (ShouldRollUnsynchronized(length))
             {

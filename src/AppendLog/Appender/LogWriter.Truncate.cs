@@ -1,0 +1,209 @@
+using AppendLog.Buffers;
+using AppendLog.Diagnostics;
+using AppendLog.Format;
+using AppendLog.Io;
+using AppendLog.Segments;
+
+namespace AppendLog.Appender;
+
+/// <summary>
+/// Suffix truncation (what Raft needs to discard conflicting entries). The writer is frozen (new appends wait),
+/// everything accepted is made durable, all I/O drains, then the files are cut: later segments deleted, the
+/// target segment reopened for writing (unsealed if it was sealed) and trimmed at the batch boundary, all
+/// synced before the call returns; then the pipeline restarts from the cut as after recovery.
+/// </summary>
+internal sealed partial class LogWriter
+{
+    private TaskCompletionSource? _frozen;
+    private TaskCompletionSource? _drained;
+
+    /// <summary>Completes when no truncation is in progress.</summary>
+    public Task Unfrozen
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _frozen?.Task ?? Task.CompletedTask;
+            }
+        }
+    }
+
+    public async Task TruncateSuffixAsync(long fromOffset, int maxBatchSize, CancellationToken cancellationToken)
+    {
+        TaskCompletionSource frozen;
+        long end;
+        lock (_lock)
+        {
+            ThrowIfUnusableUnsynchronized();
+            if (_frozen is not null)
+            {
+                throw new InvalidOperationException("Another truncation of this log is in progress.");
+            }
+
+            frozen = _frozen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            end = _nextOffset;
+        }
+
+        try
+        {
+            await WaitForDurableAsync(end, requestFlush: true, cancellationToken).ConfigureAwait(false);
+            await WaitForIdleAsync().ConfigureAwait(false);
+            if (fromOffset == end)
+            {
+                return;
+            }
+
+            var (target, position) = LocateBatchStart(fromOffset, maxBatchSize);
+            await CutAsync(target, fromOffset, position, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _frozen = null;
+                _drained = null;
+                if (_fault is null && !_closing)
+                {
+                    MaybePreallocateUnsynchronized();
+                }
+            }
+
+            frozen.SetResult();
+        }
+    }
+
+    private Task WaitForIdleAsync()
+    {
+        lock (_lock)
+        {
+            _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            TrySignalIdleUnsynchronized();
+            return _drained.Task;
+        }
+    }
+
+    /// <summary>Finds the segment and byte position of the batch starting at <paramref name="fromOffset"/>.</summary>
+    /// <exception cref="ArgumentException"><paramref name="fromOffset"/> is inside a batch, not at its start.</exception>
+    private (Segment Segment, long Position) LocateBatchStart(long fromOffset, int maxBatchSize)
+    {
+        Segment target;
+        lock (_lock)
+        {
+            ThrowIfUnusableUnsynchronized();
+            target = _segments.FindLast(s => s.BaseOffset <= fromOffset) ?? _segments[0];
+        }
+
+        using var file = target.File is null ? _storage.Open(target.Path, FileCreation.OpenExisting, _options.DirectIo) : null;
+        var reader = file ?? target.File!;
+        using var scanner = new BatchScanner(maxBatchSize);
+        scanner.Reset(reader);
+        long position = target.Index.FindPositionForOffset(fromOffset);
+        while (position < target.Size)
+        {
+            var check = scanner.TryRead(position, target.Size, out var header, out _);
+            if (check != BatchCheck.Valid)
+            {
+                throw new LogCorruptedException(target.Path, position, $"batch check failed while truncating: {check}");
+            }
+
+            if (header.BaseOffset == fromOffset)
+            {
+                return (target, position);
+            }
+
+            if (header.BaseOffset > fromOffset || header.LastOffset >= fromOffset)
+            {
+                break;
+            }
+
+            position += header.TotalSize;
+        }
+
+        if (position == target.Size && target.EndOffset == fromOffset)
+        {
+            return (target, position);
+        }
+
+        throw new ArgumentException($"Offset {fromOffset} is not the first offset of a batch; a log is truncated at batch boundaries.", nameof(fromOffset));
+    }
+
+    private async Task CutAsync(Segment target, long fromOffset, long position, CancellationToken cancellationToken)
+    {
+        List<Segment> later;
+        lock (_lock)
+        {
+            later = _segments.FindAll(s => s.BaseOffset > target.BaseOffset);
+        }
+
+        // Delete from the end so that a crash in between leaves a log that recovery reads as a prefix.
+        for (int i = later.Count - 1; i >= 0; i--)
+        {
+            later[i].File?.Dispose();
+            _storage.DeleteFile(SegmentNames.IndexFile(_directory, later[i].BaseOffset));
+            _storage.DeleteFile(later[i].Path);
+        }
+
+        // A sealed target becomes active again: drop its index first (an index describes a whole, sealed segment).
+        _storage.DeleteFile(SegmentNames.IndexFile(_directory, target.BaseOffset));
+        _storage.SyncDirectory(_directory);
+        var file = target.File ?? _storage.Open(target.Path, FileCreation.OpenExisting, _options.DirectIo);
+        file.Truncate(position);
+        byte[] tail = ReadPartialBlock(file, position);
+        var chunk = tail.Length > 0 ? await _pool.RentAsync(cancellationToken).ConfigureAwait(false) : null;
+        lock (_lock)
+        {
+            _segments.RemoveAll(s => s.BaseOffset > target.BaseOffset);
+            if (_current is not null)
+            {
+                _current.Closed = true;
+                MaybeReleaseSlotUnsynchronized(_current);
+                _current = null;
+            }
+
+            Invariant.Assert(_liveSlots.Count == 0, "no chunk is in flight after the drain");
+            target.File = file;
+            target.IsSealed = false;
+            target.IsSealing = false;
+            target.DirectoryEntryDurable = true;
+            target.Size = position;
+            target.EndOffset = fromOffset;
+            target.AllocatedEnd = position;
+            target.Index.TruncateFrom(position);
+            _active = target;
+            _nextOffset = _durableOffset = _lastQueuedTarget = fromOffset;
+            _headGlobal = _writtenGlobal = _durableGlobal = target.GlobalEnd;
+            _batchEnds.Clear();
+            if (chunk is not null)
+            {
+                var slot = NewSlotUnsynchronized(chunk, Alignment.AlignDown(position));
+                tail.CopyTo(chunk.Span);
+                slot.Fill = slot.DispatchedTo = tail.Length;
+                _current = slot;
+            }
+        }
+    }
+
+    private static unsafe byte[] ReadPartialBlock(IDirectFile file, long position)
+    {
+        long start = Alignment.AlignDown(position);
+        int length = (int)(position - start);
+        if (length == 0)
+        {
+            return [];
+        }
+
+        void* buffer = System.Runtime.InteropServices.NativeMemory.AlignedAlloc(Alignment.BlockSize, Alignment.BlockSize);
+        try
+        {
+            var span = new Span<byte>(buffer, Alignment.BlockSize);
+            int n = file.Read(span, start);
+            Invariant.Assert(n >= length, "the partial block below the cut is readable");
+            return span[..length].ToArray();
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer);
+        }
+    }
+}
