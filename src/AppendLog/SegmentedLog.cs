@@ -104,5 +104,8 @@ public sealed partial class SegmentedLog : IAsyncDisposable
         }
     }
 
+    /// <summary>Completed sync rounds (each one fdatasync per file with unsynced data).</summary>
+    internal long SyncCount => _writer.SyncCount;
+
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

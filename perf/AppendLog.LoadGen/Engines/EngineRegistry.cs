@@ -8,6 +8,11 @@ internal static class EngineRegistry
 {
     public static IReadOnlyList<IEngineFactory> All { get; } =
     [
+        new AppendLogFactory("appendlog", FlushPolicy.GroupCommit),
+        new AppendLogFactory("appendlog-debounce1ms", FlushPolicy.Debounced(TimeSpan.FromMilliseconds(1), 1024 * 1024)),
+        new AppendLogFactory("appendlog-fallocate", FlushPolicy.GroupCommit, zeroFill: false),
+        new AppendLogFactory("appendlog-1sync", FlushPolicy.GroupCommit, syncsInFlight: 1),
+        new AppendLogFactory("appendlog-3sync", FlushPolicy.GroupCommit, syncsInFlight: 3),
         new FileStreamGroupCommitFactory(),
         // "fasterlog" is PEERS.md's fair configuration; the others vary one setting each.
         new FasterLogFactory("fasterlog", FasterCommitDriver.CommitterThread, preallocateFile: false),

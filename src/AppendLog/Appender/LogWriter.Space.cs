@@ -181,7 +181,7 @@ internal sealed partial class LogWriter
         foreach (var segment in _segments)
         {
             if (!ReferenceEquals(segment, _active) && segment.File is not null && !segment.IsSealing
-                && segment.GlobalEnd <= _durableGlobal && segment.DirectoryEntryDurable
+                && segment.GlobalEnd <= _durableGlobal && segment.DirectoryEntryDurable && segment.SyncsReferencing == 0
                 && !ReferenceEquals(_allocation?.Segment, segment))
             {
                 segment.IsSealing = true;
@@ -266,7 +266,7 @@ internal sealed partial class LogWriter
     /// <summary>Signals close once nothing is in flight and everything accepted is durable (or the log is faulted).</summary>
     private void TrySignalIdleUnsynchronized()
     {
-        if ((_idle is null && _drained is null) || _syncState != SyncState.Idle || _allocation is not null || _sealsInFlight > 0)
+        if ((_idle is null && _drained is null) || _syncsInFlight > 0 || _flushWaitingForWrites || _allocation is not null || _sealsInFlight > 0)
         {
             return;
         }

@@ -172,7 +172,7 @@ internal sealed partial class LogWriter
             target.Index.TruncateFrom(position);
             _active = target;
             _nextOffset = _durableOffset = _lastQueuedTarget = fromOffset;
-            _headGlobal = _writtenGlobal = _durableGlobal = target.GlobalEnd;
+            _headGlobal = _writtenGlobal = _durableGlobal = _lastFlushTarget = target.GlobalEnd;
             _batchEnds.Clear();
             if (chunk is not null)
             {

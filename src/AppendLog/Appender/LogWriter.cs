@@ -77,7 +77,6 @@ internal sealed partial class LogWriter
         _durableOffset = active.EndOffset;
         _headGlobal = _writtenGlobal = _durableGlobal = active.GlobalEnd;
         _allocationStep = options.PreallocationMinimumStep;
-        _syncWork = new SyncWork(this);
         _timer = _time.CreateTimer(static s => ((LogWriter)s!).OnFlushTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 

@@ -47,6 +47,9 @@ internal sealed class Segment
     /// <summary>True once sealed: synced, trimmed, indexed, handle closed.</summary>
     public bool IsSealed { get; set; }
 
+    /// <summary>Syncs in flight that will call fdatasync on this file (a seal waits for them: it closes the handle).</summary>
+    public int SyncsReferencing { get; set; }
+
     /// <summary>True once the seal work is queued (so it is queued once).</summary>
     public bool IsSealing { get; set; }
 
