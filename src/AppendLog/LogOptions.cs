@@ -40,6 +40,18 @@ public sealed record LogOptions
     /// <summary>The largest step of space reserved ahead of the write head (the step grows while appends are fast).</summary>
     public long PreallocationMaximumStep { get; init; } = 32L * 1024 * 1024;
 
+    /// <summary>
+    /// Retention by size: when the log's segments hold more than this many bytes, whole segments are deleted from the
+    /// head (oldest first, never the active one). Null keeps everything. At least <see cref="SegmentSize"/>.
+    /// </summary>
+    public long? RetentionBytes { get; init; }
+
+    /// <summary>
+    /// Retention by age: a sealed segment whose newest record is older than this is deleted (oldest first). Null keeps
+    /// everything.
+    /// </summary>
+    public TimeSpan? RetentionAge { get; init; }
+
     /// <summary>The clock used for record timestamps, segment age and flush delays; <see cref="TimeProvider.System"/> when null.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
@@ -57,6 +69,8 @@ public sealed record LogOptions
         Check(MaximumBatchSize >= 1024 && MaximumBatchSize <= SegmentSize, nameof(MaximumBatchSize), MaximumBatchSize, "must be from 1 KiB to SegmentSize");
         Check(PreallocationMaximumStep >= PreallocationMinimumStep && PreallocationMaximumStep % 4096 == 0, nameof(PreallocationMaximumStep), PreallocationMaximumStep, "must be a multiple of 4096, at least PreallocationMinimumStep");
         Check(SegmentMaxAge is null || SegmentMaxAge > TimeSpan.Zero, nameof(SegmentMaxAge), SegmentMaxAge, "must be positive");
+        Check(RetentionBytes is null || RetentionBytes >= SegmentSize, nameof(RetentionBytes), RetentionBytes, "must be at least SegmentSize");
+        Check(RetentionAge is null || RetentionAge > TimeSpan.Zero, nameof(RetentionAge), RetentionAge, "must be positive");
         Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");
     }
 

@@ -160,6 +160,113 @@ public sealed partial class SegmentedLog
         }
     }
 
+    /// <summary>
+    /// Advances the log's start: deletes every whole segment whose records all lie below <paramref name="beforeOffset"/>
+    /// (oldest first; never the active segment). <see cref="StartOffset"/> becomes the first offset of the first
+    /// remaining segment, which may still be below <paramref name="beforeOffset"/> (segments are deleted whole).
+    /// </summary>
+    /// <param name="beforeOffset">Records below this offset may be deleted.</param>
+    /// <returns>The number of segments deleted.</returns>
+    /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
+    /// <exception cref="IOException">A file could not be deleted.</exception>
+    public int TruncatePrefix(long beforeOffset)
+    {
+        ThrowIfDisposed();
+        return _writer.DeleteSegmentsBelow(beforeOffset);
+    }
+
+    /// <summary>
+    /// Applies <see cref="LogOptions.RetentionBytes"/> and <see cref="LogOptions.RetentionAge"/> now (the log also applies
+    /// them in the background after each segment roll).
+    /// </summary>
+    /// <returns>The number of segments deleted.</returns>
+    /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
+    /// <exception cref="IOException">A file could not be deleted.</exception>
+    public int ApplyRetention()
+    {
+        ThrowIfDisposed();
+        return _writer.ApplyRetention();
+    }
+
+    /// <summary>
+    /// Finds the first offset whose record timestamp is at or after <paramref name="timestamp"/>, using the segments'
+    /// time indexes, then a scan; returns <see cref="DurableEndOffset"/> when every durable record is older.
+    /// </summary>
+    /// <param name="timestamp">The time to look up.</param>
+    /// <param name="cancellationToken">Cancels the lookup.</param>
+    /// <returns>The offset, from which <see cref="ReadAsync"/> can start.</returns>
+    /// <exception cref="LogCorruptedException">A batch failed its checksum.</exception>
+    /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
+    public async ValueTask<long> FindOffsetAsync(DateTimeOffset timestamp, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        long targetMs = timestamp.ToUnixTimeMilliseconds();
+        long end = DurableEndOffset;
+        Segment? segment = null;
+        long limit = 0;
+        lock (_writer.SyncRoot)
+        {
+            foreach (var s in _segments)
+            {
+                if (s.MaxTimestampMs >= targetMs && s.BaseOffset < end)
+                {
+                    segment = s;
+                    limit = s.Size;
+                    break;
+                }
+            }
+        }
+
+        if (segment is null)
+        {
+            return end;
+        }
+
+        using var scanner = new BatchScanner(_options.MaximumBatchSize);
+        using var file = _storage.Open(segment.Path, FileCreation.OpenExisting, _options.DirectIo);
+        scanner.Reset(file);
+        long position = segment.Index.FindPositionForTimestamp(targetMs);
+        while (position < limit)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var batch = ReadRawBatch(scanner, segment, file.Path, position, limit);
+            position += batch.Bytes.Length;
+            if (batch.BaseOffset >= end)
+            {
+                break;
+            }
+
+            if (batch.MaxTimestampMs < targetMs)
+            {
+                continue;
+            }
+
+            foreach (var record in DecodeRecords(batch, file.Path, position - batch.Bytes.Length))
+            {
+                if (record.TimestampMs >= targetMs && record.Offset < end)
+                {
+                    return record.Offset;
+                }
+            }
+        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
+        return Math.Min(end, segment.EndOffset);
+    }
+
+    private List<LogRecord> DecodeRecords(LogBatch batch, string path, long position)
+    {
+        var into = new List<LogRecord>();
+        var check = RecordBatchDecoder.Check(batch.Bytes.Span, _options.MaximumBatchSize, out var header);
+        if (check != BatchCheck.Valid)
+        {
+            throw new LogCorruptedException(path, position, $"batch check failed: {check}");
+        }
+
+        AddRecords(batch.Bytes.Span, header, path, position, long.MinValue, long.MaxValue, into);
+        return into;
+    }
+
     private static LogBatch ReadRawBatch(BatchScanner scanner, Segment segment, string path, long position, long limit)
     {
         var check = scanner.TryRead(position, limit, out var header, out var bytes);

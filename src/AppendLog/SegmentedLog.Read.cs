@@ -95,10 +95,15 @@ public sealed partial class SegmentedLog
             return position + header.TotalSize;
         }
 
-        byte[]? decompressed = null;
+        AddRecords(batch, header, path, position, from, end, into);
+        return position + header.TotalSize;
+    }
+
+    private void AddRecords(ReadOnlySpan<byte> batch, in RecordBatchHeader header, string path, long position, long from, long end, List<LogRecord> into)
+    {
         var records = header.Codec == CompressionCodec.None
             ? RecordBatchDecoder.GetRecords(batch, header)
-            : Decompress(batch, header, path, position, out decompressed);
+            : Decompress(batch, header, path, position, out _);
         foreach (var r in records)
         {
             if (r.Offset < from || r.Offset >= end)
@@ -114,9 +119,6 @@ public sealed partial class SegmentedLog
                 r.HasValue ? r.Value.ToArray() : null,
                 CopyHeaders(r)));
         }
-
-        _ = decompressed;
-        return position + header.TotalSize;
     }
 
     private RecordEnumerator Decompress(ReadOnlySpan<byte> batch, in RecordBatchHeader header, string path, long position, out byte[] scratch)

@@ -206,6 +206,11 @@ internal sealed partial class LogWriter
             {
                 work.Segment.File = null;
                 work.Segment.IsSealed = true;
+                if ((_options.RetentionBytes is not null || _options.RetentionAge is not null) && !_closing)
+                {
+                    _sealsInFlight++;
+                    _io.Post(new RetentionWork(this));
+                }
             }
 
             failWith = _fault;
@@ -334,6 +339,37 @@ internal sealed partial class LogWriter
             }
 
             _owner.OnAllocationCompleted(this);
+        }
+    }
+
+    /// <summary>Retention runs on an I/O worker after each seal (a roll is when the head may have grown past a limit).</summary>
+    private sealed class RetentionWork(LogWriter owner) : IIoWork
+    {
+        public void Execute()
+        {
+            List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+            Exception? error = null;
+            try
+            {
+                owner.ApplyRetention();
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+
+            lock (owner._lock)
+            {
+                owner._sealsInFlight--;
+                if (error is not null)
+                {
+                    owner.FaultUnsynchronized(error, toComplete);
+                }
+
+                owner.TrySignalIdleUnsynchronized();
+            }
+
+            CompleteWaiters(toComplete, owner._fault);
         }
     }
 
