@@ -277,6 +277,9 @@ internal sealed partial class LogWriter
         if (slot.Closed && !slot.WriteBusy && slot.Deferred is null && _liveSlots.Remove(slot))
         {
             _pool.Return(slot.Chunk);
+            slot.Chunk = null!;
+            slot.Segment = null!;
+            _freeSlots.Push(slot);
         }
     }
 

@@ -48,6 +48,7 @@ internal sealed partial class LogWriter
     private readonly List<Segment> _segments;
     private readonly Stack<AlignedChunk> _spare = new();
     private readonly HashSet<ChunkSlot> _liveSlots = new();
+    private readonly Stack<ChunkSlot> _freeSlots = new();
     private readonly Queue<WriteOp> _writes = new();
     private readonly Stack<WriteOp> _freeWrites = new();
     private readonly Queue<(long GlobalEnd, long NextOffset)> _batchEnds = new();
@@ -294,7 +295,13 @@ internal sealed partial class LogWriter
     private ChunkSlot NewSlotUnsynchronized(AlignedChunk chunk, long fileStart)
     {
         Invariant.Assert(Alignment.IsAligned(fileStart), "a chunk maps to a block-aligned file range");
-        var slot = new ChunkSlot { Chunk = chunk, Segment = _active, FileStart = fileStart };
+        var slot = _freeSlots.Count > 0 ? _freeSlots.Pop() : new ChunkSlot();
+        slot.Chunk = chunk;
+        slot.Segment = _active;
+        slot.FileStart = fileStart;
+        slot.Fill = slot.DispatchedTo = 0;
+        slot.WriteBusy = slot.Closed = false;
+        slot.Deferred = null;
         _liveSlots.Add(slot);
         return slot;
     }
