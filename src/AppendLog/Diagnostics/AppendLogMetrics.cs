@@ -30,6 +30,13 @@ internal static class AppendLogMetrics
     /// <summary>The tag saying what recovery did: <c>truncate</c> (cut a torn tail) or <c>delete</c> (dropped a later segment).</summary>
     public const string RecoveryActionTag = "appendlog.recovery.action";
 
+    /// <summary>
+    /// The tag saying why recovery stopped: <c>bad_length</c>, <c>bad_magic</c>, <c>bad_crc</c>, <c>incomplete</c>,
+    /// <c>offset_mismatch</c> (truncations) or <c>beyond_end</c> (deletions). <c>bad_length</c> includes a batch
+    /// length of zero, which is what the zero-filled preallocated space after a clean close reads as.
+    /// </summary>
+    public const string RecoveryReasonTag = "appendlog.recovery.reason";
+
     private static readonly Lock s_lock = new();
     private static readonly List<SegmentedLog> s_openLogs = new();
     private static readonly ConditionalWeakTable<LogBufferPool, string> s_poolNames = new();
@@ -167,9 +174,27 @@ internal static class AppendLogMetrics
     /// <summary>Bytes read from a segment file.</summary>
     public static void Read(int bytes) => BytesRead.Add(bytes);
 
-    /// <summary>Recovery cut a tail (<c>truncate</c>) or deleted a later segment (<c>delete</c>).</summary>
-    public static void RecoveryTruncated(string directory, string action) =>
-        RecoveryTruncations.Add(1, new KeyValuePair<string, object?>(DirectoryTag, directory), new KeyValuePair<string, object?>(RecoveryActionTag, action));
+    /// <summary>
+    /// Recovery cut a tail (<c>truncate</c>) or deleted a later segment (<c>delete</c>). <paramref name="stop"/> is
+    /// recovery's own reason text (a <c>BatchCheck</c> name, or "base offset N where M was expected"), reduced here
+    /// to a fixed set of tag values so the series count stays bounded.
+    /// </summary>
+    public static void RecoveryTruncated(string directory, string action, string stop) =>
+        RecoveryTruncations.Add(
+            1,
+            new KeyValuePair<string, object?>(DirectoryTag, directory),
+            new KeyValuePair<string, object?>(RecoveryActionTag, action),
+            new KeyValuePair<string, object?>(RecoveryReasonTag, ReasonTag(stop)));
+
+    private static string ReasonTag(string stop) => stop switch
+    {
+        nameof(Format.BatchCheck.BadLength) => "bad_length",
+        nameof(Format.BatchCheck.BadMagic) => "bad_magic",
+        nameof(Format.BatchCheck.BadCrc) => "bad_crc",
+        nameof(Format.BatchCheck.Incomplete) => "incomplete",
+        _ when stop.StartsWith("base offset", StringComparison.Ordinal) => "offset_mismatch",
+        _ => "beyond_end",
+    };
 
     private static SegmentedLog[] SnapshotLogs()
     {

@@ -188,6 +188,7 @@ public sealed class AppendLogMetricsTests(DirectIoMode mode)
         var cut = truncations.GetMeasurementSnapshot().Where(IsMine).ToList();
         Assert.That(cut, Is.Not.Empty);
         Assert.That(cut.Select(m => (string?)m.Tags[AppendLogMetrics.RecoveryActionTag]), Does.Contain("truncate"));
+        Assert.That(cut.Select(m => (string?)m.Tags[AppendLogMetrics.RecoveryReasonTag]), Is.All.AnyOf("bad_length", "bad_magic", "bad_crc", "incomplete", "offset_mismatch"));
     }
 
     private async Task<long> ValidEndAsync()
