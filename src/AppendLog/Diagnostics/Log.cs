@@ -48,7 +48,7 @@ internal static partial class Log
     public static void Faulted(LogOptions options, LogFaultedException fault) =>
         options.LoggerFactory?.CreateLogger(Category).Faulted(options.Directory, fault.InnerException ?? fault);
 
-    /// <summary>Logs a failed reservation (ENOSPC/EDQUOT/EFBIG) through the options' factory.</summary>
+    /// <summary>Logs a reservation refused with ENOSPC through the options' factory.</summary>
     public static void DiskFull(LogOptions options, string file, Exception error) =>
         options.LoggerFactory?.CreateLogger(Category).DiskFull(file, error);
 
