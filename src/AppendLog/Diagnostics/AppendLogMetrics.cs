@@ -38,7 +38,8 @@ internal static class AppendLogMetrics
     public const string RecoveryReasonTag = "appendlog.recovery.reason";
 
     private static readonly Lock s_lock = new();
-    private static readonly List<SegmentedLog> s_openLogs = new();
+    // Weak: an application that forgets to dispose a log must not have it (and its file handles) kept alive by metrics.
+    private static readonly List<WeakReference<SegmentedLog>> s_openLogs = new();
     private static readonly ConditionalWeakTable<LogBufferPool, string> s_poolNames = new();
     private static int s_poolCount;
 
@@ -120,7 +121,7 @@ internal static class AppendLogMetrics
     {
         lock (s_lock)
         {
-            s_openLogs.Add(log);
+            s_openLogs.Add(new WeakReference<SegmentedLog>(log));
         }
     }
 
@@ -129,7 +130,7 @@ internal static class AppendLogMetrics
     {
         lock (s_lock)
         {
-            s_openLogs.Remove(log);
+            s_openLogs.RemoveAll(w => !w.TryGetTarget(out var open) || ReferenceEquals(open, log));
         }
     }
 
@@ -200,7 +201,17 @@ internal static class AppendLogMetrics
     {
         lock (s_lock)
         {
-            return s_openLogs.ToArray();
+            s_openLogs.RemoveAll(w => !w.TryGetTarget(out _));
+            var logs = new List<SegmentedLog>(s_openLogs.Count);
+            foreach (var w in s_openLogs)
+            {
+                if (w.TryGetTarget(out var log))
+                {
+                    logs.Add(log);
+                }
+            }
+
+            return logs.ToArray();
         }
     }
 
