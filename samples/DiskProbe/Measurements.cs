@@ -27,9 +27,10 @@ internal sealed record ThroughputResult(int BlockSize, int Threads, double MiBPe
 /// The measurements, all in files the probe creates in the target directory and deletes afterwards. Every write
 /// is block-aligned from a 4 KiB-aligned buffer, as AppendLog's are, so O_DIRECT accepts it.
 /// </summary>
-internal sealed class Measurements(string directory, bool direct, TimeSpan cell, long fileBytes)
+internal sealed class Measurements(string directory, bool direct, TimeSpan cell, long fileBytes) : IDisposable
 {
     private const int Alignment = 4096;
+    private SafeFileHandle? _throughputFile;
 
     public bool Direct => direct;
 
@@ -72,42 +73,60 @@ internal sealed class Measurements(string directory, bool direct, TimeSpan cell,
 
     /// <summary>
     /// Write throughput without syncs: <paramref name="threads"/> threads each write <paramref name="blockSize"/>
-    /// blocks sequentially through their own slice of one fallocated file, for the cell's duration. Threads stand
-    /// for queue depth: each has one pwrite in flight, as AppendLog's I/O workers do.
+    /// blocks sequentially through their own slice of one file, for the cell's duration. Threads stand for queue
+    /// depth: each has one pwrite in flight, as AppendLog's I/O workers do. The file is written with zeros once,
+    /// before the first cell, because AppendLog writes records over zero-filled reserved space: writes into
+    /// unwritten (only fallocated) extents would add an extent conversion to each one and measure something else.
     /// </summary>
     public ThroughputResult Throughput(int blockSize, int threads)
     {
-        string path = Path.Combine(directory, "diskprobe-throughput.dat");
+        var file = ThroughputFile();
         long slice = fileBytes / threads / blockSize * blockSize;
-        try
+        long[] written = new long[threads];
+        long start = Stopwatch.GetTimestamp();
+        long deadline = start + (long)(cell.TotalSeconds * Stopwatch.Frequency);
+        var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
         {
-            using var file = Native.Create(path, direct);
-            Native.Allocate(file, 0, slice * threads);
-            long[] written = new long[threads];
-            long start = Stopwatch.GetTimestamp();
-            long deadline = start + (long)(cell.TotalSeconds * Stopwatch.Frequency);
-            var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
+            using var buffer = new AlignedBuffer(blockSize);
+            buffer.Span.Fill((byte)(t + 1));
+            long position = 0;
+            while (Stopwatch.GetTimestamp() < deadline)
             {
-                using var buffer = new AlignedBuffer(blockSize);
-                buffer.Span.Fill((byte)(t + 1));
-                long position = 0;
-                while (Stopwatch.GetTimestamp() < deadline)
-                {
-                    RandomAccess.Write(file, buffer.Span, (t * slice) + position);
-                    written[t] += blockSize;
-                    position = (position + blockSize) % slice;
-                }
-            }) { IsBackground = true }).ToList();
-            workers.ForEach(w => w.Start());
-            workers.ForEach(w => w.Join());
-            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            long total = written.Sum();
-            return new ThroughputResult(blockSize, threads, total / seconds / (1024 * 1024), total / (double)blockSize / seconds);
-        }
-        finally
+                RandomAccess.Write(file, buffer.Span, (t * slice) + position);
+                written[t] += blockSize;
+                position = (position + blockSize) % slice;
+            }
+        }) { IsBackground = true }).ToList();
+        workers.ForEach(w => w.Start());
+        workers.ForEach(w => w.Join());
+        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        long total = written.Sum();
+        return new ThroughputResult(blockSize, threads, total / seconds / (1024 * 1024), total / (double)blockSize / seconds);
+    }
+
+    /// <summary>Deletes the throughput file.</summary>
+    public void Dispose()
+    {
+        if (_throughputFile is not null)
         {
-            File.Delete(path);
+            _throughputFile.Dispose();
+            File.Delete(ThroughputPath);
         }
+    }
+
+    private string ThroughputPath => Path.Combine(directory, "diskprobe-throughput.dat");
+
+    private SafeFileHandle ThroughputFile()
+    {
+        if (_throughputFile is null)
+        {
+            _throughputFile = Native.Create(ThroughputPath, direct);
+            Native.Allocate(_throughputFile, 0, fileBytes);
+            using var zeros = new AlignedBuffer(1024 * 1024);
+            ZeroFill(_throughputFile, zeros, fileBytes / Alignment * Alignment);
+        }
+
+        return _throughputFile;
     }
 
     /// <summary>
