@@ -1,5 +1,6 @@
 using AppendLog.Appender;
 using AppendLog.Buffers;
+using AppendLog.Diagnostics;
 using AppendLog.Format;
 using AppendLog.Io;
 using AppendLog.Segments;
@@ -69,7 +70,7 @@ public sealed partial class SegmentedLog
 
             return new SegmentedLog(storage, options, directoryLock, segments, writer, active.File!.IsDirect);
         }
-        catch
+        catch (Exception e) when (Log.OpenFailed(options, e))
         {
             directoryLock.Dispose();
             throw;
@@ -88,7 +89,7 @@ public sealed partial class SegmentedLog
             }
             else if (!SegmentNames.TryParse(name, SegmentNames.IndexExtension, out _) && !name.StartsWith('.'))
             {
-                logger?.LogWarning("Ignoring a file that is not part of the log: {File}", name);
+                logger?.IgnoringForeignFile(name);
             }
         }
 
@@ -207,9 +208,8 @@ public sealed partial class SegmentedLog
 
         // Stale or torn bytes beyond the last valid batch: cut them off for good.
         file.Truncate(position);
-        logger?.LogInformation(
-            "Recovery truncated {File} at byte {Position} (offset {Offset}): {Reason}; {Dropped} bytes beyond were not part of the log",
-            segment.Path, position, expected, stop, fileLength - position);
+        logger?.RecoveryTruncated(segment.Path, position, expected, stop, fileLength - position);
+        AppendLogMetrics.RecoveryTruncated(options.Directory, "truncate", stop);
         return true;
     }
 
@@ -229,7 +229,8 @@ public sealed partial class SegmentedLog
         {
             storage.DeleteFile(SegmentNames.DataFile(dir, bases[j]));
             storage.DeleteFile(SegmentNames.IndexFile(dir, bases[j]));
-            logger?.LogInformation("Recovery deleted segment {Base}: it lies beyond the log's recovered end {End}", bases[j], endOffset);
+            logger?.RecoveryDeletedSegment(bases[j], endOffset);
+            AppendLogMetrics.RecoveryTruncated(dir, "delete", "beyond_end");
         }
 
         storage.SyncDirectory(dir);

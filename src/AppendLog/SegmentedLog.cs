@@ -37,6 +37,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
         _time = options.TimeProvider ?? TimeProvider.System;
         _logger = options.LoggerFactory?.CreateLogger<SegmentedLog>() ?? NullLogger<SegmentedLog>.Instance;
         IsDirectIo = isDirect;
+        ReportOpened();
     }
 
     /// <summary>The log's directory.</summary>
@@ -100,6 +101,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
         }
         finally
         {
+            ReportClosed();
             _directoryLock.Dispose();
         }
     }

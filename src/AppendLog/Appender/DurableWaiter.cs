@@ -1,4 +1,5 @@
 using System.Threading.Tasks.Sources;
+using AppendLog.Diagnostics;
 using Microsoft.Extensions.ObjectPool;
 
 namespace AppendLog.Appender;
@@ -26,6 +27,12 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
     public long Result { get; private set; }
 
     public short Version => _core.Version;
+
+    /// <summary>
+    /// When an awaited append was accepted (<see cref="System.Diagnostics.Stopwatch"/> ticks), for
+    /// <c>appendlog.append.duration</c>; 0 when the wait is not an append or nobody listens.
+    /// </summary>
+    public long AcceptedTimestamp { get; set; }
 
     public static DurableWaiter Rent(long target, long result, CancellationToken cancellationToken, Action<DurableWaiter>? onCancel)
     {
@@ -65,6 +72,7 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
         }
 
         _registration.Dispose();
+        AppendLogMetrics.AppendCompleted(AcceptedTimestamp);
         _core.SetResult(Result);
         return true;
     }
@@ -112,6 +120,7 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
         _pooled = pooled;
         _completed = 0;
         _registration = default;
+        AcceptedTimestamp = 0;
     }
 
     private sealed class Policy : PooledObjectPolicy<DurableWaiter>

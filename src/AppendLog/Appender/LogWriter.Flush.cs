@@ -208,12 +208,14 @@ internal sealed partial class LogWriter
     {
         op.MoveTo(WriteState.Dispatched);
         op.Slot.WriteBusy = true;
+        AppendLogMetrics.WriteDispatched();
         _io.Post(op);
     }
 
     /// <summary>Called on the I/O worker when a pwrite returned.</summary>
     internal void OnWriteCompleted(WriteOp op)
     {
+        AppendLogMetrics.WriteCompleted(op.Length, op.Error);
         List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
         Exception? failWith = null;
         lock (_lock)
@@ -337,6 +339,7 @@ internal sealed partial class LogWriter
                 // Overlapping syncs may complete out of order: an earlier target never moves durable back.
                 if (work.Target > _durableGlobal)
                 {
+                    AppendLogMetrics.SyncMadeDurable(work.Target - _durableGlobal);
                     AdvanceDurableUnsynchronized(work.Target, toComplete);
                 }
                 MaybeSealUnsynchronized();
@@ -388,6 +391,7 @@ internal sealed partial class LogWriter
         }
 
         _fault = error as LogFaultedException ?? new LogFaultedException(_directory, error);
+        Log.Faulted(_options, _fault);
         toFail.AddRange(_waiters);
         _waiters.Clear();
         toFail.AddRange(_unorderedWaiters);
@@ -428,6 +432,7 @@ internal sealed partial class LogWriter
         public void Execute()
         {
             Error = null;
+            long started = AppendLogMetrics.Timestamp();
             try
             {
                 bool directorySynced = false;
@@ -440,6 +445,8 @@ internal sealed partial class LogWriter
                         directorySynced = true;
                     }
                 }
+
+                AppendLogMetrics.FsyncCompleted(started, Segments.Count);
             }
             catch (Exception e)
             {

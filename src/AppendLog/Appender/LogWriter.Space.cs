@@ -161,6 +161,7 @@ internal sealed partial class LogWriter
         CompleteWaiters(toComplete, failWith);
         if (work.Error is not null && IsDiskFull(work.Error))
         {
+            Log.DiskFull(_options, work.Segment.Path, work.Error);
             work.Completion.SetException(new LogDiskFullException(work.Segment.Path, work.Error));
         }
         else if (work.Error is not null)

@@ -191,6 +191,7 @@ internal sealed partial class LogWriter
             if (wantWaiter)
             {
                 waiter = DurableWaiter.Rent(_nextOffset, baseOffset, cancellationToken, null);
+                waiter.AcceptedTimestamp = AppendLogMetrics.AppendAccepted();
                 _waiters.Enqueue(waiter);
                 _lastQueuedTarget = _nextOffset;
             }

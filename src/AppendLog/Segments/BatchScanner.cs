@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using AppendLog.Buffers;
+using AppendLog.Diagnostics;
 using AppendLog.Format;
 using AppendLog.Io;
 
@@ -98,6 +99,7 @@ internal sealed unsafe class BatchScanner : IDisposable
         long start = Alignment.AlignDown(position);
         int n = _file!.Read(new Span<byte>(_buffer, _capacity), start);
         BytesRead += n;
+        AppendLogMetrics.Read(n);
         _windowStart = start;
         _windowLength = n;
     }
