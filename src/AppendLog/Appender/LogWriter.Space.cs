@@ -18,7 +18,8 @@ internal sealed partial class LogWriter
     /// </summary>
     internal static bool ZeroFillPreallocation { get; set; } = true;
 
-    private const int ZeroBufferSize = 1024 * 1024;
+    /// <summary>Zeros are written in 256 KiB pieces: small enough that a sync queued behind one waits ~0.1 ms, not a whole step.</summary>
+    private const int ZeroBufferSize = 256 * 1024;
     private static readonly unsafe nint s_zeros = CreateZeroBuffer();
 
     private long _allocationStep;
