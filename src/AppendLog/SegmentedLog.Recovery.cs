@@ -169,6 +169,8 @@ public sealed partial class SegmentedLog
         return (segments, ReadTailBlock(active));
     }
 
+    private const string Preallocated = "preallocated";
+
     /// <summary>Case C: scans an unsealed segment; truncates a torn or stale tail. True when it truncated.</summary>
     private static bool ScanUnsealed(IDirectFile file, Segment segment, BatchScanner scanner, LogOptions options, ILogger? logger)
     {
@@ -183,7 +185,9 @@ public sealed partial class SegmentedLog
             var check = scanner.TryRead(position, fileLength, out var header, out _);
             if (check != BatchCheck.Valid)
             {
-                stop = check.ToString();
+                // A zero header is reserved space that was never written (the zero-filled preallocation a clean
+                // close leaves, or an unwritten block): the normal end of the data, not damage.
+                stop = check == BatchCheck.BadLength && header.BatchLength == 0 && header.BaseOffset == 0 ? Preallocated : check.ToString();
                 break;
             }
 
@@ -206,8 +210,14 @@ public sealed partial class SegmentedLog
             return false;
         }
 
-        // Stale or torn bytes beyond the last valid batch: cut them off for good.
+        // Stale or torn bytes beyond the last valid batch: cut them off for good (reserved zeros too: the writer
+        // reserves afresh, and one code path for both keeps stale bytes from ever lingering past the end).
         file.Truncate(position);
+        if (stop == Preallocated)
+        {
+            return false;
+        }
+
         logger?.RecoveryTruncated(segment.Path, position, expected, stop, fileLength - position);
         AppendLogMetrics.RecoveryTruncated(options.Directory, "truncate", stop);
         return true;

@@ -365,4 +365,41 @@ public sealed class SegmentedLogTests(DirectIoMode mode)
         Assert.That(ex!.FilePath, Is.EqualTo(first));
         Assert.That(ex.Position, Is.LessThanOrEqualTo(5000));
     }
+
+    [Test]
+    public async Task CrashBetweenRollAndSeal_KeepsTheNextSegmentsAcknowledgedRecords()
+    {
+        var options = Options(o => o with { SegmentSize = 1024 * 1024, MaximumBatchSize = 64 * 1024, PreallocationMinimumStep = 256 * 1024, PreallocationMaximumStep = 256 * 1024 });
+        await using (var log = await SegmentedLog.OpenAsync(options))
+        {
+            for (int i = 0; i < 600; i++)
+            {
+                await log.AppendAsync(Value(i, 4000));
+            }
+        }
+
+        // Undo the first segment's seal as a crash right after the roll would leave it: no index, and the
+        // zero-filled reserved space still at its end (not yet trimmed).
+        string first = Path.Combine(options.Directory, "00000000000000000000.log");
+        File.Delete(Path.ChangeExtension(first, ".index"));
+        using (var fs = new FileStream(first, FileMode.Open, FileAccess.Write))
+        {
+            fs.SetLength(fs.Length + (512 * 1024));
+        }
+
+        await using (var log = await SegmentedLog.OpenAsync(options))
+        {
+            Assert.That(log.EndOffset, Is.EqualTo(600), "the later segments' acknowledged records are kept");
+            int n = 0;
+            await foreach (var record in log.ReadAsync(0))
+            {
+                Assert.That(record.Value, Is.EqualTo(Value(n, 4000)));
+                n++;
+            }
+
+            Assert.That(n, Is.EqualTo(600));
+        }
+
+        Assert.That(File.Exists(Path.ChangeExtension(first, ".index")), Is.True, "recovery finished the seal");
+    }
 }
