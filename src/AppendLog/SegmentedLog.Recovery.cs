@@ -94,6 +94,9 @@ public sealed partial class SegmentedLog
         }
 
         bases.Sort();
+
+        // A next segment prepared ahead of a roll that never happened is not part of the log.
+        storage.DeleteFile(Path.Combine(dir, LogWriter.NextSegmentFileName));
         var segments = new List<Segment>();
         using var scanner = new BatchScanner(options.MaximumBatchSize);
         long global = 0;

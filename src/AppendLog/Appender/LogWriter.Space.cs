@@ -75,11 +75,13 @@ internal sealed partial class LogWriter
         }
 
         string path = SegmentNames.DataFile(_directory, _nextOffset);
-        var file = _storage.Open(path, FileCreation.CreateNew, _options.DirectIo);
+        var prepared = TakePreparedUnsynchronized(path);
+        var file = prepared?.File ?? _storage.Open(path, FileCreation.CreateNew, _options.DirectIo);
         var segment = new Segment(path, _nextOffset, _headGlobal)
         {
             File = file,
             CreatedTimestamp = _time.GetTimestamp(),
+            AllocatedEnd = prepared?.AllocatedEnd ?? 0,
         };
         _segments.Add(segment);
         _active = segment;
@@ -88,6 +90,7 @@ internal sealed partial class LogWriter
 
     private void MaybePreallocateUnsynchronized()
     {
+        MaybePrepareNextSegmentUnsynchronized();
         if (_allocation is null && _active.AllocatedEnd - _active.Size < _allocationStep / 2)
         {
             StartAllocationUnsynchronized(_active.Size);
@@ -267,13 +270,15 @@ internal sealed partial class LogWriter
                 segment.File?.Dispose();
                 segment.File = null;
             }
+
+            DiscardPreparedUnsynchronized();
         }
     }
 
     /// <summary>Signals close once nothing is in flight and everything accepted is durable (or the log is faulted).</summary>
     private void TrySignalIdleUnsynchronized()
     {
-        if ((_idle is null && _drained is null) || _syncsInFlight > 0 || _flushWaitingForWrites || _allocation is not null || _sealsInFlight > 0)
+        if ((_idle is null && _drained is null) || _syncsInFlight > 0 || _flushWaitingForWrites || _preparing || _allocation is not null || _sealsInFlight > 0)
         {
             return;
         }
