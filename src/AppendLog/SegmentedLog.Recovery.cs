@@ -60,11 +60,7 @@ public sealed partial class SegmentedLog
             var (segments, tail) = Recover(storage, options, logger);
             var active = segments[^1];
             var writer = new LogWriter(storage, options, io, segments, active);
-            if (tail.Length > 0)
-            {
-                var chunk = await pool.RentAsync(cancellationToken).ConfigureAwait(false);
-                writer.InitializeTail(chunk, tail);
-            }
+            writer.InitializeTail(tail);
 
             await writer.StartInitialAllocation().WaitAsync(cancellationToken).ConfigureAwait(false);
 

@@ -106,6 +106,9 @@ public sealed partial class SegmentedLog : IAsyncDisposable
         }
     }
 
+    /// <summary>Returns this log's buffers to the pool when it has been idle for <paramref name="idleFor"/> (LogManager housekeeping).</summary>
+    internal bool ReleaseIdleBuffers(TimeSpan idleFor) => Volatile.Read(ref _disposed) == 0 && _writer.ReleaseIdleBuffers(idleFor);
+
     /// <summary>Completed sync rounds (each one fdatasync per file with unsynced data).</summary>
     internal long SyncCount => _writer.SyncCount;
 

@@ -74,6 +74,7 @@ internal sealed partial class LogWriter
             _current = null;
         }
 
+        _idleTail = null; // the old segment's tail block is already on disk and durable
         string path = SegmentNames.DataFile(_directory, _nextOffset);
         var prepared = TakePreparedUnsynchronized(path);
         var file = prepared?.File ?? _storage.Open(path, FileCreation.CreateNew, _options.DirectIo);

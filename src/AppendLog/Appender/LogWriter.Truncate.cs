@@ -55,7 +55,7 @@ internal sealed partial class LogWriter
             }
 
             var (target, position) = LocateBatchStart(fromOffset, maxBatchSize);
-            await CutAsync(target, fromOffset, position, cancellationToken).ConfigureAwait(false);
+            Cut(target, fromOffset, position);
         }
         finally
         {
@@ -128,7 +128,7 @@ internal sealed partial class LogWriter
         throw new ArgumentException($"Offset {fromOffset} is not the first offset of a batch; a log is truncated at batch boundaries.", nameof(fromOffset));
     }
 
-    private async Task CutAsync(Segment target, long fromOffset, long position, CancellationToken cancellationToken)
+    private void Cut(Segment target, long fromOffset, long position)
     {
         List<Segment> later;
         lock (_lock)
@@ -150,7 +150,6 @@ internal sealed partial class LogWriter
         var file = target.File ?? _storage.Open(target.Path, FileCreation.OpenExisting, _options.DirectIo);
         file.Truncate(position);
         byte[] tail = ReadPartialBlock(file, position);
-        var chunk = tail.Length > 0 ? await _pool.RentAsync(cancellationToken).ConfigureAwait(false) : null;
         lock (_lock)
         {
             _segments.RemoveAll(s => s.BaseOffset > target.BaseOffset);
@@ -174,13 +173,8 @@ internal sealed partial class LogWriter
             _nextOffset = _durableOffset = _lastQueuedTarget = fromOffset;
             _headGlobal = _writtenGlobal = _durableGlobal = _lastFlushTarget = target.GlobalEnd;
             _batchEnds.Clear();
-            if (chunk is not null)
-            {
-                var slot = NewSlotUnsynchronized(chunk, Alignment.AlignDown(position));
-                tail.CopyTo(chunk.Span);
-                slot.Fill = slot.DispatchedTo = tail.Length;
-                _current = slot;
-            }
+            _idleTail = tail.Length > 0 ? tail : null;
+            _idleTailFileStart = Alignment.AlignDown(position);
         }
     }
 

@@ -55,6 +55,9 @@ internal sealed partial class LogWriter
 
     private Segment _active;
     private ChunkSlot? _current;
+    private byte[]? _idleTail;
+    private long _idleTailFileStart;
+    private long _lastAppendTimestamp;
     private long _nextOffset;
     private long _headGlobal;
     private long _writtenGlobal;
@@ -118,19 +121,54 @@ internal sealed partial class LogWriter
     }
 
     /// <summary>
-    /// Loads the partial last block of the active segment (bytes [AlignDown(Size), Size), read by recovery) into
-    /// a chunk, so the next write of that block rewrites them instead of zeroing them.
+    /// Keeps the partial last block of the active segment (bytes [AlignDown(Size), Size), read by recovery) without
+    /// holding a chunk: the next append rents one and copies these bytes in first, so the next write of that block
+    /// rewrites them instead of zeroing them. An idle log thus holds at most 4 KiB, not a chunk.
     /// </summary>
-    public void InitializeTail(AlignedChunk chunk, ReadOnlySpan<byte> partialBlock)
+    public void InitializeTail(ReadOnlySpan<byte> partialBlock)
     {
         lock (_lock)
         {
-            long fileStart = Alignment.AlignDown(_active.Size);
-            Invariant.Assert(partialBlock.Length == _active.Size - fileStart, "the tail prefix is the partial last block");
-            var slot = NewSlotUnsynchronized(chunk, fileStart);
-            partialBlock.CopyTo(chunk.Span);
-            slot.Fill = slot.DispatchedTo = partialBlock.Length;
-            _current = slot;
+            Invariant.Assert(partialBlock.Length == _active.Size - Alignment.AlignDown(_active.Size), "the tail prefix is the partial last block");
+            _idleTail = partialBlock.IsEmpty ? null : partialBlock.ToArray();
+            _idleTailFileStart = Alignment.AlignDown(_active.Size);
+        }
+    }
+
+    /// <summary>
+    /// Returns the log's chunks to the pool when nothing was appended for <paramref name="idleFor"/> and everything is
+    /// durable, keeping only the partial last block (at most 4 KiB). True when a chunk was released.
+    /// </summary>
+    public bool ReleaseIdleBuffers(TimeSpan idleFor)
+    {
+        lock (_lock)
+        {
+            if (_fault is not null || _closing || _frozen is not null || _durableGlobal != _headGlobal
+                || _time.GetElapsedTime(_lastAppendTimestamp) < idleFor)
+            {
+                return false;
+            }
+
+            bool released = false;
+            while (_spare.TryPop(out var spare))
+            {
+                _pool.Return(spare);
+                released = true;
+            }
+
+            var slot = _current;
+            if (slot is null || slot.WriteBusy || slot.Deferred is not null || slot.Fill != slot.DispatchedTo)
+            {
+                return released;
+            }
+
+            int keepFrom = (int)Alignment.AlignDown(slot.Fill);
+            _idleTail = slot.Fill == keepFrom ? null : slot.Chunk.Span[keepFrom..slot.Fill].ToArray();
+            _idleTailFileStart = slot.FileStart + keepFrom;
+            _current = null;
+            slot.Closed = true;
+            MaybeReleaseSlotUnsynchronized(slot);
+            return true;
         }
     }
 
@@ -178,6 +216,7 @@ internal sealed partial class LogWriter
             }
 
             baseOffset = _nextOffset;
+            _lastAppendTimestamp = _time.GetTimestamp();
             Format.RecordBatchEncoder.PatchBaseOffset(batch, baseOffset);
             CopyIntoChunksUnsynchronized(batch, _active.Size);
             _active.Index.MaybeAdd(baseOffset, _active.Size, maxTimestampMs);
@@ -252,8 +291,14 @@ internal sealed partial class LogWriter
 
     private bool EnsureSpareChunksUnsynchronized(int length)
     {
-        int available = _current is null ? 0 : _current.Chunk.Size - _current.Fill;
+        int available = _current is not null ? _current.Chunk.Size - _current.Fill
+            : _idleTail is not null ? _pool.ChunkSize - _idleTail.Length
+            : 0;
         int needed = length <= available ? 0 : (int)((length - available + (long)_pool.ChunkSize - 1) / _pool.ChunkSize);
+        if (_current is null && _idleTail is not null)
+        {
+            needed++; // the chunk that takes the kept tail block back
+        }
         while (_spare.Count < needed)
         {
             if (!_pool.TryRent(out var chunk))
@@ -271,7 +316,18 @@ internal sealed partial class LogWriter
     {
         while (!batch.IsEmpty)
         {
-            if (_current is null)
+            if (_current is null && _idleTail is not null)
+            {
+                // Resume after an idle release (or an open): the block holding the tail comes back first.
+                Invariant.Assert(_spare.Count > 0, "spare chunks were reserved before copying");
+                Invariant.Assert(_idleTailFileStart + _idleTail.Length == filePosition, "the kept tail ends at the head");
+                var resumed = NewSlotUnsynchronized(_spare.Pop(), _idleTailFileStart);
+                _idleTail.CopyTo(resumed.Chunk.Span);
+                resumed.Fill = resumed.DispatchedTo = _idleTail.Length;
+                _idleTail = null;
+                _current = resumed;
+            }
+            else if (_current is null)
             {
                 Invariant.Assert(_spare.Count > 0, "spare chunks were reserved before copying");
                 _current = NewSlotUnsynchronized(_spare.Pop(), filePosition);

@@ -1,0 +1,166 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+
+namespace AppendLog;
+
+/// <summary>
+/// Many named logs (for example <c>orders-0</c>, <c>orders-1</c>) under one root directory, sharing one buffer pool,
+/// the process's I/O threads and one housekeeping timer: logs idle for <see cref="LogManagerOptions.IdleBufferRelease"/>
+/// return their buffers to the pool (an idle log then holds at most 4 KiB of data buffers), and retention runs for
+/// every open log. Thread-safe.
+/// </summary>
+public sealed class LogManager : IAsyncDisposable
+{
+    private readonly LogManagerOptions _options;
+    private readonly ConcurrentDictionary<string, Lazy<Task<SegmentedLog>>> _logs = new(StringComparer.Ordinal);
+    private readonly ITimer _housekeeping;
+    private int _housekeepingRunning;
+    private int _disposed;
+
+    private LogManager(LogManagerOptions options)
+    {
+        _options = options;
+        var time = options.LogDefaults?.TimeProvider ?? TimeProvider.System;
+        _housekeeping = time.CreateTimer(static s => ((LogManager)s!).Housekeep(), this, options.HousekeepingInterval, options.HousekeepingInterval);
+    }
+
+    /// <summary>The root directory.</summary>
+    public string RootDirectory => _options.RootDirectory;
+
+    /// <summary>The names of the logs open now.</summary>
+    public IReadOnlyCollection<string> OpenLogNames => _logs.Keys.ToArray();
+
+    /// <summary>Creates a manager over <see cref="LogManagerOptions.RootDirectory"/> (created when missing). Opens no log yet.</summary>
+    /// <param name="options">The options; validated here.</param>
+    /// <returns>The manager.</returns>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    /// <exception cref="IOException">The root directory cannot be created.</exception>
+    public static LogManager Create(LogManagerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        options.LogDefaults?.Validate();
+        System.IO.Directory.CreateDirectory(options.RootDirectory);
+        return new LogManager(options);
+    }
+
+    /// <summary>The names of the logs present under the root directory (open or not).</summary>
+    /// <returns>The names, sorted.</returns>
+    public IReadOnlyList<string> ListLogNames() =>
+        System.IO.Directory.GetDirectories(_options.RootDirectory).Select(d => Path.GetFileName(d)!).Where(IsValidName).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>Returns the open log named <paramref name="name"/>, opening (and recovering) it on first use.</summary>
+    /// <param name="name">1 to 200 characters from <c>[A-Za-z0-9._-]</c>, not starting with a dot.</param>
+    /// <param name="cancellationToken">Cancels the open.</param>
+    /// <returns>The log; owned by the manager (close it with <see cref="CloseLogAsync"/>, not by disposing it).</returns>
+    /// <exception cref="ArgumentException">The name is not valid.</exception>
+    /// <exception cref="ObjectDisposedException">The manager is disposed.</exception>
+    /// <exception cref="LogCorruptedException">The log's data is damaged.</exception>
+    /// <exception cref="LogLockedException">Another process has the log open.</exception>
+    public async ValueTask<SegmentedLog> GetOrOpenAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (!IsValidName(name))
+        {
+            throw new ArgumentException($"'{name}' is not a valid log name: use 1 to 200 characters from [A-Za-z0-9._-], not starting with a dot.", nameof(name));
+        }
+
+        var lazy = _logs.GetOrAdd(name, n => new Lazy<Task<SegmentedLog>>(() => OpenLogAsync(n)));
+        try
+        {
+            return await lazy.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch when (lazy.Value.IsFaulted)
+        {
+            _logs.TryRemove(new KeyValuePair<string, Lazy<Task<SegmentedLog>>>(name, lazy));
+            throw;
+        }
+    }
+
+    /// <summary>Closes one log (flushing it) if it is open.</summary>
+    /// <param name="name">The log's name.</param>
+    /// <returns>True when the log was open.</returns>
+    public async ValueTask<bool> CloseLogAsync(string name)
+    {
+        if (!_logs.TryRemove(name, out var lazy))
+        {
+            return false;
+        }
+
+        var log = await lazy.Value.ConfigureAwait(false);
+        await log.DisposeAsync().ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Stops housekeeping and closes every open log (each flushes what it accepted).</summary>
+    /// <returns>A task that completes when every log is closed.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _housekeeping.DisposeAsync().ConfigureAwait(false);
+        foreach (string name in _logs.Keys.ToArray())
+        {
+            try
+            {
+                await CloseLogAsync(name).ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                // A log that failed to open or is faulted has nothing left to close.
+            }
+        }
+    }
+
+    private static bool IsValidName([NotNullWhen(true)] string? name) =>
+        name is { Length: > 0 and <= 200 } && name[0] != '.' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
+
+    private Task<SegmentedLog> OpenLogAsync(string name)
+    {
+        var options = (_options.LogDefaults ?? new LogOptions()) with
+        {
+            Directory = Path.Combine(_options.RootDirectory, name),
+            BufferPool = _options.BufferPool ?? _options.LogDefaults?.BufferPool,
+        };
+        return SegmentedLog.OpenAsync(options).AsTask();
+    }
+
+    /// <summary>Idle buffer release and retention for every open log; one pass at a time.</summary>
+    private void Housekeep()
+    {
+        if (Interlocked.Exchange(ref _housekeepingRunning, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            foreach (var lazy in _logs.Values)
+            {
+                if (!lazy.IsValueCreated || !lazy.Value.IsCompletedSuccessfully || Volatile.Read(ref _disposed) != 0)
+                {
+                    continue;
+                }
+
+                // Completed successfully (checked above): GetAwaiter().GetResult() does not block here.
+                var log = lazy.Value.GetAwaiter().GetResult();
+                try
+                {
+                    log.ReleaseIdleBuffers(_options.IdleBufferRelease);
+                    log.ApplyRetention();
+                }
+                catch (Exception e) when (e is ObjectDisposedException or IOException)
+                {
+                    // The log was closed or faulted meanwhile; its own calls report that.
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _housekeepingRunning, 0);
+        }
+    }
+}
