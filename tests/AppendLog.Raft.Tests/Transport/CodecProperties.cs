@@ -3,9 +3,8 @@ using AppendLog.Raft.Core;
 using AppendLog.Raft.Membership;
 using AppendLog.Raft.Storage;
 using AppendLog.Raft.Transport;
-
-using PropertyAttribute = FsCheck.NUnit.PropertyAttribute;
 using NUnit.Framework;
+using PropertyAttribute = FsCheck.NUnit.PropertyAttribute;
 
 namespace AppendLog.Raft.Tests.Transport;
 
