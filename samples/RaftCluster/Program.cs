@@ -6,7 +6,13 @@ using RaftCluster;
 
 // A three-member replicated key-value store on 127.0.0.1, in this process: writes, the leader is killed, a new
 // leader takes over, the old leader comes back and catches up. Run: dotnet run -c Release --project samples/RaftCluster
+// With "processes": three child processes, the leader SIGKILLed under load, the disks checked (exit code 1 on a loss).
 // With "bench": measures committed 1 KiB writes/s and latency percentiles for 1, 16 and 64 concurrent clients.
+
+if (args.Length > 0 && args[0] == "node")
+{
+    return await MultiProcess.RunChildAsync(args);
+}
 
 var root = Path.Combine(Path.GetTempPath(), "appendlog-raftcluster-" + Environment.ProcessId);
 var members = Enumerable.Range(1, 3).ToDictionary(i => new RaftNodeId((ulong)i), _ => new IPEndPoint(IPAddress.Loopback, FreePort()));
@@ -34,7 +40,13 @@ try
 
         var seconds = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 5;
         await Bench.RunAsync(await AwaitLeader(), TimeSpan.FromSeconds(seconds), [1, 16, 64]);
-        return;
+        return 0;
+    }
+
+    if (args.Length > 0 && args[0] == "processes")
+    {
+        Directory.CreateDirectory(root);
+        return await MultiProcess.RunParentAsync(root);
     }
 
     Say($"starting 3 members on {string.Join(", ", members.Select(m => $"node {m.Key} = {m.Value}"))}; data under {root}");
@@ -83,6 +95,7 @@ try
     Say($"node {killed} caught up: user:0={restarted.State["user:0"]}, after-failover={restarted.State["after-failover"]}, " +
         $"{restarted.State.Count} keys, same as node {next.Id}: {restarted.State.OrderBy(p => p.Key).SequenceEqual(next.State.OrderBy(p => p.Key))}");
     PrintStatus();
+    return 0;
 }
 finally
 {
@@ -94,7 +107,10 @@ finally
         }
     }
 
-    Directory.Delete(root, recursive: true);
+    if (Directory.Exists(root))
+    {
+        Directory.Delete(root, recursive: true);
+    }
 }
 
 async Task<KeyValueNode> AwaitLeader()
