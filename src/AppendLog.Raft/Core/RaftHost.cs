@@ -33,6 +33,9 @@ internal sealed class RaftHost
     /// <summary>Inputs queued for the loop (STYLE.md 2): peers' messages beyond this are dropped, proposals wait.</summary>
     private const int InputsQueuedMax = 4096;
 
+    /// <summary>Inputs handled before the node's Ready is processed: bounds the work (and the latency) one sync carries.</summary>
+    private const int InputsPerReadyMax = 1024;
+
     private readonly RaftNode _node;
     private readonly IRaftLog _log;
     private readonly IHardStateStore _hardState;
@@ -125,7 +128,15 @@ internal sealed class RaftHost
         {
             await foreach (var input in _inputs.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
+                // Take every input already queued (up to a bound) before the next Ready, so one sync covers them all:
+                // proposals that arrived during the last sync become one write, and a follower's pipelined
+                // AppendEntries share one fdatasync (ARCHITECTURE.md §4, "debounced" follower flushes).
                 Handle(input);
+                for (var taken = 1; taken < InputsPerReadyMax && _inputs.Reader.TryRead(out var more); taken++)
+                {
+                    Handle(more);
+                }
+
                 while (_node.HasReady)
                 {
                     await ProcessReadyAsync(_node.GetReady(), cancellationToken).ConfigureAwait(false);
