@@ -15,8 +15,11 @@ internal sealed class LoopbackCluster : IAsyncDisposable
     private readonly Dictionary<RaftNodeId, IPEndPoint> _members;
     private readonly Dictionary<RaftNodeId, ReplicatedLog?> _nodes = [];
 
-    public LoopbackCluster(int size)
+    private readonly Func<ReplicatedLogOptions, ReplicatedLogOptions> _configure;
+
+    public LoopbackCluster(int size, Func<ReplicatedLogOptions, ReplicatedLogOptions>? configure = null)
     {
+        _configure = configure ?? (o => o);
         _members = Enumerable.Range(1, size).ToDictionary(i => new RaftNodeId((ulong)i), _ => new IPEndPoint(IPAddress.Loopback, FreePort()));
     }
 
@@ -29,10 +32,13 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     public IEnumerable<ReplicatedLog> Running => _nodes.Values.Where(n => n is not null)!;
 
+    /// <summary>Every leadership event any member raised, in the order each member raised them.</summary>
+    public ConcurrentQueue<(RaftNodeId Member, LeadershipChangedEventArgs Event)> LeadershipEvents { get; } = new();
+
     public async Task StartAsync(RaftNodeId id)
     {
         var applied = Applied[id] = new ConcurrentDictionary<long, byte[]>();
-        var node = new ReplicatedLog(new ReplicatedLogOptions
+        var node = new ReplicatedLog(_configure(new ReplicatedLogOptions
         {
             NodeId = id,
             Members = _members,
@@ -43,7 +49,8 @@ internal sealed class LoopbackCluster : IAsyncDisposable
                 applied[record.Offset] = record.Payload.ToArray();
                 return ValueTask.CompletedTask;
             },
-        });
+        }));
+        node.LeadershipChanged += (_, e) => LeadershipEvents.Enqueue((id, e));
         await node.StartAsync();
         _nodes[id] = node;
     }

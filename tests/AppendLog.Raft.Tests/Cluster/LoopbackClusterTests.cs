@@ -142,4 +142,54 @@ public sealed class LoopbackClusterTests
             await AwaitAppliedAsync(cluster, id, acknowledged);
         }
     }
+
+    [Test]
+    public async Task ALeaderWithoutAQuorum_TimesOutAReplication_WithATypedError()
+    {
+        // Check-quorum off, so the leader keeps leading alone and the wait, not a step-down, ends the call.
+        await using var cluster = new LoopbackCluster(3, o => new ReplicatedLogOptions
+        {
+            NodeId = o.NodeId,
+            Members = o.Members,
+            Directory = o.Directory,
+            RandomSeed = o.RandomSeed,
+            Apply = o.Apply,
+            Raft = new RaftOptions { CheckQuorum = false },
+            ReplicateTimeout = TimeSpan.FromMilliseconds(300),
+        });
+        await cluster.StartAllAsync();
+        var leader = await cluster.AwaitLeaderAsync(ElectionWait);
+        Assert.That(await leader.ReplicateAsync(new byte[] { 1 }), Is.GreaterThan(0));
+        foreach (var id in cluster.Ids.Where(id => id != leader.NodeId).ToList())
+        {
+            await cluster.StopAsync(id);
+        }
+
+        var ex = Assert.ThrowsAsync<ReplicationTimeoutException>(async () => await leader.ReplicateAsync(new byte[] { 2 }));
+        Assert.That(ex!.Timeout, Is.EqualTo(TimeSpan.FromMilliseconds(300)));
+    }
+
+    [Test]
+    public async Task LeadershipChanges_AreAnnounced_OnEveryMember()
+    {
+        await using var cluster = new LoopbackCluster(3);
+        await cluster.StartAllAsync();
+        var first = await cluster.AwaitLeaderAsync(ElectionWait);
+        await cluster.StopAsync(first.NodeId);
+        var second = await cluster.AwaitLeaderAsync(ElectionWait, not: first.NodeId);
+        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5);
+        bool Announced(RaftNodeId member, RaftNodeId leader) =>
+            cluster.LeadershipEvents.Any(e => e.Member == member && e.Event.LeaderId == leader && e.Event.IsThisNode == (member == leader));
+        while (DateTimeOffset.UtcNow < deadline && !cluster.Running.All(n => Announced(n.NodeId, second.NodeId)))
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(cluster.Ids.All(id => Announced(id, first.NodeId)), Is.True, "every member announced the first leader");
+            Assert.That(cluster.Running.All(n => Announced(n.NodeId, second.NodeId)), Is.True, "the survivors announced the second");
+            Assert.That(cluster.LeadershipEvents.Where(e => e.Event.LeaderId == second.NodeId).All(e => e.Event.Term > 1), Is.True);
+        });
+    }
 }
