@@ -31,6 +31,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <summary>Bytes a record adds to its payload inside a batch, at most (length, attributes, deltas, key and header counts as varints).</summary>
     private const int RecordOverheadBytesMax = 24;
 
+    /// <summary>Records read under one read lease (see <see cref="ReadChunkAsync"/>).</summary>
+    private const int ReadChunkRecordsMax = 4096;
+
     private readonly ReplicatedLogOptions _options;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stop = new();
@@ -193,21 +196,13 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
             if (next < end)
             {
-                await foreach (var record in _log!.ReadAsync(next, cancellationToken).ConfigureAwait(false))
+                var (chunk, chunkEnd) = await ReadChunkAsync(next, end, cancellationToken).ConfigureAwait(false);
+                foreach (var record in chunk)
                 {
-                    if (record.Offset >= end)
-                    {
-                        break;
-                    }
-
-                    next = record.Offset + 1;
-                    if (!IsControl(record))
-                    {
-                        yield return new CommittedRecord(record.Offset, record.Value);
-                    }
+                    yield return record;
                 }
 
-                next = Math.Max(next, end);
+                next = chunkEnd;
                 continue;
             }
 
@@ -250,6 +245,47 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
         SignalCommit();
         _stop.Dispose();
+    }
+
+    /// <summary>
+    /// Reads committed records in [<paramref name="from"/>, <paramref name="end"/>) under a read lease, at most
+    /// <see cref="ReadChunkRecordsMax"/> of them, so a follower's truncation of its uncommitted tail waits only for this
+    /// read and never for the consumer.
+    /// </summary>
+    /// <returns>The records, and the offset to read from next.</returns>
+    private async ValueTask<(List<CommittedRecord> Records, long Next)> ReadChunkAsync(long from, long end, CancellationToken cancellationToken)
+    {
+        var records = new List<CommittedRecord>();
+        var gate = _raftLog!.Gate;
+        await gate.EnterReadAsync(cancellationToken).ConfigureAwait(false);
+        var next = end;
+        try
+        {
+            await foreach (var record in _log!.ReadAsync(from, cancellationToken).ConfigureAwait(false))
+            {
+                if (record.Offset >= end)
+                {
+                    break;
+                }
+
+                if (records.Count >= ReadChunkRecordsMax)
+                {
+                    next = record.Offset;
+                    break;
+                }
+
+                if (!IsControl(record))
+                {
+                    records.Add(new CommittedRecord(record.Offset, record.Value));
+                }
+            }
+        }
+        finally
+        {
+            gate.ExitRead();
+        }
+
+        return (records, next);
     }
 
     private static bool IsControl(LogRecord record)

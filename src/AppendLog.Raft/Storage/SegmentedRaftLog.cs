@@ -58,6 +58,9 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
     public RaftSnapshot Snapshot { get; }
 
+    /// <summary>Readers of the underlying log take leases here so a truncation never cuts under them.</summary>
+    public TruncationGate Gate { get; } = new();
+
     public long FirstIndex => Snapshot.Index + 1;
 
     public long LastIndex => Snapshot.Index + _entries.Count;
@@ -180,7 +183,16 @@ internal sealed class SegmentedRaftLog : IRaftLog
     {
         if (_truncateFromOffset is { } cut)
         {
-            await _log.TruncateSuffixAsync(cut, cancellationToken).ConfigureAwait(false);
+            await Gate.BeginTruncateAsync().ConfigureAwait(false);
+            try
+            {
+                await _log.TruncateSuffixAsync(cut, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                Gate.EndTruncate();
+            }
+
             Invariant.Assert(_log.EndOffset == cut, "the log ends at the cut");
             _truncateFromOffset = null;
         }

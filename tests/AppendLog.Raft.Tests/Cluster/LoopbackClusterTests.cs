@@ -192,4 +192,39 @@ public sealed class LoopbackClusterTests
             Assert.That(cluster.LeadershipEvents.Where(e => e.Event.LeaderId == second.NodeId).All(e => e.Event.Term > 1), Is.True);
         });
     }
+
+    [Test]
+    public async Task ReadCommitted_ReturnsEveryRecordInOrder_AcrossManyReadChunks_ThenWaitsForMore()
+    {
+        await using var cluster = new LoopbackCluster(3);
+        await cluster.StartAllAsync();
+        await cluster.AwaitLeaderAsync(ElectionWait);
+        var acknowledged = (await LoadAsync(cluster, "r", 10_000, clients: 64)).OrderBy(a => a.Offset).ToList();
+        Assert.That(acknowledged, Has.Count.EqualTo(10_000));
+        var follower = cluster.Running.First(n => n.Status.Role != ReplicaRole.Leader);
+        await AwaitAppliedAsync(cluster, follower.NodeId, acknowledged);
+
+        using var cts = new CancellationTokenSource();
+        var read = new List<CommittedRecord>();
+        var reader = Task.Run(async () =>
+        {
+            await foreach (var record in follower.ReadCommittedAsync(0, cts.Token))
+            {
+                read.Add(record);
+                if (read.Count == acknowledged.Count + 1)
+                {
+                    return;
+                }
+            }
+        });
+
+        var late = await cluster.ReplicateAsync(Payload("late", 0), TimeSpan.FromSeconds(20));
+        await reader.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Multiple(() =>
+        {
+            Assert.That(read.Take(acknowledged.Count).Select(r => r.Offset), Is.EqualTo(acknowledged.Select(a => a.Offset)));
+            Assert.That(read.Take(acknowledged.Count).Zip(acknowledged).All(p => p.First.Payload.Span.SequenceEqual(p.Second.Payload)), Is.True);
+            Assert.That(read[^1].Offset, Is.EqualTo(late), "the reader woke for a record committed after it caught up");
+        });
+    }
 }
