@@ -159,6 +159,8 @@ internal sealed class SegmentedRaftLog : IRaftLog
             _entries.Add(entry);
             _baseOffsets.Add(baseOffset);
         }
+
+        AssertWatermarks();
     }
 
     public void Read(long from, long to, long maxBytes, List<RaftEntry> into)
@@ -232,6 +234,14 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
         Invariant.Assert(_log.DurableEndOffset >= EndOffset, "every written entry is durable");
         _durable = target;
+        AssertWatermarks();
+    }
+
+    private void AssertWatermarks()
+    {
+        Invariant.Assert(_durable <= _written, "durable ≤ written");
+        Invariant.Assert(_written <= _entries.Count, "written ≤ appended");
+        Invariant.Assert(_baseOffsets.Count == _entries.Count, "one base offset per entry");
     }
 
     public void InstallSnapshot(RaftSnapshot snapshot) =>
