@@ -96,7 +96,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// they are re-committed, starts listening on this member's endpoint and joins the group.
     /// </summary>
     /// <param name="cancellationToken">Cancels opening the log.</param>
-    /// <returns>A task that completes when the member runs (it may not know a leader yet).</returns>
+    /// <returns>A task that completes when the member runs (it may not know a leader yet). When starting fails, everything
+    /// opened is closed again and this instance counts as disposed.</returns>
     /// <exception cref="InvalidOperationException">Already started or disposed.</exception>
     /// <exception cref="System.Net.Sockets.SocketException">This member's endpoint cannot be bound.</exception>
     /// <exception cref="InvalidDataException">The hard state file is damaged.</exception>
@@ -115,18 +116,37 @@ public sealed class ReplicatedLog : IAsyncDisposable
         }
 
         _log = await SegmentedLog.OpenAsync(logOptions, cancellationToken).ConfigureAwait(false);
-        var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.Members.Keys, []));
-        _raftLog = await SegmentedRaftLog.OpenAsync(_log, bootstrap, _time, cancellationToken).ConfigureAwait(false);
-        var hardState = new FileHardStateStore(_options.Directory);
-        var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
-        var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);
-        _transport = new TcpRaftTransport(NodeId, _options.Members[NodeId], _options.Members, Receive, _time);
-        var raftLog = _raftLog;
-        _host = new RaftHost(node, raftLog, hardState, _transport, _time, _options.Raft, ApplyAsync, RestoreAsync,
-            entry => raftLog.BaseOffsetOf(entry.Index))
+        try
         {
-            LeadershipChanged = OnLeadershipChanged,
-        };
+            var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.Members.Keys, []));
+            _raftLog = await SegmentedRaftLog.OpenAsync(_log, bootstrap, _time, cancellationToken).ConfigureAwait(false);
+            var hardState = new FileHardStateStore(_options.Directory);
+            var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
+            var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);
+            _transport = new TcpRaftTransport(NodeId, _options.Members[NodeId], _options.Members, Receive, _time);
+            var raftLog = _raftLog;
+            _host = new RaftHost(node, raftLog, hardState, _transport, _time, _options.Raft, ApplyAsync, RestoreAsync,
+                entry => raftLog.BaseOffsetOf(entry.Index))
+            {
+                LeadershipChanged = OnLeadershipChanged,
+            };
+        }
+        catch
+        {
+            // Leave nothing open (the log holds a directory lock) when the member cannot start.
+            if (_transport is not null)
+            {
+                await _transport.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await _log.DisposeAsync().ConfigureAwait(false);
+            _transport = null;
+            _log = null;
+            _host = null;
+            Volatile.Write(ref _state, 2);
+            throw;
+        }
+
         _transport.Start();
         var host = _host;
         _loop = Task.Run(() => RunHostAsync(host));

@@ -59,9 +59,18 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         }
 
         _listener = new Socket(listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(listen);
-        _listener.Listen(64);
+        try
+        {
+            _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            _listener.Bind(listen);
+            _listener.Listen(64);
+        }
+        catch
+        {
+            _listener.Dispose();
+            _stop.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Messages dropped because a peer's send queue was full.</summary>

@@ -227,4 +227,29 @@ public sealed class LoopbackClusterTests
             Assert.That(read[^1].Offset, Is.EqualTo(late), "the reader woke for a record committed after it caught up");
         });
     }
+
+    [Test]
+    public async Task AMemberThatCannotBindItsPort_FailsToStart_AndReleasesItsLog()
+    {
+        using var dir = new Harness.TempDirectory();
+        using var squatter = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        squatter.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        squatter.Listen();
+        var taken = (System.Net.IPEndPoint)squatter.LocalEndPoint!;
+        var options = new ReplicatedLogOptions
+        {
+            NodeId = new RaftNodeId(1),
+            Members = new Dictionary<RaftNodeId, System.Net.IPEndPoint> { [new RaftNodeId(1)] = taken },
+            Directory = dir.Path,
+        };
+        var member = new ReplicatedLog(options);
+        Assert.ThrowsAsync<System.Net.Sockets.SocketException>(() => member.StartAsync());
+        Assert.ThrowsAsync<ObjectDisposedException>(async () => await member.ReplicateAsync(new byte[] { 1 }));
+        await member.DisposeAsync();
+
+        squatter.Close();
+        await using var again = new ReplicatedLog(options);
+        await again.StartAsync();
+        Assert.That(again.NodeId, Is.EqualTo(new RaftNodeId(1)), "the log's directory lock was released");
+    }
 }
