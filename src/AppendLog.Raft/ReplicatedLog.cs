@@ -119,7 +119,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
         try
         {
             var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.Members.Keys, []));
-            _raftLog = await SegmentedRaftLog.OpenAsync(_log, bootstrap, _time, cancellationToken).ConfigureAwait(false);
+            _raftLog = await SegmentedRaftLog.OpenAsync(_log, bootstrap, snapshotDirectory: null, _time, cancellationToken).ConfigureAwait(false);
             var hardState = new FileHardStateStore(_options.Directory);
             var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
             var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);

@@ -22,9 +22,12 @@ namespace AppendLog.Raft.Storage;
 /// Watermarks (entry counts above the snapshot): <c>durable ≤ written ≤ _entries.Count</c>, where written entries
 /// have been handed to the SegmentedLog and durable ones are covered by a completed sync.
 /// <para>
-/// Snapshots: the core cannot yet truncate a log prefix, so <see cref="Compact"/> and <see cref="InstallSnapshot"/>
-/// are refused (<see cref="NotSupportedException"/>). The replicated log never compacts, so its leaders never send
-/// snapshots; a group that needs them needs prefix truncation first.
+/// Snapshots: the core cannot yet truncate a log prefix. <see cref="Compact"/> therefore writes the snapshot beside the
+/// log (<see cref="SnapshotFile"/>, with the offset where the entries after it begin) and drops the covered entries from
+/// memory only: their batches stay on disk and are skipped at open. <see cref="InstallSnapshot"/> (a follower replacing
+/// its log with the leader's snapshot) is refused (<see cref="NotSupportedException"/>): the entries after the snapshot
+/// must land at the leader's offsets, which needs a log that can restart at a given offset. The replicated log never
+/// compacts, so its leaders never send snapshots.
 /// </para>
 /// </summary>
 internal sealed class SegmentedRaftLog : IRaftLog
@@ -37,7 +40,10 @@ internal sealed class SegmentedRaftLog : IRaftLog
     private readonly List<long> _baseOffsets = [];
 
     /// <summary>The offset of the first entry's first record (the log's start offset).</summary>
-    private readonly long _firstOffset;
+    private long _firstOffset;
+
+    /// <summary>Where <see cref="SnapshotFile"/> lives; null: compaction is refused.</summary>
+    private readonly string? _snapshotDirectory;
 
     /// <summary>Leading entries handed to the SegmentedLog.</summary>
     private int _written;
@@ -48,15 +54,16 @@ internal sealed class SegmentedRaftLog : IRaftLog
     /// <summary>A truncation the next sync must make before writing: the first offset to remove.</summary>
     private long? _truncateFromOffset;
 
-    private SegmentedRaftLog(SegmentedLog log, RaftSnapshot snapshot, TimeProvider time)
+    private SegmentedRaftLog(SegmentedLog log, RaftSnapshot snapshot, long firstOffset, string? snapshotDirectory, TimeProvider time)
     {
         _log = log;
         _time = time;
         Snapshot = snapshot;
-        _firstOffset = log.StartOffset;
+        _firstOffset = firstOffset;
+        _snapshotDirectory = snapshotDirectory;
     }
 
-    public RaftSnapshot Snapshot { get; }
+    public RaftSnapshot Snapshot { get; private set; }
 
     /// <summary>Readers of the underlying log take leases here so a truncation never cuts under them.</summary>
     public TruncationGate Gate { get; } = new();
@@ -72,18 +79,24 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
     /// <summary>Opens the adapter over <paramref name="log"/>, rebuilding the entry index from its batches.</summary>
     /// <param name="log">A log used only by this adapter; its flush policy must sync on its own (not Manual).</param>
-    /// <param name="bootstrap">The bootstrap snapshot (index 0) holding the initial membership.</param>
+    /// <param name="bootstrap">The bootstrap snapshot (index 0) holding the initial membership, used when no snapshot is stored.</param>
+    /// <param name="snapshotDirectory">Where the snapshot file is kept (beside the log), or null to refuse compaction.</param>
     /// <param name="time">The clock for control batches' timestamps.</param>
     /// <param name="cancellationToken">Cancels the scan.</param>
     public static async ValueTask<SegmentedRaftLog> OpenAsync(
-        SegmentedLog log, RaftSnapshot bootstrap, TimeProvider time, CancellationToken cancellationToken)
+        SegmentedLog log, RaftSnapshot bootstrap, string? snapshotDirectory, TimeProvider time, CancellationToken cancellationToken)
     {
-        Invariant.Assert(bootstrap.Index == 0, "the SegmentedLog adapter starts from the bootstrap snapshot");
+        Invariant.Assert(bootstrap.Index == 0, "the bootstrap snapshot is at index 0");
         Invariant.Assert(log.DurableEndOffset == log.EndOffset, "a freshly opened log has nothing in flight");
-        var adapter = new SegmentedRaftLog(log, bootstrap, time);
-        if (log.EndOffset > log.StartOffset)
+        var stored = snapshotDirectory is null ? null : SnapshotFile.Read(snapshotDirectory);
+        var snapshot = stored?.Snapshot ?? bootstrap;
+        var firstOffset = stored?.EndOffset ?? log.StartOffset;
+        Invariant.Assert(firstOffset >= log.StartOffset, "the snapshot's end is in the log");
+        Invariant.Assert(firstOffset <= log.EndOffset, "the log holds every entry the snapshot covers");
+        var adapter = new SegmentedRaftLog(log, snapshot, firstOffset, snapshotDirectory, time);
+        if (log.EndOffset > firstOffset)
         {
-            await foreach (var batch in log.ReadBatchesAsync(log.StartOffset, cancellationToken).ConfigureAwait(false))
+            await foreach (var batch in log.ReadBatchesAsync(firstOffset, cancellationToken).ConfigureAwait(false))
             {
                 var expectedBase = adapter.EndOffset;
                 Invariant.Assert(batch.BaseOffset == expectedBase, "batches are dense: each starts where the last ended");
@@ -247,8 +260,27 @@ internal sealed class SegmentedRaftLog : IRaftLog
     public void InstallSnapshot(RaftSnapshot snapshot) =>
         throw new NotSupportedException("Installing a snapshot needs prefix truncation, which SegmentedLog does not offer yet.");
 
-    public void Compact(RaftSnapshot snapshot) =>
-        throw new NotSupportedException("Compaction needs prefix truncation, which SegmentedLog does not offer yet.");
+    public void Compact(RaftSnapshot snapshot)
+    {
+        if (_snapshotDirectory is null)
+        {
+            throw new NotSupportedException("This adapter was opened without a snapshot directory.");
+        }
+
+        Invariant.Assert(snapshot.Index > Snapshot.Index, "compaction moves forward");
+        Invariant.Assert(snapshot.Index <= DurableIndex, "only durable entries are compacted");
+        var drop = Position(snapshot.Index) + 1;
+        var endOffset = _baseOffsets[drop - 1] + RecordCount(_entries[drop - 1]);
+        Invariant.Assert(_entries[drop - 1].Term == snapshot.Term, "the snapshot's term is its last entry's");
+        SnapshotFile.Write(_snapshotDirectory, snapshot, endOffset);
+        _entries.RemoveRange(0, drop);
+        _baseOffsets.RemoveRange(0, drop);
+        _written -= drop;
+        _durable -= drop;
+        _firstOffset = endOffset;
+        Snapshot = snapshot;
+        AssertWatermarks();
+    }
 
     private int Position(long index) => checked((int)(index - FirstIndex));
 }

@@ -13,8 +13,8 @@ public sealed class SegmentedRaftLogTests
 
     private static async Task<(SegmentedLog Log, SegmentedRaftLog Raft)> OpenAsync(string directory)
     {
-        var log = await SegmentedLog.OpenAsync(new LogOptions { Directory = directory });
-        return (log, await SegmentedRaftLog.OpenAsync(log, Bootstrap, TimeProvider.System, CancellationToken.None));
+        var log = await SegmentedLog.OpenAsync(new LogOptions { Directory = Path.Combine(directory, "log") });
+        return (log, await SegmentedRaftLog.OpenAsync(log, Bootstrap, directory, TimeProvider.System, CancellationToken.None));
     }
 
     private static RaftEntry App(long term, long index, params string[] payloads) =>
@@ -141,5 +141,43 @@ public sealed class SegmentedRaftLogTests
 
         Assert.That(records.Select(r => System.Text.Encoding.UTF8.GetString(r.Value!)), Is.EqualTo(new[] { "payload-1", "payload-2" }),
             "the core decodes the Raft package's batches as ordinary records");
+    }
+
+    [Test]
+    public async Task ACompaction_IsKeptBesideTheLog_AndReopenStartsAfterIt()
+    {
+        using var dir = new TempDirectory();
+        var (log, raft) = await OpenAsync(dir.Path);
+        raft.Append([App(1, 1, "a", "b"), App(1, 2, "c"), App(2, 3, "d", "e", "f"), App(2, 4, "g")]);
+        await raft.SyncAsync(CancellationToken.None);
+        var config = new ClusterConfig([new RaftNodeId(1), new RaftNodeId(2)], [new RaftNodeId(3)]);
+        raft.Compact(new RaftSnapshot(new SnapshotMetadata(2, 1, config), new byte[] { 42, 43 }));
+        Assert.Multiple(() =>
+        {
+            Assert.That(raft.FirstIndex, Is.EqualTo(3));
+            Assert.That(raft.TryGetTerm(2, out var t) && t == 1, Is.True, "the snapshot's own index keeps its term");
+            Assert.That(raft.TryGetTerm(1, out _), Is.False);
+            Assert.That(raft.BaseOffsetOf(3), Is.EqualTo(3));
+        });
+        await log.DisposeAsync();
+
+        (log, raft) = await OpenAsync(dir.Path);
+        await using var scope = log;
+        Assert.Multiple(() =>
+        {
+            Assert.That(raft.Snapshot.Index, Is.EqualTo(2));
+            Assert.That(raft.Snapshot.Term, Is.EqualTo(1));
+            Assert.That(raft.Snapshot.Metadata.Config.Voters, Is.EqualTo(config.Voters));
+            Assert.That(raft.Snapshot.Metadata.Config.Learners, Is.EqualTo(config.Learners));
+            Assert.That(raft.Snapshot.Data.ToArray(), Is.EqualTo(new byte[] { 42, 43 }));
+            Assert.That(raft.FirstIndex, Is.EqualTo(3));
+            Assert.That(raft.LastIndex, Is.EqualTo(4));
+            Assert.That(raft.BaseOffsetOf(3), Is.EqualTo(3));
+            Assert.That(raft.BaseOffsetOf(4), Is.EqualTo(6));
+        });
+        raft.Append([App(3, 5, "h")]);
+        await raft.SyncAsync(CancellationToken.None);
+        Assert.That(raft.BaseOffsetOf(5), Is.EqualTo(7));
+        Assert.Throws<NotSupportedException>(() => raft.InstallSnapshot(raft.Snapshot));
     }
 }
