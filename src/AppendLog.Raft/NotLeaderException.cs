@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Net;
 
 namespace AppendLog.Raft;
 
@@ -21,8 +22,21 @@ public sealed class NotLeaderException : InvalidOperationException
         LeaderId = leaderId;
     }
 
+    /// <summary>Creates the exception with the leader's address, so a client can redirect.</summary>
+    /// <param name="nodeId">The node that refused the operation.</param>
+    /// <param name="leaderId">The leader as <paramref name="nodeId"/> knows it, or <see cref="RaftNodeId.None"/>.</param>
+    /// <param name="leaderEndpoint">The leader's Raft endpoint, or null when unknown.</param>
+    public NotLeaderException(RaftNodeId nodeId, RaftNodeId leaderId, EndPoint? leaderEndpoint)
+        : this(nodeId, leaderId)
+    {
+        LeaderEndpoint = leaderEndpoint;
+    }
+
     /// <summary>The node that refused the operation.</summary>
     public RaftNodeId NodeId { get; }
+
+    /// <summary>The leader's Raft endpoint when the refusing node knows it (a <see cref="ReplicatedLog"/> member), else null.</summary>
+    public EndPoint? LeaderEndpoint { get; }
 
     /// <summary>The leader as <see cref="NodeId"/> knew it, or <see cref="RaftNodeId.None"/> when unknown.</summary>
     public RaftNodeId LeaderId { get; }

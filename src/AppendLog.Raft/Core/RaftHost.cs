@@ -4,8 +4,18 @@ using AppendLog.Raft.Transport;
 
 namespace AppendLog.Raft.Core;
 
-/// <summary>A snapshot of a host's role, for routing clients.</summary>
-internal sealed record RaftHostStatus(RaftRole Role, RaftNodeId Leader, long Term);
+/// <summary>A snapshot of a host's state, for routing clients and for monitoring.</summary>
+internal sealed record RaftHostStatus(RaftRole Role, RaftNodeId Leader, long Term)
+{
+    public long Committed { get; init; }
+
+    public long Applied { get; init; }
+
+    public long LastIndex { get; init; }
+
+    /// <summary>On a leader: each other member and the highest index known to match its log. Empty elsewhere.</summary>
+    public IReadOnlyList<(RaftNodeId Id, long Match)> Followers { get; init; } = [];
+}
 
 /// <summary>
 /// Runs one <see cref="RaftNode"/> for real: a single loop owns the node, takes inputs (peer messages, ticks from
@@ -23,6 +33,9 @@ internal sealed class RaftHost
     /// <summary>Inputs queued for the loop (STYLE.md 2): peers' messages beyond this are dropped, proposals wait.</summary>
     private const int InputsQueuedMax = 4096;
 
+    /// <summary>Inputs handled before the node's Ready is processed: bounds the work (and the latency) one sync carries.</summary>
+    private const int InputsPerReadyMax = 1024;
+
     private readonly RaftNode _node;
     private readonly IRaftLog _log;
     private readonly IHardStateStore _hardState;
@@ -31,6 +44,7 @@ internal sealed class RaftHost
     private readonly TimeSpan _tickInterval;
     private readonly Func<RaftEntry, CancellationToken, ValueTask> _apply;
     private readonly Func<RaftSnapshot, CancellationToken, ValueTask> _restore;
+    private readonly Func<RaftEntry, long> _resultOf;
     private readonly Channel<Input> _inputs = Channel.CreateBounded<Input>(new BoundedChannelOptions(InputsQueuedMax)
     {
         SingleReader = true,
@@ -48,7 +62,8 @@ internal sealed class RaftHost
         TimeProvider time,
         RaftOptions options,
         Func<RaftEntry, CancellationToken, ValueTask> apply,
-        Func<RaftSnapshot, CancellationToken, ValueTask> restore)
+        Func<RaftSnapshot, CancellationToken, ValueTask> restore,
+        Func<RaftEntry, long>? resultOf = null)
     {
         _node = node;
         _log = log;
@@ -58,6 +73,7 @@ internal sealed class RaftHost
         _tickInterval = options.TickInterval;
         _apply = apply;
         _restore = restore;
+        _resultOf = resultOf ?? (static entry => entry.Index);
     }
 
     private abstract record Input;
@@ -69,12 +85,16 @@ internal sealed class RaftHost
 
     private sealed record MessageInput(RaftMessage Message) : Input;
 
-    private sealed record ProposeInput(ReadOnlyMemory<byte> Data, TaskCompletionSource<long> Completion) : Input;
+    /// <summary>A proposal whose payload is built on the loop from the current term (a record batch carries its term).</summary>
+    private sealed record ProposeInput(Func<long, ReadOnlyMemory<byte>> Encode, TaskCompletionSource<long> Completion) : Input;
 
     private volatile RaftHostStatus _status = new(RaftRole.Follower, RaftNodeId.None, 0);
 
     /// <summary>The node's role and leader as of the last processed batch (read from any thread; may be stale).</summary>
     public RaftHostStatus Status => _status;
+
+    /// <summary>Called on the loop after a batch that changed the term or the known leader. Must not block.</summary>
+    public Action<RaftHostStatus>? LeadershipChanged { get; init; }
 
     /// <summary>Hands a message from a peer to the loop. Dropped when the queue is full (Raft tolerates loss).</summary>
     public void Receive(RaftMessage message) => _inputs.Writer.TryWrite(new MessageInput(message));
@@ -83,9 +103,20 @@ internal sealed class RaftHost
     /// <exception cref="NotLeaderException">This node is not the leader, or the entry was replaced by another leader's.</exception>
     public async ValueTask<long> ProposeAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
+        var committed = await SubmitAsync(_ => data, cancellationToken).ConfigureAwait(false);
+        return await committed.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Queues a proposal whose payload <paramref name="encode"/> builds on the loop from the term it is proposed in.
+    /// The returned task completes once the proposal is queued (back-pressure); the inner task completes with the
+    /// host's result for the entry (its index unless a result function was given) once it is committed and applied.
+    /// </summary>
+    public async ValueTask<Task<long>> SubmitAsync(Func<long, ReadOnlyMemory<byte>> encode, CancellationToken cancellationToken)
+    {
         var completion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await _inputs.Writer.WriteAsync(new ProposeInput(data, completion), cancellationToken).ConfigureAwait(false);
-        return await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _inputs.Writer.WriteAsync(new ProposeInput(encode, completion), cancellationToken).ConfigureAwait(false);
+        return completion.Task;
     }
 
     /// <summary>Runs the loop until <paramref name="cancellationToken"/> is cancelled or storage fails.</summary>
@@ -97,7 +128,15 @@ internal sealed class RaftHost
         {
             await foreach (var input in _inputs.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
+                // Take every input already queued (up to a bound) before the next Ready, so one sync covers them all:
+                // proposals that arrived during the last sync become one write, and a follower's pipelined
+                // AppendEntries share one fdatasync (ARCHITECTURE.md §4, "debounced" follower flushes).
                 Handle(input);
+                for (var taken = 1; taken < InputsPerReadyMax && _inputs.Reader.TryRead(out var more); taken++)
+                {
+                    Handle(more);
+                }
+
                 while (_node.HasReady)
                 {
                     await ProcessReadyAsync(_node.GetReady(), cancellationToken).ConfigureAwait(false);
@@ -124,7 +163,7 @@ internal sealed class RaftHost
             case ProposeInput p:
                 try
                 {
-                    var index = _node.Propose(p.Data);
+                    var index = _node.Propose(p.Encode(_node.Term));
                     _pending[index] = (_node.Term, p.Completion);
                 }
                 catch (Exception ex) when (ex is NotLeaderException or ArgumentOutOfRangeException)
@@ -181,7 +220,7 @@ internal sealed class RaftHost
             {
                 if (proposal.Term == entry.Term)
                 {
-                    proposal.Completion.TrySetResult(entry.Index);
+                    proposal.Completion.TrySetResult(_resultOf(entry));
                 }
                 else
                 {
@@ -191,7 +230,35 @@ internal sealed class RaftHost
         }
 
         _node.Advance(ready);
-        _status = new RaftHostStatus(_node.Role, _node.Leader, _node.Term);
+        PublishStatus();
+    }
+
+    private void PublishStatus()
+    {
+        var previous = _status;
+        var followers = new List<(RaftNodeId Id, long Match)>();
+        if (_node.Role == RaftRole.Leader)
+        {
+            foreach (var (id, progress) in _node.Progress)
+            {
+                if (id != _node.Id)
+                {
+                    followers.Add((id, progress.Match));
+                }
+            }
+        }
+
+        _status = new RaftHostStatus(_node.Role, _node.Leader, _node.Term)
+        {
+            Committed = _node.Committed,
+            Applied = _node.Applied,
+            LastIndex = _node.LastIndex,
+            Followers = followers,
+        };
+        if (previous.Leader != _node.Leader || previous.Term != _node.Term)
+        {
+            LeadershipChanged?.Invoke(_status);
+        }
     }
 
     /// <summary>A snapshot replaced the log through <paramref name="index"/>: whether those proposals committed is unknown here.</summary>

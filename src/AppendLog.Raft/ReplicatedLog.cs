@@ -1,0 +1,500 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using AppendLog.Raft.Core;
+using AppendLog.Raft.Membership;
+using AppendLog.Raft.Storage;
+using AppendLog.Raft.Transport;
+
+namespace AppendLog.Raft;
+
+/// <summary>
+/// One member of a Raft-replicated log: a <see cref="SegmentedLog"/> on this machine, kept identical on every member
+/// over TCP. The leader accepts <see cref="ReplicateAsync"/>; it gathers the payloads waiting at that moment into one
+/// Raft entry (one record batch, built once and stored verbatim by every follower) and completes each call with its
+/// record's offset once a quorum has the batch durable. Every member applies committed records, in order, to
+/// <see cref="ReplicatedLogOptions.Apply"/>, and serves them with <see cref="ReadCommittedAsync"/>.
+/// <para>
+/// Offsets are the same on every member, so a reader can move between members and resume from the same offset.
+/// Raft's own entries (a new leader's no-op) also take one offset each and are never shown to readers, so committed
+/// offsets have gaps.
+/// </para>
+/// <para>
+/// Limits today: the whole log above the (bootstrap) snapshot is kept in memory as well as on disk, the state machine
+/// is rebuilt by replay at start, membership is fixed at bootstrap, and there are no snapshots (the core has no
+/// prefix truncation yet). Messages between members are neither encrypted nor authenticated: use a private network.
+/// </para>
+/// </summary>
+[Experimental(RaftExperiments.Raft)]
+public sealed class ReplicatedLog : IAsyncDisposable
+{
+    /// <summary>Bytes a record adds to its payload inside a batch, at most (length, attributes, deltas, key and header counts as varints).</summary>
+    private const int RecordOverheadBytesMax = 24;
+
+    /// <summary>Records read under one read lease (see <see cref="ReadChunkAsync"/>).</summary>
+    private const int ReadChunkRecordsMax = 4096;
+
+    private readonly ReplicatedLogOptions _options;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Channel<Request> _requests;
+    private readonly Channel<LeadershipChangedEventArgs> _leadershipEvents = Channel.CreateUnbounded<LeadershipChangedEventArgs>(
+        new UnboundedChannelOptions { SingleReader = true });
+    private readonly int _entryPayloadBytesMax;
+    private readonly object _commitGate = new();
+    private TaskCompletionSource _commitAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _committedEndOffset;
+    private SegmentedLog? _log;
+    private SegmentedRaftLog? _raftLog;
+    private TcpRaftTransport? _transport;
+    private RaftHost? _host;
+    private Task _loop = Task.CompletedTask;
+    private Task _batcher = Task.CompletedTask;
+    private Task _events = Task.CompletedTask;
+    private volatile Exception? _fault;
+    private int _state; // 0 new, 1 started, 2 disposed
+
+    /// <summary>Creates a member; nothing runs until <see cref="StartAsync"/>.</summary>
+    /// <param name="options">The member's settings (validated here).</param>
+    /// <exception cref="ArgumentException">The options are invalid.</exception>
+    public ReplicatedLog(ReplicatedLogOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Validate();
+        _time = options.TimeProvider ?? TimeProvider.System;
+        _requests = Channel.CreateBounded<Request>(new BoundedChannelOptions(options.MaximumPendingReplications)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _entryPayloadBytesMax = options.Raft.MaximumBatchBytes - RaftEntry.OverheadBytes - EntryBatch.HeaderSize;
+    }
+
+    /// <summary>Raised (on a thread-pool thread, in order) when the term or the known leader changes.</summary>
+    public event EventHandler<LeadershipChangedEventArgs>? LeadershipChanged;
+
+    /// <summary>This member's id.</summary>
+    public RaftNodeId NodeId => _options.NodeId;
+
+    /// <summary>The member's state now (a snapshot; it may change as soon as it is read).</summary>
+    public ReplicatedLogStatus Status
+    {
+        get
+        {
+            var host = _host?.Status ?? new RaftHostStatus(RaftRole.Follower, RaftNodeId.None, 0);
+            var followers = host.Followers
+                .Select(f => new FollowerStatus(f.Id, f.Match, Math.Max(0, host.LastIndex - f.Match)))
+                .ToList();
+            return new ReplicatedLogStatus(
+                NodeId, (ReplicaRole)host.Role, host.Term, host.Leader, host.Committed, host.LastIndex,
+                Volatile.Read(ref _committedEndOffset), followers);
+        }
+    }
+
+    /// <summary>
+    /// Opens (or recovers) the local log and hard state, replays the committed records into the state machine as
+    /// they are re-committed, starts listening on this member's endpoint and joins the group.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels opening the log.</param>
+    /// <returns>A task that completes when the member runs (it may not know a leader yet). When starting fails, everything
+    /// opened is closed again and this instance counts as disposed.</returns>
+    /// <exception cref="InvalidOperationException">Already started or disposed.</exception>
+    /// <exception cref="System.Net.Sockets.SocketException">This member's endpoint cannot be bound.</exception>
+    /// <exception cref="InvalidDataException">The hard state file is damaged.</exception>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
+        {
+            throw new InvalidOperationException("The replicated log was already started or disposed.");
+        }
+
+        System.IO.Directory.CreateDirectory(_options.Directory);
+        var logOptions = new LogOptions { Directory = Path.Combine(_options.Directory, "log"), TimeProvider = _time };
+        if (_options.FlushPolicy is { } policy)
+        {
+            logOptions = logOptions with { FlushPolicy = policy };
+        }
+
+        _log = await SegmentedLog.OpenAsync(logOptions, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.Members.Keys, []));
+            _raftLog = await SegmentedRaftLog.OpenAsync(_log, bootstrap, snapshotDirectory: null, _time, cancellationToken).ConfigureAwait(false);
+            var hardState = new FileHardStateStore(_options.Directory);
+            var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
+            var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);
+            _transport = new TcpRaftTransport(NodeId, _options.Members[NodeId], _options.Members, Receive, _time);
+            var raftLog = _raftLog;
+            _host = new RaftHost(node, raftLog, hardState, _transport, _time, _options.Raft, ApplyAsync, RestoreAsync,
+                entry => raftLog.BaseOffsetOf(entry.Index))
+            {
+                LeadershipChanged = OnLeadershipChanged,
+            };
+        }
+        catch
+        {
+            // Leave nothing open (the log holds a directory lock) when the member cannot start.
+            if (_transport is not null)
+            {
+                await _transport.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await _log.DisposeAsync().ConfigureAwait(false);
+            _transport = null;
+            _log = null;
+            _host = null;
+            Volatile.Write(ref _state, 2);
+            throw;
+        }
+
+        _transport.Start();
+        var host = _host;
+        _loop = Task.Run(() => RunHostAsync(host));
+        _batcher = Task.Run(BatchLoopAsync);
+        _events = Task.Run(EventLoopAsync);
+    }
+
+    /// <summary>
+    /// Replicates <paramref name="payload"/> and returns its record's offset once the record is committed: durable on a
+    /// quorum of members (this leader's own fdatasync counting as one) and applied here.
+    /// </summary>
+    /// <param name="payload">The record's payload (the caller must not change it until the call completes).</param>
+    /// <param name="cancellationToken">Cancels the wait only: a payload already queued may still be committed.</param>
+    /// <returns>The record's offset, the same on every member.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader (the exception names the leader and its endpoint when known), or lost leadership before the payload committed.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>; the outcome is unknown.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The payload does not fit one entry (<see cref="RaftOptions.MaximumBatchBytes"/>).</exception>
+    /// <exception cref="InvalidOperationException">Not started.</exception>
+    /// <exception cref="ObjectDisposedException">Disposed.</exception>
+    /// <exception cref="OperationCanceledException">The wait was cancelled.</exception>
+    public async ValueTask<long> ReplicateAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(payload.Length, _entryPayloadBytesMax - RecordOverheadBytesMax, nameof(payload));
+        var status = _host!.Status;
+        if (status.Role != RaftRole.Leader)
+        {
+            throw NotLeader(status.Leader);
+        }
+
+        var request = new Request(payload);
+        await _requests.Writer.WriteAsync(request, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await request.Completion.Task.WaitAsync(_options.ReplicateTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new ReplicationTimeoutException(_options.ReplicateTimeout);
+        }
+    }
+
+    /// <summary>
+    /// Reads the committed application records from <paramref name="fromOffset"/> on, then waits for more: the
+    /// enumeration ends only when cancelled or when the member stops. Records come from this member's own log.
+    /// </summary>
+    /// <param name="fromOffset">The first offset to return (a gap offset starts at the next record).</param>
+    /// <param name="cancellationToken">Ends the enumeration with <see cref="OperationCanceledException"/>.</param>
+    /// <returns>The committed records in offset order.</returns>
+    /// <exception cref="InvalidOperationException">Not started.</exception>
+    /// <exception cref="ObjectDisposedException">The member was disposed while reading.</exception>
+    public async IAsyncEnumerable<CommittedRecord> ReadCommittedAsync(
+        long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        ArgumentOutOfRangeException.ThrowIfNegative(fromOffset);
+        var next = fromOffset;
+        while (true)
+        {
+            Task advanced;
+            long end;
+            lock (_commitGate)
+            {
+                advanced = _commitAdvanced.Task;
+                end = _committedEndOffset;
+            }
+
+            if (next < end)
+            {
+                var (chunk, chunkEnd) = await ReadChunkAsync(next, end, cancellationToken).ConfigureAwait(false);
+                foreach (var record in chunk)
+                {
+                    yield return record;
+                }
+
+                next = chunkEnd;
+                continue;
+            }
+
+            ObjectDisposedException.ThrowIf(_state == 2, this);
+            await advanced.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Leaves the group: stops the Raft loop, closes the connections and the local log. Pending replications fail
+    /// with <see cref="ObjectDisposedException"/> (they may still have been committed by the others).
+    /// </summary>
+    /// <returns>A task that completes when everything is closed.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        var previous = Interlocked.Exchange(ref _state, 2);
+        if (previous == 2)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _requests.Writer.TryComplete();
+        _leadershipEvents.Writer.TryComplete();
+        await Task.WhenAll(_loop, _batcher, _events).ConfigureAwait(false);
+        if (_transport is not null)
+        {
+            await _transport.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_log is not null)
+        {
+            await _log.DisposeAsync().ConfigureAwait(false);
+        }
+
+        while (_requests.Reader.TryRead(out var request))
+        {
+            request.Completion.TrySetException(new ObjectDisposedException(nameof(ReplicatedLog)));
+        }
+
+        SignalCommit();
+        _stop.Dispose();
+    }
+
+    /// <summary>
+    /// Reads committed records in [<paramref name="from"/>, <paramref name="end"/>) under a read lease, at most
+    /// <see cref="ReadChunkRecordsMax"/> of them, so a follower's truncation of its uncommitted tail waits only for this
+    /// read and never for the consumer.
+    /// </summary>
+    /// <returns>The records, and the offset to read from next.</returns>
+    private async ValueTask<(List<CommittedRecord> Records, long Next)> ReadChunkAsync(long from, long end, CancellationToken cancellationToken)
+    {
+        var records = new List<CommittedRecord>();
+        var gate = _raftLog!.Gate;
+        await gate.EnterReadAsync(cancellationToken).ConfigureAwait(false);
+        var next = end;
+        try
+        {
+            await foreach (var record in _log!.ReadAsync(from, cancellationToken).ConfigureAwait(false))
+            {
+                if (record.Offset >= end)
+                {
+                    break;
+                }
+
+                if (records.Count >= ReadChunkRecordsMax)
+                {
+                    next = record.Offset;
+                    break;
+                }
+
+                if (!IsControl(record))
+                {
+                    records.Add(new CommittedRecord(record.Offset, record.Value));
+                }
+            }
+        }
+        finally
+        {
+            gate.ExitRead();
+        }
+
+        return (records, next);
+    }
+
+    private static bool IsControl(LogRecord record)
+    {
+        foreach (var header in record.Headers)
+        {
+            if (header.Key == EntryBatch.KindHeader)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void Receive(RaftMessage message) => _host?.Receive(message);
+
+    private async Task RunHostAsync(RaftHost host)
+    {
+        try
+        {
+            await host.RunAsync(_stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Disposed.
+        }
+        catch (Exception ex)
+        {
+            // Storage failed (or an invariant broke): the member stops; every later call reports why.
+            _fault = ex;
+            while (_requests.Reader.TryRead(out var request))
+            {
+                request.Completion.TrySetException(ex);
+            }
+        }
+    }
+
+    private async ValueTask ApplyAsync(RaftEntry entry, CancellationToken cancellationToken)
+    {
+        var baseOffset = _raftLog!.BaseOffsetOf(entry.Index);
+        var end = baseOffset + 1;
+        if (entry.Kind == RaftEntryKind.Normal && !entry.Data.IsEmpty)
+        {
+            var values = EntryBatch.ReadValues(entry.Data);
+            if (_options.Apply is { } apply)
+            {
+                for (var i = 0; i < values.Count; i++)
+                {
+                    await apply(new CommittedRecord(baseOffset + i, values[i]), cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            end = baseOffset + values.Count;
+        }
+
+        Volatile.Write(ref _committedEndOffset, end);
+        SignalCommit();
+    }
+
+    private static ValueTask RestoreAsync(RaftSnapshot snapshot, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("Snapshots are not supported by the replicated log yet.");
+
+    private void SignalCommit()
+    {
+        TaskCompletionSource signalled;
+        lock (_commitGate)
+        {
+            signalled = _commitAdvanced;
+            _commitAdvanced = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        signalled.TrySetResult();
+    }
+
+    /// <summary>
+    /// Gathers the requests queued at this moment into one entry (up to the entry size), hands it to the loop, and
+    /// goes on without waiting for its commit: entries are pipelined, and the longer the loop is busy (a sync), the more
+    /// requests the next entry carries.
+    /// </summary>
+    private async Task BatchLoopAsync()
+    {
+        var reader = _requests.Reader;
+        var token = _stop.Token;
+        try
+        {
+            while (await reader.WaitToReadAsync(token).ConfigureAwait(false))
+            {
+                var batch = new List<Request>();
+                var bytes = 0;
+                while (reader.TryPeek(out var next)
+                    && (batch.Count == 0 || bytes + next.Payload.Length + RecordOverheadBytesMax <= _entryPayloadBytesMax))
+                {
+                    reader.TryRead(out _);
+                    batch.Add(next);
+                    bytes += next.Payload.Length + RecordOverheadBytesMax;
+                }
+
+                var payloads = batch.Select(r => r.Payload).ToList();
+                Task<long> committed;
+                try
+                {
+                    committed = await _host!.SubmitAsync(
+                        term => EntryBatch.EncodeApplication(payloads, term, _time.GetUtcNow().ToUnixTimeMilliseconds()),
+                        token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    Fail(batch, new ObjectDisposedException(nameof(ReplicatedLog)));
+                    return;
+                }
+
+                _ = CompleteAsync(committed, batch);
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // Disposed: DisposeAsync fails what is still queued.
+        }
+    }
+
+    private async Task CompleteAsync(Task<long> committed, List<Request> batch)
+    {
+        try
+        {
+            var baseOffset = await committed.ConfigureAwait(false);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                batch[i].Completion.TrySetResult(baseOffset + i);
+            }
+        }
+        catch (NotLeaderException ex)
+        {
+            Fail(batch, NotLeader(ex.LeaderId));
+        }
+        catch (Exception ex)
+        {
+            Fail(batch, _state == 2 ? new ObjectDisposedException(nameof(ReplicatedLog)) : ex);
+        }
+    }
+
+    private static void Fail(List<Request> batch, Exception ex)
+    {
+        foreach (var request in batch)
+        {
+            request.Completion.TrySetException(ex);
+        }
+    }
+
+    private NotLeaderException NotLeader(RaftNodeId leader) =>
+        new(NodeId, leader, !leader.IsNone && _options.Members.TryGetValue(leader, out var endpoint) ? endpoint : null);
+
+    private void OnLeadershipChanged(RaftHostStatus status) =>
+        _leadershipEvents.Writer.TryWrite(new LeadershipChangedEventArgs(status.Term, status.Leader, status.Leader == NodeId));
+
+    private async Task EventLoopAsync()
+    {
+        await foreach (var args in _leadershipEvents.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            try
+            {
+                LeadershipChanged?.Invoke(this, args);
+            }
+#pragma warning disable CA1031 // A subscriber's exception must not stop the member or later events.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+        }
+    }
+
+    private void ThrowIfNotRunning()
+    {
+        ObjectDisposedException.ThrowIf(_state == 2, this);
+        if (_state == 0)
+        {
+            throw new InvalidOperationException("Call StartAsync first.");
+        }
+
+        if (_fault is { } fault)
+        {
+            throw new InvalidOperationException("The replicated log stopped after a failure.", fault);
+        }
+    }
+
+    private sealed class Request(ReadOnlyMemory<byte> payload)
+    {
+        public ReadOnlyMemory<byte> Payload { get; } = payload;
+
+        public TaskCompletionSource<long> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

@@ -1,0 +1,82 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Net;
+
+namespace AppendLog.Raft;
+
+/// <summary>Settings of one member of a <see cref="ReplicatedLog"/>. Every member must list the same <see cref="Members"/>.</summary>
+[Experimental(RaftExperiments.Raft)]
+public sealed class ReplicatedLogOptions
+{
+    /// <summary>The default for <see cref="ReplicateTimeout"/>: 10 s, many election timeouts.</summary>
+    public static readonly TimeSpan DefaultReplicateTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>The default for <see cref="MaximumPendingReplications"/>.</summary>
+    public const int DefaultMaximumPendingReplications = 16 * 1024;
+
+    /// <summary>This member's id; a key of <see cref="Members"/>.</summary>
+    public required RaftNodeId NodeId { get; init; }
+
+    /// <summary>
+    /// Every voting member and the TCP endpoint it listens on for Raft traffic (this member included). The group is
+    /// bootstrapped with these voters; membership changes at run time are not exposed yet.
+    /// </summary>
+    public required IReadOnlyDictionary<RaftNodeId, IPEndPoint> Members { get; init; }
+
+    /// <summary>This member's directory: the SegmentedLog lives in its <c>log</c> subdirectory, the hard state beside it.</summary>
+    public required string Directory { get; init; }
+
+    /// <summary>Raft timing and flow control.</summary>
+    public RaftOptions Raft { get; init; } = new();
+
+    /// <summary>The local log's flush policy; null means the core's default. <see cref="FlushPolicy.Manual"/> is refused: nothing would sync.</summary>
+    public FlushPolicy? FlushPolicy { get; init; }
+
+    /// <summary>How long <see cref="ReplicatedLog.ReplicateAsync"/> waits for a commit before it throws <see cref="ReplicationTimeoutException"/>.</summary>
+    public TimeSpan ReplicateTimeout { get; init; } = DefaultReplicateTimeout;
+
+    /// <summary>The most replications queued on the leader before <see cref="ReplicatedLog.ReplicateAsync"/> waits for room (back-pressure).</summary>
+    public int MaximumPendingReplications { get; init; } = DefaultMaximumPendingReplications;
+
+    /// <summary>
+    /// The state machine: called once per committed record, in offset order, on every member, after the record is
+    /// durable on a quorum and on this member. After a restart it is called again for every record from the start of the
+    /// log (the state machine is rebuilt by replay; snapshots are not supported yet). Must not throw: an exception
+    /// stops the member.
+    /// </summary>
+    public Func<CommittedRecord, CancellationToken, ValueTask>? Apply { get; init; }
+
+    /// <summary>The clock for ticks, timeouts and timestamps; null means <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider? TimeProvider { get; init; }
+
+    /// <summary>Seeds the randomized election timeouts (for reproducible tests); null draws a seed.</summary>
+    public int? RandomSeed { get; init; }
+
+    /// <summary>Checks the options and returns them.</summary>
+    /// <returns>This instance.</returns>
+    /// <exception cref="ArgumentException"><see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, or the flush policy is Manual.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
+    public ReplicatedLogOptions Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Members);
+        ArgumentException.ThrowIfNullOrEmpty(Directory);
+        if (NodeId.IsNone || !Members.ContainsKey(NodeId))
+        {
+            throw new ArgumentException($"Members must contain this node's id {NodeId}.", nameof(Members));
+        }
+
+        if (Members.Keys.Any(id => id.IsNone))
+        {
+            throw new ArgumentException("Node id 0 is reserved for 'none'.", nameof(Members));
+        }
+
+        if (ReferenceEquals(FlushPolicy, AppendLog.FlushPolicy.Manual))
+        {
+            throw new ArgumentException("A replicated log must sync on its own: FlushPolicy.Manual is refused.", nameof(FlushPolicy));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ReplicateTimeout, TimeSpan.Zero, nameof(ReplicateTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaximumPendingReplications, 1, nameof(MaximumPendingReplications));
+        Raft.Validate();
+        return this;
+    }
+}

@@ -1,0 +1,46 @@
+using System.Diagnostics.CodeAnalysis;
+
+namespace AppendLog.Raft;
+
+/// <summary>A point-in-time view of one member of a <see cref="ReplicatedLog"/> (it may be stale when read).</summary>
+[Experimental(RaftExperiments.Raft)]
+public sealed class ReplicatedLogStatus
+{
+    internal ReplicatedLogStatus(
+        RaftNodeId nodeId, ReplicaRole role, long term, RaftNodeId leaderId, long commitIndex, long lastIndex,
+        long committedEndOffset, IReadOnlyList<FollowerStatus> followers)
+    {
+        NodeId = nodeId;
+        Role = role;
+        Term = term;
+        LeaderId = leaderId;
+        CommitIndex = commitIndex;
+        LastIndex = lastIndex;
+        CommittedEndOffset = committedEndOffset;
+        Followers = followers;
+    }
+
+    /// <summary>This member.</summary>
+    public RaftNodeId NodeId { get; }
+
+    /// <summary>What this member is doing.</summary>
+    public ReplicaRole Role { get; }
+
+    /// <summary>The current Raft term.</summary>
+    public long Term { get; }
+
+    /// <summary>The leader this member knows of in <see cref="Term"/>, or <see cref="RaftNodeId.None"/>.</summary>
+    public RaftNodeId LeaderId { get; }
+
+    /// <summary>The highest Raft index known committed.</summary>
+    public long CommitIndex { get; }
+
+    /// <summary>The last Raft index in this member's log (committed or not).</summary>
+    public long LastIndex { get; }
+
+    /// <summary>The offset after the last committed record applied here: <see cref="ReplicatedLog.ReadCommittedAsync"/> reads below it.</summary>
+    public long CommittedEndOffset { get; }
+
+    /// <summary>On the leader, every other member's replication progress; empty on other members.</summary>
+    public IReadOnlyList<FollowerStatus> Followers { get; }
+}

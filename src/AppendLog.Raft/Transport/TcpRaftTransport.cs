@@ -1,0 +1,257 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using AppendLog.Raft.Core;
+
+namespace AppendLog.Raft.Transport;
+
+/// <summary>
+/// The real <see cref="IRaftTransport"/>: one outgoing TCP connection per peer (this node's messages to it) and the
+/// peers' incoming connections (their messages to us), carrying <see cref="RaftFrame"/>s.
+/// <para>
+/// Sending never blocks the node's loop: each peer has a bounded queue of <see cref="SendQueueMessagesMax"/>
+/// messages, and a message that finds it full is dropped (counted in <see cref="DroppedMessages"/>). Dropping is
+/// what Raft expects of a network: a lost append is retransmitted after the follower's rejection or the next
+/// heartbeat; a lost vote is repeated by the next election. Back-pressure would instead stall the leader on its
+/// slowest follower. While a peer is unreachable its queue fills and further messages are dropped; the connection is
+/// retried with exponential backoff from <see cref="ReconnectDelayMin"/> to <see cref="ReconnectDelayMax"/>.
+/// </para>
+/// <para>A writer drains everything queued (up to <see cref="WriteBytesMax"/>) into one socket write, so a burst of
+/// pipelined appends costs one send call.</para>
+/// </summary>
+internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
+{
+    public const int SendQueueMessagesMax = 1024;
+    public const int WriteBytesMax = 1024 * 1024;
+    public static readonly TimeSpan ReconnectDelayMin = TimeSpan.FromMilliseconds(20);
+    public static readonly TimeSpan ReconnectDelayMax = TimeSpan.FromSeconds(1);
+    private const int ReadBufferBytes = 64 * 1024;
+
+    private readonly RaftNodeId _self;
+    private readonly Action<RaftMessage> _receive;
+    private readonly TimeProvider _time;
+    private readonly Dictionary<RaftNodeId, Peer> _peers = [];
+    private readonly ConcurrentDictionary<Socket, byte> _incoming = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _loops = [];
+    private readonly Socket _listener;
+    private long _dropped;
+    private long _framesReceived;
+
+    public TcpRaftTransport(
+        RaftNodeId self,
+        IPEndPoint listen,
+        IReadOnlyDictionary<RaftNodeId, IPEndPoint> peers,
+        Action<RaftMessage> receive,
+        TimeProvider time)
+    {
+        _self = self;
+        _receive = receive;
+        _time = time;
+        foreach (var (id, endpoint) in peers)
+        {
+            if (id != self)
+            {
+                _peers[id] = new Peer(id, endpoint);
+            }
+        }
+
+        _listener = new Socket(listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            _listener.Bind(listen);
+            _listener.Listen(64);
+        }
+        catch
+        {
+            _listener.Dispose();
+            _stop.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Messages dropped because a peer's send queue was full.</summary>
+    public long DroppedMessages => Interlocked.Read(ref _dropped);
+
+    public long FramesReceived => Interlocked.Read(ref _framesReceived);
+
+    public void Start()
+    {
+        _loops.Add(Task.Run(AcceptLoopAsync));
+        foreach (var peer in _peers.Values)
+        {
+            _loops.Add(Task.Run(() => SendLoopAsync(peer)));
+        }
+    }
+
+    public void Send(RaftMessage message)
+    {
+        Invariant.Assert(message.From == _self, "a transport sends only its own node's messages");
+        if (!_peers.TryGetValue(message.To, out var peer) || !peer.Queue.Writer.TryWrite(message))
+        {
+            Interlocked.Increment(ref _dropped);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _listener.Dispose();
+        foreach (var socket in _incoming.Keys)
+        {
+            socket.Dispose();
+        }
+
+        foreach (var peer in _peers.Values)
+        {
+            peer.Queue.Writer.TryComplete();
+            peer.Socket?.Dispose();
+        }
+
+        try
+        {
+            await Task.WhenAll(_loops).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Expected: the loops stop by cancellation.
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        var token = _stop.Token;
+        while (!token.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                if (token.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            socket.NoDelay = true;
+            _incoming[socket] = 0;
+            _ = Task.Run(() => ReceiveLoopAsync(socket, token), CancellationToken.None);
+        }
+    }
+
+    private async Task ReceiveLoopAsync(Socket socket, CancellationToken token)
+    {
+        try
+        {
+            var stream = new BufferedStream(new NetworkStream(socket, ownsSocket: true), ReadBufferBytes);
+            await using var streamScope = stream.ConfigureAwait(false);
+            var header = new byte[RaftFrame.HeaderBytes];
+            while (!token.IsCancellationRequested)
+            {
+                await stream.ReadExactlyAsync(header, token).ConfigureAwait(false);
+                var payload = new byte[RaftFrame.PayloadLength(header)];
+                await stream.ReadExactlyAsync(payload, token).ConfigureAwait(false);
+                RaftFrame.CheckPayload(header, payload);
+                var message = RaftMessageCodec.Decode(payload);
+                Interlocked.Increment(ref _framesReceived);
+                if (message.To == _self)
+                {
+                    _receive(message);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or InvalidDataException or EndOfStreamException
+            or OperationCanceledException or ObjectDisposedException)
+        {
+            // The peer went away, or sent a damaged frame: drop the connection; it reconnects.
+        }
+        finally
+        {
+            _incoming.TryRemove(socket, out _);
+            socket.Dispose();
+        }
+    }
+
+    private async Task SendLoopAsync(Peer peer)
+    {
+        var token = _stop.Token;
+        var delay = ReconnectDelayMin;
+        var buffer = new ArrayBufferWriter<byte>(64 * 1024);
+        while (!token.IsCancellationRequested)
+        {
+            var socket = new Socket(peer.Endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            peer.Socket = socket;
+            try
+            {
+                await socket.ConnectAsync(peer.Endpoint, token).ConfigureAwait(false);
+                delay = ReconnectDelayMin;
+                var reader = peer.Queue.Reader;
+                while (await reader.WaitToReadAsync(token).ConfigureAwait(false))
+                {
+                    buffer.ResetWrittenCount();
+                    while (buffer.WrittenCount < WriteBytesMax && reader.TryRead(out var message))
+                    {
+                        RaftFrame.Write(message, buffer);
+                    }
+
+                    await socket.SendAsync(buffer.WrittenMemory, SocketFlags.None, token).ConfigureAwait(false);
+                }
+
+                return;
+            }
+            catch (Exception ex) when (ex is SocketException or IOException or ObjectDisposedException)
+            {
+                // Unreachable or reset: what was in hand is lost (Raft retransmits); retry after a backoff.
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                return;
+            }
+            finally
+            {
+                socket.Dispose();
+            }
+
+            try
+            {
+                await Task.Delay(delay, _time, token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, ReconnectDelayMax.Ticks));
+        }
+    }
+
+    private sealed class Peer(RaftNodeId id, IPEndPoint endpoint)
+    {
+        public RaftNodeId Id { get; } = id;
+
+        public IPEndPoint Endpoint { get; } = endpoint;
+
+        public Channel<RaftMessage> Queue { get; } = Channel.CreateBounded<RaftMessage>(new BoundedChannelOptions(SendQueueMessagesMax)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait, // TryWrite then fails when full, and Send counts the drop
+        });
+
+        public volatile Socket? Socket;
+    }
+}

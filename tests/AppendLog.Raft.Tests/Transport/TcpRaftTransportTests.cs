@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using AppendLog.Raft.Core;
+using AppendLog.Raft.Transport;
+using NUnit.Framework;
+
+namespace AppendLog.Raft.Tests.Transport;
+
+[NonParallelizable]
+public sealed class TcpRaftTransportTests
+{
+    private static readonly RaftNodeId A = new(1);
+    private static readonly RaftNodeId B = new(2);
+
+    private static int FreePort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
+
+    private static RaftMessage Append(long index, byte[] data) => new()
+    {
+        Type = RaftMessageType.Append,
+        From = A,
+        To = B,
+        Term = 3,
+        Index = index,
+        LogTerm = 3,
+        Commit = index,
+        Entries = [new RaftEntry(3, index + 1, RaftEntryKind.Normal, data)],
+    };
+
+    private static async Task AwaitAsync(Func<bool> condition)
+    {
+        for (var i = 0; i < 1000 && !condition(); i++)
+        {
+            await Task.Delay(10);
+        }
+    }
+
+    [Test]
+    public async Task Messages_ArriveInOrder_AndIntact()
+    {
+        var peers = new Dictionary<RaftNodeId, IPEndPoint>
+        {
+            [A] = new(IPAddress.Loopback, FreePort()),
+            [B] = new(IPAddress.Loopback, FreePort()),
+        };
+        var received = new ConcurrentQueue<RaftMessage>();
+        await using var a = new TcpRaftTransport(A, peers[A], peers, _ => { }, TimeProvider.System);
+        await using var b = new TcpRaftTransport(B, peers[B], peers, received.Enqueue, TimeProvider.System);
+        a.Start();
+        b.Start();
+        for (var i = 0; i < 500; i++)
+        {
+            a.Send(Append(i, [(byte)i, (byte)(i >> 8), 7]));
+            if (i % 100 == 0)
+            {
+                await Task.Delay(5); // stay under the queue bound: this test is about delivery, not drops
+            }
+        }
+
+        await AwaitAsync(() => received.Count == 500);
+        Assert.Multiple(() =>
+        {
+            Assert.That(received.Select(m => m.Index), Is.EqualTo(Enumerable.Range(0, 500).Select(i => (long)i)));
+            Assert.That(received.All(m => m.Entries[0].Data.Span.SequenceEqual(new byte[] { (byte)m.Index, (byte)(m.Index >> 8), 7 })), Is.True);
+            Assert.That(a.DroppedMessages, Is.Zero);
+        });
+    }
+
+    [Test]
+    public async Task AnUnreachablePeer_CostsDroppedMessages_NotABlockedSender_AndIsReachedOnceItListens()
+    {
+        var peers = new Dictionary<RaftNodeId, IPEndPoint>
+        {
+            [A] = new(IPAddress.Loopback, FreePort()),
+            [B] = new(IPAddress.Loopback, FreePort()),
+        };
+        await using var a = new TcpRaftTransport(A, peers[A], peers, _ => { }, TimeProvider.System);
+        a.Start();
+        for (var i = 0; i < TcpRaftTransport.SendQueueMessagesMax + 100; i++)
+        {
+            a.Send(Append(i, [1]));
+        }
+
+        Assert.That(a.DroppedMessages, Is.GreaterThanOrEqualTo(100), "a full queue drops instead of blocking the node's loop");
+
+        var received = new ConcurrentQueue<RaftMessage>();
+        await using var b = new TcpRaftTransport(B, peers[B], peers, received.Enqueue, TimeProvider.System);
+        b.Start();
+        await AwaitAsync(() => !received.IsEmpty);
+        a.Send(Append(99_999, [2]));
+        await AwaitAsync(() => received.Any(m => m.Index == 99_999));
+        Assert.That(received.Any(m => m.Index == 99_999), Is.True, "the sender reconnected with backoff and delivers again");
+    }
+}
