@@ -52,6 +52,12 @@ public sealed record LogOptions
     /// </summary>
     public TimeSpan? RetentionAge { get; init; }
 
+    /// <summary>
+    /// How appended batches are compressed (LZ4 frames, as Kafka writes them). Compression costs CPU on the append path
+    /// and pays off for large, compressible batches; single small records rarely shrink.
+    /// </summary>
+    public CompressionCodec Compression { get; init; } = CompressionCodec.None;
+
     /// <summary>The clock used for record timestamps, segment age and flush delays; <see cref="TimeProvider.System"/> when null.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
@@ -71,6 +77,7 @@ public sealed record LogOptions
         Check(SegmentMaxAge is null || SegmentMaxAge > TimeSpan.Zero, nameof(SegmentMaxAge), SegmentMaxAge, "must be positive");
         Check(RetentionBytes is null || RetentionBytes >= SegmentSize, nameof(RetentionBytes), RetentionBytes, "must be at least SegmentSize");
         Check(RetentionAge is null || RetentionAge > TimeSpan.Zero, nameof(RetentionAge), RetentionAge, "must be positive");
+        Check(Compression is CompressionCodec.None or CompressionCodec.Lz4, nameof(Compression), Compression, "is not a supported codec");
         Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");
     }
 

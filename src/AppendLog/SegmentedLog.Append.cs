@@ -9,6 +9,9 @@ public sealed partial class SegmentedLog
     [ThreadStatic]
     private static byte[]? t_scratch;
 
+    [ThreadStatic]
+    private static byte[]? t_compressScratch;
+
     /// <summary>
     /// Appends one record holding <paramref name="value"/> and completes when it is durable (written and covered by
     /// a completed fdatasync), with the record's offset.
@@ -184,12 +187,11 @@ public sealed partial class SegmentedLog
             throw new ArgumentException("A batch needs at least one record.", nameof(records));
         }
 
-        int size = RecordBatchEncoder.MeasureUncompressed(records);
-        if (size > _options.MaximumBatchSize)
+        bool compress = _options.Compression == CompressionCodec.Lz4;
+        int size = compress ? RecordBatchEncoder.MeasureCompressedMax(records) : RecordBatchEncoder.MeasureUncompressed(records);
+        if (!compress && size > _options.MaximumBatchSize)
         {
-            throw new ArgumentException(
-                $"The encoded batch takes {size} bytes, more than LogOptions.MaximumBatchSize ({_options.MaximumBatchSize}).",
-                nameof(records));
+            ThrowTooLarge(size);
         }
 
         var scratch = t_scratch;
@@ -199,7 +201,32 @@ public sealed partial class SegmentedLog
         }
 
         timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        int length = RecordBatchEncoder.Encode(scratch, records, timestamp, leaderEpoch);
+        int length;
+        if (compress)
+        {
+            int recordsSize = RecordBatchEncoder.MeasureRecords(records);
+            var records2 = t_compressScratch;
+            if (records2 is null || records2.Length < recordsSize)
+            {
+                records2 = t_compressScratch = new byte[Math.Max(recordsSize, 64 * 1024)];
+            }
+
+            length = RecordBatchEncoder.EncodeCompressed(scratch, records2, records, timestamp, leaderEpoch);
+            if (length > _options.MaximumBatchSize)
+            {
+                ThrowTooLarge(length);
+            }
+        }
+        else
+        {
+            length = RecordBatchEncoder.Encode(scratch, records, timestamp, leaderEpoch);
+        }
+
         return scratch.AsSpan(0, length);
     }
+
+    private void ThrowTooLarge(int size) =>
+        throw new ArgumentException(
+            $"The encoded batch takes {size} bytes, more than LogOptions.MaximumBatchSize ({_options.MaximumBatchSize}).",
+            "records");
 }
