@@ -8,6 +8,11 @@ using AppendLog.LoadGen.Workloads;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
+if (args.Length >= 3 && args[0] == "idle-logs")
+{
+    return await IdleLogs.RunAsync(int.Parse(args[1], CultureInfo.InvariantCulture), Path.GetFullPath(args[2]));
+}
+
 LoadGenOptions options;
 IReadOnlyList<IEngineFactory> engines;
 try

@@ -103,6 +103,40 @@ public sealed class LogBufferPool : IDisposable
         }
     }
 
+    /// <summary>
+    /// Frees free chunks until the pool holds at most <paramref name="retainBytes"/> more than it lends. The log manager
+    /// calls this after idle logs have returned their buffers, so that idle memory goes back to the system.
+    /// </summary>
+    /// <returns>Bytes freed.</returns>
+    internal long Trim(long retainBytes)
+    {
+        long freed = 0;
+        lock (_lock)
+        {
+            while (_allocatedBytes - _rentedBytes > retainBytes && _free.TryPop(out var chunk))
+            {
+                _allocatedBytes -= chunk.Size;
+                freed += chunk.Size;
+                chunk.Free();
+            }
+        }
+
+        if (freed > 0 && OperatingSystem.IsLinux())
+        {
+            // 64 KiB aligned blocks come from glibc's heap, which keeps freed memory for reuse; trim hands it back.
+            try
+            {
+                Io.Interop.LibC.MallocTrim(0);
+            }
+            catch (EntryPointNotFoundException)
+            {
+                // Not glibc (musl): nothing to trim.
+            }
+        }
+
+        return freed;
+    }
+
     /// <summary>Rents a zeroed chunk without waiting; false when the budget is spent.</summary>
     internal bool TryRent(out AlignedChunk chunk)
     {

@@ -157,6 +157,11 @@ public sealed class LogManager : IAsyncDisposable
                     // The log was closed or faulted meanwhile; its own calls report that.
                 }
             }
+
+            // Keep a reserve of free chunks (a quarter of what is lent, at least 8 MiB) so a burst after idleness does
+            // not pay for fresh allocations, and give the rest back to the system.
+            var pool = _options.BufferPool ?? _options.LogDefaults?.BufferPool ?? LogBufferPool.Shared;
+            pool.Trim(Math.Max(8L * 1024 * 1024, pool.RentedBytes / 4));
         }
         finally
         {

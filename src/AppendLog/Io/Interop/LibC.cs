@@ -77,6 +77,10 @@ internal static partial class LibC
     [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int OpenNative(string path, int flags, int mode);
 
+    /// <summary>glibc's malloc_trim: gives free heap memory back to the system (after the pool frees idle chunks).</summary>
+    [LibraryImport(Library, EntryPoint = "malloc_trim")]
+    internal static partial int MallocTrim(nuint pad);
+
     [LibraryImport(Library, EntryPoint = "close", SetLastError = true)]
     private static partial int CloseNative(int fd);
 
