@@ -39,7 +39,8 @@ public sealed class LogManager : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        options.LogDefaults?.Validate();
+        var asEachLogGetsThem = (options.LogDefaults ?? new LogOptions()) with { Directory = Path.Combine(options.RootDirectory, "log") };
+        asEachLogGetsThem.Validate();
         System.IO.Directory.CreateDirectory(options.RootDirectory);
         return new LogManager(options);
     }

@@ -21,7 +21,9 @@ public sealed record LogManagerOptions
     /// <summary>A log with no append for this long returns its buffers to the pool, keeping at most 4 KiB.</summary>
     public TimeSpan IdleBufferRelease { get; init; } = TimeSpan.FromSeconds(1);
 
-    internal void Validate()
+    /// <summary>Checks every option; <c>OpenAsync</c>/<c>Create</c> call this, and hosts can call it at startup.</summary>
+    /// <exception cref="ArgumentException">An option is invalid; the message names it and its rule.</exception>
+    public void Validate()
     {
         if (string.IsNullOrWhiteSpace(RootDirectory))
         {

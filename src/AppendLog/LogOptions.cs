@@ -64,7 +64,9 @@ public sealed record LogOptions
     /// <summary>Where the log reports fallbacks, recovery actions and faults; silent when null.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
-    internal void Validate()
+    /// <summary>Checks every option; <c>OpenAsync</c>/<c>Create</c> call this, and hosts can call it at startup.</summary>
+    /// <exception cref="ArgumentException">An option is invalid; the message names it and its rule.</exception>
+    public void Validate()
     {
         if (string.IsNullOrWhiteSpace(Directory))
         {
