@@ -28,14 +28,14 @@ internal sealed class AppendLogEngine : IEngine
 /// AppendLog engines. Besides the defaults, variants flip one internal setting each so their effect is measured
 /// side by side: preallocation by fallocate only (no zero-fill), and one sync in flight instead of overlapping syncs.
 /// </summary>
-internal sealed class AppendLogFactory(string name, FlushPolicy policy, bool zeroFill = true, int syncsInFlight = 2) : IEngineFactory
+internal sealed class AppendLogFactory(string name, FlushPolicy policy, bool zeroFill = true, int syncsInFlight = 2, bool inlineContinuations = true) : IEngineFactory
 {
     public string Name => name;
 
     public string Settings =>
         $"SegmentedLog defaults: O_DIRECT, {LogBufferPool.DefaultChunkSize / 1024} KiB chunks from a {LogBufferPool.DefaultBudgetBytes >> 20} MiB pool, " +
         $"segments {LogOptions.DefaultSegmentSize >> 20} MiB, {(zeroFill ? "zero-filled" : "fallocate-only")} preallocation, " +
-        $"{syncsInFlight} sync(s) in flight, flush policy {policy}; ack after fdatasync";
+        $"{syncsInFlight} sync(s) in flight, {(inlineContinuations ? "grouped inline" : "per-waiter queued")} completions, flush policy {policy}; ack after fdatasync";
 
     public bool IsDurable => true;
 
@@ -43,6 +43,7 @@ internal sealed class AppendLogFactory(string name, FlushPolicy policy, bool zer
     {
         Appender.LogWriter.ZeroFillPreallocation = zeroFill;
         Appender.LogWriter.SyncsInFlightMax = syncsInFlight;
+        Appender.DurableWaiter.InlineContinuations = inlineContinuations;
         var log = SegmentedLog.OpenAsync(new LogOptions { Directory = directory, FlushPolicy = policy }).AsTask().GetAwaiter().GetResult();
         return new AppendLogEngine(log);
     }

@@ -13,6 +13,7 @@ internal static class EngineRegistry
         new AppendLogFactory("appendlog-fallocate", FlushPolicy.GroupCommit, zeroFill: false),
         new AppendLogFactory("appendlog-1sync", FlushPolicy.GroupCommit, syncsInFlight: 1),
         new AppendLogFactory("appendlog-3sync", FlushPolicy.GroupCommit, syncsInFlight: 3),
+        new AppendLogFactory("appendlog-queuedcont", FlushPolicy.GroupCommit, inlineContinuations: false),
         new FileStreamGroupCommitFactory(),
         // "fasterlog" is PEERS.md's fair configuration; the others vary one setting each.
         new FasterLogFactory("fasterlog", FasterCommitDriver.CommitterThread, preallocateFile: false),

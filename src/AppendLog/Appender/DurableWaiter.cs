@@ -15,7 +15,14 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
     private static readonly ObjectPool<DurableWaiter> s_pool =
         new DefaultObjectPool<DurableWaiter>(new Policy(), maximumRetained: 4096);
 
-    private ManualResetValueTaskSourceCore<long> _core = new() { RunContinuationsAsynchronously = true };
+    private ManualResetValueTaskSourceCore<long> _core = new() { RunContinuationsAsynchronously = !InlineContinuations };
+
+    /// <summary>
+    /// True: continuations run inline on the thread that completes the waiter, which is always a thread-pool work item
+    /// of <c>LogWriter.CompleteWaiters</c> (never an I/O thread, never under a lock) or a cancellation callback.
+    /// False: each continuation is queued to the thread pool on its own. Switchable for side-by-side measurement.
+    /// </summary>
+    internal static bool InlineContinuations { get; set; } = true;
     private int _completed;
     private bool _pooled;
     private CancellationTokenRegistration _registration;
@@ -115,6 +122,7 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
 
     private void Init(long target, long result, bool pooled)
     {
+        _core.RunContinuationsAsynchronously = !InlineContinuations;
         Target = target;
         Result = result;
         _pooled = pooled;
