@@ -31,6 +31,12 @@ public sealed class LogBatch
     /// <summary>The largest record timestamp in the batch, in Unix milliseconds.</summary>
     public long MaxTimestampMs { get; }
 
+    /// <summary>The segment file the batch was read from (for error messages).</summary>
+    internal string SourcePath { get; init; } = "";
+
+    /// <summary>The batch's byte position in <see cref="SourcePath"/>.</summary>
+    internal long SourcePosition { get; init; }
+
     /// <summary>The batch's bytes, exactly as on disk (a copy owned by the caller).</summary>
     public ReadOnlyMemory<byte> Bytes { get; }
 }

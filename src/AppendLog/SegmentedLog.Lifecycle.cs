@@ -241,7 +241,7 @@ public sealed partial class SegmentedLog
                 continue;
             }
 
-            foreach (var record in DecodeRecords(batch, file.Path, position - batch.Bytes.Length))
+            foreach (var record in DecodeRecords(batch))
             {
                 if (record.TimestampMs >= targetMs && record.Offset < end)
                 {
@@ -254,16 +254,16 @@ public sealed partial class SegmentedLog
         return Math.Min(end, segment.EndOffset);
     }
 
-    private List<LogRecord> DecodeRecords(LogBatch batch, string path, long position)
+    private List<LogRecord> DecodeRecords(LogBatch batch)
     {
-        var into = new List<LogRecord>();
+        var into = new List<LogRecord>(batch.RecordCount);
         var check = RecordBatchDecoder.Check(batch.Bytes.Span, _options.MaximumBatchSize, out var header);
         if (check != BatchCheck.Valid)
         {
-            throw new LogCorruptedException(path, position, $"batch check failed: {check}");
+            throw new LogCorruptedException(batch.SourcePath, batch.SourcePosition, $"batch check failed: {check}");
         }
 
-        AddRecords(batch.Bytes.Span, header, path, position, long.MinValue, long.MaxValue, into);
+        AddRecords(batch.Bytes.Span, header, batch.SourcePath, batch.SourcePosition, long.MinValue, long.MaxValue, into);
         return into;
     }
 
@@ -280,6 +280,10 @@ public sealed partial class SegmentedLog
             throw new LogCorruptedException(path, position, $"batch base offset {header.BaseOffset} precedes the segment's {segment.BaseOffset}");
         }
 
-        return new LogBatch(header.BaseOffset, header.RecordCount, header.PartitionLeaderEpoch, header.MaxTimestamp, bytes.ToArray());
+        return new LogBatch(header.BaseOffset, header.RecordCount, header.PartitionLeaderEpoch, header.MaxTimestamp, bytes.ToArray())
+        {
+            SourcePath = path,
+            SourcePosition = position,
+        };
     }
 }

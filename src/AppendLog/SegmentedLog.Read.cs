@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using AppendLog.Format;
-using AppendLog.Io;
 using AppendLog.Segments;
 
 namespace AppendLog;
@@ -21,40 +20,14 @@ public sealed partial class SegmentedLog
     /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
     public async IAsyncEnumerable<LogRecord> ReadAsync(long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        ThrowIfDisposed();
-        long end = DurableEndOffset;
-        long start = StartOffset;
-        if (fromOffset < start || fromOffset > end)
+        await foreach (var batch in ReadBatchesAsync(fromOffset, cancellationToken).ConfigureAwait(false))
         {
-            throw new ArgumentOutOfRangeException(nameof(fromOffset), fromOffset, $"The readable offsets are [{start}, {end}).");
-        }
-
-        var buffer = new List<LogRecord>();
-        using var scanner = new BatchScanner(_options.MaximumBatchSize);
-        long next = fromOffset;
-        while (next < end)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var (segment, limit) = FindSegment(next);
-            using var file = _storage.Open(segment.Path, FileCreation.OpenExisting, _options.DirectIo);
-            scanner.Reset(file);
-            long position = segment.Index.FindPositionForOffset(next);
-            while (next < end && position < limit)
+            foreach (var record in DecodeRecords(batch))
             {
-                buffer.Clear();
-                position = ReadBatch(scanner, segment, file.Path, position, limit, next, end, buffer);
-                foreach (var record in buffer)
+                if (record.Offset >= fromOffset)
                 {
-                    next = record.Offset + 1;
                     yield return record;
                 }
-
-                await Task.CompletedTask.ConfigureAwait(false);
-            }
-
-            if (next < end && position >= limit)
-            {
-                next = Math.Max(next, segment.EndOffset);
             }
         }
     }
@@ -74,29 +47,6 @@ public sealed partial class SegmentedLog
 
             return (_segments[0], _segments[0].Size);
         }
-    }
-
-    /// <summary>Decodes the batch at <paramref name="position"/>, adds its records in [from, end), returns the next position.</summary>
-    private long ReadBatch(BatchScanner scanner, Segment segment, string path, long position, long limit, long from, long end, List<LogRecord> into)
-    {
-        var check = scanner.TryRead(position, limit, out var header, out var batch);
-        if (check != BatchCheck.Valid)
-        {
-            throw new LogCorruptedException(path, position, $"batch check failed: {check}");
-        }
-
-        if (header.BaseOffset < segment.BaseOffset)
-        {
-            throw new LogCorruptedException(path, position, $"batch base offset {header.BaseOffset} precedes the segment's {segment.BaseOffset}");
-        }
-
-        if (header.LastOffset < from)
-        {
-            return position + header.TotalSize;
-        }
-
-        AddRecords(batch, header, path, position, from, end, into);
-        return position + header.TotalSize;
     }
 
     private void AddRecords(ReadOnlySpan<byte> batch, in RecordBatchHeader header, string path, long position, long from, long end, List<LogRecord> into)
