@@ -359,6 +359,13 @@ internal sealed partial class LogWriter
         }
 
         _fault = error as LogFaultedException ?? new LogFaultedException(_directory, error);
+        if (_syncState == SyncState.WaitingForWrites)
+        {
+            // The flush was waiting for writes and will never dispatch its sync now; left as is, close would wait
+            // for it forever (TrySignalIdle needs Idle). A sync already in flight resets the state when it returns.
+            _syncState = SyncState.Idle;
+        }
+
         toFail.AddRange(_waiters);
         _waiters.Clear();
         toFail.AddRange(_unorderedWaiters);
