@@ -198,7 +198,14 @@ internal sealed partial class LogWriter
         lock (_lock)
         {
             _sealsInFlight--;
-            if (work.Error is not null)
+            if (work.Error is not null && IsDiskFull(work.Error))
+            {
+                // ENOSPC writing the index: the segment's data is durable and untouched, so this is no reason to
+                // fault the log (ARCHITECTURE.md §1: appends succeed again once space is freed). The next completed
+                // sync or allocation calls MaybeSealUnsynchronized, which retries the seal.
+                work.Segment.IsSealing = false;
+            }
+            else if (work.Error is not null)
             {
                 FaultUnsynchronized(work.Error, toComplete);
             }
