@@ -130,7 +130,12 @@ internal sealed partial class LogWriter
         end = Math.Max(end, Alignment.AlignUp(neededEnd));
         if (end <= start)
         {
-            return; // the segment is reserved up to its maximum size already
+            // The segment is reserved up to its maximum size already. After recovery the file can end mid-block
+            // within its last 4 KiB (AllocatedEnd 1,047,576 of a 1 MiB segment): the rest of that block belongs to
+            // the tail chunk, as in the example above, so count it as reserved; otherwise TryAppend answers
+            // NeedSpace with no allocation to wait for and AppendSlowAsync retries forever.
+            _active.AllocatedEnd = Math.Max(_active.AllocatedEnd, start);
+            return;
         }
 
         _allocation = new AllocationWork(this, _active, start, end - start);
