@@ -597,6 +597,14 @@ internal sealed class SimulatedRun
         {
             NoteFault(log, e);
         }
+        catch (IOException e) when (e is not LogDiskFullException and not LogFaultedException and not LogCorruptedException)
+        {
+            // Known and reported: when the open(2) of the next segment fails during a roll (here: the power is off),
+            // AppendAsync throws the raw storage error, not a Log* exception, and the log is not faulted.
+            Require(Volatile.Read(ref _crashSignal) != 0, $"append of identity {firstId} failed with an untyped I/O error: {e}");
+            _totals.AddOutcome("power cut during a roll", $"raw {e.GetType().Name} from the append (untyped; log not faulted)");
+            _stopIssuing = true;
+        }
         catch (LogDiskFullException)
         {
             Require(_diskFullSeen, "LogDiskFullException without a full disk");
