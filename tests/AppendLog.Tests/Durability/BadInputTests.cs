@@ -137,4 +137,110 @@ public sealed class BadInputTests(DirectIoMode mode)
             Assert.That(all.Select(r => Payload.Check(r.Value, out long id) ?? (id == r.Offset ? null : $"offset {r.Offset} holds {id}")), Is.All.Null);
         }
     }
+
+    private async Task<int> WriteSealedSegmentsAsync(LogOptions options, int count = 600)
+    {
+        await using var log = await SegmentedLog.OpenAsync(options);
+        await FillAsync(log, count, 4000);
+        Assert.That(log.SegmentCount, Is.GreaterThanOrEqualTo(3));
+        return log.SegmentCount;
+    }
+
+    private static string[] SegmentFiles(LogOptions options) =>
+        [.. Directory.GetFiles(options.Directory, "*.log").Order(StringComparer.Ordinal)];
+
+    private static async Task ExpectAllAsync(SegmentedLog log, int count)
+    {
+        var all = await ReadAllAsync(log);
+        Assert.That(all, Has.Count.EqualTo(count));
+        Assert.That(all.Select(r => Payload.Check(r.Value, out long id) ?? (id == r.Offset ? null : $"offset {r.Offset} holds {id}")), Is.All.Null);
+    }
+
+    [Test]
+    public async Task MissingOrDamagedIndexOfASealedSegment_IsRebuiltByRescanning_AndEveryRecordStaysReadable()
+    {
+        var options = SmallSegments();
+        await WriteSealedSegmentsAsync(options);
+        var files = SegmentFiles(options);
+        string missing = Path.ChangeExtension(files[0], ".index");
+        string damaged = Path.ChangeExtension(files[1], ".index");
+        File.Delete(missing);
+        byte[] bytes = File.ReadAllBytes(damaged);
+        bytes[bytes.Length / 2] ^= 0x40;
+        File.WriteAllBytes(damaged, bytes);
+
+        await using (var log = await SegmentedLog.OpenAsync(options).AsTask().WaitAsync(Bound))
+        {
+            await ExpectAllAsync(log, 600);
+            Assert.That(await log.AppendAsync(Payload.Create(600, 100)), Is.EqualTo(600));
+        }
+
+        Assert.That(File.Exists(missing), Is.True, "recovery wrote the missing index again");
+        Assert.That(File.ReadAllBytes(damaged), Is.Not.EqualTo(bytes), "recovery replaced the damaged index");
+    }
+
+    [Test]
+    public async Task StrayFilesInTheDirectory_AreIgnoredAndLeftAlone()
+    {
+        var options = SmallSegments();
+        await WriteSealedSegmentsAsync(options);
+        string[] strays = ["notes.txt", "00000000000000000000.log.bak", "abc.log", "12.index", ".hidden", "00000000000000000001.tmp"];
+        foreach (string stray in strays)
+        {
+            File.WriteAllText(Path.Combine(options.Directory, stray), "not part of the log");
+        }
+
+        await using (var log = await SegmentedLog.OpenAsync(options).AsTask().WaitAsync(Bound))
+        {
+            await ExpectAllAsync(log, 600);
+        }
+
+        Assert.That(strays.Select(s => File.ReadAllText(Path.Combine(options.Directory, s))), Is.All.EqualTo("not part of the log"));
+    }
+
+    [Test]
+    public async Task SealedSegmentTruncatedByHandInTheMiddle_IsReportedAsCorruption_NamingTheFile()
+    {
+        var options = SmallSegments();
+        await WriteSealedSegmentsAsync(options);
+        string first = SegmentFiles(options)[0];
+        long length = new FileInfo(first).Length;
+        using (var fs = new FileStream(first, FileMode.Open, FileAccess.Write))
+        {
+            fs.SetLength(length / 2);
+        }
+
+        var ex = Assert.ThrowsAsync<LogCorruptedException>(async () => await SegmentedLog.OpenAsync(options).AsTask().WaitAsync(Bound));
+        Assert.That(ex!.FilePath, Is.EqualTo(first));
+        Assert.That(ex.Position, Is.EqualTo(length / 2));
+
+        // The log is not "repaired" by truncation: the damage stays visible on every open.
+        Assert.ThrowsAsync<LogCorruptedException>(async () => await SegmentedLog.OpenAsync(options).AsTask().WaitAsync(Bound));
+    }
+
+    [Test]
+    public async Task DisposeWhileAppendsAndReadsArePending_NeverHangs_AndEveryAppendEitherCompletesOrFails()
+    {
+        var options = SmallSegments() with { FlushPolicy = FlushPolicy.Debounced(TimeSpan.FromMilliseconds(5), 1024 * 1024) };
+        var log = await SegmentedLog.OpenAsync(options);
+        await FillAsync(log, 200, 3000);
+        var appends = Enumerable.Range(200, 300).Select(i => Task.Run(async () => await log.AppendAsync(Payload.Create(i, 3000)))).ToList();
+        var reads = Enumerable.Range(0, 4).Select(_ => Task.Run(async () => (await ReadAllAsync(log)).Count)).ToList();
+        await log.DisposeAsync().AsTask().WaitAsync(Bound);
+        await Task.WhenAll(appends.Concat<Task>(reads).Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).WaitAsync(Bound);
+        foreach (var append in appends)
+        {
+            Assert.That(append.IsCompletedSuccessfully || append.Exception?.InnerException is ObjectDisposedException, Is.True, $"{append.Exception}");
+        }
+
+        foreach (var read in reads)
+        {
+            Assert.That(read.IsCompletedSuccessfully || read.Exception?.InnerException is ObjectDisposedException, Is.True, $"{read.Exception}");
+        }
+
+        long accepted = appends.Count(t => t.IsCompletedSuccessfully);
+        await using var reopened = await SegmentedLog.OpenAsync(options);
+        Assert.That(reopened.EndOffset, Is.GreaterThanOrEqualTo(200 + accepted), "every completed append is durable");
+        await ExpectAllAsync(reopened, (int)reopened.EndOffset);
+    }
 }
