@@ -39,10 +39,11 @@ public sealed partial class SegmentedLog
             using var file = _storage.Open(segment.Path, FileCreation.OpenExisting, _options.DirectIo);
             scanner.Reset(file);
             long position = segment.Index.FindPositionForOffset(next);
+            long expectedBase = ExpectedBaseAt(segment, position);
             while (next < end && position < limit)
             {
                 buffer.Clear();
-                position = ReadBatch(scanner, segment, file.Path, position, limit, next, end, buffer);
+                position = ReadBatch(scanner, segment, file.Path, position, limit, next, end, buffer, ref expectedBase);
                 foreach (var record in buffer)
                 {
                     next = record.Offset + 1;
@@ -76,8 +77,25 @@ public sealed partial class SegmentedLog
         }
     }
 
+    /// <summary>The base offset of the batch that starts at <paramref name="position"/> (a segment start or an index entry).</summary>
+    private long ExpectedBaseAt(Segment segment, long position)
+    {
+        lock (_writer.SyncRoot)
+        {
+            foreach (var entry in segment.Index.Entries)
+            {
+                if (entry.Position == position)
+                {
+                    return entry.Offset;
+                }
+            }
+
+            return segment.BaseOffset;
+        }
+    }
+
     /// <summary>Decodes the batch at <paramref name="position"/>, adds its records in [from, end), returns the next position.</summary>
-    private long ReadBatch(BatchScanner scanner, Segment segment, string path, long position, long limit, long from, long end, List<LogRecord> into)
+    private long ReadBatch(BatchScanner scanner, Segment segment, string path, long position, long limit, long from, long end, List<LogRecord> into, ref long expectedBase)
     {
         var check = scanner.TryRead(position, limit, out var header, out var batch);
         if (check != BatchCheck.Valid)
@@ -85,10 +103,15 @@ public sealed partial class SegmentedLog
             throw new LogCorruptedException(path, position, $"batch check failed: {check}");
         }
 
-        if (header.BaseOffset < segment.BaseOffset)
+        // The base offset lies outside the CRC (Kafka v2 layout): a flipped bit there passes the check above, so the
+        // batch must also start exactly where the previous one ended, or its records would be served under other
+        // offsets or skipped.
+        if (header.BaseOffset != expectedBase)
         {
-            throw new LogCorruptedException(path, position, $"batch base offset {header.BaseOffset} precedes the segment's {segment.BaseOffset}");
+            throw new LogCorruptedException(path, position, $"batch base offset {header.BaseOffset} where {expectedBase} was expected");
         }
+
+        expectedBase = header.LastOffset + 1;
 
         if (header.LastOffset < from)
         {
