@@ -177,6 +177,37 @@ public sealed class CorruptionTests
         }
     }
 
+    [Test]
+    public async Task AValidButStaleBatchBeyondTheEnd_IsNotMistakenForData_AndItsOffsetsAreAssignedAfresh()
+    {
+        // A recycled or pre-zeroed file, or an old write that reached the disk, can hold a batch whose CRC is fine
+        // but which does not belong at that place (ARCHITECTURE.md §3.4): recovery must check the base offset too.
+        var storage = new SimulatedStorage(Seeds.Get());
+        const string active = Dir + "/00000000000000000000.log";
+        await using (var log = await OpenAsync(storage))
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                await log.AppendAsync(Payload.Create(i, 500));
+            }
+        }
+
+        byte[] image = storage.GetDurableImage(active);
+        int firstBatch = image.Length - (9 * FindLastBatchLength(image));
+        using (var file = storage.Open(active, AppendLog.Io.FileCreation.OpenExisting, DirectIoMode.Disabled))
+        {
+            file.Write(image.AsSpan(0, firstBatch), image.Length); // batch 0 again, right after batch 9
+            file.SyncData();
+        }
+
+        await using var reopened = await OpenAsync(storage.Crash(3));
+        Assert.That(reopened.EndOffset, Is.EqualTo(10), "the copy of batch 0 is not record 10");
+        Assert.That(await reopened.AppendAsync(Payload.Create(10, 300)), Is.EqualTo(10));
+        var records = await ReadAllAsync(reopened);
+        Assert.That(records.Select(r => Payload.Check(r.Value, out long id) ?? (id == r.Offset ? null : $"offset {r.Offset} holds {id}")), Is.All.Null);
+        Assert.That(records, Has.Count.EqualTo(11));
+    }
+
     private static int FindLastBatchLength(byte[] image)
     {
         int position = 0;
