@@ -193,10 +193,10 @@ public sealed class CorruptionTests
         }
 
         byte[] image = storage.GetDurableImage(active);
-        int firstBatch = image.Length - (9 * FindLastBatchLength(image));
+        int batch = FindLastBatchLength(image); // all ten batches have the same size
         using (var file = storage.Open(active, AppendLog.Io.FileCreation.OpenExisting, DirectIoMode.Disabled))
         {
-            file.Write(image.AsSpan(0, firstBatch), image.Length); // batch 0 again, right after batch 9
+            file.Write(image.AsSpan(0, batch), 10 * batch); // batch 0 again, right after batch 9 (the file is preallocated beyond)
             file.SyncData();
         }
 
