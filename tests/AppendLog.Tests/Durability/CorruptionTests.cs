@@ -208,6 +208,52 @@ public sealed class CorruptionTests
         Assert.That(records, Has.Count.EqualTo(11));
     }
 
+    [Test]
+    public async Task PowerCutRightAfterARoll_BeforeTheOldSegmentIsSealed_KeepsTheRecordsAcknowledgedInTheNewSegment()
+    {
+        // The new segment's directory entry must be durable before its first record is acknowledged. Sealing the old
+        // segment fsyncs the directory too (WriteFileAtomic), so the crash comes while the seal is held at its index
+        // write: only the appender's own directory sync can have saved the new file.
+        int seed = Seeds.Get();
+        for (int round = 0; round < 8; round++)
+        {
+            var storage = new SimulatedStorage(Seeds.Derive(seed, round));
+            using var sealHeld = new ManualResetEventSlim();
+            using var release = new ManualResetEventSlim();
+            storage.BeforeOperation = (operation, path) =>
+            {
+                if (operation == StorageOperation.Write && path.EndsWith(".index.tmp", StringComparison.Ordinal))
+                {
+                    sealHeld.Set();
+                    release.Wait(Bound);
+                }
+            };
+            var log = await OpenAsync(storage);
+            long offset = 0;
+            while (log.SegmentCount < 2)
+            {
+                offset = await log.AppendAsync(Payload.Create(log.EndOffset, 4000)).AsTask().WaitAsync(Bound);
+            }
+
+            Assert.That(sealHeld.Wait(Bound), Is.True, "the old segment's seal started");
+            var crashed = storage.Crash(Seeds.Derive(seed, 100 + round));
+            release.Set();
+            try
+            {
+                await log.DisposeAsync().AsTask().WaitAsync(Bound);
+            }
+            catch (LogFaultedException)
+            {
+                // The seal ran into the dead storage.
+            }
+
+            await using var reopened = await OpenAsync(crashed);
+            Assert.That(reopened.EndOffset, Is.GreaterThan(offset), $"round {round}: the record acknowledged at {offset}, in the new segment, survived");
+            var records = await ReadAllAsync(reopened);
+            Assert.That(records.Select(r => Payload.Check(r.Value, out long id) ?? (id == r.Offset ? null : $"offset {r.Offset} holds {id}")), Is.All.Null);
+        }
+    }
+
     private static int FindLastBatchLength(byte[] image)
     {
         int position = 0;
