@@ -62,11 +62,30 @@ public sealed class CorruptionTests
 
         // Every field of the first batch's header (bytes 0-60: base offset, length, epoch, magic, CRC, attributes,
         // offset delta, timestamps, producer fields, count), then random positions anywhere in the segment.
-        // Bytes 12-15 (partitionLeaderEpoch) are left to the known-gap test below: the v2 CRC does not cover them.
+        // Bytes 12-15 of every batch (partitionLeaderEpoch) are left to the known-gap test below: the v2 CRC does not
+        // cover them.
         var positions = Enumerable.Range(0, 61).Where(p => p is < 12 or > 15).Select(p => (long)p).ToList();
         var storage = await SealedLogAsync(seed);
-        long size = storage.GetDurableImage(first).Length;
-        positions.AddRange(Enumerable.Range(0, 40).Select(_ => random.NextInt64(61, size)));
+        byte[] image = storage.GetDurableImage(first);
+        var epochFields = new HashSet<long>();
+        for (int start = 0; start + 12 <= image.Length;)
+        {
+            for (int b = 12; b < 16; b++)
+            {
+                epochFields.Add(start + b);
+            }
+
+            start += 12 + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(image.AsSpan(start + 8));
+        }
+
+        while (positions.Count < 61 - 4 + 40)
+        {
+            long position = random.NextInt64(61, image.Length);
+            if (!epochFields.Contains(position))
+            {
+                positions.Add(position);
+            }
+        }
         var served = new List<string>();
         foreach (long position in positions)
         {
