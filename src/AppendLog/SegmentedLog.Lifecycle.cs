@@ -102,9 +102,20 @@ public sealed partial class SegmentedLog
             using var file = _storage.Open(segment.Path, FileCreation.OpenExisting, _options.DirectIo);
             scanner.Reset(file);
             long position = segment.Index.FindPositionForOffset(next);
+            long expectedBase = ExpectedBaseAt(segment, position);
             while (next < end && position < limit)
             {
                 var batch = ReadRawBatch(scanner, segment, file.Path, position, limit);
+
+                // The base offset lies outside the CRC (Kafka v2 layout): a flipped bit there passes the checksum, so
+                // each batch must also start exactly where the previous one ended, or its records would be served
+                // under other offsets or skipped.
+                if (batch.BaseOffset != expectedBase)
+                {
+                    throw new LogCorruptedException(file.Path, position, $"batch base offset {batch.BaseOffset} where {expectedBase} was expected");
+                }
+
+                expectedBase = batch.LastOffset + 1;
                 position += batch.Bytes.Length;
                 if (batch.LastOffset < next)
                 {

@@ -49,6 +49,23 @@ public sealed partial class SegmentedLog
         }
     }
 
+    /// <summary>The base offset of the batch that starts at <paramref name="position"/> (a segment start or an index entry).</summary>
+    private long ExpectedBaseAt(Segment segment, long position)
+    {
+        lock (_writer.SyncRoot)
+        {
+            foreach (var entry in segment.Index.Entries)
+            {
+                if (entry.Position == position)
+                {
+                    return entry.Offset;
+                }
+            }
+
+            return segment.BaseOffset;
+        }
+    }
+
     private void AddRecords(ReadOnlySpan<byte> batch, in RecordBatchHeader header, string path, long position, long from, long end, List<LogRecord> into)
     {
         var records = header.Codec == CompressionCodec.None

@@ -402,6 +402,10 @@ internal sealed partial class LogWriter
 
         _fault = error as LogFaultedException ?? new LogFaultedException(_directory, error);
         Log.Faulted(_options, _fault);
+        // A flush waiting for writes will never dispatch its sync now; left set, close would wait for it forever
+        // (TrySignalIdle needs it clear). Syncs already in flight clear their own count when they return.
+        _flushWaitingForWrites = false;
+
         toFail.AddRange(_waiters);
         _waiters.Clear();
         toFail.AddRange(_unorderedWaiters);

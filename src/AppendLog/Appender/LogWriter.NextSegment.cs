@@ -76,7 +76,15 @@ internal sealed partial class LogWriter
         {
             _prepared = null;
             prepared.File.Dispose();
-            _storage.DeleteFile(NextSegmentPath);
+            try
+            {
+                _storage.DeleteFile(NextSegmentPath);
+            }
+            catch (IOException)
+            {
+                // Best effort (a faulted or failing disk): recovery deletes a leftover prepared file at the next open,
+                // and closing must not fail because of a file that is not part of the log.
+            }
         }
     }
 

@@ -135,7 +135,12 @@ internal sealed partial class LogWriter
         end = Math.Max(end, Alignment.AlignUp(neededEnd));
         if (end <= start)
         {
-            return; // the segment is reserved up to its maximum size already
+            // The segment is reserved up to its maximum size already. After recovery the file can end mid-block
+            // within its last 4 KiB (AllocatedEnd 1,047,576 of a 1 MiB segment): the rest of that block belongs to
+            // the tail chunk, as in the example above, so count it as reserved; otherwise TryAppend answers
+            // NeedSpace with no allocation to wait for and AppendSlowAsync retries forever.
+            _active.AllocatedEnd = Math.Max(_active.AllocatedEnd, start);
+            return;
         }
 
         _allocation = new AllocationWork(this, _active, start, end - start);
@@ -204,7 +209,14 @@ internal sealed partial class LogWriter
         lock (_lock)
         {
             _sealsInFlight--;
-            if (work.Error is not null)
+            if (work.Error is not null && IsDiskFull(work.Error))
+            {
+                // ENOSPC writing the index: the segment's data is durable and untouched, so this is no reason to
+                // fault the log (ARCHITECTURE.md §1: appends succeed again once space is freed). The next completed
+                // sync or allocation calls MaybeSealUnsynchronized, which retries the seal.
+                work.Segment.IsSealing = false;
+            }
+            else if (work.Error is not null)
             {
                 FaultUnsynchronized(work.Error, toComplete);
             }
