@@ -10,6 +10,7 @@ internal sealed partial class LogWriter
     private readonly Queue<DurableWaiter> _waiters = new();
     private readonly List<DurableWaiter> _unorderedWaiters = new();
     private readonly Stack<SyncWork> _freeSyncs = new();
+    private readonly Queue<SyncWork> _syncsStarted = new();
     private readonly ITimer _timer;
 
     [ThreadStatic]
@@ -313,6 +314,7 @@ internal sealed partial class LogWriter
         }
 
         work.Target = _flushTarget;
+        _syncsStarted.Enqueue(work);
         _io.Post(work);
 
         // Appends that arrived while this flush waited for its writes may start the next one at once.
@@ -330,6 +332,7 @@ internal sealed partial class LogWriter
         lock (_lock)
         {
             _syncsInFlight--;
+            work.Completed = true;
             foreach (var segment in work.Segments)
             {
                 segment.SyncsReferencing--;
@@ -339,27 +342,41 @@ internal sealed partial class LogWriter
             {
                 FaultUnsynchronized(work.Error, toComplete);
             }
-            else
+
+            // Durability advances in the order syncs started, never past one still running. A later sync may return
+            // first, and may even succeed after an earlier one failed: after a failed fdatasync the kernel can drop
+            // the dirty pages it could not write and report the error only once (Fsyncgate), so the later sync's
+            // success says nothing about the earlier range. Found by the durability suite (EIO on sync, then a crash).
+            while (_syncsStarted.Count > 0 && _syncsStarted.Peek().Completed)
             {
-                foreach (var segment in work.Segments)
+                var done = _syncsStarted.Dequeue();
+                if (_fault is null)
                 {
-                    segment.DirectoryEntryDurable = true;
+                    foreach (var segment in done.Segments)
+                    {
+                        segment.DirectoryEntryDurable = true;
+                    }
+
+                    if (done.Target > _durableGlobal)
+                    {
+                        AppendLogMetrics.SyncMadeDurable(done.Target - _durableGlobal);
+                        AdvanceDurableUnsynchronized(done.Target, toComplete);
+                    }
                 }
 
-                // Overlapping syncs may complete out of order: an earlier target never moves durable back.
-                if (work.Target > _durableGlobal)
-                {
-                    AppendLogMetrics.SyncMadeDurable(work.Target - _durableGlobal);
-                    AdvanceDurableUnsynchronized(work.Target, toComplete);
-                }
+                done.Segments.Clear();
+                done.Completed = false;
+                _freeSyncs.Push(done);
+            }
+
+            if (_fault is null)
+            {
                 MaybeSealUnsynchronized();
                 MaybeStartFlushUnsynchronized();
             }
 
             failWith = _fault;
             TrySignalIdleUnsynchronized();
-            work.Segments.Clear();
-            _freeSyncs.Push(work);
         }
 
         CompleteWaiters(toComplete, failWith);
@@ -502,6 +519,9 @@ internal sealed partial class LogWriter
         public List<Segment> Segments { get; } = new();
 
         public long Target { get; set; }
+
+        /// <summary>Set (under the log's lock) when fdatasync returned; the work leaves the start-order queue later.</summary>
+        public bool Completed { get; set; }
 
         public Exception? Error { get; private set; }
 
