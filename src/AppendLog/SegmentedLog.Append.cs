@@ -194,11 +194,7 @@ public sealed partial class SegmentedLog
             ThrowTooLarge(size);
         }
 
-        var scratch = t_scratch;
-        if (scratch is null || scratch.Length < size)
-        {
-            scratch = t_scratch = new byte[Math.Max(size, 64 * 1024)];
-        }
+        var scratch = RentScratch(size);
 
         timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds();
         int length;
@@ -223,6 +219,18 @@ public sealed partial class SegmentedLog
         }
 
         return scratch.AsSpan(0, length);
+    }
+
+    /// <summary>The thread's encode buffer, grown to at least <paramref name="size"/> (valid until the next await).</summary>
+    private static byte[] RentScratch(int size)
+    {
+        var scratch = t_scratch;
+        if (scratch is null || scratch.Length < size)
+        {
+            scratch = t_scratch = new byte[Math.Max(size, 64 * 1024)];
+        }
+
+        return scratch;
     }
 
     private void ThrowTooLarge(int size) =>

@@ -56,13 +56,7 @@ public sealed partial class SegmentedLog
             throw new ArgumentException($"The bytes are not exactly one valid record batch ({check}).", nameof(batch));
         }
 
-        var scratch = t_scratch;
-        if (scratch is null || scratch.Length < batch.Length)
-        {
-            scratch = t_scratch = new byte[Math.Max(batch.Length, 64 * 1024)];
-        }
-
-        var copy = scratch.AsSpan(0, batch.Length);
+        var copy = RentScratch(batch.Length).AsSpan(0, batch.Length);
         batch.Span.CopyTo(copy);
         var status = _writer.TryAppend(copy, header.RecordCount, header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
         if (status == AppendStatus.Accepted)

@@ -1,5 +1,4 @@
 using AppendLog.Appender;
-using AppendLog.Buffers;
 using AppendLog.Diagnostics;
 using AppendLog.Format;
 using AppendLog.Io;
@@ -165,7 +164,7 @@ public sealed partial class SegmentedLog
 
         var active = segments[^1];
         active.CreatedTimestamp = (options.TimeProvider ?? TimeProvider.System).GetTimestamp();
-        return (segments, ReadTailBlock(active));
+        return (segments, LogWriter.ReadPartialBlock(active.File!, active.Size));
     }
 
     private const string Preallocated = "preallocated";
@@ -263,40 +262,6 @@ public sealed partial class SegmentedLog
         foreach (var e in from.Entries)
         {
             to.MaybeAdd(e.Offset, e.Position, e.MaxTimestampMs);
-        }
-    }
-
-    /// <summary>Reads [AlignDown(Size), Size) of the active segment: the bytes the next write of that block must keep.</summary>
-    private static byte[] ReadTailBlock(Segment active)
-    {
-        long blockStart = Alignment.AlignDown(active.Size);
-        int length = (int)(active.Size - blockStart);
-        if (length == 0)
-        {
-            return [];
-        }
-
-        return ReadRange(active.File!, blockStart, length);
-    }
-
-    private static unsafe byte[] ReadRange(IDirectFile file, long alignedStart, int length)
-    {
-        int blockLength = (int)Alignment.AlignUp(length);
-        void* buffer = System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)blockLength, Alignment.BlockSize);
-        try
-        {
-            var span = new Span<byte>(buffer, blockLength);
-            int n = file.Read(span, alignedStart);
-            if (n < length)
-            {
-                throw new LogCorruptedException(file.Path, alignedStart + n, "the segment's last block could not be read back");
-            }
-
-            return span[..length].ToArray();
-        }
-        finally
-        {
-            System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer);
         }
     }
 }

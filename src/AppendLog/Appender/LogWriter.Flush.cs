@@ -54,7 +54,7 @@ internal sealed partial class LogWriter
                 return ValueTask.FromResult(endOffset);
             }
 
-            waiter = DurableWaiter.Rent(endOffset, endOffset, cancellationToken, RemoveCancelledWaiter);
+            waiter = DurableWaiter.Rent(endOffset, endOffset, cancellationToken, null);
             if (_waiters.Count == 0 || endOffset >= _lastQueuedTarget)
             {
                 _waiters.Enqueue(waiter);
@@ -78,11 +78,6 @@ internal sealed partial class LogWriter
 
     private long _lastQueuedTarget;
 
-    private void RemoveCancelledWaiter(DurableWaiter waiter)
-    {
-        // A cancelled waiter stays queued and is skipped when its turn comes (it is already completed);
-        // nothing to do here beyond what DurableWaiter did. Kept as a hook for metrics.
-    }
 
     /// <summary>Notes that unsynced data exists and lets the policy decide when its sync starts.</summary>
     private void NotePendingUnsynchronized()

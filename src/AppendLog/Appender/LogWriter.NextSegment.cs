@@ -96,21 +96,13 @@ internal sealed partial class LogWriter
 
         public Exception? Error { get; private set; }
 
-        public unsafe void Execute()
+        public void Execute()
         {
             try
             {
                 owner._storage.DeleteFile(owner.NextSegmentPath);
                 File = owner._storage.Open(owner.NextSegmentPath, FileCreation.CreateNew, owner._options.DirectIo);
-                File.Allocate(0, length);
-                if (ZeroFillPreallocation && File.IsDirect)
-                {
-                    var zeros = new ReadOnlySpan<byte>((void*)s_zeros, ZeroBufferSize);
-                    for (long at = 0; at < length; at += ZeroBufferSize)
-                    {
-                        File.Write(zeros[..(int)Math.Min(ZeroBufferSize, length - at)], at);
-                    }
-                }
+                Reserve(File, 0, length);
             }
             catch (Exception e)
             {

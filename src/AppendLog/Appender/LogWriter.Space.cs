@@ -47,6 +47,20 @@ internal sealed partial class LogWriter
         return (nint)p;
     }
 
+    /// <summary>fallocate [start, start + length), then zero-fill it when the file is O_DIRECT (see <see cref="ZeroFillPreallocation"/>).</summary>
+    private static unsafe void Reserve(IDirectFile file, long start, long length)
+    {
+        file.Allocate(start, length);
+        if (ZeroFillPreallocation && file.IsDirect)
+        {
+            var zeros = new ReadOnlySpan<byte>((void*)s_zeros, ZeroBufferSize);
+            for (long at = start; at < start + length; at += ZeroBufferSize)
+            {
+                file.Write(zeros[..(int)Math.Min(ZeroBufferSize, start + length - at)], at);
+            }
+        }
+    }
+
     private bool ShouldRollUnsynchronized(int length)
     {
         if (_active.Size == 0)
@@ -338,20 +352,11 @@ internal sealed partial class LogWriter
 
         public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public unsafe void Execute()
+        public void Execute()
         {
             try
             {
-                File.Allocate(Start, Length);
-                if (ZeroFillPreallocation && File.IsDirect)
-                {
-                    var zeros = new ReadOnlySpan<byte>((void*)s_zeros, ZeroBufferSize);
-                    for (long at = Start; at < Start + Length; at += ZeroBufferSize)
-                    {
-                        int n = (int)Math.Min(ZeroBufferSize, Start + Length - at);
-                        File.Write(zeros[..n], at);
-                    }
-                }
+                Reserve(File, Start, Length);
             }
             catch (Exception e)
             {

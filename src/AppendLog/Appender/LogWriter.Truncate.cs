@@ -178,7 +178,11 @@ internal sealed partial class LogWriter
         }
     }
 
-    private static unsafe byte[] ReadPartialBlock(IDirectFile file, long position)
+    /// <summary>
+    /// Reads [AlignDown(position), position): the data the next write of that block must keep (recovery and truncation).
+    /// </summary>
+    /// <exception cref="LogCorruptedException">The block cannot be read back whole.</exception>
+    internal static unsafe byte[] ReadPartialBlock(IDirectFile file, long position)
     {
         long start = Alignment.AlignDown(position);
         int length = (int)(position - start);
@@ -192,7 +196,11 @@ internal sealed partial class LogWriter
         {
             var span = new Span<byte>(buffer, Alignment.BlockSize);
             int n = file.Read(span, start);
-            Invariant.Assert(n >= length, "the partial block below the cut is readable");
+            if (n < length)
+            {
+                throw new LogCorruptedException(file.Path, start + n, "the segment's last block could not be read back");
+            }
+
             return span[..length].ToArray();
         }
         finally

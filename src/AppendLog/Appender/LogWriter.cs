@@ -276,7 +276,7 @@ internal sealed partial class LogWriter
         }
     }
 
-    /// <summary>Rents from the pool with the log's close signal linked, so dispose never leaves an appender waiting.</summary>
+    /// <summary>The pool appenders wait on under backpressure (close returns every chunk, so such a wait always ends).</summary>
     public LogBufferPool Pool => _pool;
 
     private void ThrowIfUnusableUnsynchronized()
