@@ -58,6 +58,22 @@ public sealed record LogOptions
     /// </summary>
     public CompressionCodec Compression { get; init; } = CompressionCodec.None;
 
+    /// <summary>
+    /// The cache of batches read back, shared with other logs (its budget is global); <see cref="BatchCache.Shared"/>
+    /// when null. A <see cref="BatchCache"/> with a budget of 0 disables caching.
+    /// </summary>
+    public BatchCache? BatchCache { get; init; }
+
+    /// <summary>
+    /// The most a sequential reader reads ahead, in bytes: its read-ahead starts at one pool chunk (64 KiB) and doubles
+    /// on each refill while it stays sequential, up to this; the next stretch is read in the background while the
+    /// current one is consumed. From one pool chunk to 64 MiB; 1 MiB by default.
+    /// </summary>
+    public long MaximumReadAhead { get; init; } = 1024 * 1024;
+
+    /// <summary>The read handles of this log's segments (shared by a <see cref="LogManager"/>'s logs); a private cache when null.</summary>
+    internal Segments.ReadFileCache? ReadFiles { get; init; }
+
     /// <summary>The clock used for record timestamps, segment age and flush delays; <see cref="TimeProvider.System"/> when null.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
@@ -79,6 +95,7 @@ public sealed record LogOptions
         Check(SegmentMaxAge is null || SegmentMaxAge > TimeSpan.Zero, nameof(SegmentMaxAge), SegmentMaxAge, "must be positive");
         Check(RetentionBytes is null || RetentionBytes >= SegmentSize, nameof(RetentionBytes), RetentionBytes, "must be at least SegmentSize");
         Check(RetentionAge is null || RetentionAge > TimeSpan.Zero, nameof(RetentionAge), RetentionAge, "must be positive");
+        Check(MaximumReadAhead >= 64 * 1024 && MaximumReadAhead <= 64L * 1024 * 1024, nameof(MaximumReadAhead), MaximumReadAhead, "must be from 64 KiB to 64 MiB");
         Check(Compression is CompressionCodec.None or CompressionCodec.Lz4, nameof(Compression), Compression, "is not a supported codec");
         Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");
     }

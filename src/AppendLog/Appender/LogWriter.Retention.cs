@@ -69,7 +69,10 @@ internal sealed partial class LogWriter
                     }
 
                     _segments.RemoveAt(0);
+                    head.IsRemoved = true;
                 }
+
+                SegmentRemoved?.Invoke(head);
 
                 // Data first, then its index: an index without data is ignored by recovery, data without an index
                 // would be rescanned, and either way the log still starts at a segment boundary.

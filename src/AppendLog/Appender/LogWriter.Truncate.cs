@@ -134,6 +134,13 @@ internal sealed partial class LogWriter
         lock (_lock)
         {
             later = _segments.FindAll(s => s.BaseOffset > target.BaseOffset);
+
+            // Before any byte changes: readers learn here that content from the cut on is no longer what they read.
+            target.RecordCut(fromOffset);
+            foreach (var s in later)
+            {
+                s.RecordCut(fromOffset);
+            }
         }
 
         // Delete from the end so that a crash in between leaves a log that recovery reads as a prefix.
@@ -153,6 +160,11 @@ internal sealed partial class LogWriter
         lock (_lock)
         {
             _segments.RemoveAll(s => s.BaseOffset > target.BaseOffset);
+            foreach (var s in later)
+            {
+                s.IsRemoved = true;
+            }
+
             if (_current is not null)
             {
                 _current.Closed = true;
@@ -175,6 +187,11 @@ internal sealed partial class LogWriter
             _batchEnds.Clear();
             _idleTail = tail.Length > 0 ? tail : null;
             _idleTailFileStart = Alignment.AlignDown(position);
+        }
+
+        foreach (var s in later)
+        {
+            SegmentRemoved?.Invoke(s);
         }
     }
 
