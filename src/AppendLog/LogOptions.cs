@@ -59,6 +59,14 @@ public sealed record LogOptions
     public CompressionCodec Compression { get; init; } = CompressionCodec.None;
 
     /// <summary>
+    /// Bytes of data between two entries of a segment's sparse offset and time index (an entry also marks the first
+    /// batch). A lookup reads at most this much more than it needs; 128 MiB segments need 4,096 entries at the default,
+    /// 32 KiB, which costs one 64 KiB read per lookup (the read unit of the pool) and 96 KiB of index per full segment.
+    /// From 4 KiB to 16 MiB. Applies to data appended from now on; indexes already written keep their entries.
+    /// </summary>
+    public int IndexIntervalBytes { get; init; } = 32 * 1024;
+
+    /// <summary>
     /// The cache of batches read back, shared with other logs (its budget is global); <see cref="BatchCache.Shared"/>
     /// when null. A <see cref="BatchCache"/> with a budget of 0 disables caching.
     /// </summary>
@@ -95,6 +103,7 @@ public sealed record LogOptions
         Check(SegmentMaxAge is null || SegmentMaxAge > TimeSpan.Zero, nameof(SegmentMaxAge), SegmentMaxAge, "must be positive");
         Check(RetentionBytes is null || RetentionBytes >= SegmentSize, nameof(RetentionBytes), RetentionBytes, "must be at least SegmentSize");
         Check(RetentionAge is null || RetentionAge > TimeSpan.Zero, nameof(RetentionAge), RetentionAge, "must be positive");
+        Check(IndexIntervalBytes >= 4096 && IndexIntervalBytes <= 16 * 1024 * 1024, nameof(IndexIntervalBytes), IndexIntervalBytes, "must be from 4 KiB to 16 MiB");
         Check(MaximumReadAhead >= 64 * 1024 && MaximumReadAhead <= 64L * 1024 * 1024, nameof(MaximumReadAhead), MaximumReadAhead, "must be from 64 KiB to 64 MiB");
         Check(Compression is CompressionCodec.None or CompressionCodec.Lz4, nameof(Compression), Compression, "is not a supported codec");
         Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");

@@ -195,7 +195,7 @@ public sealed partial class SegmentedLog
                 break;
             }
 
-            segment.Index.MaybeAdd(header.BaseOffset, position, header.MaxTimestamp);
+            segment.Index.MaybeAdd(header.BaseOffset, position, header.MaxTimestamp, options.IndexIntervalBytes);
             segment.MaxTimestampMs = Math.Max(segment.MaxTimestampMs, header.MaxTimestamp);
             expected = header.LastOffset + 1;
             position += header.TotalSize;
@@ -261,7 +261,7 @@ public sealed partial class SegmentedLog
     {
         foreach (var e in from.Entries)
         {
-            to.MaybeAdd(e.Offset, e.Position, e.MaxTimestampMs);
+            to.MaybeAdd(e.Offset, e.Position, e.MaxTimestampMs, intervalBytes: 0);
         }
     }
 }
