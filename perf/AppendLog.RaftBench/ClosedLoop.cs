@@ -6,7 +6,8 @@ namespace AppendLog.RaftBench;
 /// <summary>The outcome of one closed-loop step, computed inside the leader and sent to the driver as JSON.</summary>
 internal sealed record LoadResult(
     int Clients, double WindowSeconds, long Commits, double CommitsPerSecond, long Errors,
-    double P50Ms, double P90Ms, double P99Ms, double P999Ms, double P9999Ms, double MaxMs, long Samples, double CpuSeconds);
+    double P50Ms, double P90Ms, double P99Ms, double P999Ms, double P9999Ms, double MaxMs, long Samples, double CpuSeconds,
+    IReadOnlyDictionary<string, long>? ErrorKinds = null);
 
 /// <summary>
 /// C closed-loop clients in the leader process, each replicating a 1 KiB entry and awaiting its commit before the next.
@@ -41,6 +42,7 @@ internal static class ClosedLoop
             var histogram = new LongHistogram(HighestMicros, 3);
             var payload = Payload(c);
             long commits = 0, errors = 0;
+            var kinds = new Dictionary<string, long>(StringComparer.Ordinal);
             while (true)
             {
                 var sent = Stopwatch.GetTimestamp();
@@ -56,6 +58,7 @@ internal static class ClosedLoop
                 catch (Exception ex) when (ex is not OutOfMemoryException)
                 {
                     errors++;
+                    kinds[ex.GetType().Name] = kinds.GetValueOrDefault(ex.GetType().Name) + 1;
                     await Task.Delay(1).ConfigureAwait(false);
                     continue;
                 }
@@ -72,12 +75,12 @@ internal static class ClosedLoop
                 }
             }
 
-            return (histogram, commits, errors);
+            return (histogram, commits, errors, kinds);
         }))).ConfigureAwait(false);
         await cpuTask.ConfigureAwait(false);
         var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart).TotalSeconds;
         var merged = new LongHistogram(HighestMicros, 3);
-        foreach (var (histogram, _, _) in perClient)
+        foreach (var (histogram, _, _, _) in perClient)
         {
             merged.Add(histogram);
         }
@@ -87,7 +90,8 @@ internal static class ClosedLoop
         return new LoadResult(
             clients, window.TotalSeconds, commitsTotal, commitsTotal / window.TotalSeconds, perClient.Sum(p => p.errors),
             Ms(50), Ms(90), Ms(99), Ms(99.9), Ms(99.99), merged.TotalCount == 0 ? double.NaN : merged.GetMaxValue() / 1000.0,
-            merged.TotalCount, cpu);
+            merged.TotalCount, cpu,
+            perClient.SelectMany(p => p.kinds).GroupBy(k => k.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Sum(k => k.Value), StringComparer.Ordinal));
     }
 }
 

@@ -36,6 +36,7 @@ internal static class Driver
         var verbose = options.Flag("verbose");
         var dir = Path.GetFullPath(options.Get("dir", Path.Combine(Path.GetTempPath(), "appendlog-raftbench")));
         var outPrefix = options.Get("out", "");
+        var environment = MemberEnvironment(options);
         Directory.CreateDirectory(dir);
         var machine = MachineInfo.Collect(dir, TimeProvider.System);
         var loadStart = ProcStatus.LoadAverage();
@@ -50,7 +51,7 @@ internal static class Driver
             {
                 try
                 {
-                    runs.Add(await RunRoundAsync(engine, round, dir, clientCounts, warmup, seconds, kills, failoverClients, electionMin, electionMax, verbose).ConfigureAwait(false));
+                    runs.Add(await RunRoundAsync(engine, round, dir, clientCounts, warmup, seconds, kills, failoverClients, electionMin, electionMax, verbose, environment).ConfigureAwait(false));
                 }
                 catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or IOException)
                 {
@@ -81,7 +82,7 @@ internal static class Driver
 
     private static async Task<RoundRecord> RunRoundAsync(
         string engine, int round, string dir, int[] clientCounts, double warmup, double seconds, int kills, int failoverClients,
-        int electionMin, int electionMax, bool verbose)
+        int electionMin, int electionMax, bool verbose, Dictionary<string, string> environment)
     {
         var root = Path.Combine(dir, $"{engine}-r{round}");
         if (Directory.Exists(root))
@@ -94,7 +95,7 @@ internal static class Driver
         var failovers = new List<FailoverRecord>();
         double[] peak;
         int[] ports;
-        await using (var cluster = new Cluster(engine, root, electionMin, electionMax, verbose))
+        await using (var cluster = new Cluster(engine, root, electionMin, electionMax, verbose, environment))
         {
             ports = cluster.Ports;
             Say($"{engine} round {round}: starting 3 members on 127.0.0.1:{string.Join(',', cluster.Ports)}");
@@ -115,9 +116,14 @@ internal static class Driver
                     notes.Add($"leadership changed during the {clients}-client step");
                 }
 
+                if (result.ErrorKinds is { Count: > 0 })
+                {
+                    notes.Add($"{clients}-client step: failed replications {string.Join(", ", result.ErrorKinds.Select(k => $"{k.Key} × {k.Value}"))}");
+                }
+
                 steps.Add(new StepRecord(clients, leader.Index + 1, result, rss, changed));
                 Say($"{engine} round {round}: {clients,2} clients: {result.CommitsPerSecond,9:F0} commits/s  p50 {result.P50Ms:F3}  p99 {result.P99Ms:F3}  " +
-                    $"p99.99 {result.P9999Ms:F3}  max {result.MaxMs:F3} ms  errors {result.Errors}  RSS MiB {string.Join('/', rss.Select(r => r.ToString("F0", CultureInfo.InvariantCulture)))}");
+                    $"p99.99 {result.P9999Ms:F3}  max {result.MaxMs:F3} ms  errors {result.Errors}{(result.ErrorKinds is { Count: > 0 } kinds ? " (" + string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value}")) + ")" : "")}  RSS MiB {string.Join('/', rss.Select(r => r.ToString("F0", CultureInfo.InvariantCulture)))}");
             }
 
             peak = cluster.Nodes.Select(n => n is null ? double.NaN : ProcStatus.Read(n.Pid).HwmMiB).ToArray();
@@ -152,6 +158,11 @@ internal static class Driver
         return new RoundRecord(engine, round, ports, steps, peak, failovers, notes);
     }
 
+    /// <summary>"--env K=V[,K=V]": environment variables for every member process of both engines (runtime knobs).</summary>
+    private static Dictionary<string, string> MemberEnvironment(Options options) =>
+        options.Get("env", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2))
+            .ToDictionary(kv => kv[0], kv => kv.Length > 1 ? kv[1] : "", StringComparer.Ordinal);
+
     /// <summary>
     /// Starts one engine's cluster with a background load on the leader and runs an attach command against the
     /// leader's and a follower's pid ({leader}, {follower}): strace -c, perf record, top -H. Prints the commits the
@@ -170,7 +181,12 @@ internal static class Driver
             Directory.Delete(root, recursive: true);
         }
 
-        var environment = options.Flag("perf-map") ? new Dictionary<string, string> { ["DOTNET_PerfMapEnabled"] = "1" } : null;
+        var environment = MemberEnvironment(options);
+        if (options.Flag("perf-map"))
+        {
+            environment["DOTNET_PerfMapEnabled"] = "1";
+        }
+
         await using (var cluster = new Cluster(engine, root, options.Int("election-min", 150), options.Int("election-max", 300), options.Flag("verbose"), environment))
         {
             await Task.WhenAll(Enumerable.Range(0, 3).Select(cluster.StartAsync)).ConfigureAwait(false);

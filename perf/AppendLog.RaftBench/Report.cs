@@ -81,8 +81,8 @@ internal static class Report
                 continue;
             }
 
-            var entries = run.Steps.Sum(s => (long)(s.Result.Samples + s.Result.CommitsPerSecond * 0)) ;
-            md.AppendLine(ic, $"| {run.Engine} | {run.Round} | ~{entries:N0} measured (+ warm-up) | {string.Join("; ", run.Steps.Select(s => $"{s.Clients}c: {LeaderFirst(s.RssMiB, s.LeaderNode)}"))} | {string.Join(", ", run.PeakHwmMiB.Select(h => h.ToString("F0", ic)))} |");
+            var entries = run.Steps.Sum(s => s.Result.Commits);
+            md.AppendLine(ic, $"| {run.Engine} | {run.Round} | {entries:N0} in the windows (+ warm-ups) | {string.Join("; ", run.Steps.Select(s => $"{s.Clients}c: {LeaderFirst(s.RssMiB, s.LeaderNode)}"))} | {string.Join(", ", run.PeakHwmMiB.Select(h => h.ToString("F0", ic)))} |");
         }
 
         md.AppendLine().AppendLine("## Fail-over (SIGKILL of the leader under load)").AppendLine();
