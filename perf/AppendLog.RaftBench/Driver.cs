@@ -71,9 +71,9 @@ internal static class Driver
         {
             await File.WriteAllTextAsync(outPrefix + ".md", markdown).ConfigureAwait(false);
             var json = JsonSerializer.Serialize(
-                new { machine, command, loadAverageStart = loadStart, loadAverageEnd = loadEnd, engines, clientCounts, warmup, seconds, electionMin, electionMax, failoverClients, settings = engines.ToDictionary(e => e, e => BenchNodes.Describe(e, electionMin, electionMax)), runs },
+                new { machine = machine with { DataDirectory = "DIR" }, command, loadAverageStart = loadStart, loadAverageEnd = loadEnd, engines, clientCounts, warmup, seconds, electionMin, electionMax, failoverClients, settings = engines.ToDictionary(e => e, e => BenchNodes.Describe(e, electionMin, electionMax)), runs },
                 new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
-            await File.WriteAllTextAsync(outPrefix + ".json", json).ConfigureAwait(false);
+            await File.WriteAllTextAsync(outPrefix + ".json", json.Replace(dir, "DIR", StringComparison.Ordinal)).ConfigureAwait(false);
             Say($"wrote {outPrefix}.md and {outPrefix}.json");
         }
 
