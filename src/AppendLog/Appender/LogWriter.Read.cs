@@ -53,19 +53,34 @@ internal sealed partial class LogWriter
             return true;
         }
 
+        // The tail a reader asks for is nearly always in the chunk being filled; the chunks still being written are
+        // searched only when it is not (there are few unless writes are backed up behind the disk).
+        if (_current is { } current && Holds(current, segment, position))
+        {
+            return CopyFrom(current, position, destination, out copied);
+        }
+
         foreach (var slot in _liveSlots)
         {
-            if (ReferenceEquals(slot.Segment, segment) && position >= slot.FileStart && position < slot.FileStart + slot.Fill)
+            if (Holds(slot, segment, position))
             {
-                int from = (int)(position - slot.FileStart);
-                copied = Math.Min(slot.Fill - from, destination.Length);
-                slot.Chunk.Span.Slice(from, copied).CopyTo(destination);
-                return true;
+                return CopyFrom(slot, position, destination, out copied);
             }
         }
 
         copied = 0;
         return false;
+
+        static bool Holds(ChunkSlot slot, Segment segment, long position) =>
+            ReferenceEquals(slot.Segment, segment) && position >= slot.FileStart && position < slot.FileStart + slot.Fill;
+
+        static bool CopyFrom(ChunkSlot slot, long position, Span<byte> destination, out int copied)
+        {
+            int from = (int)(position - slot.FileStart);
+            copied = Math.Min(slot.Fill - from, destination.Length);
+            slot.Chunk.Span.Slice(from, copied).CopyTo(destination);
+            return true;
+        }
     }
 
     /// <summary>Called (outside the lock) for each segment that left the log, so readers' caches close its handle.</summary>
