@@ -51,20 +51,20 @@ public sealed partial class SegmentedLog
     {
         ThrowIfDisposed();
         var check = RecordBatchDecoder.Check(batch.Span, _options.MaximumBatchSize, out var header);
-        if (check != BatchCheck.Valid || header.TotalSize != batch.Length || header.RecordCount <= 0 || header.LastOffsetDelta != header.RecordCount - 1)
+        if (check != BatchCheck.Valid || header.TotalSize != batch.Length || !OffsetRange.IsValid(header))
         {
             throw new ArgumentException($"The bytes are not exactly one valid record batch ({check}).", nameof(batch));
         }
 
         var copy = RentScratch(batch.Length).AsSpan(0, batch.Length);
         batch.Span.CopyTo(copy);
-        var status = _writer.TryAppend(copy, header.RecordCount, header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
+        var status = _writer.TryAppend(copy, OffsetRange.OffsetCount(header), header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
         if (status == AppendStatus.Accepted)
         {
             return new ValueTask<long>(waiter!, waiter!.Version);
         }
 
-        return AppendSlowAsync(copy.ToArray(), header.RecordCount, header.MaxTimestamp, status, cancellationToken);
+        return AppendSlowAsync(copy.ToArray(), OffsetRange.OffsetCount(header), header.MaxTimestamp, status, cancellationToken);
     }
 
     /// <summary>
@@ -94,6 +94,7 @@ public sealed partial class SegmentedLog
             cancellationToken.ThrowIfCancellationRequested();
             var (segment, limit) = FindSegment(next);
             using var file = _storage.Open(segment.Path, FileCreation.OpenExisting, _options.DirectIo);
+            if (segment.IsReplaced) { continue; } // compacted meanwhile: the path may name the new file (SegmentedLog.Compaction.cs)
             scanner.Reset(file);
             long position = segment.Index.FindPositionForOffset(next);
             long expectedBase = ExpectedBaseAt(segment, position);
@@ -229,6 +230,7 @@ public sealed partial class SegmentedLog
 
         using var scanner = new BatchScanner(_options.MaximumBatchSize);
         using var file = _storage.Open(segment.Path, FileCreation.OpenExisting, _options.DirectIo);
+        if (segment.IsReplaced) { return await FindOffsetAsync(timestamp, cancellationToken).ConfigureAwait(false); } // compacted meanwhile: look again
         scanner.Reset(file);
         long position = segment.Index.FindPositionForTimestamp(targetMs);
         while (position < limit)

@@ -37,6 +37,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
         _time = options.TimeProvider ?? TimeProvider.System;
         _logger = options.LoggerFactory?.CreateLogger<SegmentedLog>() ?? NullLogger<SegmentedLog>.Instance;
         IsDirectIo = isDirect;
+        _writer.SegmentSealed = OnSegmentSealed;
         ReportOpened();
     }
 
@@ -97,6 +98,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
 
         try
         {
+            await StopCompactionAsync().ConfigureAwait(false);
             await _writer.CloseAsync().ConfigureAwait(false);
         }
         finally
