@@ -26,7 +26,7 @@ public sealed class CompactionTests
             var appended = new List<Appended>();
             await using (var log = await OpenAsync(storage, options))
             {
-                await AppendRandomAsync(log, random, 2000, 150, appended);
+                await AppendRandomAsync(log, random, 2000, 600, appended);
             }
 
             long activeBase = LastSegmentBase(storage);
