@@ -53,6 +53,26 @@ public sealed record LogOptions
     public TimeSpan? RetentionAge { get; init; }
 
     /// <summary>
+    /// When key compaction runs: only when <see cref="SegmentedLog.CompactAsync"/> is called (the default), or also in
+    /// the background after each segment is sealed, as retention does.
+    /// </summary>
+    public CompactionPolicy CompactionPolicy { get; init; } = CompactionPolicy.Manual;
+
+    /// <summary>
+    /// How long a tombstone (a keyed record with a null value) is kept after its timestamp before compaction removes it
+    /// (once no older value of its key can remain), so that readers behind the head still see the deletion. Default
+    /// 24 hours, as Kafka's <c>delete.retention.ms</c>. Zero removes tombstones at the first compaction.
+    /// </summary>
+    public TimeSpan TombstoneRetention { get; init; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// The memory a compaction's key map may use, in bytes (about 40 per distinct key). When the keys of the sealed
+    /// segments need more, compaction works in passes over runs of segments, oldest first; a single segment with more
+    /// keys than the limit is still compacted in one pass. Default 64 MiB (about 1.6 million keys); at least 1 MiB.
+    /// </summary>
+    public long CompactionKeyMapBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>
     /// How appended batches are compressed (LZ4 frames, as Kafka writes them). Compression costs CPU on the append path
     /// and pays off for large, compressible batches; single small records rarely shrink.
     /// </summary>
@@ -105,6 +125,9 @@ public sealed record LogOptions
         Check(RetentionAge is null || RetentionAge > TimeSpan.Zero, nameof(RetentionAge), RetentionAge, "must be positive");
         Check(IndexIntervalBytes >= 4096 && IndexIntervalBytes <= 16 * 1024 * 1024, nameof(IndexIntervalBytes), IndexIntervalBytes, "must be from 4 KiB to 16 MiB");
         Check(MaximumReadAhead >= 64 * 1024 && MaximumReadAhead <= 64L * 1024 * 1024, nameof(MaximumReadAhead), MaximumReadAhead, "must be from 64 KiB to 64 MiB");
+        Check(Enum.IsDefined(CompactionPolicy), nameof(CompactionPolicy), CompactionPolicy, "is not a defined value");
+        Check(TombstoneRetention >= TimeSpan.Zero, nameof(TombstoneRetention), TombstoneRetention, "must not be negative");
+        Check(CompactionKeyMapBytes >= 1024 * 1024, nameof(CompactionKeyMapBytes), CompactionKeyMapBytes, "must be at least 1 MiB");
         Check(Compression is CompressionCodec.None or CompressionCodec.Lz4, nameof(Compression), Compression, "is not a supported codec");
         Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");
     }

@@ -185,6 +185,15 @@ public sealed partial class SegmentedLog
                 return; // deleted between the lookup and the open: look again
             }
 
+            if (segment.IsReplaced)
+            {
+                // Compacted between the lookup and the open: the handle may be the new file, which the old segment's
+                // positions do not describe. Drop it and look again (the list now holds the replacement).
+                file.Dispose();
+                _log._readFiles.Forget(segment);
+                return;
+            }
+
             _segment = segment;
             _file = file;
             _contentKey = key;

@@ -49,20 +49,20 @@ public sealed partial class SegmentedLog
     {
         ThrowIfDisposed();
         var check = RecordBatchDecoder.Check(batch.Span, _options.MaximumBatchSize, out var header);
-        if (check != BatchCheck.Valid || header.TotalSize != batch.Length || header.RecordCount <= 0 || header.LastOffsetDelta != header.RecordCount - 1)
+        if (check != BatchCheck.Valid || header.TotalSize != batch.Length || !OffsetRange.IsValid(header))
         {
             throw new ArgumentException($"The bytes are not exactly one valid record batch ({check}).", nameof(batch));
         }
 
         var copy = RentScratch(batch.Length).AsSpan(0, batch.Length);
         batch.Span.CopyTo(copy);
-        var status = _writer.TryAppend(copy, header.RecordCount, header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
+        var status = _writer.TryAppend(copy, OffsetRange.OffsetCount(header), header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
         if (status == AppendStatus.Accepted)
         {
             return new ValueTask<long>(waiter!, waiter!.Version);
         }
 
-        return AppendSlowAsync(copy.ToArray(), header.RecordCount, header.MaxTimestamp, status, cancellationToken);
+        return AppendSlowAsync(copy.ToArray(), OffsetRange.OffsetCount(header), header.MaxTimestamp, status, cancellationToken);
     }
 
     /// <summary>

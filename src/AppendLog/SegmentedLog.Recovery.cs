@@ -82,6 +82,11 @@ public sealed partial class SegmentedLog
             {
                 bases.Add(baseOffset);
             }
+            else if (SegmentCompactor.IsTemporaryFile(name))
+            {
+                // A compaction's replacement that was never swapped in (or its index, swapped in but not renamed).
+                storage.DeleteFile(Path.Combine(dir, name));
+            }
             else if (!SegmentNames.TryParse(name, SegmentNames.IndexExtension, out _) && !name.StartsWith('.'))
             {
                 logger?.IgnoringForeignFile(name);
@@ -189,7 +194,7 @@ public sealed partial class SegmentedLog
                 break;
             }
 
-            if (header.BaseOffset != expected || header.RecordCount <= 0 || header.LastOffsetDelta != header.RecordCount - 1)
+            if (header.BaseOffset != expected || !OffsetRange.IsValid(header))
             {
                 stop = $"base offset {header.BaseOffset} where {expected} was expected";
                 break;

@@ -44,6 +44,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
         _readFiles = options.ReadFiles ?? new ReadFileCache(ReadFileCache.DefaultMaximumOpenFiles);
         writer.SegmentRemoved = _readFiles.Forget;
         IsDirectIo = isDirect;
+        _writer.SegmentSealed = OnSegmentSealed;
         ReportOpened();
     }
 
@@ -104,6 +105,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
 
         try
         {
+            await StopCompactionAsync().ConfigureAwait(false);
             await _writer.CloseAsync().ConfigureAwait(false);
         }
         finally

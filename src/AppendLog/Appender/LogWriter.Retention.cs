@@ -59,6 +59,8 @@ internal sealed partial class LogWriter
             int deleted = 0;
             while (true)
             {
+                // The file gate keeps a compaction from swapping in a file this deletes (LogWriter.Compaction.cs).
+                using var gate = _fileGate.EnterScope();
                 Segment head;
                 lock (_lock)
                 {

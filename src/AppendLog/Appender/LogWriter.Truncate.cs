@@ -33,6 +33,7 @@ internal sealed partial class LogWriter
     {
         TaskCompletionSource frozen;
         long end;
+        lock (_fileGate)
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
@@ -43,6 +44,7 @@ internal sealed partial class LogWriter
 
             frozen = _frozen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             end = _nextOffset;
+            NoteTruncationUnsynchronized();
         }
 
         try
@@ -54,8 +56,11 @@ internal sealed partial class LogWriter
                 return;
             }
 
-            var (target, position) = LocateBatchStart(fromOffset, maxBatchSize);
-            Cut(target, fromOffset, position);
+            lock (_fileGate)
+            {
+                var (target, position) = LocateBatchStart(fromOffset, maxBatchSize);
+                Cut(target, fromOffset, position);
+            }
         }
         finally
         {

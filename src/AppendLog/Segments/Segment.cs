@@ -62,6 +62,19 @@ internal sealed class Segment
     /// <summary>The sparse index of the segment (in memory for the active one; loaded for sealed ones).</summary>
     public SparseIndex Index { get; } = new();
 
+    /// <summary>
+    /// True once key compaction has swapped in a replacement (a new <see cref="Segment"/> with the same path): a
+    /// reader that looked this object up must look again if it opened the path after the swap. Set under the lock,
+    /// before the rename; read without it.
+    /// </summary>
+    public bool IsReplaced
+    {
+        get => Volatile.Read(ref _isReplaced);
+        set => Volatile.Write(ref _isReplaced, value);
+    }
+
+    private bool _isReplaced;
+
     /// <summary>One past the last global position of the segment's data.</summary>
     public long GlobalEnd => GlobalStart + Size;
 
