@@ -136,6 +136,29 @@ public sealed partial class SegmentedLog
             return null;
         }
 
+        /// <summary>
+        /// Looks for a suffix truncation of the segment the reader is in: throws <see cref="LogTruncatedException"/> when
+        /// it removed records the reader returned, else drops the buffered content so the next read sees the new one.
+        /// </summary>
+        public async ValueTask CheckCutAsync()
+        {
+            if (_segment is null)
+            {
+                return;
+            }
+
+            long? cut;
+            lock (_log._writer.SyncRoot)
+            {
+                cut = _segment.LowestCutSince(_contentKey);
+            }
+
+            if (cut is { } cutOffset)
+            {
+                await OnCutAsync(cutOffset).ConfigureAwait(false);
+            }
+        }
+
         public async ValueTask DisposeAsync()
         {
             await CloseSegmentAsync().ConfigureAwait(false);

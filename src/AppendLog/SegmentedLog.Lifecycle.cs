@@ -107,7 +107,8 @@ public sealed partial class SegmentedLog
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromOffset"/> is outside the log.</exception>
     /// <exception cref="LogCorruptedException">A batch failed its checksum.</exception>
     /// <exception cref="LogFaultedException">The log faulted while waiting.</exception>
-    /// <exception cref="LogTruncatedException">A suffix truncation removed records this reader had returned.</exception>
+    /// <exception cref="LogTruncatedException">A suffix truncation removed records this reader had returned (raised at the cut).</exception>
+    /// <exception cref="ObjectDisposedException">The log was disposed, also while the reader waited.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public async IAsyncEnumerable<LogRecord> TailAsync(long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -126,7 +127,10 @@ public sealed partial class SegmentedLog
             long end = DurableEndOffset;
             if (end <= cursor.Next)
             {
-                await _writer.WaitForDurableAsync(cursor.Next + 1, requestFlush: false, cancellationToken).ConfigureAwait(false);
+                // Woken by the sync that makes the next record durable, by a suffix truncation (the cursor then checks
+                // whether it returned removed records), or failed with ObjectDisposedException when the log closes.
+                await _writer.WaitForDurableAsync(cursor.Next + 1, requestFlush: false, cancellationToken, wakeOnCut: true).ConfigureAwait(false);
+                await cursor.CheckCutAsync().ConfigureAwait(false);
                 continue;
             }
 

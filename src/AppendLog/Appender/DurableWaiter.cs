@@ -41,6 +41,12 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
     /// </summary>
     public long AcceptedTimestamp { get; set; }
 
+    /// <summary>
+    /// A reader's wait (not an append's): a suffix truncation completes it early, so the reader looks at the log again
+    /// (and learns about the cut) instead of waiting for offsets that may be reassigned.
+    /// </summary>
+    public bool WakeOnCut { get; set; }
+
     public static DurableWaiter Rent(long target, long result, CancellationToken cancellationToken, Action<DurableWaiter>? onCancel)
     {
         DurableWaiter waiter;
@@ -129,6 +135,7 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
         _completed = 0;
         _registration = default;
         AcceptedTimestamp = 0;
+        WakeOnCut = false;
     }
 
     private sealed class Policy : PooledObjectPolicy<DurableWaiter>

@@ -39,7 +39,11 @@ internal sealed partial class LogWriter
     /// Waits until every offset below <paramref name="endOffset"/> is durable. Starts a flush when the policy is
     /// manual (an explicit wait is the request).
     /// </summary>
-    public ValueTask<long> WaitForDurableAsync(long endOffset, bool requestFlush, CancellationToken cancellationToken)
+    /// <param name="endOffset">The exclusive end of the offsets to wait for.</param>
+    /// <param name="requestFlush">Start a flush (manual policy) rather than only wait for one.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <param name="wakeOnCut">Complete early when a suffix truncation happens (tail readers re-check the log).</param>
+    public ValueTask<long> WaitForDurableAsync(long endOffset, bool requestFlush, CancellationToken cancellationToken, bool wakeOnCut = false)
     {
         DurableWaiter waiter;
         lock (_lock)
@@ -54,7 +58,13 @@ internal sealed partial class LogWriter
                 return ValueTask.FromResult(endOffset);
             }
 
+            if (_closing && endOffset > _nextOffset)
+            {
+                return ValueTask.FromException<long>(new ObjectDisposedException(nameof(SegmentedLog)));
+            }
+
             waiter = DurableWaiter.Rent(endOffset, endOffset, cancellationToken, null);
+            waiter.WakeOnCut = wakeOnCut;
             if (_waiters.Count == 0 || endOffset >= _lastQueuedTarget)
             {
                 _waiters.Enqueue(waiter);

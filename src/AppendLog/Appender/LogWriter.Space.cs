@@ -272,8 +272,15 @@ internal sealed partial class LogWriter
 
         await idle.ConfigureAwait(false);
         _timer.Dispose();
+        var orphans = new List<DurableWaiter>();
         lock (_lock)
         {
+            // Everything accepted is durable now; a wait still queued is for offsets never appended (a tail reader
+            // caught up with the log): it ends instead of waiting forever.
+            orphans.AddRange(_waiters);
+            _waiters.Clear();
+            orphans.AddRange(_unorderedWaiters);
+            _unorderedWaiters.Clear();
             if (_current is not null)
             {
                 _current.Closed = true;
@@ -301,6 +308,8 @@ internal sealed partial class LogWriter
 
             DiscardPreparedUnsynchronized();
         }
+
+        CompleteWaiters(orphans, new ObjectDisposedException(nameof(SegmentedLog), "The log was closed while waiting for offsets that were never appended."));
     }
 
     /// <summary>Signals close once nothing is in flight and everything accepted is durable (or the log is faulted).</summary>

@@ -162,6 +162,7 @@ internal sealed partial class LogWriter
         var file = target.File ?? _storage.Open(target.Path, FileCreation.OpenExisting, _options.DirectIo);
         file.Truncate(position);
         byte[] tail = ReadPartialBlock(file, position);
+        var woken = new List<DurableWaiter>();
         lock (_lock)
         {
             _segments.RemoveAll(s => s.BaseOffset > target.BaseOffset);
@@ -188,6 +189,20 @@ internal sealed partial class LogWriter
             target.Index.TruncateFrom(position);
             _active = target;
             _nextOffset = _durableOffset = _lastQueuedTarget = fromOffset;
+
+            // Waits still queued are for offsets past the old end (appends were drained first: tail readers, explicit
+            // waits). New appends' targets start again at the cut, below theirs, so they leave the ordered queue or
+            // they would hold every new waiter behind them.
+            _unorderedWaiters.AddRange(_waiters);
+            _waiters.Clear();
+            for (int i = _unorderedWaiters.Count - 1; i >= 0; i--)
+            {
+                if (_unorderedWaiters[i].WakeOnCut)
+                {
+                    woken.Add(_unorderedWaiters[i]);
+                    _unorderedWaiters.RemoveAt(i);
+                }
+            }
             _headGlobal = _writtenGlobal = _durableGlobal = _lastFlushTarget = target.GlobalEnd;
             _batchEnds.Clear();
             _idleTail = tail.Length > 0 ? tail : null;
@@ -198,6 +213,8 @@ internal sealed partial class LogWriter
         {
             SegmentRemoved?.Invoke(s);
         }
+
+        CompleteWaiters(woken, failWith: null);
     }
 
     /// <summary>

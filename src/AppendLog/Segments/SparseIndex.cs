@@ -17,6 +17,12 @@ internal sealed class SparseIndex
     private readonly List<Entry> _entries = new();
     private long _lastIndexedPosition = long.MinValue / 2;
 
+    /// <summary>
+    /// The largest timestamp of every batch recorded so far. A suffix truncation keeps it: too large only makes a time
+    /// lookup start its scan earlier, never skip a match.
+    /// </summary>
+    private long _runningMaxTimestampMs = long.MinValue;
+
     public readonly record struct Entry(long Offset, long Position, long MaxTimestampMs);
 
     public int Count => _entries.Count;
@@ -24,11 +30,17 @@ internal sealed class SparseIndex
     public IReadOnlyList<Entry> Entries => _entries;
 
     /// <summary>Records a batch that starts at <paramref name="position"/>; keeps it when <paramref name="intervalBytes"/> have passed since the last entry.</summary>
+    /// <remarks>
+    /// Every batch raises the running maximum timestamp, indexed or not, and an entry stores the maximum over every batch
+    /// up to and including its own: timestamps may go backwards, and a batch between two entries must not be skipped
+    /// by a time lookup (the entries' values are thereby non-decreasing, so the lookup can binary-search them).
+    /// </remarks>
     public void MaybeAdd(long offset, long position, long maxTimestampMs, int intervalBytes)
     {
+        _runningMaxTimestampMs = Math.Max(_runningMaxTimestampMs, maxTimestampMs);
         if (position - _lastIndexedPosition >= intervalBytes)
         {
-            _entries.Add(new Entry(offset, position, maxTimestampMs));
+            _entries.Add(new Entry(offset, position, _runningMaxTimestampMs));
             _lastIndexedPosition = position;
         }
     }
@@ -72,7 +84,21 @@ internal sealed class SparseIndex
     /// </summary>
     public long FindPositionForTimestamp(long timestampMs)
     {
-        int first = _entries.FindIndex(e => e.MaxTimestampMs >= timestampMs);
+        int lo = 0, hi = _entries.Count - 1, first = _entries.Count;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (_entries[mid].MaxTimestampMs >= timestampMs)
+            {
+                first = mid;
+                hi = mid - 1;
+            }
+            else
+            {
+                lo = mid + 1;
+            }
+        }
+
         return first <= 0 ? 0 : _entries[first - 1].Position;
     }
 
@@ -133,8 +159,14 @@ internal sealed class SparseIndex
                 BinaryPrimitives.ReadInt64LittleEndian(bytes[at..]),
                 BinaryPrimitives.ReadInt64LittleEndian(bytes[(at + 8)..]),
                 BinaryPrimitives.ReadInt64LittleEndian(bytes[(at + 16)..]));
+            if (index._entries.Count > 0 && e.MaxTimestampMs < index._entries[^1].MaxTimestampMs)
+            {
+                return false; // entries carry a running maximum: a decrease means the file is not what it claims
+            }
+
             index._entries.Add(e);
             index._lastIndexedPosition = e.Position;
+            index._runningMaxTimestampMs = e.MaxTimestampMs;
         }
 
         return endOffset >= baseOffset && size >= 0;

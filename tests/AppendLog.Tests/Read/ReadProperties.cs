@@ -218,7 +218,6 @@ public sealed class ReadProperties(DirectIoMode mode)
     /// start after an earlier record that already reaches the target and return a later offset.
     /// </summary>
     [Test]
-    [Explicit("FindOffsetAsync skips earlier matches when timestamps decrease: SparseIndex entries hold the batch's timestamp, not the running max (reported)")]
     public void TimeLookups_ReturnTheFirstOffsetAtOrAfterTheTarget_OrTheEnd() =>
         Check(nameof(TimeLookups_ReturnTheFirstOffsetAtOrAfterTheTarget_OrTheEnd), ScriptGen(), async script =>
         {

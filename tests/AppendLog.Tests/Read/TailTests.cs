@@ -234,7 +234,6 @@ public sealed class TailTests(DirectIoMode mode)
     /// with an exception (ObjectDisposedException, or the cancellation the dispose caused), never hang.
     /// </summary>
     [Test]
-    [Explicit("A tail waiting for new records never ends when the log is disposed, though TailAsync's documentation says it does (reported)")]
     public async Task Tail_CaughtUpAndWaiting_Ends_WhenTheLogIsDisposed()
     {
         var log = await SegmentedLog.OpenAsync(Options());
