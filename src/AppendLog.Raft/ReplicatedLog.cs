@@ -20,8 +20,9 @@ namespace AppendLog.Raft;
 /// offsets have gaps.
 /// </para>
 /// <para>
-/// Limits today: the whole log above the (bootstrap) snapshot is kept in memory as well as on disk, the state machine
-/// is rebuilt by replay at start, membership is fixed at bootstrap, and there are no snapshots (the core has no
+/// Memory is bounded by <see cref="ReplicatedLogOptions.MaximumCachedLogBytes"/> plus a few dozen bytes per entry:
+/// batches older than that are read back from the local log for a follower that is behind. Limits today: the state
+/// machine is rebuilt by replay at start, membership is fixed at bootstrap, and there are no snapshots (the core has no
 /// prefix truncation yet). Messages between members are neither encrypted nor authenticated: use a private network.
 /// </para>
 /// </summary>
@@ -76,6 +77,12 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <summary>This member's id.</summary>
     public RaftNodeId NodeId => _options.NodeId;
 
+    /// <summary>Reads of dropped batches back from the local log (tests and diagnostics).</summary>
+    internal long LogFetchCount => _raftLog?.FetchCount ?? 0;
+
+    /// <summary>Application payload bytes the Raft log holds in memory now (tests and diagnostics).</summary>
+    internal long LogResidentBytes => _raftLog?.ResidentBytes ?? 0;
+
     /// <summary>The member's state now (a snapshot; it may change as soon as it is read).</summary>
     public ReplicatedLogStatus Status
     {
@@ -119,7 +126,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
         try
         {
             var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.Members.Keys, []));
-            _raftLog = await SegmentedRaftLog.OpenAsync(_log, bootstrap, snapshotDirectory: null, _time, cancellationToken).ConfigureAwait(false);
+            _raftLog = await SegmentedRaftLog.OpenAsync(
+                _log, bootstrap, snapshotDirectory: null, _time, cancellationToken, _options.MaximumCachedLogBytes).ConfigureAwait(false);
             var hardState = new FileHardStateStore(_options.Directory);
             var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
             var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);

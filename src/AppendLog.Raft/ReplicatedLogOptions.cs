@@ -13,6 +13,9 @@ public sealed class ReplicatedLogOptions
     /// <summary>The default for <see cref="MaximumPendingReplications"/>.</summary>
     public const int DefaultMaximumPendingReplications = 16 * 1024;
 
+    /// <summary>The default for <see cref="MaximumCachedLogBytes"/>: 64 MiB.</summary>
+    public const long DefaultMaximumCachedLogBytes = 64L * 1024 * 1024;
+
     /// <summary>This member's id; a key of <see cref="Members"/>.</summary>
     public required RaftNodeId NodeId { get; init; }
 
@@ -45,6 +48,13 @@ public sealed class ReplicatedLogOptions
     /// </summary>
     public Func<CommittedRecord, CancellationToken, ValueTask>? Apply { get; init; }
 
+    /// <summary>
+    /// The most bytes of record batches this member keeps in memory to serve followers and its own state machine
+    /// (recent batches, and those read back for a follower that is behind). Older batches are read back from the local
+    /// log when needed, so memory stays bounded however long the log grows. Default 64 MiB.
+    /// </summary>
+    public long MaximumCachedLogBytes { get; init; } = DefaultMaximumCachedLogBytes;
+
     /// <summary>The clock for ticks, timeouts and timestamps; null means <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
@@ -76,6 +86,7 @@ public sealed class ReplicatedLogOptions
 
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ReplicateTimeout, TimeSpan.Zero, nameof(ReplicateTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumPendingReplications, 1, nameof(MaximumPendingReplications));
+        ArgumentOutOfRangeException.ThrowIfNegative(MaximumCachedLogBytes, nameof(MaximumCachedLogBytes));
         Raft.Validate();
         return this;
     }

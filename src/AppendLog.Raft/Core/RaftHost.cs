@@ -137,9 +137,15 @@ internal sealed class RaftHost
                     Handle(more);
                 }
 
-                while (_node.HasReady)
+                await ProcessReadiesAsync(cancellationToken).ConfigureAwait(false);
+
+                // Entries whose payloads were dropped from memory: read them back and let the node retry (a lagging
+                // follower's appends, the replay at start). At least one fetch per round, more while no input waits.
+                for (var fetches = 0; _log.NeedsFetch && (fetches == 0 || _inputs.Reader.Count == 0); fetches++)
                 {
-                    await ProcessReadyAsync(_node.GetReady(), cancellationToken).ConfigureAwait(false);
+                    await _log.FetchAsync(cancellationToken).ConfigureAwait(false);
+                    _node.EntriesFetched();
+                    await ProcessReadiesAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
         }
@@ -147,6 +153,14 @@ internal sealed class RaftHost
         {
             FailAll(ex is OperationCanceledException ? new OperationCanceledException("The Raft host stopped.", ex) : ex);
             throw;
+        }
+    }
+
+    private async ValueTask ProcessReadiesAsync(CancellationToken cancellationToken)
+    {
+        while (_node.HasReady)
+        {
+            await ProcessReadyAsync(_node.GetReady(), cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -154,18 +154,28 @@ internal sealed class RaftLogView
         }
     }
 
+    /// <summary>Whether committed, durable entries wait to be applied (and are not waiting for a fetch).</summary>
+    public bool HasEntriesToApply => !ApplyWaitsForFetch && Math.Min(Committed, StableLastIndex) > Applied;
+
+    /// <summary>The next entries to apply are not in memory: the host fetches them, then <see cref="EntriesFetched"/>.</summary>
+    public bool ApplyWaitsForFetch { get; private set; }
+
     /// <summary>Entries that are committed and durable but not yet handed out to apply, up to <paramref name="maxBytes"/>.</summary>
     public List<RaftEntry> NextCommittedEntries(long maxBytes)
     {
         var result = new List<RaftEntry>();
         var to = Math.Min(Committed, StableLastIndex);
-        if (PendingSnapshot is null && Applied < to)
+        if (PendingSnapshot is null && Applied < to && !ApplyWaitsForFetch)
         {
             _stable.Read(Applied + 1, to + 1, maxBytes, result);
+            ApplyWaitsForFetch = result.Count == 0;
         }
 
         return result;
     }
+
+    /// <summary>The host loaded the entries reads asked for.</summary>
+    public void EntriesFetched() => ApplyWaitsForFetch = false;
 
     public void AppliedTo(long index)
     {

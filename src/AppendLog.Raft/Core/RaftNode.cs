@@ -194,6 +194,29 @@ internal sealed partial class RaftNode
         _configs[0] = (index, config);
     }
 
+    /// <summary>
+    /// The host loaded the entries its log asked for (<see cref="IRaftLog.NeedsFetch"/>): applying resumes, and a
+    /// leader retries the appends that stopped at entries whose payloads were not in memory.
+    /// </summary>
+    public void EntriesFetched()
+    {
+        AssertNoOutstandingReady();
+        _log.EntriesFetched();
+        if (Role != RaftRole.Leader)
+        {
+            return;
+        }
+
+        foreach (var id in _progress.Keys.ToList())
+        {
+            // Fill the follower's window (each send either pauses the progress or stops at the end of the log or
+            // at the next entry not in memory), so one fetch serves as many appends as it loaded.
+            while (id != Id && SendAppend(id, sendIfEmpty: false))
+            {
+            }
+        }
+    }
+
     /// <summary>Whether <see cref="GetReady"/> has anything to hand out.</summary>
     public bool HasReady =>
         _outstandingReady is null
@@ -201,7 +224,7 @@ internal sealed partial class RaftNode
             || _log.Unstable.Count > 0
             || _log.PendingSnapshot is not null
             || _outbox.Count > 0
-            || Math.Min(_log.Committed, _log.StableLastIndex) > _log.Applied);
+            || _log.HasEntriesToApply);
 
     /// <summary>Takes the next batch of work. The host must process it (see <see cref="Ready"/>) and then <see cref="Advance"/>.</summary>
     public Ready GetReady()
@@ -378,7 +401,7 @@ internal sealed partial class RaftNode
         if (_storage.LastIndex >= _storage.FirstIndex)
         {
             var entries = new List<RaftEntry>();
-            _storage.Read(_storage.FirstIndex, _storage.LastIndex + 1, long.MaxValue, entries);
+            _storage.ReadConfigChanges(entries);
             OnEntriesAppended(entries);
         }
     }

@@ -36,8 +36,21 @@ internal interface IRaftLog
     void Append(IReadOnlyList<RaftEntry> entries);
 
     /// <summary>Adds entries in [<paramref name="from"/>, <paramref name="to"/>) to <paramref name="into"/>,
-    /// stopping before the total would pass <paramref name="maxBytes"/> (but always at least one entry).</summary>
+    /// stopping before the total would pass <paramref name="maxBytes"/> (but always at least one entry), or before the
+    /// first entry whose payload is not in memory: a log may keep only recent payloads (and every term). A read cut
+    /// short that way asks for the missing entries (<see cref="NeedsFetch"/>); the host loads them with
+    /// <see cref="FetchAsync"/> and then tells the node (<see cref="RaftNode.EntriesFetched"/>), which retries.</summary>
     void Read(long from, long to, long maxBytes, List<RaftEntry> into);
+
+    /// <summary>Whether a <see cref="Read"/> stopped at an entry whose payload must be loaded first.</summary>
+    bool NeedsFetch { get; }
+
+    /// <summary>Loads (a bounded number of) the entries reads asked for; clears <see cref="NeedsFetch"/>.</summary>
+    ValueTask FetchAsync(CancellationToken cancellationToken);
+
+    /// <summary>Adds every membership-change entry above the snapshot to <paramref name="into"/>, in index order
+    /// (the node rebuilds its membership history from them at start; they are always kept in memory).</summary>
+    void ReadConfigChanges(List<RaftEntry> into);
 
     /// <summary>Makes every appended entry (and every truncation) durable: the SegmentedLog's fdatasync.</summary>
     ValueTask SyncAsync(CancellationToken cancellationToken);

@@ -15,12 +15,12 @@ internal sealed class RaftTestHost
     private readonly int _seed;
     private int _incarnation;
 
-    public RaftTestHost(RaftNodeId id, ClusterConfig bootstrap, RaftOptions options, int seed)
+    public RaftTestHost(RaftNodeId id, ClusterConfig bootstrap, RaftOptions options, int seed, int residentEntries = 0)
     {
         Id = id;
         _options = options;
         _seed = seed;
-        Log = new MemoryRaftLog(RaftSnapshot.Bootstrap(bootstrap));
+        Log = new MemoryRaftLog(RaftSnapshot.Bootstrap(bootstrap)) { ResidentEntries = residentEntries };
         HardStates = new MemoryHardStateStore();
         Start();
     }
@@ -58,7 +58,19 @@ internal sealed class RaftTestHost
     /// <summary>Ready step 1-3: take the batch and write it (not yet durable).</summary>
     public Ready? BeginReady()
     {
-        if (Node is null || InFlight is not null || !Node.HasReady)
+        if (Node is null || InFlight is not null)
+        {
+            return null;
+        }
+
+        if (Log.NeedsFetch)
+        {
+            // The real host reads the missing payloads back from disk here (asynchronously), then tells the node.
+            Log.Fetch();
+            Node.EntriesFetched();
+        }
+
+        if (!Node.HasReady)
         {
             return null;
         }

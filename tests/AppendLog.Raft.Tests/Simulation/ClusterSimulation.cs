@@ -74,7 +74,7 @@ internal sealed class ClusterSimulation
         var bootstrap = new ClusterConfig(_ids.Take(voters), []);
         foreach (var id in _ids)
         {
-            var host = new RaftTestHost(id, bootstrap, _raftOptions, seed)
+            var host = new RaftTestHost(id, bootstrap, _raftOptions, seed, options.ResidentEntries)
             {
                 CompactAfterEntries = options.CompactAfterEntries,
                 OnApplied = OnApplied,
@@ -122,6 +122,7 @@ internal sealed class ClusterSimulation
         Stats.SimulatedMs = NowMs;
         Stats.Acknowledged = Checker.Acknowledged.Count;
         Stats.Leaders = Checker.LeadersElected;
+        Stats.Fetches = _hosts.Values.Sum(h => h.Log.FetchCount);
         return Checker.Violations;
     }
 
@@ -594,6 +595,9 @@ internal sealed class SimulationStats
 
     public long Leaders { get; set; }
 
+    /// <summary>Payload reads from "disk" (only when logs keep few payloads in memory).</summary>
+    public long Fetches { get; set; }
+
     public void Add(SimulationStats o)
     {
         Events += o.Events;
@@ -614,11 +618,12 @@ internal sealed class SimulationStats
         ProposalsRefused += o.ProposalsRefused;
         Acknowledged += o.Acknowledged;
         Leaders += o.Leaders;
+        Fetches += o.Fetches;
     }
 
     public override string ToString() =>
         $"events {Events}, simulated {TimeSpan.FromMilliseconds(SimulatedMs)}, leaders {Leaders}, messages {MessagesSent} " +
         $"(dropped {MessagesDropped}, duplicated {MessagesDuplicated}), crashes {Crashes} ({CrashesDuringSync} during a sync), " +
         $"restarts {Restarts}, partitions {Partitions}, one-way cuts {OneWayCuts}, transfers {Transfers}, snapshots sent {SnapshotsSent}, config changes {ConfigChanges} " +
-        $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}";
+        $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}, fetches {Fetches}";
 }

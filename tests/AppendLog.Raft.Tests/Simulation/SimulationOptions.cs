@@ -32,6 +32,9 @@ internal sealed record SimulationOptions
 
     public bool MembershipChanges { get; init; } = true;
 
+    /// <summary>When positive, each log keeps only this many recent payloads in memory and reads older ones back on demand.</summary>
+    public int ResidentEntries { get; init; }
+
     public RaftTestingFaults TestingFaults { get; init; }
 
     /// <summary>A broken host that sends a Ready's messages before syncing it (violates the Ready contract); for teeth tests.</summary>
