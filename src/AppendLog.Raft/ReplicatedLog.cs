@@ -45,6 +45,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
     private readonly object _commitGate = new();
     private TaskCompletionSource _commitAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _committedEndOffset;
+    private long _snapshotEndOffset;
+    private long _snapshotsTaken;
+    private long _snapshotsRestored;
     private SegmentedLog? _log;
     private SegmentedRaftLog? _raftLog;
     private TcpRaftTransport? _transport;
@@ -79,6 +82,15 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
     /// <summary>Reads of dropped batches back from the local log (tests and diagnostics).</summary>
     internal long LogFetchCount => _raftLog?.FetchCount ?? 0;
+
+    /// <summary>Snapshots this member took of its state machine, and restored (at start or from its leader).</summary>
+    internal (long Taken, long Restored) SnapshotCounts => (Interlocked.Read(ref _snapshotsTaken), Interlocked.Read(ref _snapshotsRestored));
+
+    /// <summary>The first offset still in the local log (moves with snapshots).</summary>
+    internal long LogStartOffset => _log?.StartOffset ?? 0;
+
+    /// <summary>The Raft index the latest snapshot covers.</summary>
+    internal long SnapshotIndex => _raftLog?.Snapshot.Index ?? 0;
 
     /// <summary>Application payload bytes the Raft log holds in memory now (tests and diagnostics).</summary>
     internal long LogResidentBytes => _raftLog?.ResidentBytes ?? 0;
@@ -117,6 +129,11 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
         System.IO.Directory.CreateDirectory(_options.Directory);
         var logOptions = new LogOptions { Directory = Path.Combine(_options.Directory, "log"), TimeProvider = _time };
+        if (_options.SegmentSize is { } segmentSize)
+        {
+            logOptions = logOptions with { SegmentSize = segmentSize, MaximumBatchSize = (int)Math.Min(logOptions.MaximumBatchSize, segmentSize) };
+        }
+
         if (_options.FlushPolicy is { } policy)
         {
             logOptions = logOptions with { FlushPolicy = policy };
@@ -127,7 +144,12 @@ public sealed class ReplicatedLog : IAsyncDisposable
         {
             var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.Members.Keys, []));
             _raftLog = await SegmentedRaftLog.OpenAsync(
-                _log, bootstrap, snapshotDirectory: null, _time, cancellationToken, _options.MaximumCachedLogBytes).ConfigureAwait(false);
+                _log, bootstrap, _options.Directory, _time, cancellationToken, _options.MaximumCachedLogBytes).ConfigureAwait(false);
+            if (_raftLog.Snapshot.Index > 0)
+            {
+                await RestoreAsync(_raftLog.Snapshot, cancellationToken).ConfigureAwait(false);
+            }
+
             var hardState = new FileHardStateStore(_options.Directory);
             var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
             var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);
@@ -137,6 +159,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
                 entry => raftLog.BaseOffsetOf(entry.Index))
             {
                 LeadershipChanged = OnLeadershipChanged,
+                TakeSnapshot = TakeSnapshotAsync,
             };
         }
         catch
@@ -359,7 +382,14 @@ public sealed class ReplicatedLog : IAsyncDisposable
         if (entry.Kind == RaftEntryKind.Normal && !entry.Data.IsEmpty)
         {
             var values = EntryBatch.ReadValues(entry.Data);
-            if (_options.Apply is { } apply)
+            if (_options.StateMachine is { } stateMachine)
+            {
+                for (var i = 0; i < values.Count; i++)
+                {
+                    await stateMachine.ApplyAsync(new CommittedRecord(baseOffset + i, values[i]), cancellationToken).ConfigureAwait(false);
+                }
+            }
+            else if (_options.Apply is { } apply)
             {
                 for (var i = 0; i < values.Count; i++)
                 {
@@ -374,8 +404,48 @@ public sealed class ReplicatedLog : IAsyncDisposable
         SignalCommit();
     }
 
-    private static ValueTask RestoreAsync(RaftSnapshot snapshot, CancellationToken cancellationToken) =>
-        throw new NotSupportedException("Snapshots are not supported by the replicated log yet.");
+    /// <summary>Restores the state machine from <paramref name="snapshot"/> (at start, or installing the leader's).</summary>
+    private async ValueTask RestoreAsync(RaftSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        var stateMachine = _options.StateMachine
+            ?? throw new NotSupportedException("A member without a StateMachine cannot restore a snapshot: configure every member alike.");
+        var endOffset = SnapshotPayload.EndOffset(snapshot.Data.Span)
+            ?? throw new InvalidDataException("A snapshot carries the offset where its log continues.");
+        var image = SnapshotPayload.Image(snapshot.Data);
+        using (var source = new MemoryStream(image.ToArray(), writable: false))
+        {
+            await stateMachine.RestoreSnapshotAsync(source, cancellationToken).ConfigureAwait(false);
+        }
+
+        _snapshotEndOffset = endOffset;
+        Interlocked.Increment(ref _snapshotsRestored);
+        Volatile.Write(ref _committedEndOffset, endOffset);
+        SignalCommit();
+    }
+
+    /// <summary>After each batch: every <see cref="ReplicatedLogOptions.SnapshotInterval"/> offsets, snapshot the state machine.</summary>
+    private async ValueTask<byte[]?> TakeSnapshotAsync(long applied, CancellationToken cancellationToken)
+    {
+        if (_options.StateMachine is not { } stateMachine || _options.SnapshotInterval <= 0)
+        {
+            return null;
+        }
+
+        var endOffset = _raftLog!.EndOffsetOf(applied);
+        if (endOffset - _snapshotEndOffset < _options.SnapshotInterval)
+        {
+            return null;
+        }
+
+        using var destination = new MemoryStream();
+        destination.Write(stackalloc byte[SnapshotPayload.HeaderBytes]);
+        await stateMachine.WriteSnapshotAsync(destination, cancellationToken).ConfigureAwait(false);
+        var data = destination.ToArray();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(data, endOffset);
+        _snapshotEndOffset = endOffset;
+        Interlocked.Increment(ref _snapshotsTaken);
+        return data;
+    }
 
     private void SignalCommit()
     {

@@ -13,6 +13,9 @@ public sealed class ReplicatedLogOptions
     /// <summary>The default for <see cref="MaximumPendingReplications"/>.</summary>
     public const int DefaultMaximumPendingReplications = 16 * 1024;
 
+    /// <summary>The default for <see cref="SnapshotInterval"/>: a snapshot every million offsets.</summary>
+    public const long DefaultSnapshotInterval = 1_000_000;
+
     /// <summary>The default for <see cref="MaximumCachedLogBytes"/>: 64 MiB.</summary>
     public const long DefaultMaximumCachedLogBytes = 64L * 1024 * 1024;
 
@@ -43,7 +46,7 @@ public sealed class ReplicatedLogOptions
     /// <summary>
     /// The state machine: called once per committed record, in offset order, on every member, after the record is
     /// durable on a quorum and on this member. After a restart it is called again for every record from the start of the
-    /// log (the state machine is rebuilt by replay; snapshots are not supported yet). Must not throw: an exception
+    /// log (the state machine is rebuilt by replay; use <see cref="StateMachine"/> for snapshots). Must not throw: an exception
     /// stops the member.
     /// </summary>
     public Func<CommittedRecord, CancellationToken, ValueTask>? Apply { get; init; }
@@ -55,6 +58,19 @@ public sealed class ReplicatedLogOptions
     /// </summary>
     public long MaximumCachedLogBytes { get; init; } = DefaultMaximumCachedLogBytes;
 
+    /// <summary>
+    /// The state machine, with snapshots (use it instead of <see cref="Apply"/>): committed records are applied to it,
+    /// a snapshot of it is taken every <see cref="SnapshotInterval"/> offsets and the log before the snapshot is dropped;
+    /// at start it is restored from the latest snapshot, then the records after it are applied again.
+    /// </summary>
+    public IReplicatedStateMachine? StateMachine { get; init; }
+
+    /// <summary>With a <see cref="StateMachine"/>: how many offsets are committed between two snapshots; 0 never snapshots.</summary>
+    public long SnapshotInterval { get; init; } = DefaultSnapshotInterval;
+
+    /// <summary>The local log's segment size (tests use small segments so that prefix truncation deletes files); null: the core's default.</summary>
+    internal long? SegmentSize { get; init; }
+
     /// <summary>The clock for ticks, timeouts and timestamps; null means <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
@@ -63,7 +79,7 @@ public sealed class ReplicatedLogOptions
 
     /// <summary>Checks the options and returns them.</summary>
     /// <returns>This instance.</returns>
-    /// <exception cref="ArgumentException"><see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, or the flush policy is Manual.</exception>
+    /// <exception cref="ArgumentException"><see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, or both Apply and StateMachine are set.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
     public ReplicatedLogOptions Validate()
     {
@@ -87,6 +103,11 @@ public sealed class ReplicatedLogOptions
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ReplicateTimeout, TimeSpan.Zero, nameof(ReplicateTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumPendingReplications, 1, nameof(MaximumPendingReplications));
         ArgumentOutOfRangeException.ThrowIfNegative(MaximumCachedLogBytes, nameof(MaximumCachedLogBytes));
+        ArgumentOutOfRangeException.ThrowIfNegative(SnapshotInterval, nameof(SnapshotInterval));
+        if (Apply is not null && StateMachine is not null)
+        {
+            throw new ArgumentException("Set either Apply or StateMachine, not both.", nameof(StateMachine));
+        }
         Raft.Validate();
         return this;
     }

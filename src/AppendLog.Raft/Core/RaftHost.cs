@@ -96,6 +96,12 @@ internal sealed class RaftHost
     /// <summary>Called on the loop after a batch that changed the term or the known leader. Must not block.</summary>
     public Action<RaftHostStatus>? LeadershipChanged { get; init; }
 
+    /// <summary>
+    /// Called on the loop after each batch with the applied index: returns a snapshot's data to compact the log through
+    /// that index, or null to wait. Must not block.
+    /// </summary>
+    public Func<long, CancellationToken, ValueTask<byte[]?>>? TakeSnapshot { get; init; }
+
     /// <summary>Hands a message from a peer to the loop. Dropped when the queue is full (Raft tolerates loss).</summary>
     public void Receive(RaftMessage message) => _inputs.Writer.TryWrite(new MessageInput(message));
 
@@ -244,6 +250,12 @@ internal sealed class RaftHost
         }
 
         _node.Advance(ready);
+        if (TakeSnapshot is { } take && _node.Applied > _log.Snapshot.Index
+            && await take(_node.Applied, cancellationToken).ConfigureAwait(false) is { } data)
+        {
+            _node.Compact(_node.Applied, data);
+        }
+
         PublishStatus();
     }
 

@@ -27,9 +27,13 @@ namespace AppendLog.Raft.Storage;
 /// have been handed to the SegmentedLog and durable ones are covered by a completed sync.
 /// <para>
 /// Snapshots: <see cref="Compact"/> writes the snapshot beside the log (<see cref="SnapshotFile"/>, with the offset
-/// where the entries after it begin) and drops the covered slots; their batches stay on disk and are skipped at open.
-/// <see cref="InstallSnapshot"/> (a follower replacing its log with the leader's snapshot) is refused
-/// (<see cref="NotSupportedException"/>): the entries after the snapshot must land at the leader's offsets.
+/// where the entries after it begin) and drops the covered slots; the next sync deletes the whole segments below that
+/// offset (<see cref="SegmentedLog.TruncatePrefix"/>, under the truncation gate); batches left in a partly covered
+/// segment are skipped at open. <see cref="InstallSnapshot"/> (a follower replacing its log with the leader's
+/// snapshot) takes effect at the next sync: the snapshot file is written with <see cref="SnapshotFile.Flags.ResetPending"/>,
+/// the log is reset to restart empty at the snapshot's end offset (<see cref="SnapshotPayload"/>), so the entries after
+/// it land at the leader's offsets, and the file is rewritten without the flag; an open that finds the flag repeats the
+/// reset. A snapshot's data starts with that offset (<see cref="SnapshotPayload"/>).
 /// </para>
 /// </summary>
 internal sealed class SegmentedRaftLog : IRaftLog
@@ -72,6 +76,12 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
     /// <summary>The first entry a read stopped at because its payload was not in memory.</summary>
     private long? _missing;
+
+    /// <summary>A snapshot from the leader that the next sync installs (reset of the log included).</summary>
+    private RaftSnapshot? _pendingInstall;
+
+    /// <summary>After a compaction: the next sync deletes whole segments below this offset.</summary>
+    private long? _prefixBefore;
 
     private SegmentedRaftLog(SegmentedLog log, RaftSnapshot snapshot, long firstOffset, string? snapshotDirectory, TimeProvider time, long residentBytesMax)
     {
@@ -137,6 +147,13 @@ internal sealed class SegmentedRaftLog : IRaftLog
         Invariant.Assert(bootstrap.Index == 0, "the bootstrap snapshot is at index 0");
         Invariant.Assert(log.DurableEndOffset == log.EndOffset, "a freshly opened log has nothing in flight");
         var stored = snapshotDirectory is null ? null : SnapshotFile.Read(snapshotDirectory);
+        if (stored is { Flags: SnapshotFile.Flags.ResetPending } pending)
+        {
+            // A crash interrupted installing the leader's snapshot: finish it (ResetAsync is safe to repeat).
+            await log.ResetAsync(pending.EndOffset, cancellationToken).ConfigureAwait(false);
+            SnapshotFile.Write(snapshotDirectory!, pending.Snapshot, pending.EndOffset);
+        }
+
         var snapshot = stored?.Snapshot ?? bootstrap;
         var firstOffset = stored?.EndOffset ?? log.StartOffset;
         Invariant.Assert(firstOffset >= log.StartOffset, "the snapshot's end is in the log");
@@ -327,6 +344,25 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
     public async ValueTask SyncAsync(CancellationToken cancellationToken)
     {
+        if (_pendingInstall is { } install)
+        {
+            await InstallPendingAsync(install, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_prefixBefore is { } before)
+        {
+            _prefixBefore = null;
+            await Gate.BeginTruncateAsync().ConfigureAwait(false);
+            try
+            {
+                _log.TruncatePrefix(before);
+            }
+            finally
+            {
+                Gate.EndTruncate();
+            }
+        }
+
         if (_truncateFromOffset is { } cut)
         {
             await Gate.BeginTruncateAsync().ConfigureAwait(false);
@@ -444,8 +480,52 @@ internal sealed class SegmentedRaftLog : IRaftLog
         Invariant.Assert(_residentBytes >= 0, "resident bytes are counted exactly");
     }
 
-    public void InstallSnapshot(RaftSnapshot snapshot) =>
-        throw new NotSupportedException("Installing a snapshot needs a log that restarts at the leader's offset.");
+    /// <summary>
+    /// Replaces the whole log with the leader's <paramref name="snapshot"/>: from now on the log is empty after it and
+    /// starts at the snapshot's end offset; the next <see cref="SyncAsync"/> makes that durable.
+    /// </summary>
+    public void InstallSnapshot(RaftSnapshot snapshot)
+    {
+        if (_snapshotDirectory is null)
+        {
+            throw new NotSupportedException("This adapter was opened without a snapshot directory.");
+        }
+
+        var endOffset = SnapshotPayload.EndOffset(snapshot.Data.Span)
+            ?? throw new InvalidDataException("An installed snapshot carries the offset where its log continues.");
+        _pendingInstall = snapshot;
+        Snapshot = snapshot;
+        _slots.Clear();
+        _written = _durable = 0;
+        _truncateFromOffset = null;
+        _prefixBefore = null;
+        _firstOffset = endOffset;
+        _residentBytes = 0;
+        _fetched.Clear();
+        _pinnedFetched = 0;
+        _missing = null;
+        _evictNext = FirstIndex;
+    }
+
+    private async ValueTask InstallPendingAsync(RaftSnapshot install, CancellationToken cancellationToken)
+    {
+        var endOffset = _firstOffset;
+        await Gate.BeginTruncateAsync().ConfigureAwait(false);
+        try
+        {
+            // The snapshot (with its intent) is durable before the old log goes; a crash in between is finished at open.
+            SnapshotFile.Write(_snapshotDirectory!, install, endOffset, SnapshotFile.Flags.ResetPending);
+            await _log.ResetAsync(endOffset, cancellationToken).ConfigureAwait(false);
+            SnapshotFile.Write(_snapshotDirectory!, install, endOffset);
+        }
+        finally
+        {
+            Gate.EndTruncate();
+        }
+
+        Invariant.Assert(_log.StartOffset == endOffset && _log.EndOffset == endOffset, "the log restarts empty at the snapshot's end");
+        _pendingInstall = null;
+    }
 
     public void Compact(RaftSnapshot snapshot)
     {
@@ -460,7 +540,10 @@ internal sealed class SegmentedRaftLog : IRaftLog
         var last = _slots[drop - 1];
         var endOffset = last.BaseOffset + last.RecordCount;
         Invariant.Assert(last.Term == snapshot.Term, "the snapshot's term is its last entry's");
+        var named = SnapshotPayload.EndOffset(snapshot.Data.Span);
+        Invariant.Assert(named is null || named == endOffset, "a snapshot's data names the offset after it");
         SnapshotFile.Write(_snapshotDirectory, snapshot, endOffset);
+        _prefixBefore = endOffset;
         for (var p = 0; p < drop; p++)
         {
             if (_slots[p].IsApplication && !_slots[p].IsDropped)

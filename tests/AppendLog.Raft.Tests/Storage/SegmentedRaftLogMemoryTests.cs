@@ -88,3 +88,75 @@ public sealed class SegmentedRaftLogMemoryTests
         Assert.That(entries, Has.Count.EqualTo(1), "the most recent payload is resident after reopen");
     }
 }
+
+/// <summary>Installing the leader's snapshot resets the log to the snapshot's end offset, all or nothing.</summary>
+public sealed class SegmentedRaftLogInstallTests
+{
+    private static readonly ClusterConfig Config = new([new RaftNodeId(1), new RaftNodeId(2)], []);
+
+    private static RaftEntry App(long term, long index) =>
+        new(term, index, RaftEntryKind.Normal, EntryBatch.EncodeApplication([new byte[] { (byte)index, 1, 2 }], term, 1000));
+
+    private static async Task<(SegmentedLog Log, SegmentedRaftLog Raft)> OpenAsync(string directory)
+    {
+        var log = await SegmentedLog.OpenAsync(new LogOptions { Directory = Path.Combine(directory, "log") });
+        return (log, await SegmentedRaftLog.OpenAsync(log, RaftSnapshot.Bootstrap(Config), directory, TimeProvider.System, CancellationToken.None));
+    }
+
+    [Test]
+    public async Task AnInstalledSnapshot_RestartsTheLogAtItsEndOffset_AndLaterEntriesLandThere()
+    {
+        using var dir = new TempDirectory();
+        var (log, raft) = await OpenAsync(dir.Path);
+        raft.Append([.. Enumerable.Range(1, 10).Select(i => App(1, i))]);
+        await raft.SyncAsync(CancellationToken.None);
+
+        var snapshot = new RaftSnapshot(new SnapshotMetadata(500, 3, Config), SnapshotPayload.Create(7000, [9, 9]));
+        raft.InstallSnapshot(snapshot);
+        raft.Append([App(3, 501), App(3, 502)]);
+        await raft.SyncAsync(CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(log.StartOffset, Is.EqualTo(7000));
+            Assert.That(raft.BaseOffsetOf(501), Is.EqualTo(7000), "the first entry after the snapshot lands at the leader's offset");
+            Assert.That(raft.BaseOffsetOf(502), Is.EqualTo(7001));
+            Assert.That(raft.DurableIndex, Is.EqualTo(502));
+            Assert.That(SnapshotFile.Read(dir.Path)!.Value.Flags, Is.EqualTo(SnapshotFile.Flags.None), "the reset finished, the intent is cleared");
+        });
+        await log.DisposeAsync();
+
+        (log, raft) = await OpenAsync(dir.Path);
+        await using var scope = log;
+        Assert.Multiple(() =>
+        {
+            Assert.That(raft.Snapshot.Index, Is.EqualTo(500));
+            Assert.That(raft.LastIndex, Is.EqualTo(502));
+            Assert.That(raft.BaseOffsetOf(501), Is.EqualTo(7000));
+        });
+    }
+
+    [Test]
+    public async Task ACrashBeforeTheResetFinished_IsCompletedAtOpen_FromTheSnapshotsRecordedIntent()
+    {
+        using var dir = new TempDirectory();
+        var (log, raft) = await OpenAsync(dir.Path);
+        raft.Append([.. Enumerable.Range(1, 10).Select(i => App(1, i))]);
+        await raft.SyncAsync(CancellationToken.None);
+        await log.DisposeAsync();
+
+        // The state a crash right after the intent was made durable leaves: the old log and a flagged snapshot.
+        var snapshot = new RaftSnapshot(new SnapshotMetadata(500, 3, Config), SnapshotPayload.Create(7000, [9, 9]));
+        SnapshotFile.Write(dir.Path, snapshot, 7000, SnapshotFile.Flags.ResetPending);
+
+        (log, raft) = await OpenAsync(dir.Path);
+        await using var scope = log;
+        Assert.Multiple(() =>
+        {
+            Assert.That(log.StartOffset, Is.EqualTo(7000), "the reset was repeated at open");
+            Assert.That(log.EndOffset, Is.EqualTo(7000));
+            Assert.That(raft.Snapshot.Index, Is.EqualTo(500));
+            Assert.That(raft.LastIndex, Is.EqualTo(500), "none of the old entries survive");
+            Assert.That(SnapshotFile.Read(dir.Path)!.Value.Flags, Is.EqualTo(SnapshotFile.Flags.None));
+        });
+    }
+}
