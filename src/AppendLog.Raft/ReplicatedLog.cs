@@ -102,11 +102,15 @@ public sealed class ReplicatedLog : IAsyncDisposable
         {
             var host = _host?.Status ?? new RaftHostStatus(RaftRole.Follower, RaftNodeId.None, 0);
             var followers = host.Followers
-                .Select(f => new FollowerStatus(f.Id, f.Match, Math.Max(0, host.LastIndex - f.Match)))
+                .Select(f => new FollowerStatus(f.Id, f.Match, Math.Max(0, host.LastIndex - f.Match), f.IsLearner, f.RecentActive))
                 .ToList();
             return new ReplicatedLogStatus(
                 NodeId, (ReplicaRole)host.Role, host.Term, host.Leader, host.Committed, host.LastIndex,
-                Volatile.Read(ref _committedEndOffset), followers);
+                Volatile.Read(ref _committedEndOffset), followers)
+            {
+                Voters = host.Config.Voters,
+                Learners = host.Config.Learners,
+            };
         }
     }
 
@@ -142,7 +146,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
         _log = await SegmentedLog.OpenAsync(logOptions, cancellationToken).ConfigureAwait(false);
         try
         {
-            var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.Members.Keys, []));
+            var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.InitialVoters ?? _options.Members.Keys, []));
             _raftLog = await SegmentedRaftLog.OpenAsync(
                 _log, bootstrap, _options.Directory, _time, cancellationToken, _options.MaximumCachedLogBytes).ConfigureAwait(false);
             if (_raftLog.Snapshot.Index > 0)
@@ -217,6 +221,143 @@ public sealed class ReplicatedLog : IAsyncDisposable
         catch (TimeoutException)
         {
             throw new ReplicationTimeoutException(_options.ReplicateTimeout);
+        }
+    }
+
+    /// <summary>
+    /// Adds <paramref name="nodeId"/> as a learner: it receives the log (a snapshot first when it is far behind) but
+    /// neither votes nor counts toward a quorum. Call on the leader; completes once the change is committed.
+    /// Start the new member with the same <see cref="ReplicatedLogOptions.InitialVoters"/> as the others.
+    /// </summary>
+    /// <param name="nodeId">A node of <see cref="ReplicatedLogOptions.Members"/> that is not a member yet.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader (or lost leadership before the change committed).</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted, or this leader has not committed an entry of its term yet: retry shortly.</exception>
+    /// <exception cref="ArgumentException">The node is not in the address book, or is already a member.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask AddLearnerAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default) =>
+        ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddLearner, nodeId), cancellationToken);
+
+    /// <summary>
+    /// Makes <paramref name="nodeId"/> a voter: a new node, or a learner being promoted (add it as a learner first and
+    /// let it catch up, so the group's quorum never waits for a member that is far behind). One change at a time.
+    /// </summary>
+    /// <param name="nodeId">A node of <see cref="ReplicatedLogOptions.Members"/>.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader.</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted, or this leader has not committed an entry of its term yet: retry shortly.</exception>
+    /// <exception cref="ArgumentException">The node is not in the address book, or is already a voter.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask AddVoterAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default) =>
+        ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddVoter, nodeId), cancellationToken);
+
+    /// <summary>Promotes the learner <paramref name="nodeId"/> to voter (see <see cref="AddVoterAsync"/>).</summary>
+    /// <param name="nodeId">A current learner.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="ArgumentException">The node is not a learner.</exception>
+    /// <exception cref="NotLeaderException">This member is not the leader.</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted: retry shortly.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask PromoteLearnerAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        if (!_host!.Status.Config.Learners.Contains(nodeId))
+        {
+            throw new ArgumentException($"Node {nodeId} is not a learner.", nameof(nodeId));
+        }
+
+        return AddVoterAsync(nodeId, cancellationToken);
+    }
+
+    /// <summary>
+    /// Removes the voter or learner <paramref name="nodeId"/>. A leader that removes itself steps down once the change
+    /// is committed, and the others elect a new leader.
+    /// </summary>
+    /// <param name="nodeId">A current member.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader.</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted, or this leader has not committed an entry of its term yet: retry shortly.</exception>
+    /// <exception cref="ArgumentException">The node is not a member, or is the last voter.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask RemoveMemberAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default) =>
+        ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.Remove, nodeId), cancellationToken);
+
+    /// <summary>
+    /// Hands leadership to the voter <paramref name="target"/> (thesis §3.10): the leader stops accepting replications,
+    /// brings the target up to date, and tells it to campaign at once. Completes when this member sees the target lead.
+    /// </summary>
+    /// <param name="target">A voter other than this member.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>A task that completes when <paramref name="target"/> is the leader this member knows of.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader.</exception>
+    /// <exception cref="ArgumentException">The target is not a voter.</exception>
+    /// <exception cref="ReplicationTimeoutException">The target did not take over within <see cref="ReplicatedLogOptions.ReplicateTimeout"/> (the old leader resumes after an election timeout).</exception>
+    public async ValueTask TransferLeadershipAsync(RaftNodeId target, CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        if (target == NodeId)
+        {
+            return;
+        }
+
+        var led = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnChanged(object? sender, LeadershipChangedEventArgs e)
+        {
+            if (e.LeaderId == target)
+            {
+                led.TrySetResult();
+            }
+        }
+
+        LeadershipChanged += OnChanged;
+        try
+        {
+            await _host!.TransferLeadershipAsync(target, cancellationToken).ConfigureAwait(false);
+            if (_host.Status.Leader == target)
+            {
+                return;
+            }
+
+            await led.Task.WaitAsync(_options.ReplicateTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new ReplicationTimeoutException(_options.ReplicateTimeout);
+        }
+        catch (NotLeaderException ex)
+        {
+            throw NotLeader(ex.LeaderId);
+        }
+        finally
+        {
+            LeadershipChanged -= OnChanged;
+        }
+    }
+
+    private async ValueTask ChangeMembershipAsync(ConfigChange change, CancellationToken cancellationToken)
+    {
+        ThrowIfNotRunning();
+        if (!_options.Members.ContainsKey(change.Node))
+        {
+            throw new ArgumentException($"Node {change.Node} is not in the address book (ReplicatedLogOptions.Members).", nameof(change));
+        }
+
+        try
+        {
+            await _host!.ProposeConfigChangeAsync(change, cancellationToken).AsTask()
+                .WaitAsync(_options.ReplicateTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new ReplicationTimeoutException(_options.ReplicateTimeout);
+        }
+        catch (NotLeaderException ex)
+        {
+            throw NotLeader(ex.LeaderId);
         }
     }
 

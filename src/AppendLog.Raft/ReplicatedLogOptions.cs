@@ -23,10 +23,20 @@ public sealed class ReplicatedLogOptions
     public required RaftNodeId NodeId { get; init; }
 
     /// <summary>
-    /// Every voting member and the TCP endpoint it listens on for Raft traffic (this member included). The group is
-    /// bootstrapped with these voters; membership changes at run time are not exposed yet.
+    /// Every node that is, or may become, a member, with the TCP endpoint it listens on for Raft traffic (this member
+    /// included): the address book. Unless <see cref="InitialVoters"/> says otherwise the group is bootstrapped with all
+    /// of them as voters. Members are added and removed at run time with <see cref="ReplicatedLog.AddLearnerAsync"/>,
+    /// <see cref="ReplicatedLog.AddVoterAsync"/> and <see cref="ReplicatedLog.RemoveMemberAsync"/>, among the ids listed here.
     /// </summary>
     public required IReadOnlyDictionary<RaftNodeId, IPEndPoint> Members { get; init; }
+
+    /// <summary>
+    /// The voters the group was first started with; null means every key of <see cref="Members"/>. It must be the same
+    /// on every member, including members added later (<see cref="ReplicatedLog.AddLearnerAsync"/>): membership changes
+    /// are replayed from it. A member started with an id outside this set waits, without campaigning, until the leader
+    /// adds it. <see cref="Members"/> is then the address book: every node that is or may become a member.
+    /// </summary>
+    public IReadOnlyCollection<RaftNodeId>? InitialVoters { get; init; }
 
     /// <summary>This member's directory: the SegmentedLog lives in its <c>log</c> subdirectory, the hard state beside it.</summary>
     public required string Directory { get; init; }
@@ -79,7 +89,7 @@ public sealed class ReplicatedLogOptions
 
     /// <summary>Checks the options and returns them.</summary>
     /// <returns>This instance.</returns>
-    /// <exception cref="ArgumentException"><see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, or both Apply and StateMachine are set.</exception>
+    /// <exception cref="ArgumentException"><see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, InitialVoters is empty or names an id outside Members, or both Apply and StateMachine are set.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
     public ReplicatedLogOptions Validate()
     {
@@ -104,6 +114,11 @@ public sealed class ReplicatedLogOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumPendingReplications, 1, nameof(MaximumPendingReplications));
         ArgumentOutOfRangeException.ThrowIfNegative(MaximumCachedLogBytes, nameof(MaximumCachedLogBytes));
         ArgumentOutOfRangeException.ThrowIfNegative(SnapshotInterval, nameof(SnapshotInterval));
+        if (InitialVoters is not null && (InitialVoters.Count == 0 || InitialVoters.Any(v => !Members.ContainsKey(v))))
+        {
+            throw new ArgumentException("InitialVoters must be a non-empty subset of Members' ids.", nameof(InitialVoters));
+        }
+
         if (Apply is not null && StateMachine is not null)
         {
             throw new ArgumentException("Set either Apply or StateMachine, not both.", nameof(StateMachine));

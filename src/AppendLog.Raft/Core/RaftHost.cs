@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using AppendLog.Raft.Membership;
 using AppendLog.Raft.Storage;
 using AppendLog.Raft.Transport;
 
@@ -13,8 +14,12 @@ internal sealed record RaftHostStatus(RaftRole Role, RaftNodeId Leader, long Ter
 
     public long LastIndex { get; init; }
 
-    /// <summary>On a leader: each other member and the highest index known to match its log. Empty elsewhere.</summary>
-    public IReadOnlyList<(RaftNodeId Id, long Match)> Followers { get; init; } = [];
+    /// <summary>On a leader: each other member, the highest index known to match its log, whether it is a learner, and
+    /// whether it was heard from within the current check-quorum period. Empty elsewhere.</summary>
+    public IReadOnlyList<(RaftNodeId Id, long Match, bool IsLearner, bool RecentActive)> Followers { get; init; } = [];
+
+    /// <summary>The membership in force on this node (the latest in its log, committed or not).</summary>
+    public ClusterConfig Config { get; init; } = ClusterConfig.Empty;
 }
 
 /// <summary>
@@ -85,6 +90,10 @@ internal sealed class RaftHost
 
     private sealed record MessageInput(RaftMessage Message) : Input;
 
+    private sealed record ConfigChangeInput(ConfigChange Change, TaskCompletionSource<long> Completion) : Input;
+
+    private sealed record TransferInput(RaftNodeId Target, TaskCompletionSource Completion) : Input;
+
     /// <summary>A proposal whose payload is built on the loop from the current term (a record batch carries its term).</summary>
     private sealed record ProposeInput(Func<long, ReadOnlyMemory<byte>> Encode, TaskCompletionSource<long> Completion) : Input;
 
@@ -123,6 +132,30 @@ internal sealed class RaftHost
         var completion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         await _inputs.Writer.WriteAsync(new ProposeInput(encode, completion), cancellationToken).ConfigureAwait(false);
         return completion.Task;
+    }
+
+    /// <summary>
+    /// Proposes a single-server membership change; the returned task completes with the entry's index once it is
+    /// committed and applied here.
+    /// </summary>
+    /// <exception cref="NotLeaderException">Not the leader (or handing leadership over).</exception>
+    /// <exception cref="InvalidOperationException">Another change is uncommitted, or the leader has not committed an entry of its term yet.</exception>
+    /// <exception cref="ArgumentException">Not a single-server step from the current membership.</exception>
+    public async ValueTask<long> ProposeConfigChangeAsync(ConfigChange change, CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _inputs.Writer.WriteAsync(new ConfigChangeInput(change, completion), cancellationToken).ConfigureAwait(false);
+        return await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts handing leadership to <paramref name="target"/>; completes once the leader has started the transfer.</summary>
+    /// <exception cref="NotLeaderException">Not the leader.</exception>
+    /// <exception cref="ArgumentException">The target is not a voter.</exception>
+    public async ValueTask TransferLeadershipAsync(RaftNodeId target, CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _inputs.Writer.WriteAsync(new TransferInput(target, completion), cancellationToken).ConfigureAwait(false);
+        await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Runs the loop until <paramref name="cancellationToken"/> is cancelled or storage fails.</summary>
@@ -189,6 +222,30 @@ internal sealed class RaftHost
                 catch (Exception ex) when (ex is NotLeaderException or ArgumentOutOfRangeException)
                 {
                     p.Completion.TrySetException(ex);
+                }
+
+                break;
+            case ConfigChangeInput c:
+                try
+                {
+                    var index = _node.ProposeConfigChange(c.Change);
+                    _pending[index] = (_node.Term, c.Completion);
+                }
+                catch (Exception ex) when (ex is NotLeaderException or InvalidOperationException or ArgumentException)
+                {
+                    c.Completion.TrySetException(ex);
+                }
+
+                break;
+            case TransferInput t:
+                try
+                {
+                    _node.TransferLeadership(t.Target);
+                    t.Completion.TrySetResult();
+                }
+                catch (Exception ex) when (ex is NotLeaderException or ArgumentException)
+                {
+                    t.Completion.TrySetException(ex);
                 }
 
                 break;
@@ -262,14 +319,15 @@ internal sealed class RaftHost
     private void PublishStatus()
     {
         var previous = _status;
-        var followers = new List<(RaftNodeId Id, long Match)>();
+        var followers = new List<(RaftNodeId Id, long Match, bool IsLearner, bool RecentActive)>();
+        var config = _node.Config;
         if (_node.Role == RaftRole.Leader)
         {
             foreach (var (id, progress) in _node.Progress)
             {
                 if (id != _node.Id)
                 {
-                    followers.Add((id, progress.Match));
+                    followers.Add((id, progress.Match, !config.IsVoter(id), progress.RecentActive));
                 }
             }
         }
@@ -280,6 +338,7 @@ internal sealed class RaftHost
             Applied = _node.Applied,
             LastIndex = _node.LastIndex,
             Followers = followers,
+            Config = config,
         };
         if (previous.Leader != _node.Leader || previous.Term != _node.Term)
         {
