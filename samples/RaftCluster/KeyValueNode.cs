@@ -17,7 +17,7 @@ internal sealed class KeyValueNode : IAsyncDisposable, IReplicatedStateMachine
 
     public KeyValueNode(
         RaftNodeId id, IReadOnlyDictionary<RaftNodeId, IPEndPoint> members, string directory, Action<string>? log = null,
-        long snapshotInterval = ReplicatedLogOptions.DefaultSnapshotInterval)
+        long snapshotInterval = ReplicatedLogOptions.DefaultSnapshotInterval, long cachedLogBytes = ReplicatedLogOptions.DefaultMaximumCachedLogBytes)
     {
         Id = id;
         Log = new ReplicatedLog(new ReplicatedLogOptions
@@ -27,6 +27,7 @@ internal sealed class KeyValueNode : IAsyncDisposable, IReplicatedStateMachine
             Directory = directory,
             StateMachine = this,
             SnapshotInterval = snapshotInterval,
+            MaximumCachedLogBytes = cachedLogBytes,
         });
         if (log is not null)
         {

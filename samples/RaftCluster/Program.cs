@@ -8,7 +8,8 @@ using RaftCluster;
 // leader takes over and writes on (snapshotting every 500 offsets), the old leader comes back and catches up from the
 // leader's snapshot. Run: dotnet run -c Release --project samples/RaftCluster
 // With "processes": three child processes, the leader SIGKILLed under load, the disks checked (exit code 1 on a loss).
-// With "bench": measures committed 1 KiB writes/s and latency percentiles for 1, 16 and 64 concurrent clients.
+// With "bench [seconds] [cache MiB]": measures committed 1 KiB writes/s and latency percentiles for 1, 16 and 64
+// concurrent clients (each member keeps at most "cache MiB" of batches in memory, 64 by default).
 
 if (args.Length > 0 && args[0] == "node")
 {
@@ -33,9 +34,10 @@ try
 {
     if (args.Length > 0 && args[0] == "bench")
     {
+        var cacheMiB = args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 64;
         foreach (var id in members.Keys)
         {
-            var node = new KeyValueNode(id, members, Path.Combine(root, "node-" + id));
+            var node = new KeyValueNode(id, members, Path.Combine(root, "node-" + id), cachedLogBytes: cacheMiB * 1024 * 1024);
             await node.StartAsync();
             nodes[id] = node;
         }
