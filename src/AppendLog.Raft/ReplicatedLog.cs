@@ -164,6 +164,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
             {
                 LeadershipChanged = OnLeadershipChanged,
                 TakeSnapshot = TakeSnapshotAsync,
+                PipelineLeaderWrites = true,
             };
         }
         catch

@@ -94,6 +94,9 @@ internal sealed class RaftHost
 
     private sealed record TransferInput(RaftNodeId Target, TaskCompletionSource Completion) : Input;
 
+    /// <summary>A pipelined write became durable (or failed: <paramref name="Error"/>).</summary>
+    private sealed record DurableInput(PendingDurability Written, Exception? Error) : Input;
+
     /// <summary>A proposal whose payload is built on the loop from the current term (a record batch carries its term).</summary>
     private sealed record ProposeInput(Func<long, ReadOnlyMemory<byte>> Encode, TaskCompletionSource<long> Completion) : Input;
 
@@ -110,6 +113,12 @@ internal sealed class RaftHost
     /// that index, or null to wait. Must not block.
     /// </summary>
     public Func<long, CancellationToken, ValueTask<byte[]?>>? TakeSnapshot { get; init; }
+
+    /// <summary>
+    /// Lets a leader go on to its next batch while its own write of the previous one is being made durable
+    /// (<see cref="Ready.MayAdvanceBeforeDurable"/>); off: every batch waits for its sync.
+    /// </summary>
+    public bool PipelineLeaderWrites { get; init; }
 
     /// <summary>Hands a message from a peer to the loop. Dropped when the queue is full (Raft tolerates loss).</summary>
     public void Receive(RaftMessage message) => _inputs.Writer.TryWrite(new MessageInput(message));
@@ -237,6 +246,15 @@ internal sealed class RaftHost
                 }
 
                 break;
+            case DurableInput d:
+                if (d.Error is not null)
+                {
+                    throw new IOException("A log write failed; the Raft host stops.", d.Error);
+                }
+
+                _log.MarkDurable(d.Written);
+                _node.LocalDurable();
+                break;
             case TransferInput t:
                 try
                 {
@@ -271,6 +289,26 @@ internal sealed class RaftHost
             _transport.Send(message);
         }
 
+        if (PipelineLeaderWrites && ready.MayAdvanceBeforeDurable)
+        {
+            // A leader's batch that waits for nothing durable but its own entries: hand them to the log and go on;
+            // the next batch's appends leave while this one syncs, and the leader counts its own copy when it is durable.
+            var written = await _log.WriteAsync(cancellationToken).ConfigureAwait(false);
+            if (written.Durable.IsCompletedSuccessfully)
+            {
+                _log.MarkDurable(written); // nothing was waiting to become durable
+            }
+            else
+            {
+                _ = NotifyDurableAsync(written, cancellationToken);
+            }
+
+            await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
+            _node.AdvanceBeforeDurable(ready);
+            await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         if (ready.MustSync)
         {
             await _log.SyncAsync(cancellationToken).ConfigureAwait(false);
@@ -284,6 +322,13 @@ internal sealed class RaftHost
         }
 
         // 6: apply, completing the proposals whose entries these are.
+        await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
+        _node.Advance(ready);
+        await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask ApplyAsync(Ready ready, CancellationToken cancellationToken)
+    {
         if (ready.Snapshot is not null)
         {
             await _restore(ready.Snapshot, cancellationToken).ConfigureAwait(false);
@@ -305,8 +350,10 @@ internal sealed class RaftHost
                 }
             }
         }
+    }
 
-        _node.Advance(ready);
+    private async ValueTask AfterAdvanceAsync(CancellationToken cancellationToken)
+    {
         if (TakeSnapshot is { } take && _node.Applied > _log.Snapshot.Index
             && await take(_node.Applied, cancellationToken).ConfigureAwait(false) is { } data)
         {
@@ -314,6 +361,31 @@ internal sealed class RaftHost
         }
 
         PublishStatus();
+    }
+
+    /// <summary>Waits (off the loop) for a write to become durable, then tells the loop.</summary>
+    private async Task NotifyDurableAsync(PendingDurability written, CancellationToken cancellationToken)
+    {
+        Exception? error = null;
+        try
+        {
+            await written.Durable.ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Any storage failure is handed to the loop, which stops the host with it.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            error = ex;
+        }
+
+        try
+        {
+            await _inputs.Writer.WriteAsync(new DurableInput(written, error), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
+        {
+            // The host stopped.
+        }
     }
 
     private void PublishStatus()

@@ -248,6 +248,10 @@ internal sealed partial class RaftNode
 
         var ready = new Ready
         {
+            MayAdvanceBeforeDurable = Role == RaftRole.Leader
+                && _log.PendingSnapshot is null
+                && messages.Count == 0
+                && (toPersist is null || toPersist.Value with { Commit = _persistedHardState.Commit } == _persistedHardState),
             HardState = toPersist,
             Snapshot = _log.PendingSnapshot,
             Entries = [.. _log.Unstable],
@@ -264,10 +268,36 @@ internal sealed partial class RaftNode
     }
 
     /// <summary>The host has persisted, sent and applied <paramref name="ready"/> as its contract says.</summary>
-    public void Advance(Ready ready)
+    public void Advance(Ready ready) => AdvanceCore(ready, durable: true);
+
+    /// <summary>
+    /// The host handed a <see cref="Ready.MayAdvanceBeforeDurable"/> batch's entries to its log (not yet durable), sent
+    /// and applied it. The leader's own acknowledgement waits for <see cref="LocalDurable"/>.
+    /// </summary>
+    public void AdvanceBeforeDurable(Ready ready)
+    {
+        Invariant.Assert(ready.MayAdvanceBeforeDurable, "only a batch that allows it is advanced before it is durable");
+        AdvanceCore(ready, durable: false);
+    }
+
+    /// <summary>The host's log made more of the written entries durable (<see cref="IRaftLog.MarkDurable"/>).</summary>
+    public void LocalDurable()
+    {
+        AssertNoOutstandingReady();
+        if (Role == RaftRole.Leader && _progress.TryGetValue(Id, out var self) && self.MaybeUpdate(SelfDurableIndex) && MaybeCommit())
+        {
+            BroadcastAppend();
+            StepDownIfRemoved();
+        }
+    }
+
+    /// <summary>The last entry of this node's log that is durable and will not be rewritten.</summary>
+    private long SelfDurableIndex => Math.Min(_log.StableLastIndex, _storage.DurableIndex);
+
+    private void AdvanceCore(Ready ready, bool durable)
     {
         Invariant.Assert(ReferenceEquals(ready, _outstandingReady), "Advance acknowledges the outstanding Ready");
-        _log.StableTo(ready.Snapshot, ready.Entries.Count);
+        _log.StableTo(ready.Snapshot, ready.Entries.Count, durable);
         if (ready.HardState is not null)
         {
             _persistedHardState = _outstandingHardState;
@@ -282,7 +312,7 @@ internal sealed partial class RaftNode
         if (Role == RaftRole.Leader && _progress.TryGetValue(Id, out var self))
         {
             // The leader's own acknowledgement counts only once its entries are durable.
-            self.MaybeUpdate(_log.StableLastIndex);
+            self.MaybeUpdate(SelfDurableIndex);
             if (MaybeCommit())
             {
                 BroadcastAppend();
@@ -374,7 +404,7 @@ internal sealed partial class RaftNode
             AddProgress(member);
         }
 
-        _progress[Id].MaybeUpdate(_log.StableLastIndex);
+        _progress[Id].MaybeUpdate(SelfDurableIndex);
 
         // A no-op of the new term: committing it commits every earlier entry (§5.4.2, §8), and it
         // unlocks membership changes (thesis §4.1 erratum).

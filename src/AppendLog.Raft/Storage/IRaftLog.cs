@@ -55,12 +55,29 @@ internal interface IRaftLog
     /// <summary>Makes every appended entry (and every truncation) durable: the SegmentedLog's fdatasync.</summary>
     ValueTask SyncAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Hands every appended entry to storage without waiting for it to be durable (truncations, an installed snapshot
+    /// and prefix deletion are still complete when it returns). The result's task completes when the entries are
+    /// durable; it changes nothing itself: the host then calls <see cref="MarkDurable"/> on its loop.
+    /// </summary>
+    ValueTask<PendingDurability> WriteAsync(CancellationToken cancellationToken);
+
+    /// <summary>Records that the entries of a completed <see cref="WriteAsync"/> are durable (ignored when they were
+    /// truncated or replaced since).</summary>
+    void MarkDurable(PendingDurability written);
+
     /// <summary>Replaces the whole log with <paramref name="snapshot"/> (durably): a follower restoring from its leader.</summary>
     void InstallSnapshot(RaftSnapshot snapshot);
 
     /// <summary>Records <paramref name="snapshot"/> (durably) and drops the entries it covers. Its index must be durable.</summary>
     void Compact(RaftSnapshot snapshot);
 }
+
+/// <summary>What <see cref="IRaftLog.WriteAsync"/> handed to storage: durable when <see cref="Durable"/> completes.</summary>
+/// <param name="Durable">Completes when the written entries are durable (faults when storage fails).</param>
+/// <param name="LastIndex">The last entry written.</param>
+/// <param name="Epoch">The log's truncation epoch at the write: a later truncation or install makes the notice stale.</param>
+internal sealed record PendingDurability(Task Durable, long LastIndex, long Epoch);
 
 /// <summary>Where the node's <see cref="HardState"/> (term, vote, commit) is kept: a small file in the real host.</summary>
 internal interface IHardStateStore

@@ -117,6 +117,7 @@ internal sealed class MemoryRaftLog : IRaftLog
         var keep = (int)(first - FirstIndex);
         if (keep < _entries.Count)
         {
+            _epoch++;
             if (keep < _durableCommon)
             {
                 // Durable entries are being truncated: until the next sync a crash brings them back.
@@ -164,6 +165,20 @@ internal sealed class MemoryRaftLog : IRaftLog
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Nothing to hand over in memory; durability comes with <see cref="MarkDurable"/> (a sync of everything).</summary>
+    public ValueTask<PendingDurability> WriteAsync(CancellationToken cancellationToken) =>
+        ValueTask.FromResult(new PendingDurability(Task.CompletedTask, LastIndex, _epoch));
+
+    public void MarkDurable(PendingDurability written)
+    {
+        if (written.Epoch == _epoch)
+        {
+            Sync();
+        }
+    }
+
+    private long _epoch;
+
     public void Sync()
     {
         _durableTail.Clear();
@@ -173,6 +188,7 @@ internal sealed class MemoryRaftLog : IRaftLog
 
     public void InstallSnapshot(RaftSnapshot snapshot)
     {
+        _epoch++;
         Snapshot = snapshot;
         _entries.Clear();
         _durableTail.Clear();

@@ -83,6 +83,9 @@ internal sealed class SegmentedRaftLog : IRaftLog
     /// <summary>After a compaction: the next sync deletes whole segments below this offset.</summary>
     private long? _prefixBefore;
 
+    /// <summary>Counts truncations and installs: a durability notice from before one of them is stale.</summary>
+    private long _epoch;
+
     private SegmentedRaftLog(SegmentedLog log, RaftSnapshot snapshot, long firstOffset, string? snapshotDirectory, TimeProvider time, long residentBytesMax)
     {
         _log = log;
@@ -231,6 +234,7 @@ internal sealed class SegmentedRaftLog : IRaftLog
             if (keep < _written)
             {
                 // Entries already in the SegmentedLog conflict: cut them at the next sync.
+                _epoch++;
                 var cut = _slots[keep].BaseOffset;
                 _truncateFromOffset = _truncateFromOffset is { } earlier ? Math.Min(earlier, cut) : cut;
                 _written = keep;
@@ -344,6 +348,40 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
     public async ValueTask SyncAsync(CancellationToken cancellationToken)
     {
+        var written = await WriteAsync(cancellationToken).ConfigureAwait(false);
+        await written.Durable.ConfigureAwait(false);
+
+        // Entries written by earlier WriteAsync calls whose durability notice has not arrived yet are covered too:
+        // the log's durability is contiguous.
+        if (_log.DurableEndOffset < EndOffset)
+        {
+            await _log.WaitForDurableAsync(EndOffset, cancellationToken).ConfigureAwait(false);
+        }
+
+        _durable = _slots.Count;
+        DropOldPayloads();
+        AssertWatermarks();
+    }
+
+    public void MarkDurable(PendingDurability written)
+    {
+        if (written.Epoch != _epoch)
+        {
+            return; // truncated or replaced since: those entries are not the ones written
+        }
+
+        var count = (int)Math.Clamp(written.LastIndex - Snapshot.Index, 0, _written);
+        if (count > _durable)
+        {
+            _durable = count;
+            DropOldPayloads();
+        }
+
+        AssertWatermarks();
+    }
+
+    public async ValueTask<PendingDurability> WriteAsync(CancellationToken cancellationToken)
+    {
         if (_pendingInstall is { } install)
         {
             await InstallPendingAsync(install, cancellationToken).ConfigureAwait(false);
@@ -380,14 +418,13 @@ internal sealed class SegmentedRaftLog : IRaftLog
         }
 
         var target = _slots.Count;
-        if (_written == target && _durable == target)
+        if (_written == target)
         {
-            return;
+            return new PendingDurability(Task.CompletedTask, LastIndex, _epoch);
         }
 
-        Invariant.Assert(_written == target || _log.EndOffset == _slots[_written].BaseOffset,
-            "the log ends where the first unwritten entry begins");
-        var pending = new List<(int Position, ValueTask<long> Append)>(target - _written);
+        Invariant.Assert(_log.EndOffset == _slots[_written].BaseOffset, "the log ends where the first unwritten entry begins");
+        var pending = new List<(long ExpectedBase, ValueTask<long> Append)>(target - _written);
         var timestampMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
         for (; _written < target; _written++)
         {
@@ -400,23 +437,24 @@ internal sealed class SegmentedRaftLog : IRaftLog
             {
                 // Not accepted inline (backpressure): wait, so a later batch cannot overtake this one.
                 var baseOffset = await append.ConfigureAwait(false);
-                Invariant.Assert(baseOffset == _slots[_written].BaseOffset, "the log assigned the predicted base offset");
+                Invariant.Assert(baseOffset == slot.BaseOffset, "the log assigned the predicted base offset");
                 continue;
             }
 
-            pending.Add((_written, append));
+            pending.Add((slot.BaseOffset, append));
         }
 
-        foreach (var (position, append) in pending)
+        return new PendingDurability(AwaitAppendsAsync(pending), LastIndex, _epoch);
+    }
+
+    /// <summary>Completes when every append is durable, checking each got the predicted base offset. Touches no state.</summary>
+    private static async Task AwaitAppendsAsync(List<(long ExpectedBase, ValueTask<long> Append)> pending)
+    {
+        foreach (var (expectedBase, append) in pending)
         {
             var baseOffset = await append.ConfigureAwait(false);
-            Invariant.Assert(baseOffset == _slots[position].BaseOffset, "the log assigned the predicted base offset");
+            Invariant.Assert(baseOffset == expectedBase, "the log assigned the predicted base offset");
         }
-
-        Invariant.Assert(_log.DurableEndOffset >= EndOffset, "every written entry is durable");
-        _durable = target;
-        DropOldPayloads();
-        AssertWatermarks();
     }
 
     private void AddSlot(RaftEntry entry, long baseOffset)
@@ -493,6 +531,7 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
         var endOffset = SnapshotPayload.EndOffset(snapshot.Data.Span)
             ?? throw new InvalidDataException("An installed snapshot carries the offset where its log continues.");
+        _epoch++;
         _pendingInstall = snapshot;
         Snapshot = snapshot;
         _slots.Clear();

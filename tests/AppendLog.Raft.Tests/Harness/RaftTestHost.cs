@@ -53,6 +53,22 @@ internal sealed class RaftTestHost
 
     public Ready? InFlight { get; private set; }
 
+    /// <summary>A leader's batch that allows it is advanced before its sync (<see cref="Ready.MayAdvanceBeforeDurable"/>);
+    /// <see cref="BeginReady"/> then leaves <see cref="InFlight"/> null and the caller calls <see cref="CompleteDurable"/> later.</summary>
+    public bool PipelineLeaderWrites { get; set; }
+
+    /// <summary>The pipelined writes are durable now: sync and tell the node (skipped while a full sync is in flight: it covers them).</summary>
+    public void CompleteDurable()
+    {
+        if (Node is null || InFlight is not null)
+        {
+            return;
+        }
+
+        Log.Sync();
+        Node.LocalDurable();
+    }
+
     public bool IsUp => Node is not null;
 
     /// <summary>Ready step 1-3: take the batch and write it (not yet durable).</summary>
@@ -85,6 +101,19 @@ internal sealed class RaftTestHost
         if (ready.HardState is { } hardState)
         {
             HardStates.Save(hardState);
+        }
+
+        if (PipelineLeaderWrites && ready.MayAdvanceBeforeDurable)
+        {
+            // Written, not yet durable: apply and advance now; the caller later syncs and calls LocalDurable.
+            foreach (var entry in ready.CommittedEntries)
+            {
+                Apply(entry);
+            }
+
+            Node.AdvanceBeforeDurable(ready);
+            MaybeCompact();
+            return ready;
         }
 
         InFlight = ready;

@@ -24,6 +24,9 @@ internal sealed class ClusterSimulation
         Tick,
         Deliver,
         SyncDone,
+
+        /// <summary>A pipelined leader write became durable.</summary>
+        Durable,
         Propose,
         Chaos,
         Restart,
@@ -76,6 +79,7 @@ internal sealed class ClusterSimulation
         {
             var host = new RaftTestHost(id, bootstrap, _raftOptions, seed, options.ResidentEntries)
             {
+                PipelineLeaderWrites = options.PipelineLeaderWrites,
                 CompactAfterEntries = options.CompactAfterEntries,
                 OnApplied = OnApplied,
                 OnSnapshotRestored = Checker.ObserveSnapshotRestored,
@@ -220,6 +224,22 @@ internal sealed class ClusterSimulation
                 }
 
                 break;
+            case EventKind.Durable:
+                if (e.Incarnation == _incarnation[e.Node] && _hosts[e.Node].IsUp)
+                {
+                    try
+                    {
+                        _hosts[e.Node].CompleteDurable();
+                    }
+                    catch (RaftInvariantException ex)
+                    {
+                        Checker.Fail($"node {e.Node} at {NowMs} ms: {ex.Message}");
+                    }
+
+                    BeginReady(_hosts[e.Node]);
+                }
+
+                break;
             case EventKind.Propose:
                 Schedule(_random.Next(1, (2 * _options.ProposalIntervalMs) + 1), e);
                 if (_chaos)
@@ -295,12 +315,20 @@ internal sealed class ClusterSimulation
 
     private void BeginReady(RaftTestHost host)
     {
-        if (host.BeginReady() is { } ready)
+        while (host.BeginReady() is { } ready)
         {
             // The leader's own write runs in parallel with its followers' (thesis §10.2.1).
             foreach (var m in ready.MessagesBeforeSync)
             {
                 Send(m);
+            }
+
+            if (host.InFlight is null)
+            {
+                // Pipelined: already advanced; its sync completes later, and the node may have more to hand out.
+                Checker.ObserveRole(host);
+                Schedule(_random.Next(0, _options.SyncLatencyMaxMs + 1), new SimEvent(EventKind.Durable, host.Id, Incarnation: _incarnation[host.Id]));
+                continue;
             }
 
             if (_options.HostSendsBeforeSync)
@@ -312,6 +340,7 @@ internal sealed class ClusterSimulation
             }
 
             Schedule(_random.Next(0, _options.SyncLatencyMaxMs + 1), new SimEvent(EventKind.SyncDone, host.Id, Incarnation: _incarnation[host.Id]));
+            return;
         }
     }
 

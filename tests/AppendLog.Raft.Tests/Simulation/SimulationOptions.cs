@@ -32,6 +32,9 @@ internal sealed record SimulationOptions
 
     public bool MembershipChanges { get; init; } = true;
 
+    /// <summary>Leaders advance their own batches before the sync and count themselves when it completes.</summary>
+    public bool PipelineLeaderWrites { get; init; }
+
     /// <summary>When positive, each log keeps only this many recent payloads in memory and reads older ones back on demand.</summary>
     public int ResidentEntries { get; init; }
 
