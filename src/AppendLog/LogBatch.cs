@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace AppendLog;
 
 /// <summary>
@@ -19,10 +21,14 @@ public sealed class LogBatch
     /// <summary>The offset of the batch's first record.</summary>
     public long BaseOffset { get; }
 
-    /// <summary>The offset of the batch's last record.</summary>
-    public long LastOffset => BaseOffset + RecordCount - 1;
+    /// <summary>
+    /// The last offset the batch covers (base offset + lastOffsetDelta). Without key compaction that is the offset of
+    /// its last record; a compacted batch keeps its range while holding fewer records (possibly none), so the next
+    /// batch always starts at <see cref="LastOffset"/> + 1.
+    /// </summary>
+    public long LastOffset => BaseOffset + BinaryPrimitives.ReadInt32BigEndian(Bytes.Span[Format.RecordBatch.LastOffsetDeltaOffset..]);
 
-    /// <summary>The number of records in the batch.</summary>
+    /// <summary>The number of records in the batch (fewer than the offsets it covers once compacted).</summary>
     public int RecordCount { get; }
 
     /// <summary>The leader epoch (Raft term) stored with the batch.</summary>

@@ -22,6 +22,7 @@ public sealed class LogBufferPool : IDisposable
     private readonly LinkedList<RentWaiter> _waiters = new();
     private long _allocatedBytes;
     private long _rentedBytes;
+    private long _readOverflowBytes;
     private bool _disposed;
 
     /// <summary>Creates a pool.</summary>
@@ -76,6 +77,12 @@ public sealed class LogBufferPool : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Bytes of read buffers allocated beyond the budget so far (cumulative): readers never wait for buffers, so when
+    /// the budget is spent they allocate short-lived chunks outside it. Steadily growing means the budget is too small.
+    /// </summary>
+    public long ReadOverflowBytes => Interlocked.Read(ref _readOverflowBytes);
 
     /// <summary>The number of appenders waiting for a chunk because the budget is spent.</summary>
     public int WaitingRenters
@@ -154,6 +161,37 @@ public sealed class LogBufferPool : IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Rents a chunk for a read without waiting and without zeroing it (the read overwrites what the reader uses); false
+    /// when the budget is spent or writers are already waiting for buffers (a reader never jumps their queue).
+    /// </summary>
+    internal bool TryRentForRead(out AlignedChunk chunk)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_waiters.Count == 0 && TryTakeUnsynchronized(out chunk))
+            {
+                return true;
+            }
+        }
+
+        chunk = null!;
+        return false;
+    }
+
+    /// <summary>
+    /// A chunk for a read when <see cref="TryRentForRead"/> failed: allocated outside the budget and freed on return.
+    /// Readers never wait for buffers (a reader holding part of a window while waiting for the rest, behind writers
+    /// whose chunks stay rented, could wait forever); the overflow is short-lived and counted in
+    /// <see cref="ReadOverflowBytes"/>.
+    /// </summary>
+    internal AlignedChunk RentOutsideBudget()
+    {
+        Interlocked.Add(ref _readOverflowBytes, ChunkSize);
+        return new AlignedChunk(this, ChunkSize) { OutsideBudget = true, IsRented = true };
+    }
+
     /// <summary>Rents a zeroed chunk, waiting (first come, first served) while the budget is spent.</summary>
     /// <exception cref="OperationCanceledException">The wait was cancelled; nothing is rented.</exception>
     internal ValueTask<AlignedChunk> RentAsync(CancellationToken cancellationToken)
@@ -170,6 +208,14 @@ public sealed class LogBufferPool : IDisposable
     internal void Return(AlignedChunk chunk)
     {
         Invariant.Assert(ReferenceEquals(chunk.Owner, this), "a chunk returns to its own pool");
+        if (chunk.OutsideBudget)
+        {
+            Invariant.Assert(chunk.IsRented, "a chunk is returned once");
+            chunk.IsRented = false;
+            chunk.Free();
+            return;
+        }
+
         RentWaiter? handedTo = null;
         lock (_lock)
         {

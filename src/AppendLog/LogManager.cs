@@ -5,6 +5,8 @@ namespace AppendLog;
 
 /// <summary>
 /// Many named logs (for example <c>orders-0</c>, <c>orders-1</c>) under one root directory, sharing one buffer pool,
+/// one batch cache (<see cref="LogManagerOptions.BatchCache"/>), one cap on open read handles
+/// (<see cref="LogManagerOptions.MaximumOpenReadFiles"/>: cold segments are closed and reopened on demand),
 /// the process's I/O threads and one housekeeping timer: logs idle for <see cref="LogManagerOptions.IdleBufferRelease"/>
 /// return their buffers to the pool (an idle log then holds at most 4 KiB of data buffers), and retention runs for
 /// every open log. Thread-safe.
@@ -14,18 +16,23 @@ public sealed class LogManager : IAsyncDisposable
     private readonly LogManagerOptions _options;
     private readonly ConcurrentDictionary<string, Lazy<Task<SegmentedLog>>> _logs = new(StringComparer.Ordinal);
     private readonly ITimer _housekeeping;
+    private readonly Segments.ReadFileCache _readFiles;
     private int _housekeepingRunning;
     private int _disposed;
 
     private LogManager(LogManagerOptions options)
     {
         _options = options;
+        _readFiles = new Segments.ReadFileCache(options.MaximumOpenReadFiles);
         var time = options.LogDefaults?.TimeProvider ?? TimeProvider.System;
         _housekeeping = time.CreateTimer(static s => ((LogManager)s!).Housekeep(), this, options.HousekeepingInterval, options.HousekeepingInterval);
     }
 
     /// <summary>The root directory.</summary>
     public string RootDirectory => _options.RootDirectory;
+
+    /// <summary>Read handles of segment files open now, over all logs (at most <see cref="LogManagerOptions.MaximumOpenReadFiles"/> while no reader holds them).</summary>
+    public int OpenReadFileCount => _readFiles.OpenCount;
 
     /// <summary>The names of the logs open now.</summary>
     public IReadOnlyCollection<string> OpenLogNames => _logs.Keys.ToArray();
@@ -125,6 +132,8 @@ public sealed class LogManager : IAsyncDisposable
         {
             Directory = Path.Combine(_options.RootDirectory, name),
             BufferPool = _options.BufferPool ?? _options.LogDefaults?.BufferPool,
+            BatchCache = _options.BatchCache ?? _options.LogDefaults?.BatchCache,
+            ReadFiles = _readFiles,
         };
         return SegmentedLog.OpenAsync(options).AsTask();
     }

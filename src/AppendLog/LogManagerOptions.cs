@@ -15,6 +15,16 @@ public sealed record LogManagerOptions
     /// <summary>The buffer pool all logs share; <see cref="LogBufferPool.Shared"/> when null.</summary>
     public LogBufferPool? BufferPool { get; init; }
 
+    /// <summary>The batch cache all logs share (one global budget); <see cref="BatchCache.Shared"/> when null.</summary>
+    public BatchCache? BatchCache { get; init; }
+
+    /// <summary>
+    /// The most read handles of segment files kept open over all logs: when a reader needs another, the least recently
+    /// used one no reader holds is closed (it is reopened on demand). From 1 to 1,000,000; 256 by default. Each open log
+    /// also keeps its active segment and its lock file open for writing; those are not counted here.
+    /// </summary>
+    public int MaximumOpenReadFiles { get; init; } = 256;
+
     /// <summary>How often housekeeping runs (idle buffer release, retention): 10 ms to 1 hour.</summary>
     public TimeSpan HousekeepingInterval { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -33,6 +43,11 @@ public sealed record LogManagerOptions
         if (HousekeepingInterval < TimeSpan.FromMilliseconds(10) || HousekeepingInterval > TimeSpan.FromHours(1))
         {
             throw new ArgumentOutOfRangeException(nameof(HousekeepingInterval), HousekeepingInterval, "LogManagerOptions.HousekeepingInterval must be from 10 ms to 1 hour.");
+        }
+
+        if (MaximumOpenReadFiles < 1 || MaximumOpenReadFiles > 1_000_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaximumOpenReadFiles), MaximumOpenReadFiles, "LogManagerOptions.MaximumOpenReadFiles must be from 1 to 1,000,000.");
         }
 
         if (IdleBufferRelease < TimeSpan.Zero)

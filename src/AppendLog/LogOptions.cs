@@ -53,10 +53,54 @@ public sealed record LogOptions
     public TimeSpan? RetentionAge { get; init; }
 
     /// <summary>
+    /// When key compaction runs: only when <see cref="SegmentedLog.CompactAsync"/> is called (the default), or also in
+    /// the background after each segment is sealed, as retention does.
+    /// </summary>
+    public CompactionPolicy CompactionPolicy { get; init; } = CompactionPolicy.Manual;
+
+    /// <summary>
+    /// How long a tombstone (a keyed record with a null value) is kept after its timestamp before compaction removes it
+    /// (once no older value of its key can remain), so that readers behind the head still see the deletion. Default
+    /// 24 hours, as Kafka's <c>delete.retention.ms</c>. Zero removes tombstones at the first compaction.
+    /// </summary>
+    public TimeSpan TombstoneRetention { get; init; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// The memory a compaction's key map may use, in bytes (about 40 per distinct key). When the keys of the sealed
+    /// segments need more, compaction works in passes over runs of segments, oldest first; a single segment with more
+    /// keys than the limit is still compacted in one pass. Default 64 MiB (about 1.6 million keys); at least 1 MiB.
+    /// </summary>
+    public long CompactionKeyMapBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>
     /// How appended batches are compressed (LZ4 frames, as Kafka writes them). Compression costs CPU on the append path
     /// and pays off for large, compressible batches; single small records rarely shrink.
     /// </summary>
     public CompressionCodec Compression { get; init; } = CompressionCodec.None;
+
+    /// <summary>
+    /// Bytes of data between two entries of a segment's sparse offset and time index (an entry also marks the first
+    /// batch). A lookup reads at most this much more than it needs; 128 MiB segments need 4,096 entries at the default,
+    /// 32 KiB, which costs one 64 KiB read per lookup (the read unit of the pool) and 96 KiB of index per full segment.
+    /// From 4 KiB to 16 MiB. Applies to data appended from now on; indexes already written keep their entries.
+    /// </summary>
+    public int IndexIntervalBytes { get; init; } = 32 * 1024;
+
+    /// <summary>
+    /// The cache of batches read back, shared with other logs (its budget is global); <see cref="BatchCache.Shared"/>
+    /// when null. A <see cref="BatchCache"/> with a budget of 0 disables caching.
+    /// </summary>
+    public BatchCache? BatchCache { get; init; }
+
+    /// <summary>
+    /// The most a sequential reader reads ahead, in bytes: its read-ahead starts at one pool chunk (64 KiB) and doubles
+    /// on each refill while it stays sequential, up to this; the next stretch is read in the background while the
+    /// current one is consumed. From one pool chunk to 64 MiB; 1 MiB by default.
+    /// </summary>
+    public long MaximumReadAhead { get; init; } = 1024 * 1024;
+
+    /// <summary>The read handles of this log's segments (shared by a <see cref="LogManager"/>'s logs); a private cache when null.</summary>
+    internal Segments.ReadFileCache? ReadFiles { get; init; }
 
     /// <summary>The clock used for record timestamps, segment age and flush delays; <see cref="TimeProvider.System"/> when null.</summary>
     public TimeProvider? TimeProvider { get; init; }
@@ -79,6 +123,11 @@ public sealed record LogOptions
         Check(SegmentMaxAge is null || SegmentMaxAge > TimeSpan.Zero, nameof(SegmentMaxAge), SegmentMaxAge, "must be positive");
         Check(RetentionBytes is null || RetentionBytes >= SegmentSize, nameof(RetentionBytes), RetentionBytes, "must be at least SegmentSize");
         Check(RetentionAge is null || RetentionAge > TimeSpan.Zero, nameof(RetentionAge), RetentionAge, "must be positive");
+        Check(IndexIntervalBytes >= 4096 && IndexIntervalBytes <= 16 * 1024 * 1024, nameof(IndexIntervalBytes), IndexIntervalBytes, "must be from 4 KiB to 16 MiB");
+        Check(MaximumReadAhead >= 64 * 1024 && MaximumReadAhead <= 64L * 1024 * 1024, nameof(MaximumReadAhead), MaximumReadAhead, "must be from 64 KiB to 64 MiB");
+        Check(Enum.IsDefined(CompactionPolicy), nameof(CompactionPolicy), CompactionPolicy, "is not a defined value");
+        Check(TombstoneRetention >= TimeSpan.Zero, nameof(TombstoneRetention), TombstoneRetention, "must not be negative");
+        Check(CompactionKeyMapBytes >= 1024 * 1024, nameof(CompactionKeyMapBytes), CompactionKeyMapBytes, "must be at least 1 MiB");
         Check(Compression is CompressionCodec.None or CompressionCodec.Lz4, nameof(Compression), Compression, "is not a supported codec");
         Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");
     }

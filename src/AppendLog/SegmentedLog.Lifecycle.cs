@@ -1,8 +1,6 @@
 using System.Runtime.CompilerServices;
 using AppendLog.Appender;
 using AppendLog.Format;
-using AppendLog.Io;
-using AppendLog.Segments;
 
 namespace AppendLog;
 
@@ -51,31 +49,33 @@ public sealed partial class SegmentedLog
     {
         ThrowIfDisposed();
         var check = RecordBatchDecoder.Check(batch.Span, _options.MaximumBatchSize, out var header);
-        if (check != BatchCheck.Valid || header.TotalSize != batch.Length || header.RecordCount <= 0 || header.LastOffsetDelta != header.RecordCount - 1)
+        if (check != BatchCheck.Valid || header.TotalSize != batch.Length || !OffsetRange.IsValid(header))
         {
             throw new ArgumentException($"The bytes are not exactly one valid record batch ({check}).", nameof(batch));
         }
 
         var copy = RentScratch(batch.Length).AsSpan(0, batch.Length);
         batch.Span.CopyTo(copy);
-        var status = _writer.TryAppend(copy, header.RecordCount, header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
+        var status = _writer.TryAppend(copy, OffsetRange.OffsetCount(header), header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
         if (status == AppendStatus.Accepted)
         {
             return new ValueTask<long>(waiter!, waiter!.Version);
         }
 
-        return AppendSlowAsync(copy.ToArray(), header.RecordCount, header.MaxTimestamp, status, cancellationToken);
+        return AppendSlowAsync(copy.ToArray(), OffsetRange.OffsetCount(header), header.MaxTimestamp, status, cancellationToken);
     }
 
     /// <summary>
     /// Reads raw batches (checksum verified) from the one holding <paramref name="fromOffset"/> up to the durable end
-    /// offset as it was when the enumeration started.
+    /// offset as it was when the enumeration started. Batches come from the shared <see cref="BatchCache"/>, the
+    /// writer's buffers (the recent tail) or the segment files (O_DIRECT, with read-ahead while sequential).
     /// </summary>
     /// <param name="fromOffset">An offset in [<see cref="StartOffset"/>, <see cref="DurableEndOffset"/>]; the first batch returned holds it.</param>
     /// <param name="cancellationToken">Ends the enumeration.</param>
-    /// <returns>The batches in offset order.</returns>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromOffset"/> is outside the readable range.</exception>
+    /// <returns>The batches in offset order; each <see cref="LogBatch"/> may be shared with other readers (do not modify its bytes).</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromOffset"/> is outside the readable range, or was deleted by retention while being read.</exception>
     /// <exception cref="LogCorruptedException">A batch failed its checksum.</exception>
+    /// <exception cref="LogTruncatedException">A suffix truncation removed records this reader had returned.</exception>
     /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
     public async IAsyncEnumerable<LogBatch> ReadBatchesAsync(long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -87,51 +87,19 @@ public sealed partial class SegmentedLog
             throw new ArgumentOutOfRangeException(nameof(fromOffset), fromOffset, $"The readable offsets are [{start}, {end}).");
         }
 
-        using var scanner = new BatchScanner(_options.MaximumBatchSize);
-        long next = fromOffset;
-        while (next < end)
+        var cursor = new Cursor(this, fromOffset);
+        await using var closeCursor = cursor.ConfigureAwait(false);
+        while (await cursor.NextAsync(end, cancellationToken).ConfigureAwait(false) is { } batch)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var (segment, limit) = FindSegment(next);
-            using var file = _storage.Open(segment.Path, FileCreation.OpenExisting, _options.DirectIo);
-            scanner.Reset(file);
-            long position = segment.Index.FindPositionForOffset(next);
-            long expectedBase = ExpectedBaseAt(segment, position);
-            while (next < end && position < limit)
-            {
-                var batch = ReadRawBatch(scanner, segment, file.Path, position, limit);
-
-                // The base offset lies outside the CRC (Kafka v2 layout): a flipped bit there passes the checksum, so
-                // each batch must also start exactly where the previous one ended, or its records would be served
-                // under other offsets or skipped.
-                if (batch.BaseOffset != expectedBase)
-                {
-                    throw new LogCorruptedException(file.Path, position, $"batch base offset {batch.BaseOffset} where {expectedBase} was expected");
-                }
-
-                expectedBase = batch.LastOffset + 1;
-                position += batch.Bytes.Length;
-                if (batch.LastOffset < next)
-                {
-                    continue;
-                }
-
-                next = batch.LastOffset + 1;
-                yield return batch;
-                await Task.CompletedTask.ConfigureAwait(false);
-            }
-
-            if (next < end && position >= limit)
-            {
-                next = Math.Max(next, segment.EndOffset);
-            }
+            yield return batch;
         }
     }
 
     /// <summary>
     /// Reads the records from <paramref name="fromOffset"/> and then keeps waiting for new durable records, returning
-    /// each as soon as it is durable (woken by the sync that makes it durable: no polling). Ends only when cancelled
-    /// (or the log is disposed or faulted).
+    /// each as soon as it is durable (woken by the sync that makes it durable: no polling; the new records are usually
+    /// still in the writer's buffers and are copied from there). Ends only when cancelled (or the log is disposed or
+    /// faulted, or truncated below what it returned).
     /// </summary>
     /// <param name="fromOffset">The first offset to return, from <see cref="StartOffset"/> up to <see cref="EndOffset"/>.</param>
     /// <param name="cancellationToken">Ends the enumeration (the enumerator then throws <see cref="OperationCanceledException"/>).</param>
@@ -139,6 +107,7 @@ public sealed partial class SegmentedLog
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromOffset"/> is outside the log.</exception>
     /// <exception cref="LogCorruptedException">A batch failed its checksum.</exception>
     /// <exception cref="LogFaultedException">The log faulted while waiting.</exception>
+    /// <exception cref="LogTruncatedException">A suffix truncation removed records this reader had returned.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public async IAsyncEnumerable<LogRecord> TailAsync(long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -149,18 +118,28 @@ public sealed partial class SegmentedLog
             throw new ArgumentOutOfRangeException(nameof(fromOffset), fromOffset, $"The log holds offsets [{start}, {EndOffset}).");
         }
 
+        var cursor = new Cursor(this, fromOffset);
+        await using var closeCursor = cursor.ConfigureAwait(false);
         long next = fromOffset;
         while (true)
         {
-            if (DurableEndOffset <= next)
+            long end = DurableEndOffset;
+            if (end <= cursor.Next)
             {
-                await _writer.WaitForDurableAsync(next + 1, requestFlush: false, cancellationToken).ConfigureAwait(false);
+                await _writer.WaitForDurableAsync(cursor.Next + 1, requestFlush: false, cancellationToken).ConfigureAwait(false);
+                continue;
             }
 
-            await foreach (var record in ReadAsync(next, cancellationToken).ConfigureAwait(false))
+            while (await cursor.NextAsync(end, cancellationToken).ConfigureAwait(false) is { } batch)
             {
-                next = record.Offset + 1;
-                yield return record;
+                foreach (var record in DecodeRecords(batch))
+                {
+                    if (record.Offset >= next)
+                    {
+                        next = record.Offset + 1;
+                        yield return record;
+                    }
+                }
             }
         }
     }
@@ -207,40 +186,40 @@ public sealed partial class SegmentedLog
         ThrowIfDisposed();
         long targetMs = timestamp.ToUnixTimeMilliseconds();
         long end = DurableEndOffset;
-        Segment? segment = null;
-        long limit = 0;
+        long from = -1;
         lock (_writer.SyncRoot)
         {
             foreach (var s in _segments)
             {
                 if (s.MaxTimestampMs >= targetMs && s.BaseOffset < end)
                 {
-                    segment = s;
-                    limit = s.Size;
+                    // The time index gives the last entry before the first whose running maximum reaches the target;
+                    // the first record at or after the target cannot lie before it.
+                    long position = s.Index.FindPositionForTimestamp(targetMs);
+                    from = s.BaseOffset;
+                    foreach (var entry in s.Index.Entries)
+                    {
+                        if (entry.Position == position)
+                        {
+                            from = entry.Offset;
+                            break;
+                        }
+                    }
+
                     break;
                 }
             }
         }
 
-        if (segment is null)
+        if (from < 0)
         {
             return end;
         }
 
-        using var scanner = new BatchScanner(_options.MaximumBatchSize);
-        using var file = _storage.Open(segment.Path, FileCreation.OpenExisting, _options.DirectIo);
-        scanner.Reset(file);
-        long position = segment.Index.FindPositionForTimestamp(targetMs);
-        while (position < limit)
+        var cursor = new Cursor(this, Math.Max(from, StartOffset));
+        await using var closeCursor = cursor.ConfigureAwait(false);
+        while (await cursor.NextAsync(end, cancellationToken).ConfigureAwait(false) is { } batch)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var batch = ReadRawBatch(scanner, segment, file.Path, position, limit);
-            position += batch.Bytes.Length;
-            if (batch.BaseOffset >= end)
-            {
-                break;
-            }
-
             if (batch.MaxTimestampMs < targetMs)
             {
                 continue;
@@ -255,8 +234,7 @@ public sealed partial class SegmentedLog
             }
         }
 
-        await Task.CompletedTask.ConfigureAwait(false);
-        return Math.Min(end, segment.EndOffset);
+        return end;
     }
 
     private List<LogRecord> DecodeRecords(LogBatch batch)
@@ -270,25 +248,5 @@ public sealed partial class SegmentedLog
 
         AddRecords(batch.Bytes.Span, header, batch.SourcePath, batch.SourcePosition, long.MinValue, long.MaxValue, into);
         return into;
-    }
-
-    private static LogBatch ReadRawBatch(BatchScanner scanner, Segment segment, string path, long position, long limit)
-    {
-        var check = scanner.TryRead(position, limit, out var header, out var bytes);
-        if (check != BatchCheck.Valid)
-        {
-            throw new LogCorruptedException(path, position, $"batch check failed: {check}");
-        }
-
-        if (header.BaseOffset < segment.BaseOffset)
-        {
-            throw new LogCorruptedException(path, position, $"batch base offset {header.BaseOffset} precedes the segment's {segment.BaseOffset}");
-        }
-
-        return new LogBatch(header.BaseOffset, header.RecordCount, header.PartitionLeaderEpoch, header.MaxTimestamp, bytes.ToArray())
-        {
-            SourcePath = path,
-            SourcePosition = position,
-        };
     }
 }

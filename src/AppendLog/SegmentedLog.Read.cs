@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using AppendLog.Format;
-using AppendLog.Segments;
 
 namespace AppendLog;
 
@@ -29,40 +28,6 @@ public sealed partial class SegmentedLog
                     yield return record;
                 }
             }
-        }
-    }
-
-    private (Segment Segment, long Limit) FindSegment(long offset)
-    {
-        lock (_writer.SyncRoot)
-        {
-            for (int i = _segments.Count - 1; i >= 0; i--)
-            {
-                var s = _segments[i];
-                if (s.BaseOffset <= offset)
-                {
-                    return (s, s.Size);
-                }
-            }
-
-            return (_segments[0], _segments[0].Size);
-        }
-    }
-
-    /// <summary>The base offset of the batch that starts at <paramref name="position"/> (a segment start or an index entry).</summary>
-    private long ExpectedBaseAt(Segment segment, long position)
-    {
-        lock (_writer.SyncRoot)
-        {
-            foreach (var entry in segment.Index.Entries)
-            {
-                if (entry.Position == position)
-                {
-                    return entry.Offset;
-                }
-            }
-
-            return segment.BaseOffset;
         }
     }
 

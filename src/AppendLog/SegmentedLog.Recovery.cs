@@ -82,6 +82,11 @@ public sealed partial class SegmentedLog
             {
                 bases.Add(baseOffset);
             }
+            else if (SegmentCompactor.IsTemporaryFile(name))
+            {
+                // A compaction's replacement that was never swapped in (or its index, swapped in but not renamed).
+                storage.DeleteFile(Path.Combine(dir, name));
+            }
             else if (!SegmentNames.TryParse(name, SegmentNames.IndexExtension, out _) && !name.StartsWith('.'))
             {
                 logger?.IgnoringForeignFile(name);
@@ -189,13 +194,13 @@ public sealed partial class SegmentedLog
                 break;
             }
 
-            if (header.BaseOffset != expected || header.RecordCount <= 0 || header.LastOffsetDelta != header.RecordCount - 1)
+            if (header.BaseOffset != expected || !OffsetRange.IsValid(header))
             {
                 stop = $"base offset {header.BaseOffset} where {expected} was expected";
                 break;
             }
 
-            segment.Index.MaybeAdd(header.BaseOffset, position, header.MaxTimestamp);
+            segment.Index.MaybeAdd(header.BaseOffset, position, header.MaxTimestamp, options.IndexIntervalBytes);
             segment.MaxTimestampMs = Math.Max(segment.MaxTimestampMs, header.MaxTimestamp);
             expected = header.LastOffset + 1;
             position += header.TotalSize;
@@ -261,7 +266,7 @@ public sealed partial class SegmentedLog
     {
         foreach (var e in from.Entries)
         {
-            to.MaybeAdd(e.Offset, e.Position, e.MaxTimestampMs);
+            to.MaybeAdd(e.Offset, e.Position, e.MaxTimestampMs, intervalBytes: 0);
         }
     }
 }

@@ -25,6 +25,9 @@ public sealed partial class SegmentedLog : IAsyncDisposable
     private readonly LogWriter _writer;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly LogBufferPool _pool;
+    private readonly BatchCache _batchCache;
+    private readonly ReadFileCache _readFiles;
     private int _disposed;
 
     private SegmentedLog(IStorage storage, LogOptions options, IDisposable directoryLock, List<Segment> segments, LogWriter writer, bool isDirect)
@@ -36,7 +39,12 @@ public sealed partial class SegmentedLog : IAsyncDisposable
         _writer = writer;
         _time = options.TimeProvider ?? TimeProvider.System;
         _logger = options.LoggerFactory?.CreateLogger<SegmentedLog>() ?? NullLogger<SegmentedLog>.Instance;
+        _pool = options.BufferPool ?? LogBufferPool.Shared;
+        _batchCache = options.BatchCache ?? BatchCache.Shared;
+        _readFiles = options.ReadFiles ?? new ReadFileCache(ReadFileCache.DefaultMaximumOpenFiles);
+        writer.SegmentRemoved = _readFiles.Forget;
         IsDirectIo = isDirect;
+        _writer.SegmentSealed = OnSegmentSealed;
         ReportOpened();
     }
 
@@ -97,10 +105,19 @@ public sealed partial class SegmentedLog : IAsyncDisposable
 
         try
         {
+            await StopCompactionAsync().ConfigureAwait(false);
             await _writer.CloseAsync().ConfigureAwait(false);
         }
         finally
         {
+            Segment[] segments;
+            lock (_writer.SyncRoot)
+            {
+                segments = _segments.ToArray();
+            }
+
+            _readFiles.ForgetAll(segments);
+
             ReportClosed();
             _directoryLock.Dispose();
         }

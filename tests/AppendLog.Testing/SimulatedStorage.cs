@@ -329,6 +329,7 @@ internal sealed class SimulatedStorage : IStorage
     public void DeleteFile(string path)
     {
         string full = Normalize(path);
+        BeforeOperation?.Invoke(StorageOperation.Delete, full);
         lock (_lock)
         {
             ThrowIfCrashed(full);
@@ -344,6 +345,7 @@ internal sealed class SimulatedStorage : IStorage
     {
         string source = Normalize(from);
         string target = Normalize(to);
+        BeforeOperation?.Invoke(StorageOperation.Rename, source);
         lock (_lock)
         {
             ThrowIfCrashed(source);

@@ -20,4 +20,10 @@ internal enum StorageOperation
 
     /// <summary><c>IStorage.SyncDirectory</c>.</summary>
     SyncDirectory,
+
+    /// <summary><c>IStorage.RenameFile</c> (hook only: no injected errors).</summary>
+    Rename,
+
+    /// <summary><c>IStorage.DeleteFile</c> (hook only: no injected errors).</summary>
+    Delete,
 }

@@ -106,6 +106,12 @@ internal static class EntryBatch
 
     public static int RecordCount(ReadOnlySpan<byte> batch) => BinaryPrimitives.ReadInt32BigEndian(batch[RecordCountOffset..]);
 
+    /// <summary>
+    /// The offsets the batch covers (lastOffsetDelta + 1): equal to the record count as written, larger once the
+    /// log's key compaction has removed records (it keeps every batch's offset range).
+    /// </summary>
+    public static int OffsetCount(ReadOnlySpan<byte> batch) => BinaryPrimitives.ReadInt32BigEndian(batch[LastOffsetDeltaOffset..]) + 1;
+
     /// <summary>Checks length, magic, codec and CRC-32C; throws <see cref="InvalidDataException"/> otherwise.</summary>
     public static void Check(ReadOnlySpan<byte> batch)
     {

@@ -216,7 +216,7 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
     /// <summary>How many records (log offsets) entry <paramref name="entry"/> occupies.</summary>
     public static int RecordCount(RaftEntry entry) =>
-        entry.Kind == RaftEntryKind.Normal && !entry.Data.IsEmpty ? EntryBatch.RecordCount(entry.Data.Span) : 1;
+        entry.Kind == RaftEntryKind.Normal && !entry.Data.IsEmpty ? EntryBatch.OffsetCount(entry.Data.Span) : 1;
 
     public void Append(IReadOnlyList<RaftEntry> entries)
     {

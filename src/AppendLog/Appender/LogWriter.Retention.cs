@@ -59,6 +59,8 @@ internal sealed partial class LogWriter
             int deleted = 0;
             while (true)
             {
+                // The file gate keeps a compaction from swapping in a file this deletes (LogWriter.Compaction.cs).
+                using var gate = _fileGate.EnterScope();
                 Segment head;
                 lock (_lock)
                 {
@@ -69,7 +71,10 @@ internal sealed partial class LogWriter
                     }
 
                     _segments.RemoveAt(0);
+                    head.IsRemoved = true;
                 }
+
+                SegmentRemoved?.Invoke(head);
 
                 // Data first, then its index: an index without data is ignored by recovery, data without an index
                 // would be rescanned, and either way the log still starts at a segment boundary.

@@ -238,6 +238,7 @@ internal sealed partial class LogWriter
             {
                 work.Segment.File = null;
                 work.Segment.IsSealed = true;
+                SegmentSealed?.Invoke();
                 if ((_options.RetentionBytes is not null || _options.RetentionAge is not null) && !_closing)
                 {
                     _sealsInFlight++;

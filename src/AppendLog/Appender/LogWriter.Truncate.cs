@@ -33,6 +33,7 @@ internal sealed partial class LogWriter
     {
         TaskCompletionSource frozen;
         long end;
+        lock (_fileGate)
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
@@ -43,6 +44,7 @@ internal sealed partial class LogWriter
 
             frozen = _frozen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             end = _nextOffset;
+            NoteTruncationUnsynchronized();
         }
 
         try
@@ -54,8 +56,11 @@ internal sealed partial class LogWriter
                 return;
             }
 
-            var (target, position) = LocateBatchStart(fromOffset, maxBatchSize);
-            Cut(target, fromOffset, position);
+            lock (_fileGate)
+            {
+                var (target, position) = LocateBatchStart(fromOffset, maxBatchSize);
+                Cut(target, fromOffset, position);
+            }
         }
         finally
         {
@@ -134,6 +139,13 @@ internal sealed partial class LogWriter
         lock (_lock)
         {
             later = _segments.FindAll(s => s.BaseOffset > target.BaseOffset);
+
+            // Before any byte changes: readers learn here that content from the cut on is no longer what they read.
+            target.RecordCut(fromOffset);
+            foreach (var s in later)
+            {
+                s.RecordCut(fromOffset);
+            }
         }
 
         // Delete from the end so that a crash in between leaves a log that recovery reads as a prefix.
@@ -153,6 +165,11 @@ internal sealed partial class LogWriter
         lock (_lock)
         {
             _segments.RemoveAll(s => s.BaseOffset > target.BaseOffset);
+            foreach (var s in later)
+            {
+                s.IsRemoved = true;
+            }
+
             if (_current is not null)
             {
                 _current.Closed = true;
@@ -175,6 +192,11 @@ internal sealed partial class LogWriter
             _batchEnds.Clear();
             _idleTail = tail.Length > 0 ? tail : null;
             _idleTailFileStart = Alignment.AlignDown(position);
+        }
+
+        foreach (var s in later)
+        {
+            SegmentRemoved?.Invoke(s);
         }
     }
 

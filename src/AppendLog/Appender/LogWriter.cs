@@ -219,7 +219,7 @@ internal sealed partial class LogWriter
             _lastAppendTimestamp = _time.GetTimestamp();
             Format.RecordBatchEncoder.PatchBaseOffset(batch, baseOffset);
             CopyIntoChunksUnsynchronized(batch, _active.Size);
-            _active.Index.MaybeAdd(baseOffset, _active.Size, maxTimestampMs);
+            _active.Index.MaybeAdd(baseOffset, _active.Size, maxTimestampMs, _options.IndexIntervalBytes);
             _active.Size += length;
             _active.MaxTimestampMs = Math.Max(_active.MaxTimestampMs, maxTimestampMs);
             _headGlobal += length;

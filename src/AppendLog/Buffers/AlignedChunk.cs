@@ -26,6 +26,9 @@ internal sealed unsafe class AlignedChunk
     /// <summary>The chunk's size in bytes (a multiple of <see cref="Alignment.BlockSize"/>).</summary>
     public int Size { get; }
 
+    /// <summary>True for a reader's chunk allocated beyond the pool's budget (freed on return, never pooled).</summary>
+    public bool OutsideBudget { get; init; }
+
     /// <summary>True while rented (set and cleared by the pool; asserts against double return).</summary>
     public bool IsRented { get; set; }
 

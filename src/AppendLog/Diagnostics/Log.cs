@@ -44,6 +44,14 @@ internal static partial class Log
         Message = "No space to reserve the next step of {File}; appends fail with LogDiskFullException until space is freed (nothing written is at risk)")]
     public static partial void DiskFull(this ILogger logger, string file, Exception exception);
 
+    [LoggerMessage(EventId = 9, EventName = "Compacted", Level = LogLevel.Information,
+        Message = "Compaction of {Directory} rewrote {Segments} segments in {Passes} passes: {RecordsRemoved} records removed ({TombstonesRemoved} expired tombstones), {BytesBefore} → {BytesAfter} bytes")]
+    public static partial void Compacted(this ILogger logger, string directory, int segments, int passes, long recordsRemoved, long tombstonesRemoved, long bytesBefore, long bytesAfter);
+
+    [LoggerMessage(EventId = 10, EventName = "CompactionFailed", Level = LogLevel.Warning,
+        Message = "Background compaction of {Directory} failed; the log is unchanged where the failure happened and the next roll retries")]
+    public static partial void CompactionFailed(this ILogger logger, string directory, Exception exception);
+
     /// <summary>Logs a fault through the options' factory; called once per log, when it faults.</summary>
     public static void Faulted(LogOptions options, LogFaultedException fault) =>
         options.LoggerFactory?.CreateLogger(Category).Faulted(options.Directory, fault.InnerException ?? fault);

@@ -62,6 +62,68 @@ internal sealed class Segment
     /// <summary>The sparse index of the segment (in memory for the active one; loaded for sealed ones).</summary>
     public SparseIndex Index { get; } = new();
 
+    /// <summary>
+    /// True once key compaction has swapped in a replacement (a new <see cref="Segment"/> with the same path): a
+    /// reader that looked this object up must look again if it opened the path after the swap. Set under the lock,
+    /// before the rename; read without it.
+    /// </summary>
+    public bool IsReplaced
+    {
+        get => Volatile.Read(ref _isReplaced);
+        set => Volatile.Write(ref _isReplaced, value);
+    }
+
+    private bool _isReplaced;
+
     /// <summary>One past the last global position of the segment's data.</summary>
     public long GlobalEnd => GlobalStart + Size;
+
+    /// <summary>
+    /// Names the segment's current content for <see cref="BatchCache"/> and readers: unique in the process, replaced
+    /// when bytes at positions already written may change (a suffix truncation cuts into or deletes the segment), so a
+    /// cached batch or a reader's buffered window of the old content is never taken for the new.
+    /// </summary>
+    public long ContentKey { get; private set; } = NewContentKey();
+
+    /// <summary>True once the segment has left the log (deleted by retention or truncation, or replaced).</summary>
+    public bool IsRemoved { get; set; }
+
+    /// <summary>
+    /// Records that offsets from <paramref name="cutOffset"/> on were removed from this segment (or all of it, when it is
+    /// deleted by the cut) and gives the content a new key. Under the log's lock.
+    /// </summary>
+    public void RecordCut(long cutOffset)
+    {
+        _cuts ??= new List<(long, long)>();
+        _cuts.Add((ContentKey, cutOffset));
+        ContentKey = NewContentKey();
+    }
+
+    /// <summary>
+    /// The lowest offset cut since the content key was <paramref name="seenKey"/>, or null when none was (keys grow
+    /// monotonically, so every cut recorded with a key at or after the one a reader saw happened after it looked).
+    /// Under the log's lock.
+    /// </summary>
+    public long? LowestCutSince(long seenKey)
+    {
+        long? lowest = null;
+        if (_cuts is not null)
+        {
+            foreach (var (keyBefore, cut) in _cuts)
+            {
+                if (keyBefore >= seenKey && (lowest is null || cut < lowest))
+                {
+                    lowest = cut;
+                }
+            }
+        }
+
+        return lowest;
+    }
+
+    private static long NewContentKey() => Interlocked.Increment(ref s_nextContentKey);
+
+    private static long s_nextContentKey;
+
+    private List<(long KeyBefore, long CutOffset)>? _cuts;
 }

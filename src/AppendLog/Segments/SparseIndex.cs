@@ -5,23 +5,17 @@ namespace AppendLog.Segments;
 
 /// <summary>
 /// A sparse offset and time index of one segment: an entry (first offset of a batch, its file position, the
-/// largest timestamp so far) at most every <see cref="IntervalBytes"/> bytes of data. Lookups binary-search
-/// the entries, then scan forward from the entry's position.
+/// largest timestamp so far) at most every <see cref="LogOptions.IndexIntervalBytes"/> bytes of data (the first batch
+/// always). Lookups binary-search the entries, then scan forward from the entry's position.
 /// </summary>
 internal sealed class SparseIndex
 {
-    /// <summary>
-    /// Bytes of data between entries: 32 KiB as in Redpanda. A lookup then reads at most 32 KiB more than
-    /// needed, one read at the disk's 64 KiB QD1 rate (~60 µs), while 128 MiB segments need only 4,096 entries.
-    /// </summary>
-    public const int IntervalBytes = 32 * 1024;
-
     private const uint Magic = 0x58494C41; // "ALIX" little-endian
     private const int HeaderSize = 4 + 4 + 8 + 8 + 8 + 8 + 4;
     private const int EntrySize = 8 + 8 + 8;
 
     private readonly List<Entry> _entries = new();
-    private long _lastIndexedPosition = -IntervalBytes;
+    private long _lastIndexedPosition = long.MinValue / 2;
 
     public readonly record struct Entry(long Offset, long Position, long MaxTimestampMs);
 
@@ -29,10 +23,10 @@ internal sealed class SparseIndex
 
     public IReadOnlyList<Entry> Entries => _entries;
 
-    /// <summary>Records a batch that starts at <paramref name="position"/>; keeps it when an interval has passed.</summary>
-    public void MaybeAdd(long offset, long position, long maxTimestampMs)
+    /// <summary>Records a batch that starts at <paramref name="position"/>; keeps it when <paramref name="intervalBytes"/> have passed since the last entry.</summary>
+    public void MaybeAdd(long offset, long position, long maxTimestampMs, int intervalBytes)
     {
-        if (position - _lastIndexedPosition >= IntervalBytes)
+        if (position - _lastIndexedPosition >= intervalBytes)
         {
             _entries.Add(new Entry(offset, position, maxTimestampMs));
             _lastIndexedPosition = position;
@@ -48,7 +42,7 @@ internal sealed class SparseIndex
             _entries.RemoveRange(keep, _entries.Count - keep);
         }
 
-        _lastIndexedPosition = _entries.Count > 0 ? _entries[^1].Position : -IntervalBytes;
+        _lastIndexedPosition = _entries.Count > 0 ? _entries[^1].Position : long.MinValue / 2;
     }
 
     /// <summary>The position of the last entry whose offset is ≤ <paramref name="offset"/>, or 0.</summary>

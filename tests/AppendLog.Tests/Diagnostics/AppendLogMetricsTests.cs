@@ -91,24 +91,41 @@ public sealed class AppendLogMetricsTests(DirectIoMode mode)
     }
 
     [Test]
-    public async Task ReadAsync_CountsTheBytesItReads()
+    public async Task ReadAsync_CountsTheBytesItReadsFromDisk_NotFromTheCache()
     {
         using var bytesRead = new MetricCollector<long>(AppendLogMetrics.BytesRead);
-        await using var log = await SegmentedLog.OpenAsync(Options());
-        for (int i = 0; i < 10; i++)
+        var cache = new BatchCache(4 * 1024 * 1024);
+        var options = Options() with { BatchCache = cache };
+        await using (var writer = await SegmentedLog.OpenAsync(options))
         {
-            await log.AppendAsync(new byte[1000]);
+            for (int i = 0; i < 10; i++)
+            {
+                await writer.AppendAsync(new byte[1000]);
+            }
         }
 
+        // Reopened: nothing is in the writer's buffers, so the first read goes to the disk.
+        await using var log = await SegmentedLog.OpenAsync(options);
         long before = bytesRead.GetMeasurementSnapshot().Sum(m => m.Value);
-        int n = 0;
-        await foreach (var record in log.ReadAsync(0))
-        {
-            n++;
-        }
+        Assert.That(await CountAsync(log), Is.EqualTo(10));
+        long afterFirst = bytesRead.GetMeasurementSnapshot().Sum(m => m.Value);
+        Assert.That(afterFirst - before, Is.GreaterThanOrEqualTo(10 * 1000));
 
-        Assert.That(n, Is.EqualTo(10));
-        Assert.That(bytesRead.GetMeasurementSnapshot().Sum(m => m.Value) - before, Is.GreaterThanOrEqualTo(10 * 1000));
+        // The second read is served by the cache: no byte read.
+        Assert.That(await CountAsync(log), Is.EqualTo(10));
+        Assert.That(bytesRead.GetMeasurementSnapshot().Sum(m => m.Value), Is.EqualTo(afterFirst));
+        Assert.That(cache.Hits, Is.GreaterThanOrEqualTo(10));
+
+        static async Task<int> CountAsync(SegmentedLog log)
+        {
+            int n = 0;
+            await foreach (var record in log.ReadAsync(0))
+            {
+                n++;
+            }
+
+            return n;
+        }
     }
 
     [Test]

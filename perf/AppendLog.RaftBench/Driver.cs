@@ -1,0 +1,226 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using AppendLog.LoadGen.Measurement;
+
+namespace AppendLog.RaftBench;
+
+internal sealed record StepRecord(int Clients, int LeaderNode, LoadResult Result, double[] RssMiB, bool LeaderChanged);
+
+internal sealed record FailoverRecord(int KilledNode, int NewLeaderNode, double ElectionMs, double FailoverMs);
+
+internal sealed record RoundRecord(string Engine, int Round, int[] Ports, List<StepRecord> Steps, double[] PeakHwmMiB, List<FailoverRecord> Failovers, List<string> Notes);
+
+/// <summary>Starts the member processes, drives each step through the leader, kills leaders, and reports.</summary>
+internal static class Driver
+{
+    private static readonly Stopwatch Clock = Stopwatch.StartNew();
+
+    public static void Say(string text) => Console.Error.WriteLine($"[{Clock.Elapsed.TotalSeconds,7:F1}s] {text}");
+
+    public static async Task<int> RunAsync(Options options, string[] rawArgs)
+    {
+        var engines = options.Get("engine", "both") switch
+        {
+            "both" => new[] { "appendlog", "dotnext" },
+            var one => [one],
+        };
+        var clientCounts = options.Ints("clients", "1,16,64");
+        var seconds = options.Double("seconds", 10);
+        var warmup = options.Double("warmup", 2);
+        var rounds = options.Int("rounds", 3);
+        var kills = options.Int("kills", 2);
+        var failoverClients = options.Int("failover-clients", 16);
+        var electionMin = options.Int("election-min", 150);
+        var electionMax = options.Int("election-max", 300);
+        var verbose = options.Flag("verbose");
+        var dir = Path.GetFullPath(options.Get("dir", Path.Combine(Path.GetTempPath(), "appendlog-raftbench")));
+        var outPrefix = options.Get("out", "");
+        var environment = MemberEnvironment(options);
+        Directory.CreateDirectory(dir);
+        var machine = MachineInfo.Collect(dir, TimeProvider.System);
+        var loadStart = ProcStatus.LoadAverage();
+        Say($"{machine.HeaderLine}");
+        var runs = new List<RoundRecord>();
+        var failed = false;
+        for (var round = 1; round <= rounds; round++)
+        {
+            // Round-robin with a rotating first engine, so drift of a shared machine hits both alike.
+            var order = Enumerable.Range(0, engines.Length).Select(i => engines[(i + round - 1) % engines.Length]);
+            foreach (var engine in order)
+            {
+                try
+                {
+                    runs.Add(await RunRoundAsync(engine, round, dir, clientCounts, warmup, seconds, kills, failoverClients, electionMin, electionMax, verbose, environment).ConfigureAwait(false));
+                }
+                catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or IOException)
+                {
+                    Say($"{engine} round {round} FAILED: {ex.Message}");
+                    runs.Add(new RoundRecord(engine, round, [], [], [], [], [$"failed: {ex.Message}"]));
+                    failed = true;
+                }
+            }
+        }
+
+        var loadEnd = ProcStatus.LoadAverage();
+        var command = "AppendLog.RaftBench " + string.Join(' ', rawArgs.Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a))
+            .Replace(dir, "DIR", StringComparison.Ordinal);
+        var markdown = Report.Markdown(machine, command, engines, clientCounts, runs, loadStart, loadEnd, electionMin, electionMax, warmup, seconds, failoverClients);
+        Console.WriteLine(markdown);
+        if (outPrefix.Length > 0)
+        {
+            await File.WriteAllTextAsync(outPrefix + ".md", markdown).ConfigureAwait(false);
+            var json = JsonSerializer.Serialize(
+                new { machine = machine with { DataDirectory = "DIR" }, command, loadAverageStart = loadStart, loadAverageEnd = loadEnd, engines, clientCounts, warmup, seconds, electionMin, electionMax, failoverClients, settings = engines.ToDictionary(e => e, e => BenchNodes.Describe(e, electionMin, electionMax)), runs },
+                new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
+            await File.WriteAllTextAsync(outPrefix + ".json", json.Replace(dir, "DIR", StringComparison.Ordinal)).ConfigureAwait(false);
+            Say($"wrote {outPrefix}.md and {outPrefix}.json");
+        }
+
+        return failed ? 1 : 0;
+    }
+
+    private static async Task<RoundRecord> RunRoundAsync(
+        string engine, int round, string dir, int[] clientCounts, double warmup, double seconds, int kills, int failoverClients,
+        int electionMin, int electionMax, bool verbose, Dictionary<string, string> environment)
+    {
+        var root = Path.Combine(dir, $"{engine}-r{round}");
+        if (Directory.Exists(root))
+        {
+            Directory.Delete(root, recursive: true);
+        }
+
+        var notes = new List<string>();
+        var steps = new List<StepRecord>();
+        var failovers = new List<FailoverRecord>();
+        double[] peak;
+        int[] ports;
+        await using (var cluster = new Cluster(engine, root, electionMin, electionMax, verbose, environment))
+        {
+            ports = cluster.Ports;
+            Say($"{engine} round {round}: starting 3 members on 127.0.0.1:{string.Join(',', cluster.Ports)}");
+            await Task.WhenAll(Enumerable.Range(0, 3).Select(cluster.StartAsync)).ConfigureAwait(false);
+            var first = await cluster.AwaitCommittingLeaderAsync(0, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            Say($"{engine} round {round}: node {first.Node + 1} leads");
+            foreach (var clients in clientCounts)
+            {
+                var leader = cluster.CurrentLeader();
+                var before = NodeHost.NowNs();
+                await leader.SendAsync(string.Create(CultureInfo.InvariantCulture, $"load {clients} {warmup} {seconds}")).ConfigureAwait(false);
+                var reply = await leader.ExpectAsync("RESULT", TimeSpan.FromSeconds(warmup + seconds + 120)).ConfigureAwait(false);
+                var result = JsonSerializer.Deserialize<LoadResult>(reply["RESULT ".Length..])!;
+                var rss = cluster.Nodes.Select(n => n is null ? double.NaN : ProcStatus.Read(n.Pid).RssMiB).ToArray();
+                var changed = cluster.Events().Any(e => e.Kind == "LEADER" && e.Ns > before);
+                if (changed)
+                {
+                    notes.Add($"leadership changed during the {clients}-client step");
+                }
+
+                if (result.ErrorKinds is { Count: > 0 })
+                {
+                    notes.Add($"{clients}-client step: failed replications {string.Join(", ", result.ErrorKinds.Select(k => $"{k.Key} × {k.Value}"))}");
+                }
+
+                steps.Add(new StepRecord(clients, leader.Index + 1, result, rss, changed));
+                Say($"{engine} round {round}: {clients,2} clients: {result.CommitsPerSecond,9:F0} commits/s  p50 {result.P50Ms:F3}  p99 {result.P99Ms:F3}  " +
+                    $"p99.99 {result.P9999Ms:F3}  max {result.MaxMs:F3} ms  errors {result.Errors}{(result.ErrorKinds is { Count: > 0 } kinds ? " (" + string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value}")) + ")" : "")}  RSS MiB {string.Join('/', rss.Select(r => r.ToString("F0", CultureInfo.InvariantCulture)))}");
+            }
+
+            peak = cluster.Nodes.Select(n => n is null ? double.NaN : ProcStatus.Read(n.Pid).HwmMiB).ToArray();
+            if (kills > 0)
+            {
+                foreach (var node in cluster.Nodes)
+                {
+                    await node!.SendAsync($"bg {failoverClients}").ConfigureAwait(false);
+                    await node.ExpectAsync("OK", TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+                }
+
+                for (var k = 0; k < kills; k++)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+                    var leader = cluster.CurrentLeader();
+                    var killedAt = await cluster.KillAsync(leader.Index).ConfigureAwait(false);
+                    var next = await cluster.AwaitCommittingLeaderAsync(killedAt, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+                    var elected = cluster.Events().Where(e => e.Kind == "LEADER" && e.Node == next.Node && e.Ns > killedAt).Select(e => e.Ns).DefaultIfEmpty(next.Ns).Min();
+                    var record = new FailoverRecord(leader.Index + 1, next.Node + 1, (elected - killedAt) / 1e6, (next.Ns - killedAt) / 1e6);
+                    failovers.Add(record);
+                    Say($"{engine} round {round}: SIGKILL node {record.KilledNode} (leader) under {failoverClients}-client load: node {record.NewLeaderNode} " +
+                        $"led after {record.ElectionMs:F0} ms, first commit {record.FailoverMs:F0} ms after the kill");
+                    await cluster.StartAsync(leader.Index).ConfigureAwait(false);
+                    await cluster.Nodes[leader.Index]!.SendAsync($"bg {failoverClients}").ConfigureAwait(false);
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            }
+        }
+
+        Directory.Delete(root, recursive: true);
+        return new RoundRecord(engine, round, ports, steps, peak, failovers, notes);
+    }
+
+    /// <summary>"--env K=V[,K=V]": environment variables for every member process of both engines (runtime knobs).</summary>
+    private static Dictionary<string, string> MemberEnvironment(Options options) =>
+        options.Get("env", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2))
+            .ToDictionary(kv => kv[0], kv => kv.Length > 1 ? kv[1] : "", StringComparer.Ordinal);
+
+    /// <summary>
+    /// Starts one engine's cluster with a background load on the leader and runs an attach command against the
+    /// leader's and a follower's pid ({leader}, {follower}): strace -c, perf record, top -H. Prints the commits the
+    /// leader made while the command ran, so counts per commit can be derived.
+    /// </summary>
+    public static async Task<int> ProfileAsync(Options options)
+    {
+        var engine = options.Get("engine");
+        var clients = options.Int("clients", 64);
+        var warmup = options.Double("warmup", 3);
+        var attach = options.Get("attach", "timeout -s INT 10 strace -f -c -p {leader}");
+        var dir = Path.GetFullPath(options.Get("dir", Path.Combine(Path.GetTempPath(), "appendlog-raftbench")));
+        var root = Path.Combine(dir, $"{engine}-profile");
+        if (Directory.Exists(root))
+        {
+            Directory.Delete(root, recursive: true);
+        }
+
+        var environment = MemberEnvironment(options);
+        if (options.Flag("perf-map"))
+        {
+            environment["DOTNET_PerfMapEnabled"] = "1";
+        }
+
+        await using (var cluster = new Cluster(engine, root, options.Int("election-min", 150), options.Int("election-max", 300), options.Flag("verbose"), environment))
+        {
+            await Task.WhenAll(Enumerable.Range(0, 3).Select(cluster.StartAsync)).ConfigureAwait(false);
+            await cluster.AwaitCommittingLeaderAsync(0, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            var leader = cluster.CurrentLeader();
+            var follower = cluster.Nodes.First(n => n != leader)!;
+            await leader.SendAsync($"bg {clients}").ConfigureAwait(false);
+            await leader.ExpectAsync("OK", TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromSeconds(warmup)).ConfigureAwait(false);
+            async Task<long> Count()
+            {
+                await leader.SendAsync("count").ConfigureAwait(false);
+                return long.Parse((await leader.ExpectAsync("COUNT", TimeSpan.FromSeconds(10)).ConfigureAwait(false)).Split(' ')[1], CultureInfo.InvariantCulture);
+            }
+
+            var command = attach.Replace("{leader}", leader.Pid.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
+                .Replace("{follower}", follower.Pid.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+            Say($"{engine}: leader pid {leader.Pid}, follower pid {follower.Pid}, {clients} clients; running: {command}");
+            var before = await Count().ConfigureAwait(false);
+            var started = Stopwatch.GetTimestamp();
+            var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add(command);
+            using (var tool = Process.Start(info)!)
+            {
+                await tool.WaitForExitAsync().ConfigureAwait(false);
+            }
+
+            var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var after = await Count().ConfigureAwait(false);
+            Console.WriteLine($"{engine}: {after - before} commits by the leader while the command ran ({elapsed:F1} s, {(after - before) / elapsed:F0}/s)");
+        }
+
+        Directory.Delete(root, recursive: true);
+        return 0;
+    }
+}

@@ -1,0 +1,444 @@
+using AppendLog.Format;
+using AppendLog.Segments;
+
+namespace AppendLog;
+
+/// <summary>The reader behind every read API: cache, then the writer's chunks, then the disk with read-ahead.</summary>
+public sealed partial class SegmentedLog
+{
+    /// <summary>
+    /// One reader's position in the log and its read state. Each batch comes from the first of: the shared
+    /// <see cref="BatchCache"/>; the writer's chunks (the durable tail of the active segment, still in memory); the
+    /// segment file through the reader's <see cref="ReadWindow"/> of pooled aligned buffers (O_DIRECT). A reader that
+    /// stays sequential doubles its read-ahead on each refill up to <see cref="LogOptions.MaximumReadAhead"/> and reads
+    /// the next stretch in the background while it decodes the current one; a seek resets it to one chunk.
+    /// Every batch is checksum-verified and must start at the offset where the previous one ended. A suffix truncation
+    /// under the reader is detected by the segment's content key: a reader that had not yet returned any removed record
+    /// continues over the new content; one that had ends with <see cref="LogTruncatedException"/>.
+    /// Not thread-safe: one enumerator owns it.
+    /// </summary>
+    private sealed class Cursor : IAsyncDisposable
+    {
+        private readonly SegmentedLog _log;
+        private readonly ReadWindow _window;
+        private readonly byte[] _header = new byte[RecordBatch.HeaderSize];
+        private readonly int _chunkSize;
+        private readonly int _readAheadMaximumPieces;
+        private Segment? _segment;
+        private long _contentKey;
+        private ReadFileCache.Lease? _file;
+        private long _position;
+        private long _expectedBase;
+        private long _next;
+        private int _readAheadPieces = 1;
+        private Task<List<ReadWindow.Piece>>? _prefetch;
+        private long _prefetchStart;
+
+        public Cursor(SegmentedLog log, long next)
+        {
+            _log = log;
+            _window = new ReadWindow(log._pool);
+            _chunkSize = log._pool.ChunkSize;
+            _readAheadMaximumPieces = (int)Math.Max(1, log._options.MaximumReadAhead / _chunkSize);
+            _next = next;
+        }
+
+        /// <summary>The next offset this reader returns.</summary>
+        public long Next => _next;
+
+        /// <summary>
+        /// The next batch holding offsets at or after <see cref="Next"/> and starting below <paramref name="end"/>, or null
+        /// when the reader has reached <paramref name="end"/> or the log's durable end.
+        /// </summary>
+        public async ValueTask<LogBatch?> NextAsync(long end, CancellationToken cancellationToken)
+        {
+            while (_next < end)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (_segment is null)
+                {
+                    Locate();
+                    continue;
+                }
+
+                long limit;
+                long? cut;
+                bool active;
+                long segmentEnd;
+                lock (_log._writer.SyncRoot)
+                {
+                    cut = _segment.LowestCutSince(_contentKey);
+                    limit = _log._writer.ReadableLimitUnsynchronized(_segment);
+                    active = ReferenceEquals(_segment, _log._writer.ActiveUnsynchronized);
+                    segmentEnd = _segment.EndOffset;
+                }
+
+                if (cut is { } cutOffset)
+                {
+                    await OnCutAsync(cutOffset).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (_position >= limit)
+                {
+                    if (active)
+                    {
+                        // Every durable byte of the active segment is read: the durable end moved back (a truncation
+                        // this reader's segment did not see) or the caller's end is ahead of the log's.
+                        if (_next >= _log.DurableEndOffset)
+                        {
+                            return null;
+                        }
+
+                        throw new LogCorruptedException(_segment.Path, _position, $"the segment's durable data ends at offset {_expectedBase}, before the durable end {_log.DurableEndOffset}");
+                    }
+
+                    if (_expectedBase != segmentEnd)
+                    {
+                        throw new LogCorruptedException(_segment.Path, _position, $"the segment's batches end at offset {_expectedBase}, its recorded end is {segmentEnd}");
+                    }
+
+                    _next = Math.Max(_next, segmentEnd);
+                    await CloseSegmentAsync().ConfigureAwait(false);
+                    continue;
+                }
+
+                var batch = await ReadBatchAsync(limit, active, cancellationToken).ConfigureAwait(false);
+                if (batch is null)
+                {
+                    continue; // the content changed under the read: the next round sees the cut
+                }
+
+                if (batch.BaseOffset != _expectedBase)
+                {
+                    // The base offset lies outside the CRC (Kafka v2 layout): a flipped bit there passes the checksum,
+                    // so each batch must also start exactly where the previous one ended, or its records would be
+                    // served under other offsets or skipped.
+                    if (ContentChanged())
+                    {
+                        continue;
+                    }
+
+                    throw new LogCorruptedException(_segment.Path, _position, $"batch base offset {batch.BaseOffset} where {_expectedBase} was expected");
+                }
+
+                _expectedBase = batch.LastOffset + 1;
+                _position += batch.Bytes.Length;
+                if (batch.LastOffset < _next)
+                {
+                    continue;
+                }
+
+                _next = batch.LastOffset + 1;
+                return batch;
+            }
+
+            return null;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await CloseSegmentAsync().ConfigureAwait(false);
+            _window.Dispose();
+        }
+
+        private void Locate()
+        {
+            Segment segment;
+            long position, expectedBase, key;
+            lock (_log._writer.SyncRoot)
+            {
+                var segments = _log._segments;
+                if (_next < segments[0].BaseOffset)
+                {
+                    throw new ArgumentOutOfRangeException(nameof(Next), _next, $"Offset {_next} was deleted (retention or prefix truncation) while being read; the log now starts at {segments[0].BaseOffset}.");
+                }
+
+                segment = segments.FindLast(s => s.BaseOffset <= _next)!;
+                if (_next > segment.EndOffset)
+                {
+                    // Segments are contiguous, so a reader is never past its segment's end unless a cut removed what it read.
+                    throw new LogTruncatedException(_next, segment.EndOffset);
+                }
+
+                position = segment.Index.FindPositionForOffset(_next);
+                expectedBase = segment.BaseOffset;
+                foreach (var entry in segment.Index.Entries)
+                {
+                    if (entry.Position == position)
+                    {
+                        expectedBase = entry.Offset;
+                        break;
+                    }
+                }
+
+                key = segment.ContentKey;
+            }
+
+            ReadFileCache.Lease file;
+            try
+            {
+                file = _log._readFiles.Acquire(_log._storage, segment, _log._options.DirectIo);
+            }
+            catch (FileNotFoundException) when (segment.IsRemoved)
+            {
+                return; // deleted between the lookup and the open: look again
+            }
+
+            if (segment.IsReplaced)
+            {
+                // Compacted between the lookup and the open: the handle may be the new file, which the old segment's
+                // positions do not describe. Drop it and look again (the list now holds the replacement).
+                file.Dispose();
+                _log._readFiles.Forget(segment);
+                return;
+            }
+
+            _segment = segment;
+            _file = file;
+            _contentKey = key;
+            _position = position;
+            _expectedBase = expectedBase;
+            _readAheadPieces = 1;
+        }
+
+        private async ValueTask OnCutAsync(long cutOffset)
+        {
+            if (cutOffset < _next)
+            {
+                throw new LogTruncatedException(_next, cutOffset);
+            }
+
+            await CloseSegmentAsync().ConfigureAwait(false);
+        }
+
+        private async ValueTask CloseSegmentAsync()
+        {
+            await DiscardPrefetchAsync().ConfigureAwait(false);
+            _window.Clear();
+            _file?.Dispose();
+            _file = null;
+            _segment = null;
+        }
+
+        private bool ContentChanged()
+        {
+            lock (_log._writer.SyncRoot)
+            {
+                return _segment!.ContentKey != _contentKey;
+            }
+        }
+
+        private async ValueTask<LogBatch?> ReadBatchAsync(long limit, bool active, CancellationToken cancellationToken)
+        {
+            var cache = _log._batchCache;
+            if (cache.TryGet(_contentKey, _position, out var cached))
+            {
+                return cached;
+            }
+
+            var batch = (active ? TryReadFromWriter() : null) ?? await ReadFromDiskAsync(limit, cancellationToken).ConfigureAwait(false);
+            if (batch is null || ContentChanged())
+            {
+                return null;
+            }
+
+            // Cached under the key read before and checked after the read: its bytes are that content's.
+            cache.Add(_contentKey, _position, batch);
+            return batch;
+        }
+
+        private LogBatch? TryReadFromWriter()
+        {
+            var writer = _log._writer;
+            if (!writer.TryCopyFromMemory(_segment!, _contentKey, _position, _header))
+            {
+                return null;
+            }
+
+            var check = RecordBatchDecoder.Check(_header, _log._options.MaximumBatchSize, out var header);
+            if (check is not (BatchCheck.Incomplete or BatchCheck.Valid))
+            {
+                return null; // let the disk path report it with its position
+            }
+
+            var bytes = new byte[header.TotalSize];
+            if (!writer.TryCopyFromMemory(_segment!, _contentKey, _position, bytes))
+            {
+                return null;
+            }
+
+            return RecordBatchDecoder.Check(bytes, _log._options.MaximumBatchSize, out header) == BatchCheck.Valid
+                ? NewBatch(header, bytes)
+                : null;
+        }
+
+        private async ValueTask<LogBatch?> ReadFromDiskAsync(long limit, CancellationToken cancellationToken)
+        {
+            if (!await EnsureAsync(RecordBatch.HeaderSize, limit, cancellationToken).ConfigureAwait(false))
+            {
+                return CorruptUnlessChanged("the batch header extends past the readable end of the segment");
+            }
+
+            _window.CopyTo(_position, _header);
+            var check = RecordBatchDecoder.Check(_header, _log._options.MaximumBatchSize, out var header);
+            if (check is not (BatchCheck.Incomplete or BatchCheck.Valid))
+            {
+                return CorruptUnlessChanged($"batch check failed: {check}");
+            }
+
+            if (!await EnsureAsync(header.TotalSize, limit, cancellationToken).ConfigureAwait(false))
+            {
+                return CorruptUnlessChanged("the batch extends past the readable end of the segment");
+            }
+
+            var bytes = new byte[header.TotalSize];
+            _window.CopyTo(_position, bytes);
+            check = RecordBatchDecoder.Check(bytes, _log._options.MaximumBatchSize, out header);
+            if (check != BatchCheck.Valid)
+            {
+                return CorruptUnlessChanged($"batch check failed: {check}");
+            }
+
+            if (header.BaseOffset < _segment!.BaseOffset)
+            {
+                return CorruptUnlessChanged($"batch base offset {header.BaseOffset} precedes the segment's {_segment.BaseOffset}");
+            }
+
+            return NewBatch(header, bytes);
+        }
+
+        private LogBatch NewBatch(in RecordBatchHeader header, byte[] bytes) =>
+            new(header.BaseOffset, header.RecordCount, header.PartitionLeaderEpoch, header.MaxTimestamp, bytes)
+            {
+                SourcePath = _segment!.Path,
+                SourcePosition = _position,
+            };
+
+        private LogBatch? CorruptUnlessChanged(string reason)
+        {
+            if (ContentChanged())
+            {
+                return null; // a truncation rewrote these bytes while they were read
+            }
+
+            throw new LogCorruptedException(_segment!.Path, _position, reason);
+        }
+
+        /// <summary>
+        /// Makes the window hold [position, position + length): reuses what it holds, takes the background read-ahead when
+        /// it continues the window, reads the rest. False when those bytes are not all readable.
+        /// </summary>
+        private async ValueTask<bool> EnsureAsync(long length, long limit, CancellationToken cancellationToken)
+        {
+            long position = _position;
+            if (_window.Covers(position, length))
+            {
+                return true;
+            }
+
+            if (position + length > limit)
+            {
+                return false;
+            }
+
+            bool sequential = !_window.IsEmpty && position >= _window.Start && position <= _window.End;
+            if (sequential)
+            {
+                _window.DropBefore(position);
+                _window.DropShortEnd();
+            }
+            else
+            {
+                await DiscardPrefetchAsync().ConfigureAwait(false);
+                _window.Clear();
+                _readAheadPieces = 1;
+            }
+
+            long fileStart = _window.IsEmpty ? position - (position % _chunkSize) : _window.End;
+            if (_prefetch is not null)
+            {
+                var prefetch = _prefetch;
+                _prefetch = null;
+                List<ReadWindow.Piece> pieces;
+                try
+                {
+                    pieces = await prefetch.ConfigureAwait(false);
+                }
+                catch (IOException)
+                {
+                    pieces = []; // read again below, in the foreground, where an error is this reader's
+                }
+
+                if (_prefetchStart == fileStart && pieces.Count > 0)
+                {
+                    _window.Append(pieces);
+                    fileStart = _window.End;
+                }
+                else
+                {
+                    ReadWindow.Return(_log._pool, pieces);
+                }
+            }
+
+            while (!_window.Covers(position, length))
+            {
+                if (!_window.IsEmpty && !_window.CanExtend)
+                {
+                    return false;
+                }
+
+                int needed = (int)((position + length - fileStart + _chunkSize - 1) / _chunkSize);
+                var pieces = ReadWindow.Read(_log._pool, _file!.File, fileStart, Math.Max(needed, _readAheadPieces), limit, foreground: true);
+                if (pieces.Count == 0)
+                {
+                    return false;
+                }
+
+                _window.Append(pieces);
+                fileStart = _window.End;
+            }
+
+            if (sequential)
+            {
+                _readAheadPieces = Math.Min(_readAheadPieces * 2, _readAheadMaximumPieces);
+                if (_window.CanExtend && _window.End < limit && _readAheadPieces > 1)
+                {
+                    StartPrefetch(_window.End, limit);
+                }
+            }
+
+            return true;
+        }
+
+        private void StartPrefetch(long fileStart, long limit)
+        {
+            var pool = _log._pool;
+            var file = _file!.File;
+            int count = _readAheadPieces;
+            _prefetchStart = fileStart;
+
+            // The file lease is held until the prefetch is awaited (CloseSegmentAsync), so the handle outlives it.
+            _prefetch = Task.Run(() => ReadWindow.Read(pool, file, fileStart, count, limit, foreground: false));
+        }
+
+        private async ValueTask DiscardPrefetchAsync()
+        {
+            if (_prefetch is null)
+            {
+                return;
+            }
+
+            var prefetch = _prefetch;
+            _prefetch = null;
+            try
+            {
+                ReadWindow.Return(_log._pool, await prefetch.ConfigureAwait(false));
+            }
+            catch (IOException)
+            {
+                // A failed read-ahead is not this reader's error: the bytes it needed are read again in the foreground.
+            }
+        }
+    }
+}
