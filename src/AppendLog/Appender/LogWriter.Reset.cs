@@ -29,6 +29,7 @@ internal sealed partial class LogWriter
     {
         TaskCompletionSource frozen;
         long end;
+        lock (_fileGate)
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
@@ -39,6 +40,7 @@ internal sealed partial class LogWriter
 
             frozen = _frozen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             end = _nextOffset;
+            NoteTruncationUnsynchronized(); // a compaction that started before must not swap a file in afterwards
         }
 
         bool holdsRetention = false;
@@ -52,7 +54,10 @@ internal sealed partial class LogWriter
 
             await WaitForDurableAsync(end, requestFlush: true, cancellationToken).ConfigureAwait(false);
             await WaitForIdleAsync().ConfigureAwait(false);
-            Restart(nextOffset);
+            lock (_fileGate)
+            {
+                Restart(nextOffset);
+            }
         }
         finally
         {
@@ -84,12 +89,19 @@ internal sealed partial class LogWriter
             ThrowIfUnusableUnsynchronized();
             old = [.. _segments];
             globalEnd = _headGlobal;
+            if (old.Count == 1 && old[0].BaseOffset == nextOffset && old[0].Size == 0)
+            {
+                return; // already the empty log at nextOffset
+            }
+
+            // Before any byte changes: readers and the batch cache learn that nothing they read is current any more.
+            foreach (var segment in old)
+            {
+                segment.RecordCut(segment.BaseOffset);
+            }
         }
 
-        if (old.Count == 1 && old[0].BaseOffset == nextOffset && old[0].Size == 0)
-        {
-            return; // already the empty log at nextOffset
-        }
+        var removed = new List<Segment>(old);
 
         try
         {
@@ -127,6 +139,11 @@ internal sealed partial class LogWriter
                     DirectoryEntryDurable = true,
                     CreatedTimestamp = _time.GetTimestamp(),
                 };
+                foreach (var segment in removed)
+                {
+                    segment.IsRemoved = true;
+                }
+
                 _segments.Clear();
                 _segments.Add(fresh);
                 _active = fresh;
@@ -135,6 +152,11 @@ internal sealed partial class LogWriter
                 _batchEnds.Clear();
                 _idleTail = null;
                 _idleTailFileStart = 0;
+            }
+
+            foreach (var segment in removed)
+            {
+                SegmentRemoved?.Invoke(segment);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -14,6 +14,9 @@ namespace AppendLog.Tests.Log;
 public sealed class ResetTests
 {
     private const int Records = 700;
+
+    /// <summary>Records written after a reset are shorter than the old ones (4000 bytes), so a stale read shows.</summary>
+    private const int NewLength = 3000;
     private const string Dir = "/sim/reset";
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
     private static readonly IoWorkers s_io = new(2, "sim-reset-io");
@@ -60,6 +63,7 @@ public sealed class ResetTests
         await using (var log = await OpenAsync(storage))
         {
             await FillAsync(log);
+            Assert.That(await ReadAllAsync(log), Has.Count.EqualTo(Records), "read once, so the old batches are in the read caches");
             Assert.That(log.SegmentCount, Is.GreaterThanOrEqualTo(3));
             await log.ResetAsync(nextOffset).AsTask().WaitAsync(Bound);
             Assert.Multiple(() =>
@@ -72,8 +76,13 @@ public sealed class ResetTests
             Assert.That(await ReadAllAsync(log), Is.Empty);
             for (long i = nextOffset; i < nextOffset + 100; i++)
             {
-                Assert.That(await log.AppendAsync(Payload.Create(i, 4000)).AsTask().WaitAsync(Bound), Is.EqualTo(i));
+                Assert.That(await log.AppendAsync(Payload.Create(i, NewLength)).AsTask().WaitAsync(Bound), Is.EqualTo(i));
             }
+
+            // The same instance serves the new records, never a cached batch of the old log at the same offsets.
+            var served = await ReadAllAsync(log);
+            Assert.That(served.Select(r => r.Offset), Is.EqualTo(Enumerable.Range(0, 100).Select(i => nextOffset + i)));
+            Assert.That(served.Select(r => r.Value!.Length), Is.All.EqualTo(NewLength));
         }
 
         // A clean reopen and a power cut (everything was acknowledged durable) both give the new log only.
@@ -89,6 +98,7 @@ public sealed class ResetTests
             Assert.That(reopened.StartOffset, Is.EqualTo(nextOffset));
             Assert.That(records.Select(r => r.Offset), Is.EqualTo(Enumerable.Range(0, 100).Select(i => nextOffset + i)));
             Assert.That(records.Select(r => Payload.Check(r.Value, out long id) ?? (id == r.Offset ? null : $"offset {r.Offset} holds {id}")), Is.All.Null);
+            Assert.That(records.Select(r => r.Value!.Length), Is.All.EqualTo(NewLength));
         }
     }
 
