@@ -5,9 +5,11 @@ using AppendLog.Raft;
 using RaftCluster;
 
 // A three-member replicated key-value store on 127.0.0.1, in this process: writes, the leader is killed, a new
-// leader takes over, the old leader comes back and catches up. Run: dotnet run -c Release --project samples/RaftCluster
+// leader takes over and writes on (snapshotting every 500 offsets), the old leader comes back and catches up from the
+// leader's snapshot. Run: dotnet run -c Release --project samples/RaftCluster
 // With "processes": three child processes, the leader SIGKILLed under load, the disks checked (exit code 1 on a loss).
-// With "bench": measures committed 1 KiB writes/s and latency percentiles for 1, 16 and 64 concurrent clients.
+// With "bench [seconds] [cache MiB]": measures committed 1 KiB writes/s and latency percentiles for 1, 16 and 64
+// concurrent clients (each member keeps at most "cache MiB" of batches in memory, 64 by default).
 
 if (args.Length > 0 && args[0] == "node")
 {
@@ -22,7 +24,8 @@ void Say(string text) => Console.WriteLine($"[{clock.Elapsed.TotalSeconds,7:F3}s
 var nodes = new Dictionary<RaftNodeId, KeyValueNode?>();
 async Task StartNode(RaftNodeId id)
 {
-    var node = new KeyValueNode(id, members, Path.Combine(root, "node-" + id), Say);
+    // A snapshot every 500 offsets, so the demo shows one being installed on a member that was down.
+    var node = new KeyValueNode(id, members, Path.Combine(root, "node-" + id), Say, snapshotInterval: 500);
     await node.StartAsync();
     nodes[id] = node;
 }
@@ -31,9 +34,10 @@ try
 {
     if (args.Length > 0 && args[0] == "bench")
     {
+        var cacheMiB = args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 64;
         foreach (var id in members.Keys)
         {
-            var node = new KeyValueNode(id, members, Path.Combine(root, "node-" + id));
+            var node = new KeyValueNode(id, members, Path.Combine(root, "node-" + id), cachedLogBytes: cacheMiB * 1024 * 1024);
             await node.StartAsync();
             nodes[id] = node;
         }
@@ -85,7 +89,8 @@ try
         await next.SetAsync($"user:{i}", $"bob-{i}");
     }
 
-    Say("5 more SETs committed on the new leader while the old one is down");
+    await Task.WhenAll(Enumerable.Range(0, 1500).Select(i => next.SetAsync($"down:{i % 20}", i.ToString(System.Globalization.CultureInfo.InvariantCulture)).AsTask()));
+    Say("1505 more SETs committed on the new leader while the old one is down (it snapshots every 500 offsets and drops the log before)");
     PrintStatus();
 
     Say($"restarting node {killed} from its own log");
@@ -93,7 +98,8 @@ try
     await AwaitConverged();
     var restarted = nodes[killed]!;
     Say($"node {killed} caught up: user:0={restarted.State["user:0"]}, after-failover={restarted.State["after-failover"]}, " +
-        $"{restarted.State.Count} keys, same as node {next.Id}: {restarted.State.OrderBy(p => p.Key).SequenceEqual(next.State.OrderBy(p => p.Key))}");
+        $"{restarted.State.Count} keys, same as node {next.Id}: {restarted.State.OrderBy(p => p.Key).SequenceEqual(next.State.OrderBy(p => p.Key))}; " +
+        $"dictionary restored from a snapshot {restarted.SnapshotRestores} time(s) (its own at start, then the leader's)");
     PrintStatus();
     return 0;
 }

@@ -6,11 +6,13 @@ namespace AppendLog.Raft;
 [Experimental(RaftExperiments.Raft)]
 public sealed class FollowerStatus
 {
-    internal FollowerStatus(RaftNodeId nodeId, long matchIndex, long lag)
+    internal FollowerStatus(RaftNodeId nodeId, long matchIndex, long lag, bool isLearner, bool isActive)
     {
         NodeId = nodeId;
         MatchIndex = matchIndex;
         Lag = lag;
+        IsLearner = isLearner;
+        IsActive = isActive;
     }
 
     /// <summary>The follower.</summary>
@@ -21,4 +23,10 @@ public sealed class FollowerStatus
 
     /// <summary>How many entries the follower is behind the leader's last index.</summary>
     public long Lag { get; }
+
+    /// <summary>Whether the follower is a learner (receives the log, does not vote).</summary>
+    public bool IsLearner { get; }
+
+    /// <summary>Whether the leader heard from the follower within the current election-timeout period.</summary>
+    public bool IsActive { get; }
 }

@@ -20,8 +20,9 @@ namespace AppendLog.Raft;
 /// offsets have gaps.
 /// </para>
 /// <para>
-/// Limits today: the whole log above the (bootstrap) snapshot is kept in memory as well as on disk, the state machine
-/// is rebuilt by replay at start, membership is fixed at bootstrap, and there are no snapshots (the core has no
+/// Memory is bounded by <see cref="ReplicatedLogOptions.MaximumCachedLogBytes"/> plus a few dozen bytes per entry:
+/// batches older than that are read back from the local log for a follower that is behind. Limits today: the state
+/// machine is rebuilt by replay at start, membership is fixed at bootstrap, and there are no snapshots (the core has no
 /// prefix truncation yet). Messages between members are neither encrypted nor authenticated: use a private network.
 /// </para>
 /// </summary>
@@ -44,6 +45,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
     private readonly object _commitGate = new();
     private TaskCompletionSource _commitAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _committedEndOffset;
+    private long _snapshotEndOffset;
+    private long _snapshotsTaken;
+    private long _snapshotsRestored;
     private SegmentedLog? _log;
     private SegmentedRaftLog? _raftLog;
     private TcpRaftTransport? _transport;
@@ -76,6 +80,21 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <summary>This member's id.</summary>
     public RaftNodeId NodeId => _options.NodeId;
 
+    /// <summary>Reads of dropped batches back from the local log (tests and diagnostics).</summary>
+    internal long LogFetchCount => _raftLog?.FetchCount ?? 0;
+
+    /// <summary>Snapshots this member took of its state machine, and restored (at start or from its leader).</summary>
+    internal (long Taken, long Restored) SnapshotCounts => (Interlocked.Read(ref _snapshotsTaken), Interlocked.Read(ref _snapshotsRestored));
+
+    /// <summary>The first offset still in the local log (moves with snapshots).</summary>
+    internal long LogStartOffset => _log?.StartOffset ?? 0;
+
+    /// <summary>The Raft index the latest snapshot covers.</summary>
+    internal long SnapshotIndex => _raftLog?.Snapshot.Index ?? 0;
+
+    /// <summary>Application payload bytes the Raft log holds in memory now (tests and diagnostics).</summary>
+    internal long LogResidentBytes => _raftLog?.ResidentBytes ?? 0;
+
     /// <summary>The member's state now (a snapshot; it may change as soon as it is read).</summary>
     public ReplicatedLogStatus Status
     {
@@ -83,11 +102,15 @@ public sealed class ReplicatedLog : IAsyncDisposable
         {
             var host = _host?.Status ?? new RaftHostStatus(RaftRole.Follower, RaftNodeId.None, 0);
             var followers = host.Followers
-                .Select(f => new FollowerStatus(f.Id, f.Match, Math.Max(0, host.LastIndex - f.Match)))
+                .Select(f => new FollowerStatus(f.Id, f.Match, Math.Max(0, host.LastIndex - f.Match), f.IsLearner, f.RecentActive))
                 .ToList();
             return new ReplicatedLogStatus(
                 NodeId, (ReplicaRole)host.Role, host.Term, host.Leader, host.Committed, host.LastIndex,
-                Volatile.Read(ref _committedEndOffset), followers);
+                Volatile.Read(ref _committedEndOffset), followers)
+            {
+                Voters = host.Config.Voters,
+                Learners = host.Config.Learners,
+            };
         }
     }
 
@@ -110,6 +133,11 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
         System.IO.Directory.CreateDirectory(_options.Directory);
         var logOptions = new LogOptions { Directory = Path.Combine(_options.Directory, "log"), TimeProvider = _time };
+        if (_options.SegmentSize is { } segmentSize)
+        {
+            logOptions = logOptions with { SegmentSize = segmentSize, MaximumBatchSize = (int)Math.Min(logOptions.MaximumBatchSize, segmentSize) };
+        }
+
         if (_options.FlushPolicy is { } policy)
         {
             logOptions = logOptions with { FlushPolicy = policy };
@@ -118,8 +146,14 @@ public sealed class ReplicatedLog : IAsyncDisposable
         _log = await SegmentedLog.OpenAsync(logOptions, cancellationToken).ConfigureAwait(false);
         try
         {
-            var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.Members.Keys, []));
-            _raftLog = await SegmentedRaftLog.OpenAsync(_log, bootstrap, snapshotDirectory: null, _time, cancellationToken).ConfigureAwait(false);
+            var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.InitialVoters ?? _options.Members.Keys, []));
+            _raftLog = await SegmentedRaftLog.OpenAsync(
+                _log, bootstrap, _options.Directory, _time, cancellationToken, _options.MaximumCachedLogBytes).ConfigureAwait(false);
+            if (_raftLog.Snapshot.Index > 0)
+            {
+                await RestoreAsync(_raftLog.Snapshot, cancellationToken).ConfigureAwait(false);
+            }
+
             var hardState = new FileHardStateStore(_options.Directory);
             var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
             var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);
@@ -129,6 +163,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
                 entry => raftLog.BaseOffsetOf(entry.Index))
             {
                 LeadershipChanged = OnLeadershipChanged,
+                TakeSnapshot = TakeSnapshotAsync,
+                PipelineLeaderWrites = true,
             };
         }
         catch
@@ -186,6 +222,143 @@ public sealed class ReplicatedLog : IAsyncDisposable
         catch (TimeoutException)
         {
             throw new ReplicationTimeoutException(_options.ReplicateTimeout);
+        }
+    }
+
+    /// <summary>
+    /// Adds <paramref name="nodeId"/> as a learner: it receives the log (a snapshot first when it is far behind) but
+    /// neither votes nor counts toward a quorum. Call on the leader; completes once the change is committed.
+    /// Start the new member with the same <see cref="ReplicatedLogOptions.InitialVoters"/> as the others.
+    /// </summary>
+    /// <param name="nodeId">A node of <see cref="ReplicatedLogOptions.Members"/> that is not a member yet.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader (or lost leadership before the change committed).</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted, or this leader has not committed an entry of its term yet: retry shortly.</exception>
+    /// <exception cref="ArgumentException">The node is not in the address book, or is already a member.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask AddLearnerAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default) =>
+        ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddLearner, nodeId), cancellationToken);
+
+    /// <summary>
+    /// Makes <paramref name="nodeId"/> a voter: a new node, or a learner being promoted (add it as a learner first and
+    /// let it catch up, so the group's quorum never waits for a member that is far behind). One change at a time.
+    /// </summary>
+    /// <param name="nodeId">A node of <see cref="ReplicatedLogOptions.Members"/>.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader.</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted, or this leader has not committed an entry of its term yet: retry shortly.</exception>
+    /// <exception cref="ArgumentException">The node is not in the address book, or is already a voter.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask AddVoterAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default) =>
+        ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddVoter, nodeId), cancellationToken);
+
+    /// <summary>Promotes the learner <paramref name="nodeId"/> to voter (see <see cref="AddVoterAsync"/>).</summary>
+    /// <param name="nodeId">A current learner.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="ArgumentException">The node is not a learner.</exception>
+    /// <exception cref="NotLeaderException">This member is not the leader.</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted: retry shortly.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask PromoteLearnerAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        if (!_host!.Status.Config.Learners.Contains(nodeId))
+        {
+            throw new ArgumentException($"Node {nodeId} is not a learner.", nameof(nodeId));
+        }
+
+        return AddVoterAsync(nodeId, cancellationToken);
+    }
+
+    /// <summary>
+    /// Removes the voter or learner <paramref name="nodeId"/>. A leader that removes itself steps down once the change
+    /// is committed, and the others elect a new leader.
+    /// </summary>
+    /// <param name="nodeId">A current member.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader.</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted, or this leader has not committed an entry of its term yet: retry shortly.</exception>
+    /// <exception cref="ArgumentException">The node is not a member, or is the last voter.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask RemoveMemberAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default) =>
+        ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.Remove, nodeId), cancellationToken);
+
+    /// <summary>
+    /// Hands leadership to the voter <paramref name="target"/> (thesis §3.10): the leader stops accepting replications,
+    /// brings the target up to date, and tells it to campaign at once. Completes when this member sees the target lead.
+    /// </summary>
+    /// <param name="target">A voter other than this member.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>A task that completes when <paramref name="target"/> is the leader this member knows of.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader.</exception>
+    /// <exception cref="ArgumentException">The target is not a voter.</exception>
+    /// <exception cref="ReplicationTimeoutException">The target did not take over within <see cref="ReplicatedLogOptions.ReplicateTimeout"/> (the old leader resumes after an election timeout).</exception>
+    public async ValueTask TransferLeadershipAsync(RaftNodeId target, CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        if (target == NodeId)
+        {
+            return;
+        }
+
+        var led = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnChanged(object? sender, LeadershipChangedEventArgs e)
+        {
+            if (e.LeaderId == target)
+            {
+                led.TrySetResult();
+            }
+        }
+
+        LeadershipChanged += OnChanged;
+        try
+        {
+            await _host!.TransferLeadershipAsync(target, cancellationToken).ConfigureAwait(false);
+            if (_host.Status.Leader == target)
+            {
+                return;
+            }
+
+            await led.Task.WaitAsync(_options.ReplicateTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new ReplicationTimeoutException(_options.ReplicateTimeout);
+        }
+        catch (NotLeaderException ex)
+        {
+            throw NotLeader(ex.LeaderId);
+        }
+        finally
+        {
+            LeadershipChanged -= OnChanged;
+        }
+    }
+
+    private async ValueTask ChangeMembershipAsync(ConfigChange change, CancellationToken cancellationToken)
+    {
+        ThrowIfNotRunning();
+        if (!_options.Members.ContainsKey(change.Node))
+        {
+            throw new ArgumentException($"Node {change.Node} is not in the address book (ReplicatedLogOptions.Members).", nameof(change));
+        }
+
+        try
+        {
+            await _host!.ProposeConfigChangeAsync(change, cancellationToken).AsTask()
+                .WaitAsync(_options.ReplicateTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new ReplicationTimeoutException(_options.ReplicateTimeout);
+        }
+        catch (NotLeaderException ex)
+        {
+            throw NotLeader(ex.LeaderId);
         }
     }
 
@@ -351,7 +524,14 @@ public sealed class ReplicatedLog : IAsyncDisposable
         if (entry.Kind == RaftEntryKind.Normal && !entry.Data.IsEmpty)
         {
             var values = EntryBatch.ReadValues(entry.Data);
-            if (_options.Apply is { } apply)
+            if (_options.StateMachine is { } stateMachine)
+            {
+                for (var i = 0; i < values.Count; i++)
+                {
+                    await stateMachine.ApplyAsync(new CommittedRecord(baseOffset + i, values[i]), cancellationToken).ConfigureAwait(false);
+                }
+            }
+            else if (_options.Apply is { } apply)
             {
                 for (var i = 0; i < values.Count; i++)
                 {
@@ -366,8 +546,48 @@ public sealed class ReplicatedLog : IAsyncDisposable
         SignalCommit();
     }
 
-    private static ValueTask RestoreAsync(RaftSnapshot snapshot, CancellationToken cancellationToken) =>
-        throw new NotSupportedException("Snapshots are not supported by the replicated log yet.");
+    /// <summary>Restores the state machine from <paramref name="snapshot"/> (at start, or installing the leader's).</summary>
+    private async ValueTask RestoreAsync(RaftSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        var stateMachine = _options.StateMachine
+            ?? throw new NotSupportedException("A member without a StateMachine cannot restore a snapshot: configure every member alike.");
+        var endOffset = SnapshotPayload.EndOffset(snapshot.Data.Span)
+            ?? throw new InvalidDataException("A snapshot carries the offset where its log continues.");
+        var image = SnapshotPayload.Image(snapshot.Data);
+        using (var source = new MemoryStream(image.ToArray(), writable: false))
+        {
+            await stateMachine.RestoreSnapshotAsync(source, cancellationToken).ConfigureAwait(false);
+        }
+
+        _snapshotEndOffset = endOffset;
+        Interlocked.Increment(ref _snapshotsRestored);
+        Volatile.Write(ref _committedEndOffset, endOffset);
+        SignalCommit();
+    }
+
+    /// <summary>After each batch: every <see cref="ReplicatedLogOptions.SnapshotInterval"/> offsets, snapshot the state machine.</summary>
+    private async ValueTask<byte[]?> TakeSnapshotAsync(long applied, CancellationToken cancellationToken)
+    {
+        if (_options.StateMachine is not { } stateMachine || _options.SnapshotInterval <= 0)
+        {
+            return null;
+        }
+
+        var endOffset = _raftLog!.EndOffsetOf(applied);
+        if (endOffset - _snapshotEndOffset < _options.SnapshotInterval)
+        {
+            return null;
+        }
+
+        using var destination = new MemoryStream();
+        destination.Write(stackalloc byte[SnapshotPayload.HeaderBytes]);
+        await stateMachine.WriteSnapshotAsync(destination, cancellationToken).ConfigureAwait(false);
+        var data = destination.ToArray();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(data, endOffset);
+        _snapshotEndOffset = endOffset;
+        Interlocked.Increment(ref _snapshotsTaken);
+        return data;
+    }
 
     private void SignalCommit()
     {

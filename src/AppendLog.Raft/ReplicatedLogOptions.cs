@@ -13,14 +13,30 @@ public sealed class ReplicatedLogOptions
     /// <summary>The default for <see cref="MaximumPendingReplications"/>.</summary>
     public const int DefaultMaximumPendingReplications = 16 * 1024;
 
+    /// <summary>The default for <see cref="SnapshotInterval"/>: a snapshot every million offsets.</summary>
+    public const long DefaultSnapshotInterval = 1_000_000;
+
+    /// <summary>The default for <see cref="MaximumCachedLogBytes"/>: 64 MiB.</summary>
+    public const long DefaultMaximumCachedLogBytes = 64L * 1024 * 1024;
+
     /// <summary>This member's id; a key of <see cref="Members"/>.</summary>
     public required RaftNodeId NodeId { get; init; }
 
     /// <summary>
-    /// Every voting member and the TCP endpoint it listens on for Raft traffic (this member included). The group is
-    /// bootstrapped with these voters; membership changes at run time are not exposed yet.
+    /// Every node that is, or may become, a member, with the TCP endpoint it listens on for Raft traffic (this member
+    /// included): the address book. Unless <see cref="InitialVoters"/> says otherwise the group is bootstrapped with all
+    /// of them as voters. Members are added and removed at run time with <see cref="ReplicatedLog.AddLearnerAsync"/>,
+    /// <see cref="ReplicatedLog.AddVoterAsync"/> and <see cref="ReplicatedLog.RemoveMemberAsync"/>, among the ids listed here.
     /// </summary>
     public required IReadOnlyDictionary<RaftNodeId, IPEndPoint> Members { get; init; }
+
+    /// <summary>
+    /// The voters the group was first started with; null means every key of <see cref="Members"/>. It must be the same
+    /// on every member, including members added later (<see cref="ReplicatedLog.AddLearnerAsync"/>): membership changes
+    /// are replayed from it. A member started with an id outside this set waits, without campaigning, until the leader
+    /// adds it. <see cref="Members"/> is then the address book: every node that is or may become a member.
+    /// </summary>
+    public IReadOnlyCollection<RaftNodeId>? InitialVoters { get; init; }
 
     /// <summary>This member's directory: the SegmentedLog lives in its <c>log</c> subdirectory, the hard state beside it.</summary>
     public required string Directory { get; init; }
@@ -40,10 +56,30 @@ public sealed class ReplicatedLogOptions
     /// <summary>
     /// The state machine: called once per committed record, in offset order, on every member, after the record is
     /// durable on a quorum and on this member. After a restart it is called again for every record from the start of the
-    /// log (the state machine is rebuilt by replay; snapshots are not supported yet). Must not throw: an exception
+    /// log (the state machine is rebuilt by replay; use <see cref="StateMachine"/> for snapshots). Must not throw: an exception
     /// stops the member.
     /// </summary>
     public Func<CommittedRecord, CancellationToken, ValueTask>? Apply { get; init; }
+
+    /// <summary>
+    /// The most bytes of record batches this member keeps in memory to serve followers and its own state machine
+    /// (recent batches, and those read back for a follower that is behind). Older batches are read back from the local
+    /// log when needed, so memory stays bounded however long the log grows. Default 64 MiB.
+    /// </summary>
+    public long MaximumCachedLogBytes { get; init; } = DefaultMaximumCachedLogBytes;
+
+    /// <summary>
+    /// The state machine, with snapshots (use it instead of <see cref="Apply"/>): committed records are applied to it,
+    /// a snapshot of it is taken every <see cref="SnapshotInterval"/> offsets and the log before the snapshot is dropped;
+    /// at start it is restored from the latest snapshot, then the records after it are applied again.
+    /// </summary>
+    public IReplicatedStateMachine? StateMachine { get; init; }
+
+    /// <summary>With a <see cref="StateMachine"/>: how many offsets are committed between two snapshots; 0 never snapshots.</summary>
+    public long SnapshotInterval { get; init; } = DefaultSnapshotInterval;
+
+    /// <summary>The local log's segment size (tests use small segments so that prefix truncation deletes files); null: the core's default.</summary>
+    internal long? SegmentSize { get; init; }
 
     /// <summary>The clock for ticks, timeouts and timestamps; null means <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; init; }
@@ -53,7 +89,7 @@ public sealed class ReplicatedLogOptions
 
     /// <summary>Checks the options and returns them.</summary>
     /// <returns>This instance.</returns>
-    /// <exception cref="ArgumentException"><see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, or the flush policy is Manual.</exception>
+    /// <exception cref="ArgumentException"><see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, InitialVoters is empty or names an id outside Members, or both Apply and StateMachine are set.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
     public ReplicatedLogOptions Validate()
     {
@@ -76,6 +112,17 @@ public sealed class ReplicatedLogOptions
 
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ReplicateTimeout, TimeSpan.Zero, nameof(ReplicateTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumPendingReplications, 1, nameof(MaximumPendingReplications));
+        ArgumentOutOfRangeException.ThrowIfNegative(MaximumCachedLogBytes, nameof(MaximumCachedLogBytes));
+        ArgumentOutOfRangeException.ThrowIfNegative(SnapshotInterval, nameof(SnapshotInterval));
+        if (InitialVoters is not null && (InitialVoters.Count == 0 || InitialVoters.Any(v => !Members.ContainsKey(v))))
+        {
+            throw new ArgumentException("InitialVoters must be a non-empty subset of Members' ids.", nameof(InitialVoters));
+        }
+
+        if (Apply is not null && StateMachine is not null)
+        {
+            throw new ArgumentException("Set either Apply or StateMachine, not both.", nameof(StateMachine));
+        }
         Raft.Validate();
         return this;
     }

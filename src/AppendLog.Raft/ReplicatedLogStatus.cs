@@ -43,4 +43,10 @@ public sealed class ReplicatedLogStatus
 
     /// <summary>On the leader, every other member's replication progress; empty on other members.</summary>
     public IReadOnlyList<FollowerStatus> Followers { get; }
+
+    /// <summary>The voters in force on this member (the latest membership in its log, committed or not).</summary>
+    public IReadOnlyCollection<RaftNodeId> Voters { get; init; } = [];
+
+    /// <summary>The learners in force on this member: they receive the log but do not vote.</summary>
+    public IReadOnlyCollection<RaftNodeId> Learners { get; init; } = [];
 }

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using AppendLog.Raft.Membership;
 using AppendLog.Raft.Storage;
 using AppendLog.Raft.Transport;
 
@@ -13,8 +14,12 @@ internal sealed record RaftHostStatus(RaftRole Role, RaftNodeId Leader, long Ter
 
     public long LastIndex { get; init; }
 
-    /// <summary>On a leader: each other member and the highest index known to match its log. Empty elsewhere.</summary>
-    public IReadOnlyList<(RaftNodeId Id, long Match)> Followers { get; init; } = [];
+    /// <summary>On a leader: each other member, the highest index known to match its log, whether it is a learner, and
+    /// whether it was heard from within the current check-quorum period. Empty elsewhere.</summary>
+    public IReadOnlyList<(RaftNodeId Id, long Match, bool IsLearner, bool RecentActive)> Followers { get; init; } = [];
+
+    /// <summary>The membership in force on this node (the latest in its log, committed or not).</summary>
+    public ClusterConfig Config { get; init; } = ClusterConfig.Empty;
 }
 
 /// <summary>
@@ -85,6 +90,13 @@ internal sealed class RaftHost
 
     private sealed record MessageInput(RaftMessage Message) : Input;
 
+    private sealed record ConfigChangeInput(ConfigChange Change, TaskCompletionSource<long> Completion) : Input;
+
+    private sealed record TransferInput(RaftNodeId Target, TaskCompletionSource Completion) : Input;
+
+    /// <summary>A pipelined write became durable (or failed: <paramref name="Error"/>).</summary>
+    private sealed record DurableInput(PendingDurability Written, Exception? Error) : Input;
+
     /// <summary>A proposal whose payload is built on the loop from the current term (a record batch carries its term).</summary>
     private sealed record ProposeInput(Func<long, ReadOnlyMemory<byte>> Encode, TaskCompletionSource<long> Completion) : Input;
 
@@ -95,6 +107,18 @@ internal sealed class RaftHost
 
     /// <summary>Called on the loop after a batch that changed the term or the known leader. Must not block.</summary>
     public Action<RaftHostStatus>? LeadershipChanged { get; init; }
+
+    /// <summary>
+    /// Called on the loop after each batch with the applied index: returns a snapshot's data to compact the log through
+    /// that index, or null to wait. Must not block.
+    /// </summary>
+    public Func<long, CancellationToken, ValueTask<byte[]?>>? TakeSnapshot { get; init; }
+
+    /// <summary>
+    /// Lets a leader go on to its next batch while its own write of the previous one is being made durable
+    /// (<see cref="Ready.MayAdvanceBeforeDurable"/>); off: every batch waits for its sync.
+    /// </summary>
+    public bool PipelineLeaderWrites { get; init; }
 
     /// <summary>Hands a message from a peer to the loop. Dropped when the queue is full (Raft tolerates loss).</summary>
     public void Receive(RaftMessage message) => _inputs.Writer.TryWrite(new MessageInput(message));
@@ -119,6 +143,30 @@ internal sealed class RaftHost
         return completion.Task;
     }
 
+    /// <summary>
+    /// Proposes a single-server membership change; the returned task completes with the entry's index once it is
+    /// committed and applied here.
+    /// </summary>
+    /// <exception cref="NotLeaderException">Not the leader (or handing leadership over).</exception>
+    /// <exception cref="InvalidOperationException">Another change is uncommitted, or the leader has not committed an entry of its term yet.</exception>
+    /// <exception cref="ArgumentException">Not a single-server step from the current membership.</exception>
+    public async ValueTask<long> ProposeConfigChangeAsync(ConfigChange change, CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _inputs.Writer.WriteAsync(new ConfigChangeInput(change, completion), cancellationToken).ConfigureAwait(false);
+        return await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts handing leadership to <paramref name="target"/>; completes once the leader has started the transfer.</summary>
+    /// <exception cref="NotLeaderException">Not the leader.</exception>
+    /// <exception cref="ArgumentException">The target is not a voter.</exception>
+    public async ValueTask TransferLeadershipAsync(RaftNodeId target, CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _inputs.Writer.WriteAsync(new TransferInput(target, completion), cancellationToken).ConfigureAwait(false);
+        await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Runs the loop until <paramref name="cancellationToken"/> is cancelled or storage fails.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -137,9 +185,15 @@ internal sealed class RaftHost
                     Handle(more);
                 }
 
-                while (_node.HasReady)
+                await ProcessReadiesAsync(cancellationToken).ConfigureAwait(false);
+
+                // Entries whose payloads were dropped from memory: read them back and let the node retry (a lagging
+                // follower's appends, the replay at start). At least one fetch per round, more while no input waits.
+                for (var fetches = 0; _log.NeedsFetch && (fetches == 0 || _inputs.Reader.Count == 0); fetches++)
                 {
-                    await ProcessReadyAsync(_node.GetReady(), cancellationToken).ConfigureAwait(false);
+                    await _log.FetchAsync(cancellationToken).ConfigureAwait(false);
+                    _node.EntriesFetched();
+                    await ProcessReadiesAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
         }
@@ -147,6 +201,14 @@ internal sealed class RaftHost
         {
             FailAll(ex is OperationCanceledException ? new OperationCanceledException("The Raft host stopped.", ex) : ex);
             throw;
+        }
+    }
+
+    private async ValueTask ProcessReadiesAsync(CancellationToken cancellationToken)
+    {
+        while (_node.HasReady)
+        {
+            await ProcessReadyAsync(_node.GetReady(), cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -172,6 +234,39 @@ internal sealed class RaftHost
                 }
 
                 break;
+            case ConfigChangeInput c:
+                try
+                {
+                    var index = _node.ProposeConfigChange(c.Change);
+                    _pending[index] = (_node.Term, c.Completion);
+                }
+                catch (Exception ex) when (ex is NotLeaderException or InvalidOperationException or ArgumentException)
+                {
+                    c.Completion.TrySetException(ex);
+                }
+
+                break;
+            case DurableInput d:
+                if (d.Error is not null)
+                {
+                    throw new IOException("A log write failed; the Raft host stops.", d.Error);
+                }
+
+                _log.MarkDurable(d.Written);
+                _node.LocalDurable();
+                break;
+            case TransferInput t:
+                try
+                {
+                    _node.TransferLeadership(t.Target);
+                    t.Completion.TrySetResult();
+                }
+                catch (Exception ex) when (ex is NotLeaderException or ArgumentException)
+                {
+                    t.Completion.TrySetException(ex);
+                }
+
+                break;
         }
     }
 
@@ -194,6 +289,26 @@ internal sealed class RaftHost
             _transport.Send(message);
         }
 
+        if (PipelineLeaderWrites && ready.MayAdvanceBeforeDurable)
+        {
+            // A leader's batch that waits for nothing durable but its own entries: hand them to the log and go on;
+            // the next batch's appends leave while this one syncs, and the leader counts its own copy when it is durable.
+            var written = await _log.WriteAsync(cancellationToken).ConfigureAwait(false);
+            if (written.Durable.IsCompletedSuccessfully)
+            {
+                _log.MarkDurable(written); // nothing was waiting to become durable
+            }
+            else
+            {
+                _ = NotifyDurableAsync(written, cancellationToken);
+            }
+
+            await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
+            _node.AdvanceBeforeDurable(ready);
+            await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         if (ready.MustSync)
         {
             await _log.SyncAsync(cancellationToken).ConfigureAwait(false);
@@ -207,6 +322,13 @@ internal sealed class RaftHost
         }
 
         // 6: apply, completing the proposals whose entries these are.
+        await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
+        _node.Advance(ready);
+        await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask ApplyAsync(Ready ready, CancellationToken cancellationToken)
+    {
         if (ready.Snapshot is not null)
         {
             await _restore(ready.Snapshot, cancellationToken).ConfigureAwait(false);
@@ -228,22 +350,56 @@ internal sealed class RaftHost
                 }
             }
         }
+    }
 
-        _node.Advance(ready);
+    private async ValueTask AfterAdvanceAsync(CancellationToken cancellationToken)
+    {
+        if (TakeSnapshot is { } take && _node.Applied > _log.Snapshot.Index
+            && await take(_node.Applied, cancellationToken).ConfigureAwait(false) is { } data)
+        {
+            _node.Compact(_node.Applied, data);
+        }
+
         PublishStatus();
+    }
+
+    /// <summary>Waits (off the loop) for a write to become durable, then tells the loop.</summary>
+    private async Task NotifyDurableAsync(PendingDurability written, CancellationToken cancellationToken)
+    {
+        Exception? error = null;
+        try
+        {
+            await written.Durable.ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Any storage failure is handed to the loop, which stops the host with it.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            error = ex;
+        }
+
+        try
+        {
+            await _inputs.Writer.WriteAsync(new DurableInput(written, error), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
+        {
+            // The host stopped.
+        }
     }
 
     private void PublishStatus()
     {
         var previous = _status;
-        var followers = new List<(RaftNodeId Id, long Match)>();
+        var followers = new List<(RaftNodeId Id, long Match, bool IsLearner, bool RecentActive)>();
+        var config = _node.Config;
         if (_node.Role == RaftRole.Leader)
         {
             foreach (var (id, progress) in _node.Progress)
             {
                 if (id != _node.Id)
                 {
-                    followers.Add((id, progress.Match));
+                    followers.Add((id, progress.Match, !config.IsVoter(id), progress.RecentActive));
                 }
             }
         }
@@ -254,6 +410,7 @@ internal sealed class RaftHost
             Applied = _node.Applied,
             LastIndex = _node.LastIndex,
             Followers = followers,
+            Config = config,
         };
         if (previous.Leader != _node.Leader || previous.Term != _node.Term)
         {

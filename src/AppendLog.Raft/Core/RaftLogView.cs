@@ -154,18 +154,31 @@ internal sealed class RaftLogView
         }
     }
 
+    /// <summary>Whether committed, durable entries wait to be applied (and are not waiting for a fetch).</summary>
+    public bool HasEntriesToApply => !ApplyWaitsForFetch && ApplicableTo > Applied;
+
+    /// <summary>Entries are applied once committed and durable here (a leader may commit through its followers alone).</summary>
+    private long ApplicableTo => Math.Min(Committed, Math.Min(StableLastIndex, _stable.DurableIndex));
+
+    /// <summary>The next entries to apply are not in memory: the host fetches them, then <see cref="EntriesFetched"/>.</summary>
+    public bool ApplyWaitsForFetch { get; private set; }
+
     /// <summary>Entries that are committed and durable but not yet handed out to apply, up to <paramref name="maxBytes"/>.</summary>
     public List<RaftEntry> NextCommittedEntries(long maxBytes)
     {
         var result = new List<RaftEntry>();
-        var to = Math.Min(Committed, StableLastIndex);
-        if (PendingSnapshot is null && Applied < to)
+        var to = ApplicableTo;
+        if (PendingSnapshot is null && Applied < to && !ApplyWaitsForFetch)
         {
             _stable.Read(Applied + 1, to + 1, maxBytes, result);
+            ApplyWaitsForFetch = result.Count == 0;
         }
 
         return result;
     }
+
+    /// <summary>The host loaded the entries reads asked for.</summary>
+    public void EntriesFetched() => ApplyWaitsForFetch = false;
 
     public void AppliedTo(long index)
     {
@@ -184,8 +197,9 @@ internal sealed class RaftLogView
         Committed = snapshot.Index;
     }
 
-    /// <summary>The host persisted the snapshot and every unstable entry handed out in the last Ready.</summary>
-    public void StableTo(RaftSnapshot? snapshot, int entryCount)
+    /// <summary>The host persisted the snapshot and every unstable entry handed out in the last Ready (written them only,
+    /// when <paramref name="durable"/> is false).</summary>
+    public void StableTo(RaftSnapshot? snapshot, int entryCount, bool durable = true)
     {
         var expectedLastIndex = LastIndex;
         if (snapshot is not null)
@@ -200,6 +214,6 @@ internal sealed class RaftLogView
         _unstable.Clear();
         _unstableOffset = _stable.LastIndex + 1;
         Invariant.Assert(_stable.LastIndex == expectedLastIndex, "the host appended every entry of the Ready");
-        Invariant.Assert(_stable.DurableIndex == _stable.LastIndex, "the host synced the log before advancing");
+        Invariant.Assert(!durable || _stable.DurableIndex == _stable.LastIndex, "the host synced the log before advancing");
     }
 }

@@ -42,6 +42,11 @@ internal sealed partial class RaftNode
         if (pr.Next <= _log.LastIndex)
         {
             _log.Read(pr.Next, _log.LastIndex + 1, _options.MaximumBatchBytes, entries);
+            if (entries.Count == 0)
+            {
+                // The next entry's payload is not in memory: the host fetches it, and EntriesFetched sends again.
+                return false;
+            }
         }
 
         if (entries.Count == 0 && !sendIfEmpty)

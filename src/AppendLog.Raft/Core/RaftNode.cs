@@ -194,6 +194,29 @@ internal sealed partial class RaftNode
         _configs[0] = (index, config);
     }
 
+    /// <summary>
+    /// The host loaded the entries its log asked for (<see cref="IRaftLog.NeedsFetch"/>): applying resumes, and a
+    /// leader retries the appends that stopped at entries whose payloads were not in memory.
+    /// </summary>
+    public void EntriesFetched()
+    {
+        AssertNoOutstandingReady();
+        _log.EntriesFetched();
+        if (Role != RaftRole.Leader)
+        {
+            return;
+        }
+
+        foreach (var id in _progress.Keys.ToList())
+        {
+            // Fill the follower's window (each send either pauses the progress or stops at the end of the log or
+            // at the next entry not in memory), so one fetch serves as many appends as it loaded.
+            while (id != Id && SendAppend(id, sendIfEmpty: false))
+            {
+            }
+        }
+    }
+
     /// <summary>Whether <see cref="GetReady"/> has anything to hand out.</summary>
     public bool HasReady =>
         _outstandingReady is null
@@ -201,7 +224,7 @@ internal sealed partial class RaftNode
             || _log.Unstable.Count > 0
             || _log.PendingSnapshot is not null
             || _outbox.Count > 0
-            || Math.Min(_log.Committed, _log.StableLastIndex) > _log.Applied);
+            || _log.HasEntriesToApply);
 
     /// <summary>Takes the next batch of work. The host must process it (see <see cref="Ready"/>) and then <see cref="Advance"/>.</summary>
     public Ready GetReady()
@@ -225,6 +248,10 @@ internal sealed partial class RaftNode
 
         var ready = new Ready
         {
+            MayAdvanceBeforeDurable = Role == RaftRole.Leader
+                && _log.PendingSnapshot is null
+                && messages.Count == 0
+                && (toPersist is null || toPersist.Value with { Commit = _persistedHardState.Commit } == _persistedHardState),
             HardState = toPersist,
             Snapshot = _log.PendingSnapshot,
             Entries = [.. _log.Unstable],
@@ -241,10 +268,36 @@ internal sealed partial class RaftNode
     }
 
     /// <summary>The host has persisted, sent and applied <paramref name="ready"/> as its contract says.</summary>
-    public void Advance(Ready ready)
+    public void Advance(Ready ready) => AdvanceCore(ready, durable: true);
+
+    /// <summary>
+    /// The host handed a <see cref="Ready.MayAdvanceBeforeDurable"/> batch's entries to its log (not yet durable), sent
+    /// and applied it. The leader's own acknowledgement waits for <see cref="LocalDurable"/>.
+    /// </summary>
+    public void AdvanceBeforeDurable(Ready ready)
+    {
+        Invariant.Assert(ready.MayAdvanceBeforeDurable, "only a batch that allows it is advanced before it is durable");
+        AdvanceCore(ready, durable: false);
+    }
+
+    /// <summary>The host's log made more of the written entries durable (<see cref="IRaftLog.MarkDurable"/>).</summary>
+    public void LocalDurable()
+    {
+        AssertNoOutstandingReady();
+        if (Role == RaftRole.Leader && _progress.TryGetValue(Id, out var self) && self.MaybeUpdate(SelfDurableIndex) && MaybeCommit())
+        {
+            BroadcastAppend();
+            StepDownIfRemoved();
+        }
+    }
+
+    /// <summary>The last entry of this node's log that is durable and will not be rewritten.</summary>
+    private long SelfDurableIndex => Math.Min(_log.StableLastIndex, _storage.DurableIndex);
+
+    private void AdvanceCore(Ready ready, bool durable)
     {
         Invariant.Assert(ReferenceEquals(ready, _outstandingReady), "Advance acknowledges the outstanding Ready");
-        _log.StableTo(ready.Snapshot, ready.Entries.Count);
+        _log.StableTo(ready.Snapshot, ready.Entries.Count, durable);
         if (ready.HardState is not null)
         {
             _persistedHardState = _outstandingHardState;
@@ -259,7 +312,7 @@ internal sealed partial class RaftNode
         if (Role == RaftRole.Leader && _progress.TryGetValue(Id, out var self))
         {
             // The leader's own acknowledgement counts only once its entries are durable.
-            self.MaybeUpdate(_log.StableLastIndex);
+            self.MaybeUpdate(SelfDurableIndex);
             if (MaybeCommit())
             {
                 BroadcastAppend();
@@ -351,7 +404,7 @@ internal sealed partial class RaftNode
             AddProgress(member);
         }
 
-        _progress[Id].MaybeUpdate(_log.StableLastIndex);
+        _progress[Id].MaybeUpdate(SelfDurableIndex);
 
         // A no-op of the new term: committing it commits every earlier entry (§5.4.2, §8), and it
         // unlocks membership changes (thesis §4.1 erratum).
@@ -378,7 +431,7 @@ internal sealed partial class RaftNode
         if (_storage.LastIndex >= _storage.FirstIndex)
         {
             var entries = new List<RaftEntry>();
-            _storage.Read(_storage.FirstIndex, _storage.LastIndex + 1, long.MaxValue, entries);
+            _storage.ReadConfigChanges(entries);
             OnEntriesAppended(entries);
         }
     }

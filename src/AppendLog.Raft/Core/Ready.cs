@@ -53,6 +53,16 @@ internal sealed class Ready
 
     public required RaftNodeId Leader { get; init; }
 
+    /// <summary>
+    /// A leader's batch that depends on nothing durable but its own entries: no snapshot, no message to send after the
+    /// sync, and a hard state that differs from the persisted one at most in the commit index (which need not be
+    /// durable). The host may then hand the entries to its log, apply, and call
+    /// <see cref="RaftNode.AdvanceBeforeDurable"/> without waiting for the sync, so the next batch is sent while this one
+    /// is still being made durable; once it is, the host calls <see cref="IRaftLog.MarkDurable"/> and
+    /// <see cref="RaftNode.LocalDurable"/>, and only then does the leader count its own copy toward a quorum.
+    /// </summary>
+    public bool MayAdvanceBeforeDurable { get; init; }
+
     /// <summary>Whether the host must sync before sending (anything durable changed).</summary>
     public bool MustSync => HardState is not null || Snapshot is not null || Entries.Count > 0;
 }

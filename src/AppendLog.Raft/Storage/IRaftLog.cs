@@ -36,11 +36,35 @@ internal interface IRaftLog
     void Append(IReadOnlyList<RaftEntry> entries);
 
     /// <summary>Adds entries in [<paramref name="from"/>, <paramref name="to"/>) to <paramref name="into"/>,
-    /// stopping before the total would pass <paramref name="maxBytes"/> (but always at least one entry).</summary>
+    /// stopping before the total would pass <paramref name="maxBytes"/> (but always at least one entry), or before the
+    /// first entry whose payload is not in memory: a log may keep only recent payloads (and every term). A read cut
+    /// short that way asks for the missing entries (<see cref="NeedsFetch"/>); the host loads them with
+    /// <see cref="FetchAsync"/> and then tells the node (<see cref="RaftNode.EntriesFetched"/>), which retries.</summary>
     void Read(long from, long to, long maxBytes, List<RaftEntry> into);
+
+    /// <summary>Whether a <see cref="Read"/> stopped at an entry whose payload must be loaded first.</summary>
+    bool NeedsFetch { get; }
+
+    /// <summary>Loads (a bounded number of) the entries reads asked for; clears <see cref="NeedsFetch"/>.</summary>
+    ValueTask FetchAsync(CancellationToken cancellationToken);
+
+    /// <summary>Adds every membership-change entry above the snapshot to <paramref name="into"/>, in index order
+    /// (the node rebuilds its membership history from them at start; they are always kept in memory).</summary>
+    void ReadConfigChanges(List<RaftEntry> into);
 
     /// <summary>Makes every appended entry (and every truncation) durable: the SegmentedLog's fdatasync.</summary>
     ValueTask SyncAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Hands every appended entry to storage without waiting for it to be durable (truncations, an installed snapshot
+    /// and prefix deletion are still complete when it returns). The result's task completes when the entries are
+    /// durable; it changes nothing itself: the host then calls <see cref="MarkDurable"/> on its loop.
+    /// </summary>
+    ValueTask<PendingDurability> WriteAsync(CancellationToken cancellationToken);
+
+    /// <summary>Records that the entries of a completed <see cref="WriteAsync"/> are durable (ignored when they were
+    /// truncated or replaced since).</summary>
+    void MarkDurable(PendingDurability written);
 
     /// <summary>Replaces the whole log with <paramref name="snapshot"/> (durably): a follower restoring from its leader.</summary>
     void InstallSnapshot(RaftSnapshot snapshot);
@@ -48,6 +72,12 @@ internal interface IRaftLog
     /// <summary>Records <paramref name="snapshot"/> (durably) and drops the entries it covers. Its index must be durable.</summary>
     void Compact(RaftSnapshot snapshot);
 }
+
+/// <summary>What <see cref="IRaftLog.WriteAsync"/> handed to storage: durable when <see cref="Durable"/> completes.</summary>
+/// <param name="Durable">Completes when the written entries are durable (faults when storage fails).</param>
+/// <param name="LastIndex">The last entry written.</param>
+/// <param name="Epoch">The log's truncation epoch at the write: a later truncation or install makes the notice stale.</param>
+internal sealed record PendingDurability(Task Durable, long LastIndex, long Epoch);
 
 /// <summary>Where the node's <see cref="HardState"/> (term, vote, commit) is kept: a small file in the real host.</summary>
 internal interface IHardStateStore

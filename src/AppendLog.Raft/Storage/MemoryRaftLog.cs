@@ -34,6 +34,51 @@ internal sealed class MemoryRaftLog : IRaftLog
 
     public int SyncCount { get; private set; }
 
+    /// <summary>
+    /// Simulates a log that keeps only recent payloads in memory (as <see cref="SegmentedRaftLog"/> does): when
+    /// positive, an application entry at or below <c>DurableIndex - ResidentEntries</c> is readable only after a
+    /// <see cref="Fetch"/> loaded the window holding it. 0: everything is always resident.
+    /// </summary>
+    public int ResidentEntries { get; init; }
+
+    /// <summary>Entries one <see cref="Fetch"/> loads (the window replaces the previous one).</summary>
+    public int FetchEntries { get; init; } = 4;
+
+    public int FetchCount { get; private set; }
+
+    private long _fetchedFrom;
+    private long _fetchedTo;
+    private long? _missing;
+
+    public bool NeedsFetch => _missing is not null;
+
+    public ValueTask FetchAsync(CancellationToken cancellationToken)
+    {
+        Fetch();
+        return ValueTask.CompletedTask;
+    }
+
+    public void Fetch()
+    {
+        if (_missing is { } from)
+        {
+            _fetchedFrom = from;
+            _fetchedTo = from + FetchEntries;
+            _missing = null;
+            FetchCount++;
+        }
+    }
+
+    public void ReadConfigChanges(List<RaftEntry> into) =>
+        into.AddRange(_entries.Where(e => e.Kind == RaftEntryKind.ConfigChange));
+
+    private bool IsResident(RaftEntry entry) =>
+        ResidentEntries <= 0
+        || entry.Kind != RaftEntryKind.Normal
+        || entry.Data.IsEmpty
+        || entry.Index > DurableIndex - ResidentEntries
+        || (entry.Index >= _fetchedFrom && entry.Index < _fetchedTo);
+
     public bool TryGetTerm(long index, out long term)
     {
         if (index == Snapshot.Index)
@@ -72,6 +117,7 @@ internal sealed class MemoryRaftLog : IRaftLog
         var keep = (int)(first - FirstIndex);
         if (keep < _entries.Count)
         {
+            _epoch++;
             if (keep < _durableCommon)
             {
                 // Durable entries are being truncated: until the next sync a crash brings them back.
@@ -97,6 +143,12 @@ internal sealed class MemoryRaftLog : IRaftLog
         for (var i = from; i < to; i++)
         {
             var entry = _entries[(int)(i - FirstIndex)];
+            if (!IsResident(entry))
+            {
+                _missing ??= i;
+                return;
+            }
+
             bytes += entry.SizeBytes;
             if (bytes > maxBytes && i > from)
             {
@@ -113,6 +165,20 @@ internal sealed class MemoryRaftLog : IRaftLog
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Nothing to hand over in memory; durability comes with <see cref="MarkDurable"/> (a sync of everything).</summary>
+    public ValueTask<PendingDurability> WriteAsync(CancellationToken cancellationToken) =>
+        ValueTask.FromResult(new PendingDurability(Task.CompletedTask, LastIndex, _epoch));
+
+    public void MarkDurable(PendingDurability written)
+    {
+        if (written.Epoch == _epoch)
+        {
+            Sync();
+        }
+    }
+
+    private long _epoch;
+
     public void Sync()
     {
         _durableTail.Clear();
@@ -122,6 +188,7 @@ internal sealed class MemoryRaftLog : IRaftLog
 
     public void InstallSnapshot(RaftSnapshot snapshot)
     {
+        _epoch++;
         Snapshot = snapshot;
         _entries.Clear();
         _durableTail.Clear();

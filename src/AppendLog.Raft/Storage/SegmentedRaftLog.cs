@@ -8,10 +8,14 @@ namespace AppendLog.Raft.Storage;
 /// (<see cref="SegmentedLog.AppendRawBatchAsync"/>): a follower writes the leader's bytes, so every node's log holds
 /// the same batches at the same offsets, and an offset names the same record cluster-wide.
 /// <para>
-/// The seam is synchronous (the deterministic node reads its log inline), so this adapter keeps every entry above
-/// the snapshot in memory — payload included — with its base offset and term; the SegmentedLog is the durable copy
-/// and rebuilds that index at open (<see cref="OpenAsync"/> reads every batch). Memory therefore grows with the log:
-/// an async read seam plus prefix truncation in the core are what bound it (not done yet).
+/// Memory is bounded: per entry the adapter keeps only a compact slot (base offset, term, record count, payload
+/// length, kind), plus the payloads of Raft's own entries (a no-op is empty, a membership change a few bytes) and of
+/// recent application entries up to a byte budget (<c>residentBytesMax</c>). Older payloads are dropped once durable
+/// and read back on demand: a <see cref="Read"/> that reaches one stops there and remembers it
+/// (<see cref="NeedsFetch"/>), and the host later calls <see cref="FetchAsync"/>, which reads a bounded run of batches
+/// with <see cref="SegmentedLog.ReadBatchesAsync"/> (the public read API; nothing blocks on a task), then tells the
+/// node to retry. The run just fetched stays in memory until the next fetch, so every fetch lets the node make progress
+/// (an append to a lagging follower, or a chunk of the replay at start). Entries not yet durable are never dropped.
 /// </para>
 /// <para>
 /// Writes are deferred to <see cref="SyncAsync"/>: <see cref="Append"/> only records a pending truncation point and
@@ -19,25 +23,33 @@ namespace AppendLog.Raft.Storage;
 /// then one raw append per entry without waiting in between, so the log's group commit covers them all with one
 /// fdatasync — a follower thereby debounces its flush over every AppendEntries that arrived during the previous sync.
 /// </para>
-/// Watermarks (entry counts above the snapshot): <c>durable ≤ written ≤ _entries.Count</c>, where written entries
+/// Watermarks (entry counts above the snapshot): <c>durable ≤ written ≤ _slots.Count</c>, where written entries
 /// have been handed to the SegmentedLog and durable ones are covered by a completed sync.
 /// <para>
-/// Snapshots: the core cannot yet truncate a log prefix. <see cref="Compact"/> therefore writes the snapshot beside the
-/// log (<see cref="SnapshotFile"/>, with the offset where the entries after it begin) and drops the covered entries from
-/// memory only: their batches stay on disk and are skipped at open. <see cref="InstallSnapshot"/> (a follower replacing
-/// its log with the leader's snapshot) is refused (<see cref="NotSupportedException"/>): the entries after the snapshot
-/// must land at the leader's offsets, which needs a log that can restart at a given offset. The replicated log never
-/// compacts, so its leaders never send snapshots.
+/// Snapshots: <see cref="Compact"/> writes the snapshot beside the log (<see cref="SnapshotFile"/>, with the offset
+/// where the entries after it begin) and drops the covered slots; the next sync deletes the whole segments below that
+/// offset (<see cref="SegmentedLog.TruncatePrefix"/>, under the truncation gate); batches left in a partly covered
+/// segment are skipped at open. <see cref="InstallSnapshot"/> (a follower replacing its log with the leader's
+/// snapshot) takes effect at the next sync: the snapshot file is written with <see cref="SnapshotFile.Flags.ResetPending"/>,
+/// the log is reset to restart empty at the snapshot's end offset (<see cref="SnapshotPayload"/>), so the entries after
+/// it land at the leader's offsets, and the file is rewritten without the flag; an open that finds the flag repeats the
+/// reset. A snapshot's data starts with that offset (<see cref="SnapshotPayload"/>).
 /// </para>
 /// </summary>
 internal sealed class SegmentedRaftLog : IRaftLog
 {
+    /// <summary>Default budget for application payloads kept in memory (recent ones plus the last fetch).</summary>
+    public const long DefaultResidentBytesMax = 64L * 1024 * 1024;
+
     private readonly SegmentedLog _log;
     private readonly TimeProvider _time;
-    private readonly List<RaftEntry> _entries = [];
+    private readonly List<Slot> _slots = [];
 
-    /// <summary>Base offset of <c>_entries[i]</c>; the entry's records are [base, base + record count).</summary>
-    private readonly List<long> _baseOffsets = [];
+    /// <summary>Indexes whose payloads a fetch loaded, oldest first; the last <see cref="_pinnedFetched"/> are the latest fetch.</summary>
+    private readonly Queue<long> _fetched = new();
+
+    private readonly long _residentBytesMax;
+    private readonly long _fetchBytesMax;
 
     /// <summary>The offset of the first entry's first record (the log's start offset).</summary>
     private long _firstOffset;
@@ -54,13 +66,52 @@ internal sealed class SegmentedRaftLog : IRaftLog
     /// <summary>A truncation the next sync must make before writing: the first offset to remove.</summary>
     private long? _truncateFromOffset;
 
-    private SegmentedRaftLog(SegmentedLog log, RaftSnapshot snapshot, long firstOffset, string? snapshotDirectory, TimeProvider time)
+    /// <summary>Application payload bytes held in memory.</summary>
+    private long _residentBytes;
+
+    /// <summary>Entries below this index were already considered for dropping in index order.</summary>
+    private long _evictNext = 1;
+
+    private int _pinnedFetched;
+
+    /// <summary>The first entry a read stopped at because its payload was not in memory.</summary>
+    private long? _missing;
+
+    /// <summary>A snapshot from the leader that the next sync installs (reset of the log included).</summary>
+    private RaftSnapshot? _pendingInstall;
+
+    /// <summary>After a compaction: the next sync deletes whole segments below this offset.</summary>
+    private long? _prefixBefore;
+
+    /// <summary>Counts truncations and installs: a durability notice from before one of them is stale.</summary>
+    private long _epoch;
+
+    private SegmentedRaftLog(SegmentedLog log, RaftSnapshot snapshot, long firstOffset, string? snapshotDirectory, TimeProvider time, long residentBytesMax)
     {
         _log = log;
         _time = time;
         Snapshot = snapshot;
         _firstOffset = firstOffset;
         _snapshotDirectory = snapshotDirectory;
+        _residentBytesMax = residentBytesMax;
+
+        // A fetch loads a quarter of the budget (a run of appends to a lagging follower), at least one entry.
+        _fetchBytesMax = Math.Max(1, residentBytesMax / 4);
+    }
+
+    /// <summary>What the adapter keeps per entry. <see cref="Data"/> is empty once an application payload is dropped.</summary>
+    private struct Slot
+    {
+        public long BaseOffset;
+        public long Term;
+        public int RecordCount;
+        public int PayloadBytes;
+        public RaftEntryKind Kind;
+        public ReadOnlyMemory<byte> Data;
+
+        public readonly bool IsApplication => Kind == RaftEntryKind.Normal && PayloadBytes > 0;
+
+        public readonly bool IsDropped => IsApplication && Data.IsEmpty;
     }
 
     public RaftSnapshot Snapshot { get; private set; }
@@ -70,12 +121,20 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
     public long FirstIndex => Snapshot.Index + 1;
 
-    public long LastIndex => Snapshot.Index + _entries.Count;
+    public long LastIndex => Snapshot.Index + _slots.Count;
 
     public long DurableIndex => Snapshot.Index + _durable;
 
     /// <summary>The log's end offset once every pending write is made: the offset the next entry will get.</summary>
-    public long EndOffset => _entries.Count == 0 ? _firstOffset : _baseOffsets[^1] + RecordCount(_entries[^1]);
+    public long EndOffset => _slots.Count == 0 ? _firstOffset : _slots[^1].BaseOffset + _slots[^1].RecordCount;
+
+    /// <summary>Application payload bytes held in memory now (for tests and monitoring).</summary>
+    public long ResidentBytes => _residentBytes;
+
+    /// <summary>Completed fetches (reads of dropped payloads back from the SegmentedLog).</summary>
+    public long FetchCount { get; private set; }
+
+    public bool NeedsFetch => _missing is not null;
 
     /// <summary>Opens the adapter over <paramref name="log"/>, rebuilding the entry index from its batches.</summary>
     /// <param name="log">A log used only by this adapter; its flush policy must sync on its own (not Manual).</param>
@@ -83,17 +142,26 @@ internal sealed class SegmentedRaftLog : IRaftLog
     /// <param name="snapshotDirectory">Where the snapshot file is kept (beside the log), or null to refuse compaction.</param>
     /// <param name="time">The clock for control batches' timestamps.</param>
     /// <param name="cancellationToken">Cancels the scan.</param>
+    /// <param name="residentBytesMax">The budget for application payloads kept in memory.</param>
     public static async ValueTask<SegmentedRaftLog> OpenAsync(
-        SegmentedLog log, RaftSnapshot bootstrap, string? snapshotDirectory, TimeProvider time, CancellationToken cancellationToken)
+        SegmentedLog log, RaftSnapshot bootstrap, string? snapshotDirectory, TimeProvider time, CancellationToken cancellationToken,
+        long residentBytesMax = DefaultResidentBytesMax)
     {
         Invariant.Assert(bootstrap.Index == 0, "the bootstrap snapshot is at index 0");
         Invariant.Assert(log.DurableEndOffset == log.EndOffset, "a freshly opened log has nothing in flight");
         var stored = snapshotDirectory is null ? null : SnapshotFile.Read(snapshotDirectory);
+        if (stored is { Flags: SnapshotFile.Flags.ResetPending } pending)
+        {
+            // A crash interrupted installing the leader's snapshot: finish it (ResetAsync is safe to repeat).
+            await log.ResetAsync(pending.EndOffset, cancellationToken).ConfigureAwait(false);
+            SnapshotFile.Write(snapshotDirectory!, pending.Snapshot, pending.EndOffset);
+        }
+
         var snapshot = stored?.Snapshot ?? bootstrap;
         var firstOffset = stored?.EndOffset ?? log.StartOffset;
         Invariant.Assert(firstOffset >= log.StartOffset, "the snapshot's end is in the log");
         Invariant.Assert(firstOffset <= log.EndOffset, "the log holds every entry the snapshot covers");
-        var adapter = new SegmentedRaftLog(log, snapshot, firstOffset, snapshotDirectory, time);
+        var adapter = new SegmentedRaftLog(log, snapshot, firstOffset, snapshotDirectory, time, residentBytesMax);
         if (log.EndOffset > firstOffset)
         {
             await foreach (var batch in log.ReadBatchesAsync(firstOffset, cancellationToken).ConfigureAwait(false))
@@ -102,14 +170,13 @@ internal sealed class SegmentedRaftLog : IRaftLog
                 Invariant.Assert(batch.BaseOffset == expectedBase, "batches are dense: each starts where the last ended");
                 var entry = EntryBatch.ToEntry(adapter.LastIndex + 1, batch.Bytes);
                 Invariant.Assert(entry.Term == batch.LeaderEpoch, "an entry's term is its batch's leader epoch");
-                Invariant.Assert(adapter._entries.Count == 0 || entry.Term >= adapter._entries[^1].Term, "terms never decrease along the log");
-                adapter._entries.Add(entry);
-                adapter._baseOffsets.Add(batch.BaseOffset);
+                Invariant.Assert(adapter._slots.Count == 0 || entry.Term >= adapter._slots[^1].Term, "terms never decrease along the log");
+                adapter.AddSlot(entry, batch.BaseOffset);
+                adapter._written = adapter._durable = adapter._slots.Count;
+                adapter.DropOldPayloads();
             }
         }
 
-        adapter._written = adapter._entries.Count;
-        adapter._durable = adapter._entries.Count;
         Invariant.Assert(adapter.EndOffset == log.EndOffset, "the index covers the whole log");
         return adapter;
     }
@@ -128,12 +195,24 @@ internal sealed class SegmentedRaftLog : IRaftLog
             return false;
         }
 
-        term = _entries[Position(index)].Term;
+        term = _slots[Position(index)].Term;
         return true;
     }
 
     /// <summary>The offset of the first record of entry <paramref name="index"/>.</summary>
-    public long BaseOffsetOf(long index) => _baseOffsets[Position(index)];
+    public long BaseOffsetOf(long index) => _slots[Position(index)].BaseOffset;
+
+    /// <summary>The offset after the last record of entry <paramref name="index"/> (the snapshot's: where the log starts).</summary>
+    public long EndOffsetOf(long index)
+    {
+        if (index == Snapshot.Index)
+        {
+            return _firstOffset;
+        }
+
+        var slot = _slots[Position(index)];
+        return slot.BaseOffset + slot.RecordCount;
+    }
 
     /// <summary>How many records (log offsets) entry <paramref name="entry"/> occupies.</summary>
     public static int RecordCount(RaftEntry entry) =>
@@ -150,27 +229,34 @@ internal sealed class SegmentedRaftLog : IRaftLog
         Invariant.Assert(first >= FirstIndex, "append does not reach into the snapshot");
         Invariant.Assert(first <= LastIndex + 1, "append leaves no gap");
         var keep = Position(first);
-        if (keep < _entries.Count)
+        if (keep < _slots.Count)
         {
             if (keep < _written)
             {
                 // Entries already in the SegmentedLog conflict: cut them at the next sync.
-                var cut = _baseOffsets[keep];
+                _epoch++;
+                var cut = _slots[keep].BaseOffset;
                 _truncateFromOffset = _truncateFromOffset is { } earlier ? Math.Min(earlier, cut) : cut;
                 _written = keep;
                 _durable = Math.Min(_durable, keep);
             }
 
-            _entries.RemoveRange(keep, _entries.Count - keep);
-            _baseOffsets.RemoveRange(keep, _baseOffsets.Count - keep);
+            for (var p = keep; p < _slots.Count; p++)
+            {
+                if (_slots[p].IsApplication && !_slots[p].IsDropped)
+                {
+                    _residentBytes -= _slots[p].PayloadBytes;
+                }
+            }
+
+            _slots.RemoveRange(keep, _slots.Count - keep);
+            _evictNext = Math.Min(_evictNext, first);
         }
 
         foreach (var entry in entries)
         {
             Invariant.Assert(entry.Index == LastIndex + 1, "appended entries are consecutive");
-            var baseOffset = EndOffset;
-            _entries.Add(entry);
-            _baseOffsets.Add(baseOffset);
+            AddSlot(entry, EndOffset);
         }
 
         AssertWatermarks();
@@ -183,19 +269,138 @@ internal sealed class SegmentedRaftLog : IRaftLog
         long bytes = 0;
         for (var i = from; i < to; i++)
         {
-            var entry = _entries[Position(i)];
-            bytes += entry.SizeBytes;
+            var slot = _slots[Position(i)];
+            if (slot.IsDropped)
+            {
+                _missing ??= i;
+                return;
+            }
+
+            bytes += slot.PayloadBytes + RaftEntry.OverheadBytes;
             if (bytes > maxBytes && i > from)
             {
                 return;
             }
 
-            into.Add(entry);
+            into.Add(new RaftEntry(slot.Term, i, slot.Kind, slot.Data));
         }
+    }
+
+    public void ReadConfigChanges(List<RaftEntry> into)
+    {
+        for (var p = 0; p < _slots.Count; p++)
+        {
+            if (_slots[p].Kind == RaftEntryKind.ConfigChange)
+            {
+                into.Add(new RaftEntry(_slots[p].Term, FirstIndex + p, RaftEntryKind.ConfigChange, _slots[p].Data));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads back the dropped payloads from the entry a read stopped at: a run of batches up to a quarter of the memory
+    /// budget (at least one), which stays in memory until the next fetch.
+    /// </summary>
+    public async ValueTask FetchAsync(CancellationToken cancellationToken)
+    {
+        if (_missing is not { } from)
+        {
+            return;
+        }
+
+        _missing = null;
+        _pinnedFetched = 0;
+        if (from < FirstIndex || from > DurableIndex)
+        {
+            return; // compacted or cut meanwhile: the node will ask again for what it still needs
+        }
+
+        long loaded = 0;
+        var index = from;
+        await foreach (var batch in _log.ReadBatchesAsync(_slots[Position(from)].BaseOffset, cancellationToken).ConfigureAwait(false))
+        {
+            if (index > DurableIndex || loaded >= _fetchBytesMax)
+            {
+                break;
+            }
+
+            var position = Position(index);
+            var slot = _slots[position];
+            Invariant.Assert(batch.BaseOffset == slot.BaseOffset, "a fetched batch starts at its entry's base offset");
+            Invariant.Assert(batch.LeaderEpoch == slot.Term, "a fetched batch carries its entry's term");
+            if (slot.IsDropped)
+            {
+                Invariant.Assert(batch.Bytes.Length == slot.PayloadBytes, "a fetched batch is its entry's payload");
+                slot.Data = batch.Bytes;
+                _slots[position] = slot;
+                _residentBytes += slot.PayloadBytes;
+                _fetched.Enqueue(index);
+                _pinnedFetched++;
+                loaded += slot.PayloadBytes;
+            }
+
+            index++;
+        }
+
+        FetchCount++;
+        DropOldPayloads();
     }
 
     public async ValueTask SyncAsync(CancellationToken cancellationToken)
     {
+        var written = await WriteAsync(cancellationToken).ConfigureAwait(false);
+        await written.Durable.ConfigureAwait(false);
+
+        // Entries written by earlier WriteAsync calls whose durability notice has not arrived yet are covered too:
+        // the log's durability is contiguous.
+        if (_log.DurableEndOffset < EndOffset)
+        {
+            await _log.WaitForDurableAsync(EndOffset, cancellationToken).ConfigureAwait(false);
+        }
+
+        _durable = _slots.Count;
+        DropOldPayloads();
+        AssertWatermarks();
+    }
+
+    public void MarkDurable(PendingDurability written)
+    {
+        if (written.Epoch != _epoch)
+        {
+            return; // truncated or replaced since: those entries are not the ones written
+        }
+
+        var count = (int)Math.Clamp(written.LastIndex - Snapshot.Index, 0, _written);
+        if (count > _durable)
+        {
+            _durable = count;
+            DropOldPayloads();
+        }
+
+        AssertWatermarks();
+    }
+
+    public async ValueTask<PendingDurability> WriteAsync(CancellationToken cancellationToken)
+    {
+        if (_pendingInstall is { } install)
+        {
+            await InstallPendingAsync(install, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_prefixBefore is { } before)
+        {
+            _prefixBefore = null;
+            await Gate.BeginTruncateAsync().ConfigureAwait(false);
+            try
+            {
+                _log.TruncatePrefix(before);
+            }
+            finally
+            {
+                Gate.EndTruncate();
+            }
+        }
+
         if (_truncateFromOffset is { } cut)
         {
             await Gate.BeginTruncateAsync().ConfigureAwait(false);
@@ -212,53 +417,154 @@ internal sealed class SegmentedRaftLog : IRaftLog
             _truncateFromOffset = null;
         }
 
-        var target = _entries.Count;
-        if (_written == target && _durable == target)
+        var target = _slots.Count;
+        if (_written == target)
         {
-            return;
+            return new PendingDurability(Task.CompletedTask, LastIndex, _epoch);
         }
 
-        Invariant.Assert(_log.EndOffset == _baseOffsets.ElementAtOrDefault(_written) || _written == target,
-            "the log ends where the first unwritten entry begins");
-        var pending = new List<(int Position, ValueTask<long> Append)>(target - _written);
+        Invariant.Assert(_log.EndOffset == _slots[_written].BaseOffset, "the log ends where the first unwritten entry begins");
+        var pending = new List<(long ExpectedBase, ValueTask<long> Append)>(target - _written);
         var timestampMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
         for (; _written < target; _written++)
         {
-            var entry = _entries[_written];
-            var batch = EntryBatch.ToBatch(entry, timestampMs);
+            var slot = _slots[_written];
+            Invariant.Assert(!slot.IsDropped, "an entry's payload stays in memory until it is durable");
+            var batch = EntryBatch.ToBatch(new RaftEntry(slot.Term, FirstIndex + _written, slot.Kind, slot.Data), timestampMs);
             var endBefore = _log.EndOffset;
             var append = _log.AppendRawBatchAsync(batch, cancellationToken);
             if (_log.EndOffset == endBefore)
             {
                 // Not accepted inline (backpressure): wait, so a later batch cannot overtake this one.
                 var baseOffset = await append.ConfigureAwait(false);
-                Invariant.Assert(baseOffset == _baseOffsets[_written], "the log assigned the predicted base offset");
+                Invariant.Assert(baseOffset == slot.BaseOffset, "the log assigned the predicted base offset");
                 continue;
             }
 
-            pending.Add((_written, append));
+            pending.Add((slot.BaseOffset, append));
         }
 
-        foreach (var (position, append) in pending)
+        return new PendingDurability(AwaitAppendsAsync(pending), LastIndex, _epoch);
+    }
+
+    /// <summary>Completes when every append is durable, checking each got the predicted base offset. Touches no state.</summary>
+    private static async Task AwaitAppendsAsync(List<(long ExpectedBase, ValueTask<long> Append)> pending)
+    {
+        foreach (var (expectedBase, append) in pending)
         {
             var baseOffset = await append.ConfigureAwait(false);
-            Invariant.Assert(baseOffset == _baseOffsets[position], "the log assigned the predicted base offset");
+            Invariant.Assert(baseOffset == expectedBase, "the log assigned the predicted base offset");
+        }
+    }
+
+    private void AddSlot(RaftEntry entry, long baseOffset)
+    {
+        var application = entry.Kind == RaftEntryKind.Normal && !entry.Data.IsEmpty;
+        _slots.Add(new Slot
+        {
+            BaseOffset = baseOffset,
+            Term = entry.Term,
+            RecordCount = RecordCount(entry),
+            PayloadBytes = entry.Data.Length,
+            Kind = entry.Kind,
+            Data = entry.Data,
+        });
+        if (application)
+        {
+            _residentBytes += entry.Data.Length;
+        }
+    }
+
+    /// <summary>
+    /// Drops durable application payloads while over budget: first those loaded by earlier fetches (oldest first),
+    /// then recent ones in index order. Never the latest fetch (the node is about to use it), never a payload not yet
+    /// durable (the next sync writes it).
+    /// </summary>
+    private void DropOldPayloads()
+    {
+        while (_residentBytes > _residentBytesMax && _fetched.Count > _pinnedFetched)
+        {
+            Drop(_fetched.Dequeue());
         }
 
-        Invariant.Assert(_log.DurableEndOffset >= EndOffset, "every written entry is durable");
-        _durable = target;
-        AssertWatermarks();
+        _evictNext = Math.Max(_evictNext, FirstIndex);
+        while (_residentBytes > _residentBytesMax && _evictNext <= DurableIndex)
+        {
+            Drop(_evictNext++);
+        }
+    }
+
+    private void Drop(long index)
+    {
+        if (index < FirstIndex || index > DurableIndex)
+        {
+            return;
+        }
+
+        var position = Position(index);
+        var slot = _slots[position];
+        if (slot.IsApplication && !slot.IsDropped)
+        {
+            slot.Data = default;
+            _slots[position] = slot;
+            _residentBytes -= slot.PayloadBytes;
+        }
     }
 
     private void AssertWatermarks()
     {
         Invariant.Assert(_durable <= _written, "durable ≤ written");
-        Invariant.Assert(_written <= _entries.Count, "written ≤ appended");
-        Invariant.Assert(_baseOffsets.Count == _entries.Count, "one base offset per entry");
+        Invariant.Assert(_written <= _slots.Count, "written ≤ appended");
+        Invariant.Assert(_residentBytes >= 0, "resident bytes are counted exactly");
     }
 
-    public void InstallSnapshot(RaftSnapshot snapshot) =>
-        throw new NotSupportedException("Installing a snapshot needs prefix truncation, which SegmentedLog does not offer yet.");
+    /// <summary>
+    /// Replaces the whole log with the leader's <paramref name="snapshot"/>: from now on the log is empty after it and
+    /// starts at the snapshot's end offset; the next <see cref="SyncAsync"/> makes that durable.
+    /// </summary>
+    public void InstallSnapshot(RaftSnapshot snapshot)
+    {
+        if (_snapshotDirectory is null)
+        {
+            throw new NotSupportedException("This adapter was opened without a snapshot directory.");
+        }
+
+        var endOffset = SnapshotPayload.EndOffset(snapshot.Data.Span)
+            ?? throw new InvalidDataException("An installed snapshot carries the offset where its log continues.");
+        _epoch++;
+        _pendingInstall = snapshot;
+        Snapshot = snapshot;
+        _slots.Clear();
+        _written = _durable = 0;
+        _truncateFromOffset = null;
+        _prefixBefore = null;
+        _firstOffset = endOffset;
+        _residentBytes = 0;
+        _fetched.Clear();
+        _pinnedFetched = 0;
+        _missing = null;
+        _evictNext = FirstIndex;
+    }
+
+    private async ValueTask InstallPendingAsync(RaftSnapshot install, CancellationToken cancellationToken)
+    {
+        var endOffset = _firstOffset;
+        await Gate.BeginTruncateAsync().ConfigureAwait(false);
+        try
+        {
+            // The snapshot (with its intent) is durable before the old log goes; a crash in between is finished at open.
+            SnapshotFile.Write(_snapshotDirectory!, install, endOffset, SnapshotFile.Flags.ResetPending);
+            await _log.ResetAsync(endOffset, cancellationToken).ConfigureAwait(false);
+            SnapshotFile.Write(_snapshotDirectory!, install, endOffset);
+        }
+        finally
+        {
+            Gate.EndTruncate();
+        }
+
+        Invariant.Assert(_log.StartOffset == endOffset && _log.EndOffset == endOffset, "the log restarts empty at the snapshot's end");
+        _pendingInstall = null;
+    }
 
     public void Compact(RaftSnapshot snapshot)
     {
@@ -270,11 +576,22 @@ internal sealed class SegmentedRaftLog : IRaftLog
         Invariant.Assert(snapshot.Index > Snapshot.Index, "compaction moves forward");
         Invariant.Assert(snapshot.Index <= DurableIndex, "only durable entries are compacted");
         var drop = Position(snapshot.Index) + 1;
-        var endOffset = _baseOffsets[drop - 1] + RecordCount(_entries[drop - 1]);
-        Invariant.Assert(_entries[drop - 1].Term == snapshot.Term, "the snapshot's term is its last entry's");
+        var last = _slots[drop - 1];
+        var endOffset = last.BaseOffset + last.RecordCount;
+        Invariant.Assert(last.Term == snapshot.Term, "the snapshot's term is its last entry's");
+        var named = SnapshotPayload.EndOffset(snapshot.Data.Span);
+        Invariant.Assert(named is null || named == endOffset, "a snapshot's data names the offset after it");
         SnapshotFile.Write(_snapshotDirectory, snapshot, endOffset);
-        _entries.RemoveRange(0, drop);
-        _baseOffsets.RemoveRange(0, drop);
+        _prefixBefore = endOffset;
+        for (var p = 0; p < drop; p++)
+        {
+            if (_slots[p].IsApplication && !_slots[p].IsDropped)
+            {
+                _residentBytes -= _slots[p].PayloadBytes;
+            }
+        }
+
+        _slots.RemoveRange(0, drop);
         _written -= drop;
         _durable -= drop;
         _firstOffset = endOffset;

@@ -7,29 +7,46 @@ namespace AppendLog.Raft.Storage;
 
 /// <summary>
 /// The snapshot kept beside the log: what it covers (index, term, membership), the offset at which the entries after it
-/// begin in the SegmentedLog, and the application's state-machine image. The core cannot truncate a log prefix yet, so
-/// the batches the snapshot covers stay on disk; the adapter skips them at open and no longer holds them in memory.
+/// begin in the SegmentedLog, and the application's state-machine image. Batches the snapshot covers may stay on disk
+/// until their whole segment is below it (prefix truncation deletes whole segments); the adapter skips them at open.
 /// Replaced atomically like the hard state (temp file, fsync, rename, directory fsync).
-/// <para>Layout (little-endian): magic u32 "ALSN", version u32 = 1, index i64, term i64, endOffset i64, voters i32 +
-/// u64 each, learners i32 + u64 each, data length i32 + bytes, then CRC-32C u32 of everything before it.</para>
+/// <para>
+/// <see cref="Flags.ResetPending"/> marks a snapshot installed from the leader whose log reset
+/// (<see cref="SegmentedLog.ResetAsync"/>) may not have finished: it is written before the reset and rewritten without
+/// the flag after it, and an adapter that opens with the flag set repeats the reset first. That makes the install
+/// all-or-nothing although a crash in the middle of the reset leaves part of the old log.
+/// </para>
+/// <para>Layout (little-endian): magic u32 "ALSN", version u32 = 2, flags u32 (version 2 only), index i64, term i64,
+/// endOffset i64, voters i32 + u64 each, learners i32 + u64 each, data length i32 + bytes, then CRC-32C u32 of
+/// everything before it. Version 1 files (no flags) are still read.</para>
 /// </summary>
 internal static class SnapshotFile
 {
     public const string FileName = "snapshot";
 
     private const uint Magic = 0x4E534C41; // "ALSN" read little-endian
-    private const uint Version = 1;
+    private const uint Version = 2;
 
-    public static void Write(string directory, RaftSnapshot snapshot, long endOffset)
+    [Flags]
+    public enum Flags : uint
+    {
+        None = 0,
+
+        /// <summary>Installed from the leader; the log's reset to the end offset may be unfinished.</summary>
+        ResetPending = 1,
+    }
+
+    public static void Write(string directory, RaftSnapshot snapshot, long endOffset, Flags flags = Flags.None)
     {
         var config = snapshot.Metadata.Config;
-        var size = 4 + 4 + 8 + 8 + 8 + 4 + (8 * config.Voters.Count) + 4 + (8 * config.Learners.Count) + 4 + snapshot.Data.Length + 4;
+        var size = 4 + 4 + 4 + 8 + 8 + 8 + 4 + (8 * config.Voters.Count) + 4 + (8 * config.Learners.Count) + 4 + snapshot.Data.Length + 4;
         var bytes = new byte[size];
         var position = 0;
         void U32(uint v) { BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(position), v); position += 4; }
         void I64(long v) { BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(position), v); position += 8; }
         U32(Magic);
         U32(Version);
+        U32((uint)flags);
         I64(snapshot.Index);
         I64(snapshot.Term);
         I64(endOffset);
@@ -62,7 +79,7 @@ internal static class SnapshotFile
 
     /// <summary>Reads the snapshot and the offset where the entries after it begin; null when there is none.</summary>
     /// <exception cref="InvalidDataException">The file is damaged.</exception>
-    public static (RaftSnapshot Snapshot, long EndOffset)? Read(string directory)
+    public static (RaftSnapshot Snapshot, long EndOffset, Flags Flags)? Read(string directory)
     {
         var path = Path.Combine(directory, FileName);
         if (!File.Exists(path))
@@ -73,13 +90,15 @@ internal static class SnapshotFile
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < 48
             || BinaryPrimitives.ReadUInt32LittleEndian(bytes) != Magic
-            || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(4)) != Version
+            || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(4)) is not (1 or Version)
             || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)) != Crc32.HashToUInt32(Crc32ParameterSet.Crc32C, bytes.AsSpan(0, bytes.Length - 4)))
         {
             throw new InvalidDataException($"The Raft snapshot file '{path}' is damaged.");
         }
 
-        var position = 8;
+        var version = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(4));
+        var flags = version >= 2 ? (Flags)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8)) : Flags.None;
+        var position = version >= 2 ? 12 : 8;
         long I64() { var v = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(position)); position += 8; return v; }
         int Count() { var v = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(position)); position += 4; return v; }
         var index = I64();
@@ -89,6 +108,6 @@ internal static class SnapshotFile
         var learners = Enumerable.Range(0, Count()).Select(_ => new RaftNodeId((ulong)I64())).ToList();
         var length = Count();
         var data = bytes.AsSpan(position, length).ToArray();
-        return (new RaftSnapshot(new SnapshotMetadata(index, term, new ClusterConfig(voters, learners)), data), endOffset);
+        return (new RaftSnapshot(new SnapshotMetadata(index, term, new ClusterConfig(voters, learners)), data), endOffset, flags);
     }
 }

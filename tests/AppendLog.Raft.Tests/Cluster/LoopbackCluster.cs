@@ -25,6 +25,9 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     public IEnumerable<RaftNodeId> Ids => _members.Keys;
 
+    /// <summary>Members get a <see cref="DictionaryStateMachine"/> (with snapshots) instead of an Apply callback.</summary>
+    public bool UseStateMachine { get; init; }
+
     /// <summary>Per member: offset → payload, as applied by its state machine (cleared at restart: replay refills it).</summary>
     public ConcurrentDictionary<RaftNodeId, ConcurrentDictionary<long, byte[]>> Applied { get; } = new();
 
@@ -44,11 +47,12 @@ internal sealed class LoopbackCluster : IAsyncDisposable
             Members = _members,
             Directory = _root.Sub("node-" + id),
             RandomSeed = (int)id.Value,
-            Apply = (record, _) =>
+            Apply = UseStateMachine ? null : (record, _) =>
             {
                 applied[record.Offset] = record.Payload.ToArray();
                 return ValueTask.CompletedTask;
             },
+            StateMachine = UseStateMachine ? new DictionaryStateMachine(applied) : null,
         }));
         node.LeadershipChanged += (_, e) => LeadershipEvents.Enqueue((id, e));
         await node.StartAsync();

@@ -15,12 +15,12 @@ internal sealed class RaftTestHost
     private readonly int _seed;
     private int _incarnation;
 
-    public RaftTestHost(RaftNodeId id, ClusterConfig bootstrap, RaftOptions options, int seed)
+    public RaftTestHost(RaftNodeId id, ClusterConfig bootstrap, RaftOptions options, int seed, int residentEntries = 0)
     {
         Id = id;
         _options = options;
         _seed = seed;
-        Log = new MemoryRaftLog(RaftSnapshot.Bootstrap(bootstrap));
+        Log = new MemoryRaftLog(RaftSnapshot.Bootstrap(bootstrap)) { ResidentEntries = residentEntries };
         HardStates = new MemoryHardStateStore();
         Start();
     }
@@ -53,12 +53,40 @@ internal sealed class RaftTestHost
 
     public Ready? InFlight { get; private set; }
 
+    /// <summary>A leader's batch that allows it is advanced before its sync (<see cref="Ready.MayAdvanceBeforeDurable"/>);
+    /// <see cref="BeginReady"/> then leaves <see cref="InFlight"/> null and the caller calls <see cref="CompleteDurable"/> later.</summary>
+    public bool PipelineLeaderWrites { get; set; }
+
+    /// <summary>The pipelined writes are durable now: sync and tell the node (skipped while a full sync is in flight: it covers them).</summary>
+    public void CompleteDurable()
+    {
+        if (Node is null || InFlight is not null)
+        {
+            return;
+        }
+
+        Log.Sync();
+        Node.LocalDurable();
+    }
+
     public bool IsUp => Node is not null;
 
     /// <summary>Ready step 1-3: take the batch and write it (not yet durable).</summary>
     public Ready? BeginReady()
     {
-        if (Node is null || InFlight is not null || !Node.HasReady)
+        if (Node is null || InFlight is not null)
+        {
+            return null;
+        }
+
+        if (Log.NeedsFetch)
+        {
+            // The real host reads the missing payloads back from disk here (asynchronously), then tells the node.
+            Log.Fetch();
+            Node.EntriesFetched();
+        }
+
+        if (!Node.HasReady)
         {
             return null;
         }
@@ -73,6 +101,19 @@ internal sealed class RaftTestHost
         if (ready.HardState is { } hardState)
         {
             HardStates.Save(hardState);
+        }
+
+        if (PipelineLeaderWrites && ready.MayAdvanceBeforeDurable)
+        {
+            // Written, not yet durable: apply and advance now; the caller later syncs and calls LocalDurable.
+            foreach (var entry in ready.CommittedEntries)
+            {
+                Apply(entry);
+            }
+
+            Node.AdvanceBeforeDurable(ready);
+            MaybeCompact();
+            return ready;
         }
 
         InFlight = ready;

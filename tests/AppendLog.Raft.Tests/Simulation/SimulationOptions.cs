@@ -32,6 +32,12 @@ internal sealed record SimulationOptions
 
     public bool MembershipChanges { get; init; } = true;
 
+    /// <summary>Leaders advance their own batches before the sync and count themselves when it completes.</summary>
+    public bool PipelineLeaderWrites { get; init; }
+
+    /// <summary>When positive, each log keeps only this many recent payloads in memory and reads older ones back on demand.</summary>
+    public int ResidentEntries { get; init; }
+
     public RaftTestingFaults TestingFaults { get; init; }
 
     /// <summary>A broken host that sends a Ready's messages before syncing it (violates the Ready contract); for teeth tests.</summary>

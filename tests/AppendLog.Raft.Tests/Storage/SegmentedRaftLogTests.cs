@@ -151,7 +151,7 @@ public sealed class SegmentedRaftLogTests
         raft.Append([App(1, 1, "a", "b"), App(1, 2, "c"), App(2, 3, "d", "e", "f"), App(2, 4, "g")]);
         await raft.SyncAsync(CancellationToken.None);
         var config = new ClusterConfig([new RaftNodeId(1), new RaftNodeId(2)], [new RaftNodeId(3)]);
-        raft.Compact(new RaftSnapshot(new SnapshotMetadata(2, 1, config), new byte[] { 42, 43 }));
+        raft.Compact(new RaftSnapshot(new SnapshotMetadata(2, 1, config), SnapshotPayload.Create(3, [42, 43])));
         Assert.Multiple(() =>
         {
             Assert.That(raft.FirstIndex, Is.EqualTo(3));
@@ -169,7 +169,7 @@ public sealed class SegmentedRaftLogTests
             Assert.That(raft.Snapshot.Term, Is.EqualTo(1));
             Assert.That(raft.Snapshot.Metadata.Config.Voters, Is.EqualTo(config.Voters));
             Assert.That(raft.Snapshot.Metadata.Config.Learners, Is.EqualTo(config.Learners));
-            Assert.That(raft.Snapshot.Data.ToArray(), Is.EqualTo(new byte[] { 42, 43 }));
+            Assert.That(SnapshotPayload.Image(raft.Snapshot.Data).ToArray(), Is.EqualTo(new byte[] { 42, 43 }));
             Assert.That(raft.FirstIndex, Is.EqualTo(3));
             Assert.That(raft.LastIndex, Is.EqualTo(4));
             Assert.That(raft.BaseOffsetOf(3), Is.EqualTo(3));
@@ -178,6 +178,8 @@ public sealed class SegmentedRaftLogTests
         raft.Append([App(3, 5, "h")]);
         await raft.SyncAsync(CancellationToken.None);
         Assert.That(raft.BaseOffsetOf(5), Is.EqualTo(7));
-        Assert.Throws<NotSupportedException>(() => raft.InstallSnapshot(raft.Snapshot));
+        Assert.Throws<InvalidDataException>(
+            () => raft.InstallSnapshot(new RaftSnapshot(new SnapshotMetadata(9, 3, config), new byte[] { 42, 43 })),
+            "an installed snapshot must name the offset after it");
     }
 }

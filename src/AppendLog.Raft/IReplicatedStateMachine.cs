@@ -1,0 +1,40 @@
+using System.Diagnostics.CodeAnalysis;
+
+namespace AppendLog.Raft;
+
+/// <summary>
+/// The application state a <see cref="ReplicatedLog"/> keeps on every member: committed records are applied to it in
+/// offset order, and it can be written to a snapshot and restored from one. With a state machine the replicated log
+/// takes a snapshot every <see cref="ReplicatedLogOptions.SnapshotInterval"/> offsets and then drops the log before it
+/// (whole segments), so neither disk use nor restart time grows without bound; a member that is too far behind (or
+/// new) receives the leader's snapshot instead of the records it covers.
+/// <para>
+/// All three methods are called on the member's Raft loop, one at a time, never concurrently: a snapshot sees exactly
+/// the records applied so far. They must not throw (an exception stops the member) and should be quick, since the loop
+/// waits for them. Every member of a group must be configured alike.
+/// </para>
+/// </summary>
+[Experimental(RaftExperiments.Raft)]
+public interface IReplicatedStateMachine
+{
+    /// <summary>Applies one committed record (called once per record, in offset order, on every member).</summary>
+    /// <param name="record">The record, with its offset.</param>
+    /// <param name="cancellationToken">Signalled when the member stops.</param>
+    /// <returns>A task that completes when the record is applied.</returns>
+    ValueTask ApplyAsync(CommittedRecord record, CancellationToken cancellationToken);
+
+    /// <summary>Writes the whole state as of the last applied record to <paramref name="destination"/>.</summary>
+    /// <param name="destination">Where to write; the replicated log keeps the bytes with the snapshot and may send them to other members.</param>
+    /// <param name="cancellationToken">Signalled when the member stops.</param>
+    /// <returns>A task that completes when everything is written.</returns>
+    ValueTask WriteSnapshotAsync(Stream destination, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Replaces the whole state with a snapshot written by <see cref="WriteSnapshotAsync"/> (possibly on another member):
+    /// at start when the member has a snapshot, and when it installs its leader's.
+    /// </summary>
+    /// <param name="source">The snapshot's bytes.</param>
+    /// <param name="cancellationToken">Signalled when the member stops.</param>
+    /// <returns>A task that completes when the state is replaced.</returns>
+    ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken);
+}

@@ -1,0 +1,41 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+
+namespace AppendLog.Raft.Tests.Cluster;
+
+/// <summary>A state machine that keeps every applied record by offset; its snapshot is every (offset, payload) pair.</summary>
+internal sealed class DictionaryStateMachine(ConcurrentDictionary<long, byte[]> applied) : IReplicatedStateMachine
+{
+    public int Restores { get; private set; }
+
+    public ValueTask ApplyAsync(CommittedRecord record, CancellationToken cancellationToken)
+    {
+        applied[record.Offset] = record.Payload.ToArray();
+        return ValueTask.CompletedTask;
+    }
+
+    public async ValueTask WriteSnapshotAsync(Stream destination, CancellationToken cancellationToken)
+    {
+        var header = new byte[12];
+        foreach (var (offset, payload) in applied.OrderBy(p => p.Key))
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(header, offset);
+            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), payload.Length);
+            await destination.WriteAsync(header, cancellationToken);
+            await destination.WriteAsync(payload, cancellationToken);
+        }
+    }
+
+    public async ValueTask RestoreSnapshotAsync(Stream source, CancellationToken cancellationToken)
+    {
+        applied.Clear();
+        Restores++;
+        var header = new byte[12];
+        while (await source.ReadAtLeastAsync(header, header.Length, throwOnEndOfStream: false, cancellationToken) == header.Length)
+        {
+            var payload = new byte[BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8))];
+            await source.ReadExactlyAsync(payload, cancellationToken);
+            applied[BinaryPrimitives.ReadInt64LittleEndian(header)] = payload;
+        }
+    }
+}
