@@ -27,21 +27,7 @@ internal sealed partial class LogWriter
 {
     public async Task ResetAsync(long nextOffset, CancellationToken cancellationToken)
     {
-        TaskCompletionSource frozen;
-        long end;
-        lock (_fileGate)
-        lock (_lock)
-        {
-            ThrowIfUnusableUnsynchronized();
-            if (_frozen is not null)
-            {
-                throw new InvalidOperationException("Another truncation or reset of this log is in progress.");
-            }
-
-            frozen = _frozen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            end = _nextOffset;
-            NoteTruncationUnsynchronized(); // a compaction that started before must not swap a file in afterwards
-        }
+        var (frozen, end) = Freeze();
 
         bool holdsRetention = false;
         try

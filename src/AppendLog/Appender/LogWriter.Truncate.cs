@@ -31,21 +31,7 @@ internal sealed partial class LogWriter
 
     public async Task TruncateSuffixAsync(long fromOffset, int maxBatchSize, CancellationToken cancellationToken)
     {
-        TaskCompletionSource frozen;
-        long end;
-        lock (_fileGate)
-        lock (_lock)
-        {
-            ThrowIfUnusableUnsynchronized();
-            if (_frozen is not null)
-            {
-                throw new InvalidOperationException("Another truncation of this log is in progress.");
-            }
-
-            frozen = _frozen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            end = _nextOffset;
-            NoteTruncationUnsynchronized();
-        }
+        var (frozen, end) = Freeze();
 
         try
         {
@@ -85,6 +71,28 @@ internal sealed partial class LogWriter
             _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             TrySignalIdleUnsynchronized();
             return _drained.Task;
+        }
+    }
+
+    /// <summary>
+    /// Stops appends (they wait on the returned task) for a truncation or a reset, and tells a running compaction not to
+    /// swap a file in afterwards. Returns the offset appends had reached.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Another truncation or reset is in progress.</exception>
+    private (TaskCompletionSource Frozen, long End) Freeze()
+    {
+        lock (_fileGate)
+        lock (_lock)
+        {
+            ThrowIfUnusableUnsynchronized();
+            if (_frozen is not null)
+            {
+                throw new InvalidOperationException("Another truncation or reset of this log is in progress.");
+            }
+
+            _frozen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            NoteTruncationUnsynchronized();
+            return (_frozen, _nextOffset);
         }
     }
 

@@ -131,37 +131,23 @@ public sealed class ReadProperties(DirectIoMode mode)
         }
     }
 
-    internal static async Task<List<LogRecord>> ReadRecordsAsync(SegmentedLog log, long from, int limit = int.MaxValue)
+    internal static Task<List<LogRecord>> ReadRecordsAsync(SegmentedLog log, long from, int limit = int.MaxValue) =>
+        TakeAsync(log.ReadAsync(from), limit);
+
+    internal static Task<List<LogBatch>> ReadBatchesAsync(SegmentedLog log, long from, int limit = int.MaxValue) =>
+        TakeAsync(log.ReadBatchesAsync(from), limit);
+
+    private static async Task<List<T>> TakeAsync<T>(IAsyncEnumerable<T> items, int limit)
     {
-        var list = new List<LogRecord>();
+        var list = new List<T>();
         if (limit == 0)
         {
             return list;
         }
 
-        await foreach (var r in log.ReadAsync(from))
+        await foreach (var item in items)
         {
-            list.Add(r);
-            if (list.Count == limit)
-            {
-                break;
-            }
-        }
-
-        return list;
-    }
-
-    internal static async Task<List<LogBatch>> ReadBatchesAsync(SegmentedLog log, long from, int limit = int.MaxValue)
-    {
-        var list = new List<LogBatch>();
-        if (limit == 0)
-        {
-            return list;
-        }
-
-        await foreach (var b in log.ReadBatchesAsync(from))
-        {
-            list.Add(b);
+            list.Add(item);
             if (list.Count == limit)
             {
                 break;
