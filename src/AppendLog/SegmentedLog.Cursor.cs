@@ -33,6 +33,8 @@ public sealed partial class SegmentedLog
         private int _readAheadPieces = 1;
         private Task<List<ReadWindow.Piece>>? _prefetch;
         private long _prefetchStart;
+        private long _sealedLimit = -1;
+        private long _sealedEnd;
 
         public Cursor(SegmentedLog log, long next)
         {
@@ -62,15 +64,30 @@ public sealed partial class SegmentedLog
                 }
 
                 long limit;
-                long? cut;
-                bool active;
+                long? cut = null;
+                bool active = false;
                 long segmentEnd;
-                lock (_log._writer.SyncRoot)
+                if (_sealedLimit >= 0 && _segment.ContentKey == _contentKey)
                 {
-                    cut = _segment.LowestCutSince(_contentKey);
-                    limit = _log._writer.ReadableLimitUnsynchronized(_segment);
-                    active = ReferenceEquals(_segment, _log._writer.ActiveUnsynchronized);
-                    segmentEnd = _segment.EndOffset;
+                    // A sealed segment's size and end change only through a cut, which renews the content key first:
+                    // while the key is the one this reader saw, no lock is needed (appenders hold it).
+                    limit = _sealedLimit;
+                    segmentEnd = _sealedEnd;
+                }
+                else
+                {
+                    lock (_log._writer.SyncRoot)
+                    {
+                        cut = _segment.LowestCutSince(_contentKey);
+                        limit = _log._writer.ReadableLimitUnsynchronized(_segment);
+                        active = ReferenceEquals(_segment, _log._writer.ActiveUnsynchronized);
+                        segmentEnd = _segment.EndOffset;
+                        if (cut is null && !active && _segment.IsSealed)
+                        {
+                            _sealedLimit = limit;
+                            _sealedEnd = segmentEnd;
+                        }
+                    }
                 }
 
                 if (cut is { } cutOffset)
@@ -242,15 +259,10 @@ public sealed partial class SegmentedLog
             _file?.Dispose();
             _file = null;
             _segment = null;
+            _sealedLimit = -1;
         }
 
-        private bool ContentChanged()
-        {
-            lock (_log._writer.SyncRoot)
-            {
-                return _segment!.ContentKey != _contentKey;
-            }
-        }
+        private bool ContentChanged() => _segment!.ContentKey != _contentKey;
 
         private async ValueTask<LogBatch?> ReadBatchAsync(long limit, bool active, CancellationToken cancellationToken)
         {

@@ -83,7 +83,13 @@ internal sealed class Segment
     /// when bytes at positions already written may change (a suffix truncation cuts into or deletes the segment), so a
     /// cached batch or a reader's buffered window of the old content is never taken for the new.
     /// </summary>
-    public long ContentKey { get; private set; } = NewContentKey();
+    /// <remarks>Changed under the log's lock; readers may read it without the lock (a volatile read) to see that nothing
+    /// changed since they last looked.</remarks>
+    public long ContentKey
+    {
+        get => Volatile.Read(ref _contentKey);
+        private set => Volatile.Write(ref _contentKey, value);
+    }
 
     /// <summary>True once the segment has left the log (deleted by retention or truncation, or replaced).</summary>
     public bool IsRemoved { get; set; }
@@ -124,6 +130,8 @@ internal sealed class Segment
     private static long NewContentKey() => Interlocked.Increment(ref s_nextContentKey);
 
     private static long s_nextContentKey;
+
+    private long _contentKey = NewContentKey();
 
     private List<(long KeyBefore, long CutOffset)>? _cuts;
 }
