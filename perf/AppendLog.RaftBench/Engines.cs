@@ -29,6 +29,9 @@ internal interface IBenchNode : IAsyncDisposable
     /// <summary>Committed entries applied to this member's state machine.</summary>
     long Applied { get; }
 
+    /// <summary>One line of the engine's own view (role, term, indexes) for the verbose trace.</summary>
+    string StatusLine { get; }
+
     Task StartAsync(CancellationToken cancellationToken);
 
     /// <summary>Replicates one entry; completes when it is committed (on a quorum, durable as the engine is configured).</summary>
@@ -72,6 +75,8 @@ internal sealed class AppendLogBenchNode : IBenchNode
             NodeId = new RaftNodeId((ulong)settings.Id),
             Members = members,
             Directory = settings.Directory,
+            MaximumCachedLogBytes = int.TryParse(Environment.GetEnvironmentVariable("RAFTBENCH_CACHE_MIB"), out var cacheMib)
+                ? cacheMib * 1024L * 1024 : ReplicatedLogOptions.DefaultMaximumCachedLogBytes,
             Raft = new RaftOptions
             {
                 ElectionTimeoutMinimum = TimeSpan.FromMilliseconds(settings.ElectionMinMs),
@@ -103,6 +108,16 @@ internal sealed class AppendLogBenchNode : IBenchNode
     public bool IsLeader => _leader;
 
     public long Applied => Interlocked.Read(ref _applied);
+
+    public string StatusLine
+    {
+        get
+        {
+            var s = _log.Status;
+            var followers = string.Join(' ', s.Followers.Select(f => $"{f.NodeId}:{f.MatchIndex}"));
+            return $"{s.Role} term {s.Term} leader {s.LeaderId} commit {s.CommitIndex} last {s.LastIndex} applied {Applied} [{followers}]";
+        }
+    }
 
     public event Action? BecameLeader;
 
@@ -157,6 +172,8 @@ internal sealed class DotNextBenchNode : IBenchNode
     public bool IsLeader => _leader;
 
     public long Applied => _stateMachine.Applied;
+
+    public string StatusLine => $"{(_leader ? "Leader" : "Follower")} term {_cluster.Term} leader {_cluster.Leader?.EndPoint} applied {Applied}";
 
     public event Action? BecameLeader;
 

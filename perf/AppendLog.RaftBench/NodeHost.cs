@@ -67,6 +67,19 @@ internal static class NodeHost
 
         await node.StartAsync(CancellationToken.None).ConfigureAwait(false);
         Say($"READY {Environment.ProcessId}");
+        if (int.TryParse(Environment.GetEnvironmentVariable("RAFTBENCH_STATUS_MS"), out var statusMs) && statusMs > 0)
+        {
+            // Verbose trace (driver --verbose with RAFTBENCH_STATUS_MS set): this member's own view, periodically.
+            _ = Task.Run(async () =>
+            {
+                while (true)
+                {
+                    await Task.Delay(statusMs).ConfigureAwait(false);
+                    Say($"INFO t={NowNs() / 1_000_000} {node.StatusLine} gc {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} pause {GC.GetTotalPauseDuration().TotalMilliseconds:F0} ms");
+                }
+            });
+        }
+
         BackgroundLoad? background = null;
         while (await Console.In.ReadLineAsync().ConfigureAwait(false) is { } line)
         {
