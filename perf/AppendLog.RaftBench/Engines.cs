@@ -32,6 +32,9 @@ internal interface IBenchNode : IAsyncDisposable
     /// <summary>One line of the engine's own view (role, term, indexes) for the verbose trace.</summary>
     string StatusLine { get; }
 
+    /// <summary>Why the engine stopped on its own (a storage failure or a broken invariant), or null while it runs.</summary>
+    Exception? Fault { get; }
+
     Task StartAsync(CancellationToken cancellationToken);
 
     /// <summary>Replicates one entry; completes when it is committed (on a quorum, durable as the engine is configured).</summary>
@@ -119,6 +122,8 @@ internal sealed class AppendLogBenchNode : IBenchNode
         }
     }
 
+    public Exception? Fault => _log.Status.Fault;
+
     public event Action? BecameLeader;
 
     public Task StartAsync(CancellationToken cancellationToken) => _log.StartAsync(cancellationToken);
@@ -174,6 +179,8 @@ internal sealed class DotNextBenchNode : IBenchNode
     public long Applied => _stateMachine.Applied;
 
     public string StatusLine => $"{(_leader ? "Leader" : "Follower")} term {_cluster.Term} leader {_cluster.Leader?.EndPoint} applied {Applied}";
+
+    public Exception? Fault => null; // DotNext reports failures through its calls only
 
     public event Action? BecameLeader;
 

@@ -80,6 +80,18 @@ internal static class NodeHost
             });
         }
 
+        _ = Task.Run(async () =>
+        {
+            // A member that stopped on its own makes the run meaningless: say why (the driver prints it) and exit.
+            while (node.Fault is null)
+            {
+                await Task.Delay(100).ConfigureAwait(false);
+            }
+
+            Say($"ERR member stopped: {node.Fault.ToString().ReplaceLineEndings(" | ")}");
+            Environment.Exit(70);
+        });
+
         BackgroundLoad? background = null;
         while (await Console.In.ReadLineAsync().ConfigureAwait(false) is { } line)
         {

@@ -17,4 +17,7 @@ public enum ReplicaRole
 
     /// <summary>Leads the group: accepts <see cref="ReplicatedLog.ReplicateAsync"/>.</summary>
     Leader = 3,
+
+    /// <summary>Stopped after a failure (<see cref="ReplicatedLogStatus.Fault"/>): takes no further part in the group.</summary>
+    Stopped = 4,
 }

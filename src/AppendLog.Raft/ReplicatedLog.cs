@@ -104,12 +104,15 @@ public sealed class ReplicatedLog : IAsyncDisposable
             var followers = host.Followers
                 .Select(f => new FollowerStatus(f.Id, f.Match, Math.Max(0, host.LastIndex - f.Match), f.IsLearner, f.RecentActive))
                 .ToList();
+            var fault = _fault;
             return new ReplicatedLogStatus(
-                NodeId, (ReplicaRole)host.Role, host.Term, host.Leader, host.Committed, host.LastIndex,
+                NodeId, fault is null ? (ReplicaRole)host.Role : ReplicaRole.Stopped, host.Term, fault is null ? host.Leader : RaftNodeId.None,
+                host.Committed, host.LastIndex,
                 Volatile.Read(ref _committedEndOffset), followers)
             {
                 Voters = host.Config.Voters,
                 Learners = host.Config.Learners,
+                Fault = fault,
             };
         }
     }
@@ -200,7 +203,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <exception cref="NotLeaderException">This member is not the leader (the exception names the leader and its endpoint when known), or lost leadership before the payload committed.</exception>
     /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>; the outcome is unknown.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The payload does not fit one entry (<see cref="RaftOptions.MaximumBatchBytes"/>).</exception>
-    /// <exception cref="InvalidOperationException">Not started.</exception>
+    /// <exception cref="InvalidOperationException">Not started, or the member stopped after a failure (<see cref="ReplicatedLogStatus.Fault"/>, also the inner exception).</exception>
     /// <exception cref="ObjectDisposedException">Disposed.</exception>
     /// <exception cref="OperationCanceledException">The wait was cancelled.</exception>
     public async ValueTask<long> ReplicateAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
@@ -369,7 +372,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <param name="fromOffset">The first offset to return (a gap offset starts at the next record).</param>
     /// <param name="cancellationToken">Ends the enumeration with <see cref="OperationCanceledException"/>.</param>
     /// <returns>The committed records in offset order.</returns>
-    /// <exception cref="InvalidOperationException">Not started.</exception>
+    /// <exception cref="InvalidOperationException">Not started, or the member stopped after a failure (<see cref="ReplicatedLogStatus.Fault"/>, also the inner exception).</exception>
     /// <exception cref="ObjectDisposedException">The member was disposed while reading.</exception>
     public async IAsyncEnumerable<CommittedRecord> ReadCommittedAsync(
         long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -400,6 +403,11 @@ public sealed class ReplicatedLog : IAsyncDisposable
             }
 
             ObjectDisposedException.ThrowIf(_state == 2, this);
+            if (_fault is { } fault)
+            {
+                throw Stopped(fault); // nothing more will be committed here
+            }
+
             await advanced.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
@@ -508,14 +516,26 @@ public sealed class ReplicatedLog : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            // Storage failed (or an invariant broke): the member stops; every later call reports why.
+            // Storage failed (or an invariant broke): the member stops (fail-stop, as if it had crashed) and every
+            // later call reports why. Closing the transport makes the others see it gone, so they elect without it
+            // instead of waiting on a member that still holds its connections but no longer answers.
             _fault = ex;
             while (_requests.Reader.TryRead(out var request))
             {
-                request.Completion.TrySetException(ex);
+                request.Completion.TrySetException(Stopped(ex));
+            }
+
+            SignalCommit();
+            _leadershipEvents.Writer.TryWrite(new LeadershipChangedEventArgs(host.Status.Term, RaftNodeId.None, isThisNode: false));
+            if (_transport is { } transport)
+            {
+                await transport.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
+
+    private static InvalidOperationException Stopped(Exception fault) =>
+        new("The replicated log stopped after a failure; see the inner exception. Dispose it and start it again.", fault);
 
     private async ValueTask ApplyAsync(RaftEntry entry, CancellationToken cancellationToken)
     {
@@ -637,6 +657,12 @@ public sealed class ReplicatedLog : IAsyncDisposable
                     Fail(batch, new ObjectDisposedException(nameof(ReplicatedLog)));
                     return;
                 }
+                catch (ChannelClosedException ex)
+                {
+                    // The Raft loop stopped after a failure.
+                    Fail(batch, Stopped(ex.InnerException ?? ex));
+                    return;
+                }
 
                 _ = CompleteAsync(committed, batch);
             }
@@ -663,7 +689,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            Fail(batch, _state == 2 ? new ObjectDisposedException(nameof(ReplicatedLog)) : ex);
+            Fail(batch, _state == 2 ? new ObjectDisposedException(nameof(ReplicatedLog)) : Stopped(ex));
         }
     }
 
@@ -707,7 +733,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
         if (_fault is { } fault)
         {
-            throw new InvalidOperationException("The replicated log stopped after a failure.", fault);
+            throw Stopped(fault);
         }
     }
 

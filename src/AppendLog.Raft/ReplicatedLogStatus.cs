@@ -49,4 +49,13 @@ public sealed class ReplicatedLogStatus
 
     /// <summary>The learners in force on this member: they receive the log but do not vote.</summary>
     public IReadOnlyCollection<RaftNodeId> Learners { get; init; } = [];
+
+    /// <summary>
+    /// Why this member stopped, or null while it runs. A storage failure (or a broken internal invariant) stops the
+    /// member for good, as a crash would: it closes its connections so the others elect without it, every call fails
+    /// with an <see cref="InvalidOperationException"/> wrapping this, <see cref="Role"/> is <see cref="ReplicaRole.Stopped"/>,
+    /// <see cref="LeaderId"/> is none (a <see cref="ReplicatedLog.LeadershipChanged"/> event says so) and the indexes
+    /// keep their last values. Dispose the member and start a new one over the same directory to rejoin.
+    /// </summary>
+    public Exception? Fault { get; init; }
 }

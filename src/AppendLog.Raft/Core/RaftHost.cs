@@ -199,7 +199,27 @@ internal sealed class RaftHost
         }
         catch (Exception ex)
         {
-            FailAll(ex is OperationCanceledException ? new OperationCanceledException("The Raft host stopped.", ex) : ex);
+            var failure = ex is OperationCanceledException ? new OperationCanceledException("The Raft host stopped.", ex) : ex;
+
+            // Nothing reads the inputs any more: close them (later submissions fail at once) and fail what is queued.
+            _inputs.Writer.TryComplete(failure);
+            while (_inputs.Reader.TryRead(out var input))
+            {
+                switch (input)
+                {
+                    case ProposeInput p:
+                        p.Completion.TrySetException(failure);
+                        break;
+                    case ConfigChangeInput c:
+                        c.Completion.TrySetException(failure);
+                        break;
+                    case TransferInput t:
+                        t.Completion.TrySetException(failure);
+                        break;
+                }
+            }
+
+            FailAll(failure);
             throw;
         }
     }

@@ -297,7 +297,9 @@ internal sealed partial class RaftNode
     private void AdvanceCore(Ready ready, bool durable)
     {
         Invariant.Assert(ReferenceEquals(ready, _outstandingReady), "Advance acknowledges the outstanding Ready");
-        _log.StableTo(ready.Snapshot, ready.Entries.Count, durable);
+        // A batch with nothing to persist is not synced (RaftHost skips the sync), so a leader's earlier pipelined
+        // writes may still be in flight: only a synced batch proves the whole log durable.
+        _log.StableTo(ready.Snapshot, ready.Entries.Count, durable && ready.MustSync);
         if (ready.HardState is not null)
         {
             _persistedHardState = _outstandingHardState;

@@ -28,6 +28,9 @@ internal sealed class LoopbackCluster : IAsyncDisposable
     /// <summary>Members get a <see cref="DictionaryStateMachine"/> (with snapshots) instead of an Apply callback.</summary>
     public bool UseStateMachine { get; init; }
 
+    /// <summary>When set and true for a member and a record, that member's Apply callback throws <see cref="ApplyFailedException"/>.</summary>
+    public Func<RaftNodeId, CommittedRecord, bool>? ApplyFails { get; set; }
+
     /// <summary>Per member: offset → payload, as applied by its state machine (cleared at restart: replay refills it).</summary>
     public ConcurrentDictionary<RaftNodeId, ConcurrentDictionary<long, byte[]>> Applied { get; } = new();
 
@@ -49,6 +52,11 @@ internal sealed class LoopbackCluster : IAsyncDisposable
             RandomSeed = (int)id.Value,
             Apply = UseStateMachine ? null : (record, _) =>
             {
+                if (ApplyFails?.Invoke(id, record) == true)
+                {
+                    throw new ApplyFailedException();
+                }
+
                 applied[record.Offset] = record.Payload.ToArray();
                 return ValueTask.CompletedTask;
             },
@@ -77,14 +85,14 @@ internal sealed class LoopbackCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits until a running member leads and the others running agree on it.</summary>
+    /// <summary>Waits until a running member leads and the others running (and not stopped by a fault) agree on it.</summary>
     public async Task<ReplicatedLog> AwaitLeaderAsync(TimeSpan timeout, RaftNodeId? not = null)
     {
         var deadline = DateTimeOffset.UtcNow + timeout;
         while (DateTimeOffset.UtcNow < deadline)
         {
             var leaders = Running.Where(n => n.Status.Role == ReplicaRole.Leader && n.NodeId != not).ToList();
-            if (leaders.Count == 1 && Running.All(n => n.Status.LeaderId == leaders[0].NodeId))
+            if (leaders.Count == 1 && Running.Where(n => n.Status.Role != ReplicaRole.Stopped).All(n => n.Status.LeaderId == leaders[0].NodeId))
             {
                 return leaders[0];
             }
@@ -139,3 +147,6 @@ internal sealed class LoopbackCluster : IAsyncDisposable
         return ((IPEndPoint)probe.LocalEndPoint!).Port;
     }
 }
+
+/// <summary>What a member's Apply callback throws when <see cref="LoopbackCluster.ApplyFails"/> says so.</summary>
+internal sealed class ApplyFailedException() : Exception("the test's state machine refused a record");

@@ -229,6 +229,54 @@ public sealed class LoopbackClusterTests
     }
 
     [Test]
+    public async Task ALeaderThatFails_StopsLikeACrash_ReportsWhy_AndTheOthersCarryOn()
+    {
+        // A failure on the Raft loop (here the leader's own state machine throwing; a disk error or a broken invariant
+        // takes the same path) once left a zombie: its connections open, its loop dead, callers waiting for their
+        // timeouts and readers forever. It must fail-stop: report the fault, fail every call, let the others elect.
+        ulong victim = 0; // a member id, read from the members' apply threads
+        await using var cluster = new LoopbackCluster(3)
+        {
+            ApplyFails = (id, record) => id.Value == Interlocked.Read(ref victim) && record.Payload.Span.SequenceEqual("poison"u8),
+        };
+        await cluster.StartAllAsync();
+        var leader = await cluster.AwaitLeaderAsync(ElectionWait);
+        var before = await LoadAsync(cluster, "before", 50, clients: 4);
+        Interlocked.Exchange(ref victim, leader.NodeId.Value);
+        using var reading = new CancellationTokenSource(ElectionWait);
+        var reader = Task.Run(async () =>
+        {
+            await foreach (var _ in leader.ReadCommittedAsync(0, reading.Token))
+            {
+            }
+        });
+
+        var failed = Assert.ThrowsAsync<InvalidOperationException>(async () => await leader.ReplicateAsync("poison"u8.ToArray()));
+        Assert.That(failed!.InnerException, Is.TypeOf<ApplyFailedException>(), "the caller learns why");
+        Assert.That(leader.Status.Fault, Is.SameAs(failed.InnerException));
+        Assert.That(leader.Status.Role, Is.EqualTo(ReplicaRole.Stopped));
+        Assert.That(leader.Status.LeaderId, Is.EqualTo(RaftNodeId.None));
+        Assert.That(cluster.LeadershipEvents.Any(e => e.Member == leader.NodeId && e.Event.LeaderId.IsNone && !e.Event.IsThisNode), Is.True,
+            "subscribers hear that this member no longer leads");
+        var again = Assert.ThrowsAsync<InvalidOperationException>(async () => await leader.ReplicateAsync("after"u8.ToArray()));
+        Assert.That(again!.InnerException, Is.SameAs(failed.InnerException), "later calls fail at once, saying why");
+        var readFailure = Assert.ThrowsAsync<InvalidOperationException>(async () => await reader);
+        Assert.That(readFailure!.InnerException, Is.SameAs(failed.InnerException), "a reader waiting for more is told, not left waiting");
+
+        var next = await cluster.AwaitLeaderAsync(ElectionWait, not: leader.NodeId);
+        var after = await LoadAsync(cluster, "after", 50, clients: 4);
+        Assert.That(after, Has.Count.EqualTo(50), "the others elect without the failed member and commit");
+        Assert.That(cluster.Applied[next.NodeId].Values.Any(p => p.AsSpan().SequenceEqual("poison"u8)), Is.True,
+            "the poison record had committed: the failure came after the quorum made it durable");
+
+        // Restarted over the same directory (with a state machine that accepts the record) it catches up.
+        Interlocked.Exchange(ref victim, 0);
+        await cluster.StopAsync(leader.NodeId);
+        await cluster.StartAsync(leader.NodeId);
+        await AwaitAppliedAsync(cluster, leader.NodeId, before.Concat(after));
+    }
+
+    [Test]
     public async Task AMemberThatCannotBindItsPort_FailsToStart_AndReleasesItsLog()
     {
         using var dir = new Harness.TempDirectory();

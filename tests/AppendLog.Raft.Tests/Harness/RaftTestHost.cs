@@ -126,8 +126,14 @@ internal sealed class RaftTestHost
     {
         var ready = InFlight ?? throw new InvalidOperationException("no Ready in flight");
         InFlight = null;
-        Log.Sync();
-        HardStates.Sync();
+
+        // As the real host (RaftHost): sync only when the batch says so. A leader's earlier pipelined writes may still
+        // be in flight after a batch with nothing to persist (a vote reply), and the node must not assume otherwise.
+        if (ready.MustSync)
+        {
+            Log.Sync();
+            HardStates.Sync();
+        }
         if (ready.Snapshot is not null)
         {
             RestoreStateMachine(ready.Snapshot);

@@ -45,6 +45,37 @@ public sealed class ReadyContractTests
     }
 
     [Test]
+    public void ALeaderWithItsOwnWriteStillSyncing_AnswersAStalePreVote_WithoutClaimingTheWriteDurable()
+    {
+        // Reference: Raft thesis §10.2.1 (the leader's own write runs beside replication) and §9.6 (pre-vote). A
+        // leader restarting member's stale pre-vote arrives while the leader's pipelined write syncs: the reply is a
+        // batch with nothing to persist, which the host does not sync. Advancing it must neither fault the node (it
+        // once did, stopping the leader's loop for good) nor count the leader's own copy before its sync.
+        var cluster = new TestCluster(3, PaperOptions.Create(checkQuorum: false));
+        cluster.Elect(1);
+        var leader = cluster[1];
+        leader.PipelineLeaderWrites = true;
+        var index = leader.N.Propose(new byte[] { 7 });
+        var written = leader.BeginReady();
+        Assert.That(written, Is.Not.Null);
+        Assert.That(written!.MayAdvanceBeforeDurable, Is.True);
+        Assert.That(leader.InFlight, Is.Null, "advanced before its sync");
+        Assert.That(leader.Log.DurableIndex, Is.LessThan(index), "the write is still syncing");
+
+        leader.N.Step(new RaftMessage { Type = RaftMessageType.PreVote, From = TestCluster.Id(3), To = TestCluster.Id(1), Term = leader.N.Term - 1 });
+        var reply = leader.BeginReady();
+        Assert.That(reply, Is.Not.Null);
+        Assert.That(reply!.MustSync, Is.False);
+        Assert.That(reply.Messages.Select(m => (m.Type, m.Reject)), Is.EqualTo(new[] { (RaftMessageType.PreVoteResponse, true) }));
+        Assert.DoesNotThrow(() => leader.CompleteReady());
+        Assert.That(leader.Log.DurableIndex, Is.LessThan(index), "answering did not sync the log");
+        Assert.That(leader.N.Progress[TestCluster.Id(1)].Match, Is.LessThan(index), "the leader does not count its copy before its sync");
+
+        leader.CompleteDurable();
+        Assert.That(leader.N.Progress[TestCluster.Id(1)].Match, Is.EqualTo(index), "and counts it once durable");
+    }
+
+    [Test]
     public void ALeadersAppends_MayLeaveBeforeItsOwnSync_ButAVoteResponseNever()
     {
         // Reference: Raft thesis §10.2.1 (the leader writes to its disk in parallel with replication) and Figure 2
