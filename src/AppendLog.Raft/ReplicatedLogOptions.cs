@@ -16,8 +16,12 @@ public sealed class ReplicatedLogOptions
     /// <summary>The default for <see cref="SnapshotInterval"/>: a snapshot every million offsets.</summary>
     public const long DefaultSnapshotInterval = 1_000_000;
 
-    /// <summary>The default for <see cref="MaximumCachedLogBytes"/>: 64 MiB.</summary>
-    public const long DefaultMaximumCachedLogBytes = 64L * 1024 * 1024;
+    /// <summary>
+    /// The default for <see cref="MaximumCachedLogBytes"/>: 4 MiB, tens of milliseconds of traffic at full load, enough
+    /// for followers that keep up. Bigger caches measured slower (64 MiB: about 65k against 90k commits/s at 64 clients,
+    /// twice the memory): batches held for seconds survive into gen2 and cost full collections.
+    /// </summary>
+    public const long DefaultMaximumCachedLogBytes = 4L * 1024 * 1024;
 
     /// <summary>This member's id; a key of <see cref="Members"/>.</summary>
     public required RaftNodeId NodeId { get; init; }
@@ -64,7 +68,7 @@ public sealed class ReplicatedLogOptions
     /// <summary>
     /// The most bytes of record batches this member keeps in memory to serve followers and its own state machine
     /// (recent batches, and those read back for a follower that is behind). Older batches are read back from the local
-    /// log when needed, so memory stays bounded however long the log grows. Default 64 MiB.
+    /// log when needed, so memory stays bounded however long the log grows. Default 4 MiB (<see cref="DefaultMaximumCachedLogBytes"/>).
     /// </summary>
     public long MaximumCachedLogBytes { get; init; } = DefaultMaximumCachedLogBytes;
 

@@ -39,13 +39,16 @@ namespace AppendLog.Raft.Storage;
 internal sealed class SegmentedRaftLog : IRaftLog
 {
     /// <summary>Default budget for application payloads kept in memory (recent ones plus the last fetch).</summary>
-    public const long DefaultResidentBytesMax = 64L * 1024 * 1024;
+    public const long DefaultResidentBytesMax = ReplicatedLogOptions.DefaultMaximumCachedLogBytes;
+
+    /// <summary>The most payload bytes one <see cref="FetchAsync"/> loads (one AppendEntries' worth at the default batch size).</summary>
+    public const long FetchBytesCap = 1024 * 1024;
 
     private readonly SegmentedLog _log;
     private readonly TimeProvider _time;
     private readonly List<Slot> _slots = [];
 
-    /// <summary>Indexes whose payloads a fetch loaded, oldest first; the last <see cref="_pinnedFetched"/> are the latest fetch.</summary>
+    /// <summary>Indexes whose payloads the latest fetch loaded: kept until the next fetch, whatever the budget.</summary>
     private readonly Queue<long> _fetched = new();
 
     private readonly long _residentBytesMax;
@@ -72,8 +75,6 @@ internal sealed class SegmentedRaftLog : IRaftLog
     /// <summary>Entries below this index were already considered for dropping in index order.</summary>
     private long _evictNext = 1;
 
-    private int _pinnedFetched;
-
     /// <summary>The first entry a read stopped at because its payload was not in memory.</summary>
     private long? _missing;
 
@@ -95,8 +96,10 @@ internal sealed class SegmentedRaftLog : IRaftLog
         _snapshotDirectory = snapshotDirectory;
         _residentBytesMax = residentBytesMax;
 
-        // A fetch loads a quarter of the budget (a run of appends to a lagging follower), at least one entry.
-        _fetchBytesMax = Math.Max(1, residentBytesMax / 4);
+        // A fetch loads a quarter of the budget, at most FetchBytesCap (and at least one entry). It runs on the Raft
+        // loop, and so does applying what it loaded at start: a bigger fetch makes no faster catch-up (the loop fetches
+        // again as soon as no input waits) but keeps votes, acknowledgements and proposals waiting longer.
+        _fetchBytesMax = Math.Clamp(residentBytesMax / 4, 1, FetchBytesCap);
     }
 
     /// <summary>What the adapter keeps per entry. <see cref="Data"/> is empty once an application payload is dropped.</summary>
@@ -173,7 +176,10 @@ internal sealed class SegmentedRaftLog : IRaftLog
                 Invariant.Assert(adapter._slots.Count == 0 || entry.Term >= adapter._slots[^1].Term, "terms never decrease along the log");
                 adapter.AddSlot(entry, batch.BaseOffset);
                 adapter._written = adapter._durable = adapter._slots.Count;
-                adapter.DropOldPayloads();
+
+                // Keep no payload from the scan: replaying or sending reads them back in bounded runs anyway, and a
+                // scan that kept the last budget's worth made every batch of a large log survive into gen2.
+                adapter.Drop(adapter.LastIndex);
             }
         }
 
@@ -308,8 +314,15 @@ internal sealed class SegmentedRaftLog : IRaftLog
             return;
         }
 
+        // What earlier fetches loaded has served its purpose (the appends were sent, the entries applied): drop it
+        // now rather than when the budget overflows, so read-back buffers die young instead of reaching gen2 (a
+        // member replaying a large log at start otherwise ran a gen2 collection every few hundred milliseconds).
         _missing = null;
-        _pinnedFetched = 0;
+        while (_fetched.TryDequeue(out var earlier))
+        {
+            Drop(earlier);
+        }
+
         if (from < FirstIndex || from > DurableIndex)
         {
             return; // compacted or cut meanwhile: the node will ask again for what it still needs
@@ -335,7 +348,6 @@ internal sealed class SegmentedRaftLog : IRaftLog
                 _slots[position] = slot;
                 _residentBytes += slot.PayloadBytes;
                 _fetched.Enqueue(index);
-                _pinnedFetched++;
                 loaded += slot.PayloadBytes;
             }
 
@@ -476,17 +488,11 @@ internal sealed class SegmentedRaftLog : IRaftLog
     }
 
     /// <summary>
-    /// Drops durable application payloads while over budget: first those loaded by earlier fetches (oldest first),
-    /// then recent ones in index order. Never the latest fetch (the node is about to use it), never a payload not yet
-    /// durable (the next sync writes it).
+    /// Drops durable recent application payloads in index order while over budget. Never the latest fetch (the node
+    /// is about to use it; the next fetch drops it), never a payload not yet durable (the next sync writes it).
     /// </summary>
     private void DropOldPayloads()
     {
-        while (_residentBytes > _residentBytesMax && _fetched.Count > _pinnedFetched)
-        {
-            Drop(_fetched.Dequeue());
-        }
-
         _evictNext = Math.Max(_evictNext, FirstIndex);
         while (_residentBytes > _residentBytesMax && _evictNext <= DurableIndex)
         {
@@ -541,7 +547,6 @@ internal sealed class SegmentedRaftLog : IRaftLog
         _firstOffset = endOffset;
         _residentBytes = 0;
         _fetched.Clear();
-        _pinnedFetched = 0;
         _missing = null;
         _evictNext = FirstIndex;
     }
