@@ -374,6 +374,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <returns>The committed records in offset order.</returns>
     /// <exception cref="InvalidOperationException">Not started, or the member stopped after a failure (<see cref="ReplicatedLogStatus.Fault"/>, also the inner exception).</exception>
     /// <exception cref="ObjectDisposedException">The member was disposed while reading.</exception>
+    /// <exception cref="RecordsCompactedException">The next record to return was compacted into a snapshot (at the start, or
+    /// while a slow reader lagged behind one): the state machine holds it; read again from the exception's start offset.</exception>
     public async IAsyncEnumerable<CommittedRecord> ReadCommittedAsync(
         long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -462,6 +464,12 @@ public sealed class ReplicatedLog : IAsyncDisposable
         var next = end;
         try
         {
+            // Under the lease no compaction deletes segments, so this check holds for the whole read.
+            if (from < _log!.StartOffset)
+            {
+                throw new RecordsCompactedException(from, _log.StartOffset);
+            }
+
             await foreach (var record in _log!.ReadAsync(from, cancellationToken).ConfigureAwait(false))
             {
                 if (record.Offset >= end)

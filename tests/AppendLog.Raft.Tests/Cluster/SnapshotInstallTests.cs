@@ -75,6 +75,21 @@ public sealed class SnapshotInstallTests
             Assert.That(leader.LogStartOffset, Is.GreaterThan(0), "whole segments below the snapshot were deleted");
         });
 
+        // A reader asking for compacted records is told so, with where the log starts now; from there it reads.
+        var compacted = Assert.ThrowsAsync<RecordsCompactedException>(async () =>
+        {
+            await foreach (var _ in leader.ReadCommittedAsync(0))
+            {
+            }
+        });
+        Assert.That(compacted!.RequestedOffset, Is.Zero);
+        Assert.That(compacted.StartOffset, Is.EqualTo(leader.LogStartOffset));
+        await using (var records = leader.ReadCommittedAsync(compacted.StartOffset).GetAsyncEnumerator())
+        {
+            Assert.That(await records.MoveNextAsync(), Is.True);
+            Assert.That(records.Current.Offset, Is.GreaterThanOrEqualTo(compacted.StartOffset));
+        }
+
         await cluster.StartAsync(lagging);
         await AwaitAppliedAsync(cluster, lagging, acknowledged);
         var follower = cluster.Node(lagging);
