@@ -42,6 +42,14 @@ public sealed class RaftOptions
     /// </summary>
     public bool CheckQuorum { get; init; } = true;
 
+    /// <summary>
+    /// A follower with more committed entries than this still to apply (a member replaying its log after a restart)
+    /// waits one more <see cref="ElectionTimeoutMaximum"/> before it campaigns, so that a member able to serve writes
+    /// at once wins the election when there is one: a new leader completes its first replication only after applying
+    /// every entry before it. It still votes, and still campaigns when no one else does. 0 turns this off. Default 1024.
+    /// </summary>
+    public int CampaignApplyLagEntries { get; init; } = 1024;
+
     /// <summary>Checks the options and returns them, so they can be validated where they are built.</summary>
     /// <returns>This instance.</returns>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
@@ -53,6 +61,7 @@ public sealed class RaftOptions
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ElectionTimeoutMaximum, ElectionTimeoutMinimum, nameof(ElectionTimeoutMaximum));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumInflightAppends, 1, nameof(MaximumInflightAppends));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumBatchBytes, 1, nameof(MaximumBatchBytes));
+        ArgumentOutOfRangeException.ThrowIfNegative(CampaignApplyLagEntries, nameof(CampaignApplyLagEntries));
         return this;
     }
 

@@ -75,6 +75,13 @@ internal sealed partial class RaftNode
         _electionElapsed++;
         if (Promotable && _electionElapsed >= _randomizedElectionTimeout)
         {
+            if (_options.CampaignApplyLagEntries > 0
+                && _log.Committed - _log.Applied > _options.CampaignApplyLagEntries
+                && _electionElapsed < _randomizedElectionTimeout + _options.ElectionTicksMax)
+            {
+                return; // still applying a long backlog: let a member that is not campaign first
+            }
+
             _electionElapsed = 0;
             Campaign(preVote: _options.PreVote, transfer: false);
         }

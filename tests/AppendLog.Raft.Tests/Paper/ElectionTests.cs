@@ -17,6 +17,56 @@ public sealed class ElectionTests
     };
 
     [Test]
+    public void AMemberStillApplyingALongBacklog_CampaignsOneTimeoutLater_ButStillCampaigns()
+    {
+        // Not a paper rule but a preference that keeps liveness: a member replaying its log after a restart can win an
+        // election, and then its first replication waits for the whole replay (6.5 s once in the bench). It waits one
+        // more maximum election timeout, so a member that can serve at once campaigns first.
+        var options = new RaftOptions
+        {
+            TickInterval = TimeSpan.FromMilliseconds(10),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(10),
+            ElectionTimeoutMinimum = TimeSpan.FromMilliseconds(100),
+            ElectionTimeoutMaximum = TimeSpan.FromMilliseconds(200),
+            CampaignApplyLagEntries = 5,
+        };
+        var cluster = new TestCluster(3, options);
+        cluster.Elect(1);
+        for (var i = 0; i < 20; i++)
+        {
+            cluster.Propose(1, (byte)i);
+        }
+
+        cluster.Stabilize();
+        foreach (var id in new ulong[] { 2, 3 })
+        {
+            cluster[id].Crash();
+            cluster[id].Restart();
+            Assert.That(cluster[id].N.Committed - cluster[id].N.Applied, Is.GreaterThan(5), $"node {id} restarts with its backlog to apply");
+        }
+
+        // Node 3 applies its backlog; node 2 does not (its Readies wait). Neither hears from the leader.
+        cluster[3].Drain();
+        var caughtUp = TicksToCampaign(cluster[3].N);
+        var lagging = TicksToCampaign(cluster[2].N);
+        Assert.That(caughtUp, Is.LessThan(options.ElectionTicksMax), "a member that has applied campaigns within the timeout");
+        Assert.That(lagging, Is.GreaterThanOrEqualTo(options.ElectionTicksMin + options.ElectionTicksMax), "one still applying waits one more maximum timeout");
+        Assert.That(lagging, Is.LessThan(2 * options.ElectionTicksMax), "and then campaigns all the same");
+
+        static int TicksToCampaign(RaftNode node)
+        {
+            var ticks = 0;
+            while (node.Role == RaftRole.Follower && ticks < 1000)
+            {
+                node.Tick();
+                ticks++;
+            }
+
+            return ticks;
+        }
+    }
+
+    [Test]
     public void AFollowerThatHearsNoLeaderForAnElectionTimeout_CampaignsAndWinsAMajority()
     {
         // Reference: Raft paper §5.2 (leader election)
