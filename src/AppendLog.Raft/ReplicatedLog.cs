@@ -436,6 +436,11 @@ public sealed class ReplicatedLog : IAsyncDisposable
             await _transport.DisposeAsync().ConfigureAwait(false);
         }
 
+        if (_raftLog is not null)
+        {
+            await _raftLog.CloseAsync().ConfigureAwait(false); // the loop has stopped: nothing fetches any more
+        }
+
         if (_log is not null)
         {
             await _log.DisposeAsync().ConfigureAwait(false);

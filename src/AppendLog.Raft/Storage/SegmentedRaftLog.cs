@@ -75,6 +75,16 @@ internal sealed class SegmentedRaftLog : IRaftLog
     /// <summary>Entries below this index were already considered for dropping in index order.</summary>
     private long _evictNext = 1;
 
+    /// <summary>
+    /// The reader fetches continue with while they stay sequential (a replay at start, a follower catching up), so its
+    /// read-ahead keeps running while the loop applies or sends what the last fetch loaded. Closed before any
+    /// truncation, when it reaches the end it was opened with, and by <see cref="CloseAsync"/>.
+    /// </summary>
+    private IAsyncEnumerator<LogBatch>? _fetchCursor;
+
+    /// <summary>The base offset of the batch <see cref="_fetchCursor"/> returns next.</summary>
+    private long _fetchCursorNext;
+
     /// <summary>The first entry a read stopped at because its payload was not in memory.</summary>
     private long? _missing;
 
@@ -330,13 +340,23 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
         long loaded = 0;
         var index = from;
-        await foreach (var batch in _log.ReadBatchesAsync(_slots[Position(from)].BaseOffset, cancellationToken).ConfigureAwait(false))
+        var baseOffset = _slots[Position(from)].BaseOffset;
+        if (_fetchCursor is not null && _fetchCursorNext != baseOffset)
         {
-            if (index > DurableIndex || loaded >= _fetchBytesMax)
+            await CloseFetchCursorAsync().ConfigureAwait(false);
+        }
+
+        _fetchCursor ??= _log.ReadBatchesAsync(baseOffset, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        _fetchCursorNext = baseOffset;
+        while (loaded < _fetchBytesMax)
+        {
+            if (index > DurableIndex || !await _fetchCursor.MoveNextAsync().ConfigureAwait(false))
             {
+                await CloseFetchCursorAsync().ConfigureAwait(false); // nothing more to read ahead for
                 break;
             }
 
+            var batch = _fetchCursor.Current;
             var position = Position(index);
             var slot = _slots[position];
             Invariant.Assert(batch.BaseOffset == slot.BaseOffset, "a fetched batch starts at its entry's base offset");
@@ -351,11 +371,24 @@ internal sealed class SegmentedRaftLog : IRaftLog
                 loaded += slot.PayloadBytes;
             }
 
+            _fetchCursorNext = slot.BaseOffset + slot.RecordCount;
             index++;
         }
 
         FetchCount++;
         DropOldPayloads();
+    }
+
+    /// <summary>Closes the reader fetches keep open (call before disposing the SegmentedLog).</summary>
+    public ValueTask CloseAsync() => CloseFetchCursorAsync();
+
+    private async ValueTask CloseFetchCursorAsync()
+    {
+        if (_fetchCursor is { } cursor)
+        {
+            _fetchCursor = null;
+            await cursor.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     public async ValueTask SyncAsync(CancellationToken cancellationToken)
@@ -394,6 +427,11 @@ internal sealed class SegmentedRaftLog : IRaftLog
 
     public async ValueTask<PendingDurability> WriteAsync(CancellationToken cancellationToken)
     {
+        if (_pendingInstall is not null || _prefixBefore is not null || _truncateFromOffset is not null)
+        {
+            await CloseFetchCursorAsync().ConfigureAwait(false); // no reader of the log stays open across a truncation
+        }
+
         if (_pendingInstall is { } install)
         {
             await InstallPendingAsync(install, cancellationToken).ConfigureAwait(false);
