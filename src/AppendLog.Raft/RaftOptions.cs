@@ -44,9 +44,10 @@ public sealed class RaftOptions
 
     /// <summary>
     /// A follower with more committed entries than this still to apply (a member replaying its log after a restart)
-    /// waits one more <see cref="ElectionTimeoutMaximum"/> before it campaigns, so that a member able to serve writes
-    /// at once wins the election when there is one: a new leader completes its first replication only after applying
-    /// every entry before it. It still votes, and still campaigns when no one else does. 0 turns this off. Default 1024.
+    /// campaigns later: its election timeout falls in [max, 2·max − min) instead of [min, max), after every caught-up
+    /// member's, so one able to serve writes at once wins the election when there is one (a new leader completes its
+    /// first replication only after applying every entry before it). It still votes, and still campaigns when no one
+    /// else does. 0 turns this off. Default 1024.
     /// </summary>
     public int CampaignApplyLagEntries { get; init; } = 1024;
 

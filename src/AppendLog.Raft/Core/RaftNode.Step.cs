@@ -77,9 +77,11 @@ internal sealed partial class RaftNode
         {
             if (_options.CampaignApplyLagEntries > 0
                 && _log.Committed - _log.Applied > _options.CampaignApplyLagEntries
-                && _electionElapsed < _randomizedElectionTimeout + _options.ElectionTicksMax)
+                && _electionElapsed < _randomizedElectionTimeout + _options.ElectionTicksMax - _options.ElectionTicksMin)
             {
-                return; // still applying a long backlog: let a member that is not campaign first
+                // Still applying a long backlog: this timeout falls in [max, 2·max − min), after every caught-up
+                // member's [min, max), so one of those campaigns first when there is one.
+                return;
             }
 
             _electionElapsed = 0;
