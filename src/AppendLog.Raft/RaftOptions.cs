@@ -89,4 +89,8 @@ internal enum RaftTestingFaults
 
     /// <summary>The leader commits an entry of an earlier term by counting replicas (breaks §5.4.2, Figure 8).</summary>
     CommitPreviousTermByCounting = 2,
+
+    /// <summary>A leader counts its own pipelined write toward a quorum before that write is durable (breaks Figure 2's
+    /// "updated on stable storage before responding", applied to the leader's own acknowledgement).</summary>
+    CountOwnWriteBeforeDurable = 4,
 }

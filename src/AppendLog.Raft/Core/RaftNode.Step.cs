@@ -315,6 +315,18 @@ internal sealed partial class RaftNode
     {
         if (m.Index < _log.Committed)
         {
+            // Entries up to our commit index are ours already; a leader's copy of one can differ only if a safety rule
+            // broke somewhere (Leader Completeness): say so rather than report them as matching.
+            foreach (var entry in m.Entries)
+            {
+                if (entry.Index > _log.Committed)
+                {
+                    break;
+                }
+
+                Invariant.Assert(!_log.TryGetTerm(entry.Index, out var term) || term == entry.Term, "a committed entry never conflicts");
+            }
+
             Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = _log.Committed });
             return;
         }

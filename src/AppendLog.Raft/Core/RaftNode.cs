@@ -292,7 +292,9 @@ internal sealed partial class RaftNode
     }
 
     /// <summary>The last entry of this node's log that is durable and will not be rewritten.</summary>
-    private long SelfDurableIndex => Math.Min(_log.StableLastIndex, _storage.DurableIndex);
+    private long SelfDurableIndex => (_options.TestingFaults & RaftTestingFaults.CountOwnWriteBeforeDurable) != 0
+        ? _log.StableLastIndex
+        : Math.Min(_log.StableLastIndex, _storage.DurableIndex);
 
     private void AdvanceCore(Ready ready, bool durable)
     {

@@ -38,6 +38,9 @@ internal sealed class ClusterSimulation
     private readonly int _seed;
     private readonly SimulationOptions _options;
     private readonly Random _random;
+    /// <summary>Queued inputs handled before the next Ready, as RaftHost's bound.</summary>
+    private const int InputsPerReadyMax = 1024;
+
     private readonly PriorityQueue<SimEvent, (long Time, long Sequence)> _events = new();
     private readonly Dictionary<RaftNodeId, RaftTestHost> _hosts = [];
     private readonly Dictionary<RaftNodeId, Queue<SimEvent>> _inbox = [];
@@ -164,7 +167,8 @@ internal sealed class ClusterSimulation
         if (Checker.Violations.Count == 0)
         {
             var state = string.Join("; ", _hosts.Values.Select(h =>
-                $"{h.Id}: {h.N.Role} t{h.N.Term} commit {h.N.Committed} applied {h.AppliedIndex} last {h.N.LastIndex} {h.N.Config}"));
+                $"{h.Id}: {h.N.Role} t{h.N.Term} commit {h.N.Committed} applied {h.AppliedIndex} last {h.N.LastIndex} durable {h.Log.DurableIndex} syncing {h.InFlight is not null} inbox {_inbox[h.Id].Count} {h.N.Config}"
+                + (h.N.Role == RaftRole.Leader ? " progress " + string.Join(",", h.N.Progress.Select(p => $"{p.Key}:{p.Value}")) : "")));
             Checker.Fail($"liveness: no convergence within {_options.ConvergeMsMax} ms after faults stopped " +
                          $"(acknowledged through {Checker.AcknowledgedIndexMax}); {state}");
         }
@@ -342,7 +346,9 @@ internal sealed class ClusterSimulation
                 }
             }
 
-            Schedule(_random.Next(0, _options.SyncLatencyMaxMs + 1), new SimEvent(EventKind.SyncDone, host.Id, Incarnation: _incarnation[host.Id]));
+            // A batch with nothing to persist is not synced (as RaftHost): it completes at once.
+            var latency = ready.MustSync ? _random.Next(0, _options.SyncLatencyMaxMs + 1) : 0;
+            Schedule(latency, new SimEvent(EventKind.SyncDone, host.Id, Incarnation: _incarnation[host.Id]));
             return;
         }
     }
@@ -370,11 +376,12 @@ internal sealed class ClusterSimulation
             }
         }
 
+        // As RaftHost: every input that queued during the sync (up to a bound) goes into the next Ready. Handling one
+        // input per sync let a node with slow syncs fall ever further behind its inbox (seconds late with 40 ms syncs).
         var inbox = _inbox[id];
-        while (host.IsUp && host.InFlight is null && inbox.Count > 0)
+        for (var taken = 0; host.IsUp && inbox.Count > 0 && taken < InputsPerReadyMax; taken++)
         {
             Handle(host, inbox.Dequeue());
-            BeginReady(host);
         }
 
         if (host.InFlight is null)
