@@ -2,8 +2,10 @@ namespace AppendLog.Raft.Tests.Paper;
 
 internal static class PaperOptions
 {
-    public static RaftOptions Create(bool preVote = true, bool checkQuorum = true, int batchBytes = 1024 * 1024, int inflight = 64) => new()
+    public static RaftOptions Create(
+        bool preVote = true, bool checkQuorum = true, int batchBytes = 1024 * 1024, int inflight = 64, RaftTestingFaults faults = RaftTestingFaults.None) => new()
     {
+        TestingFaults = faults,
         TickInterval = TimeSpan.FromMilliseconds(10),
         HeartbeatInterval = TimeSpan.FromMilliseconds(10),
         ElectionTimeoutMinimum = TimeSpan.FromMilliseconds(100),

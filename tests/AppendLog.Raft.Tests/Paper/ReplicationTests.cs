@@ -100,15 +100,8 @@ public sealed class ReplicationTests
         // follower's copy commit an entry the leader then loses in a crash; a leader elected without it overwrites
         // it on the follower that applied it. The simulation's seeds never met this interleaving (1,200 seeds, four
         // settings), so it is built here step by step, with the rule broken and kept.
-        var options = new RaftOptions
-        {
-            TickInterval = TimeSpan.FromMilliseconds(10),
-            HeartbeatInterval = TimeSpan.FromMilliseconds(10),
-            ElectionTimeoutMinimum = TimeSpan.FromMilliseconds(100),
-            ElectionTimeoutMaximum = TimeSpan.FromMilliseconds(200),
-            CheckQuorum = false,
-            TestingFaults = countBeforeDurable ? RaftTestingFaults.CountOwnWriteBeforeDurable : RaftTestingFaults.None,
-        };
+        var options = PaperOptions.Create(
+            checkQuorum: false, faults: countBeforeDurable ? RaftTestingFaults.CountOwnWriteBeforeDurable : RaftTestingFaults.None);
         var cluster = new TestCluster(3, options);
         ElectUntilLeader(cluster, 1);
         var leader = cluster[1];
@@ -202,16 +195,7 @@ public sealed class ReplicationTests
     {
         var faults = breakTheRule ? RaftTestingFaults.CommitPreviousTermByCounting : RaftTestingFaults.None;
         // Reference: Raft paper §5.4.2 and Figure 8
-        var options = new RaftOptions
-        {
-            TickInterval = TimeSpan.FromMilliseconds(10),
-            HeartbeatInterval = TimeSpan.FromMilliseconds(10),
-            ElectionTimeoutMinimum = TimeSpan.FromMilliseconds(100),
-            ElectionTimeoutMaximum = TimeSpan.FromMilliseconds(200),
-            PreVote = false,
-            CheckQuorum = false,
-            TestingFaults = faults,
-        };
+        var options = PaperOptions.Create(preVote: false, checkQuorum: false, faults: faults);
         var cluster = new TestCluster(5, options);
         cluster[1].SetDurableState(3, 1, 2);
         cluster[2].SetDurableState(3, 1);
