@@ -69,16 +69,18 @@ public sealed class SimulationTests
     {
         if (Environment.GetEnvironmentVariable("APPENDLOG_SOAK") != "1")
         {
-            Assert.Ignore("Soak run: set APPENDLOG_SOAK=1 (APPENDLOG_SOAK_SEEDS=N seeds, default 5000; APPENDLOG_SOAK_STEPS=N events each, default 10000).");
+            Assert.Ignore("Soak run: set APPENDLOG_SOAK=1 (APPENDLOG_SOAK_SEEDS=N seeds, default 5000, each in three settings; APPENDLOG_SOAK_STEPS=N events each, default 10000).");
         }
 
+        // Every seed runs in the three settings of the default tests: every payload in memory, only recent ones
+        // (fetches), and ReplicatedLog's own (pipelined leader writes, few payloads in memory).
         var count = int.Parse(Environment.GetEnvironmentVariable("APPENDLOG_SOAK_SEEDS") ?? "5000", CultureInfo.InvariantCulture);
+        var steps = int.Parse(Environment.GetEnvironmentVariable("APPENDLOG_SOAK_STEPS") ?? "10000", CultureInfo.InvariantCulture);
         var fixedSeed = Environment.GetEnvironmentVariable("APPENDLOG_SEED");
-        var seeds = string.IsNullOrEmpty(fixedSeed) ? Enumerable.Range(100_000, count) : [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
-        RunSeeds(seeds, new SimulationOptions
-        {
-            StepsMax = int.Parse(Environment.GetEnvironmentVariable("APPENDLOG_SOAK_STEPS") ?? "10000", CultureInfo.InvariantCulture),
-        }, nameof(Soak_ThousandsOfSeeds));
+        var seeds = string.IsNullOrEmpty(fixedSeed) ? Enumerable.Range(100_000, count).ToList() : [int.Parse(fixedSeed, CultureInfo.InvariantCulture)];
+        RunSeeds(seeds, new SimulationOptions { StepsMax = steps }, nameof(Soak_ThousandsOfSeeds));
+        RunSeeds(seeds, new SimulationOptions { StepsMax = steps, ResidentEntries = 3 }, nameof(Soak_ThousandsOfSeeds));
+        RunSeeds(seeds, new SimulationOptions { StepsMax = steps, PipelineLeaderWrites = true, ResidentEntries = 4 }, nameof(Soak_ThousandsOfSeeds));
     }
 
     /// <summary>The checkers have teeth: with the vote left out of persisted state, they catch a double vote.</summary>
