@@ -47,6 +47,9 @@ internal sealed class RaftHost
     private readonly IRaftTransport _transport;
     private readonly TimeProvider _time;
     private readonly TimeSpan _tickInterval;
+    private readonly int _ticksCatchUpMax;
+    private long _startTimestamp;
+    private long _ticksDone;
     private readonly Func<RaftEntry, CancellationToken, ValueTask> _apply;
     private readonly Func<RaftSnapshot, CancellationToken, ValueTask> _restore;
     private readonly Func<RaftEntry, long> _resultOf;
@@ -76,6 +79,7 @@ internal sealed class RaftHost
         _transport = transport;
         _time = time;
         _tickInterval = options.TickInterval;
+        _ticksCatchUpMax = options.ElectionTicksMax;
         _apply = apply;
         _restore = restore;
         _resultOf = resultOf ?? (static entry => entry.Index);
@@ -170,6 +174,7 @@ internal sealed class RaftHost
     /// <summary>Runs the loop until <paramref name="cancellationToken"/> is cancelled or storage fails.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        _startTimestamp = _time.GetTimestamp();
         using var timer = _time.CreateTimer(
             static state => ((RaftHost)state!)._inputs.Writer.TryWrite(TickInput.Instance), this, _tickInterval, _tickInterval);
         try
@@ -237,7 +242,7 @@ internal sealed class RaftHost
         switch (input)
         {
             case TickInput:
-                _node.Tick();
+                TickToNow();
                 break;
             case MessageInput m:
                 _node.Step(m.Message);
@@ -288,6 +293,24 @@ internal sealed class RaftHost
 
                 break;
         }
+    }
+
+    /// <summary>
+    /// Ticks the node once per tick interval elapsed on the clock since the last ticks, not once per timer callback:
+    /// in a starved process (a member replaying its log on a busy machine) callbacks come late and a timer does not
+    /// repeat the ones it missed, so the node's election and lease clocks fell behind real time: such a member kept
+    /// ignoring pre-votes as "in lease" for a second after its leader died. At most an election timeout is caught up.
+    /// </summary>
+    private void TickToNow()
+    {
+        var due = _time.GetElapsedTime(_startTimestamp).Ticks / _tickInterval.Ticks;
+        var ticks = Math.Min(due - _ticksDone, _ticksCatchUpMax);
+        for (var i = 0; i < ticks; i++)
+        {
+            _node.Tick();
+        }
+
+        _ticksDone = Math.Max(_ticksDone, due);
     }
 
     private async ValueTask ProcessReadyAsync(Ready ready, CancellationToken cancellationToken)

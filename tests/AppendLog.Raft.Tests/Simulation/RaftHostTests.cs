@@ -118,4 +118,61 @@ public sealed class RaftHostTests
         Assert.That(next.Applied, Does.Contain(index));
         await stop.CancelAsync();
     }
+
+    [Test]
+    public async Task TicksFollowTheClock_WhenTimerCallbacksComeLateOrNotAtAll()
+    {
+        // A starved process gets its timer callbacks late, and a timer does not repeat the ones it missed. The node's
+        // election clock must still follow the time that passed: here only one callback in ten arrives, and a single
+        // voter must campaign (and win) once an election timeout has passed on the clock, not ten.
+        using var stop = new CancellationTokenSource();
+        var time = new SparseTimerTimeProvider(keepOneIn: 10);
+        var options = new RaftOptions();
+        var id = new RaftNodeId(1);
+        var log = new MemoryRaftLog(RaftSnapshot.Bootstrap(new ClusterConfig([id], [])));
+        var store = new MemoryHardStateStore();
+        var host = new RaftHost(new RaftNode(id, options, log, store.Load(), new Random(1)), log, store,
+            new InMemoryTransport.Network().Transport(), time, options, (_, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask);
+        var loop = Task.Run(() => host.RunAsync(stop.Token), stop.Token);
+
+        // 2 election timeouts of clock time, in tick-sized steps: 60 callbacks due, 6 delivered.
+        var steps = (int)(2 * options.ElectionTimeoutMaximum / options.TickInterval);
+        for (var i = 0; i < steps; i++)
+        {
+            time.Advance(options.TickInterval);
+            await Task.Delay(1);
+        }
+
+        for (var i = 0; i < 500 && host.Status.Role != RaftRole.Leader; i++)
+        {
+            await Task.Delay(5);
+        }
+
+        Assert.That(time.Delivered, Is.LessThan(options.ElectionTicksMin), "fewer callbacks than an election timeout's ticks");
+        Assert.That(host.Status.Role, Is.EqualTo(RaftRole.Leader), "the node counted the time, not the callbacks");
+        await stop.CancelAsync();
+        Assert.That(async () => await loop, Throws.InstanceOf<OperationCanceledException>());
+    }
+
+    /// <summary>A fake clock whose timers deliver only one callback in <c>keepOneIn</c>, as a starved thread pool might.</summary>
+    private sealed class SparseTimerTimeProvider(int keepOneIn) : FakeTimeProvider
+    {
+        private int _calls;
+
+        public int Delivered { get; private set; }
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            base.CreateTimer(
+                s =>
+                {
+                    if (Interlocked.Increment(ref _calls) % keepOneIn == 0)
+                    {
+                        Delivered++;
+                        callback(s);
+                    }
+                },
+                state,
+                dueTime,
+                period);
+    }
 }
