@@ -143,7 +143,17 @@ public sealed partial class SegmentedLog
     {
         ThrowIfDisposed();
         var batch = Encode(records, leaderEpoch, out long timestamp);
-        var status = _writer.TryAppend(batch, records.Length, timestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
+        AppendStatus status;
+        DurableWaiter? waiter;
+        try
+        {
+            status = _writer.TryAppend(batch, records.Length, timestamp, wantWaiter: true, cancellationToken, out _, out waiter);
+        }
+        catch (Exception ex) when (IsFailureOfTheLog(ex))
+        {
+            return ValueTask.FromException<long>(ex);
+        }
+
         if (status == AppendStatus.Accepted)
         {
             return new ValueTask<long>(waiter!, waiter!.Version);
@@ -152,6 +162,13 @@ public sealed partial class SegmentedLog
         // Slow path (backpressure or space reservation): the thread-static scratch cannot cross an await.
         return AppendSlowAsync(batch.ToArray(), records.Length, timestamp, status, cancellationToken);
     }
+
+    /// <summary>
+    /// Failures of the log rather than of the call (usage errors stay synchronous): the Async appends report them in
+    /// their task, so the outcome does not depend on whether the log failed just before or just after the call (a
+    /// caller starting several appends once saw the first ones fail in their tasks and a later one throw).
+    /// </summary>
+    private static bool IsFailureOfTheLog(Exception ex) => ex is LogFaultedException or LogDiskFullException;
 
     private async ValueTask<long> AppendSlowAsync(byte[] batch, int recordCount, long timestamp, AppendStatus status, CancellationToken cancellationToken)
     {

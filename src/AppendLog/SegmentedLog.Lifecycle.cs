@@ -56,7 +56,17 @@ public sealed partial class SegmentedLog
 
         var copy = RentScratch(batch.Length).AsSpan(0, batch.Length);
         batch.Span.CopyTo(copy);
-        var status = _writer.TryAppend(copy, OffsetRange.OffsetCount(header), header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
+        AppendStatus status;
+        DurableWaiter? waiter;
+        try
+        {
+            status = _writer.TryAppend(copy, OffsetRange.OffsetCount(header), header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out waiter);
+        }
+        catch (Exception ex) when (IsFailureOfTheLog(ex))
+        {
+            return ValueTask.FromException<long>(ex);
+        }
+
         if (status == AppendStatus.Accepted)
         {
             return new ValueTask<long>(waiter!, waiter!.Version);
