@@ -48,8 +48,6 @@ internal sealed class RaftHost
     private readonly TimeProvider _time;
     private readonly TimeSpan _tickInterval;
     private readonly int _ticksCatchUpMax;
-    private long _startTimestamp;
-    private long _ticksDone;
     private readonly Func<RaftEntry, CancellationToken, ValueTask> _apply;
     private readonly Func<RaftSnapshot, CancellationToken, ValueTask> _restore;
     private readonly Func<RaftEntry, long> _resultOf;
@@ -61,6 +59,10 @@ internal sealed class RaftHost
 
     /// <summary>Proposals waiting to be applied, by index; each remembers the term it was proposed in.</summary>
     private readonly Dictionary<long, (long Term, TaskCompletionSource<long> Completion)> _pending = [];
+
+    /// <summary>When the loop started, and the ticks given to the node since (see <see cref="TickToNow"/>).</summary>
+    private long _startTimestamp;
+    private long _ticksDone;
 
     public RaftHost(
         RaftNode node,

@@ -35,12 +35,12 @@ internal sealed class ClusterSimulation
 
     private sealed record SimEvent(EventKind Kind, RaftNodeId Node, RaftMessage? Message = null, int Incarnation = 0);
 
-    private readonly int _seed;
-    private readonly SimulationOptions _options;
-    private readonly Random _random;
     /// <summary>Queued inputs handled before the next Ready, as RaftHost's bound.</summary>
     private const int InputsPerReadyMax = 1024;
 
+    private readonly int _seed;
+    private readonly SimulationOptions _options;
+    private readonly Random _random;
     private readonly PriorityQueue<SimEvent, (long Time, long Sequence)> _events = new();
     private readonly Dictionary<RaftNodeId, RaftTestHost> _hosts = [];
     private readonly Dictionary<RaftNodeId, Queue<SimEvent>> _inbox = [];
