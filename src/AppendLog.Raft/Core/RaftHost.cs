@@ -201,6 +201,11 @@ internal sealed class RaftHost
                     await _log.FetchAsync(cancellationToken).ConfigureAwait(false);
                     _node.EntriesFetched();
                     await ProcessReadiesAsync(cancellationToken).ConfigureAwait(false);
+
+                    // A replay reads from read-ahead and applies without ever waiting, so this loop would keep its
+                    // thread-pool thread for seconds; on a busy machine the timer callbacks and socket receives that
+                    // bring ticks and votes then queued behind it (a replaying member answered pre-votes 0.5 s late).
+                    await Task.Yield();
                 }
             }
         }
