@@ -475,7 +475,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
                 throw new RecordsCompactedException(from, _log.StartOffset);
             }
 
-            await foreach (var record in _log!.ReadAsync(from, cancellationToken).ConfigureAwait(false))
+            await foreach (var record in _log.ReadAsync(from, cancellationToken).ConfigureAwait(false))
             {
                 if (record.Offset >= end)
                 {

@@ -143,13 +143,24 @@ public sealed partial class SegmentedLog
     {
         ThrowIfDisposed();
         var batch = Encode(records, leaderEpoch, out long timestamp);
+        return AppendEncoded(batch, records.Length, timestamp, cancellationToken);
+    }
+
+    /// <summary>
+    /// Appends an encoded batch (in the thread's scratch) and returns the wait for its durability. Failures of the log
+    /// rather than of the call (<see cref="LogFaultedException"/>, <see cref="LogDiskFullException"/>) go into the
+    /// returned task, so the outcome does not depend on whether the log failed just before or just after the call (a
+    /// caller starting several appends once saw the first ones fail in their tasks and a later one throw).
+    /// </summary>
+    private ValueTask<long> AppendEncoded(Span<byte> batch, int offsetCount, long maxTimestampMs, CancellationToken cancellationToken)
+    {
         AppendStatus status;
         DurableWaiter? waiter;
         try
         {
-            status = _writer.TryAppend(batch, records.Length, timestamp, wantWaiter: true, cancellationToken, out _, out waiter);
+            status = _writer.TryAppend(batch, offsetCount, maxTimestampMs, wantWaiter: true, cancellationToken, out _, out waiter);
         }
-        catch (Exception ex) when (IsFailureOfTheLog(ex))
+        catch (Exception ex) when (ex is LogFaultedException or LogDiskFullException)
         {
             return ValueTask.FromException<long>(ex);
         }
@@ -160,15 +171,8 @@ public sealed partial class SegmentedLog
         }
 
         // Slow path (backpressure or space reservation): the thread-static scratch cannot cross an await.
-        return AppendSlowAsync(batch.ToArray(), records.Length, timestamp, status, cancellationToken);
+        return AppendSlowAsync(batch.ToArray(), offsetCount, maxTimestampMs, status, cancellationToken);
     }
-
-    /// <summary>
-    /// Failures of the log rather than of the call (usage errors stay synchronous): the Async appends report them in
-    /// their task, so the outcome does not depend on whether the log failed just before or just after the call (a
-    /// caller starting several appends once saw the first ones fail in their tasks and a later one throw).
-    /// </summary>
-    private static bool IsFailureOfTheLog(Exception ex) => ex is LogFaultedException or LogDiskFullException;
 
     private async ValueTask<long> AppendSlowAsync(byte[] batch, int recordCount, long timestamp, AppendStatus status, CancellationToken cancellationToken)
     {

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using AppendLog.Appender;
 using AppendLog.Format;
 
 namespace AppendLog;
@@ -56,23 +55,7 @@ public sealed partial class SegmentedLog
 
         var copy = RentScratch(batch.Length).AsSpan(0, batch.Length);
         batch.Span.CopyTo(copy);
-        AppendStatus status;
-        DurableWaiter? waiter;
-        try
-        {
-            status = _writer.TryAppend(copy, OffsetRange.OffsetCount(header), header.MaxTimestamp, wantWaiter: true, cancellationToken, out _, out waiter);
-        }
-        catch (Exception ex) when (IsFailureOfTheLog(ex))
-        {
-            return ValueTask.FromException<long>(ex);
-        }
-
-        if (status == AppendStatus.Accepted)
-        {
-            return new ValueTask<long>(waiter!, waiter!.Version);
-        }
-
-        return AppendSlowAsync(copy.ToArray(), OffsetRange.OffsetCount(header), header.MaxTimestamp, status, cancellationToken);
+        return AppendEncoded(copy, OffsetRange.OffsetCount(header), header.MaxTimestamp, cancellationToken);
     }
 
     /// <summary>
