@@ -102,6 +102,9 @@ public sealed record LogOptions
     /// <summary>The read handles of this log's segments (shared by a <see cref="LogManager"/>'s logs); a private cache when null.</summary>
     internal Segments.ReadFileCache? ReadFiles { get; init; }
 
+    /// <summary>Internal switches of the write pipeline, for side-by-side measurement and tests.</summary>
+    internal Appender.PipelineTuning Tuning { get; init; } = Appender.PipelineTuning.Default;
+
     /// <summary>The clock used for record timestamps, segment age and flush delays; <see cref="TimeProvider.System"/> when null.</summary>
     public TimeProvider? TimeProvider { get; init; }
 

@@ -41,10 +41,14 @@ internal sealed class AppendLogFactory(string name, FlushPolicy policy, bool zer
 
     public IEngine Open(string directory, EngineContext context)
     {
-        Appender.LogWriter.ZeroFillPreallocation = zeroFill;
-        Appender.LogWriter.SyncsInFlightMax = syncsInFlight;
-        Appender.DurableWaiter.InlineContinuations = inlineContinuations;
-        var log = SegmentedLog.OpenAsync(new LogOptions { Directory = directory, FlushPolicy = policy }).AsTask().GetAwaiter().GetResult();
+        var tuning = new Appender.PipelineTuning
+        {
+            ZeroFillPreallocation = zeroFill,
+            SyncsInFlightMax = syncsInFlight,
+            InlineContinuations = inlineContinuations,
+        };
+        var options = new LogOptions { Directory = directory, FlushPolicy = policy, Tuning = tuning };
+        var log = SegmentedLog.OpenAsync(options).AsTask().GetAwaiter().GetResult();
         return new AppendLogEngine(log);
     }
 }

@@ -15,14 +15,7 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
     private static readonly ObjectPool<DurableWaiter> s_pool =
         new DefaultObjectPool<DurableWaiter>(new Policy(), maximumRetained: 4096);
 
-    private ManualResetValueTaskSourceCore<long> _core = new() { RunContinuationsAsynchronously = !InlineContinuations };
-
-    /// <summary>
-    /// True: continuations run inline on the thread that completes the waiter, which is always a thread-pool work item
-    /// of <c>LogWriter.CompleteWaiters</c> (never an I/O thread, never under a lock) or a cancellation callback.
-    /// False: each continuation is queued to the thread pool on its own. Switchable for side-by-side measurement.
-    /// </summary>
-    internal static bool InlineContinuations { get; set; } = true;
+    private ManualResetValueTaskSourceCore<long> _core;
     private int _completed;
     private bool _pooled;
     private CancellationTokenRegistration _registration;
@@ -47,13 +40,22 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
     /// </summary>
     public bool WakeOnCut { get; set; }
 
-    public static DurableWaiter Rent(long target, long result, CancellationToken cancellationToken, Action<DurableWaiter>? onCancel)
+    /// <param name="target">The durable end offset to wait for.</param>
+    /// <param name="result">The value the caller gets.</param>
+    /// <param name="inlineContinuations">
+    /// True: continuations run inline on the thread that completes the waiter, which is always a thread-pool work item
+    /// of <c>LogWriter.CompleteWaiters</c> (never an I/O thread, never under a lock) or a cancellation callback.
+    /// False: each continuation is queued to the thread pool on its own (<see cref="PipelineTuning.InlineContinuations"/>).
+    /// </param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <param name="onCancel">Called once the wait was cancelled.</param>
+    public static DurableWaiter Rent(long target, long result, bool inlineContinuations, CancellationToken cancellationToken, Action<DurableWaiter>? onCancel)
     {
         DurableWaiter waiter;
         if (cancellationToken.CanBeCanceled)
         {
             waiter = new DurableWaiter();
-            waiter.Init(target, result, pooled: false);
+            waiter.Init(target, result, inlineContinuations, pooled: false);
             waiter._registration = cancellationToken.UnsafeRegister(
                 static (state, token) =>
                 {
@@ -68,7 +70,7 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
         else
         {
             waiter = s_pool.Get();
-            waiter.Init(target, result, pooled: true);
+            waiter.Init(target, result, inlineContinuations, pooled: true);
         }
 
         return waiter;
@@ -126,9 +128,9 @@ internal sealed class DurableWaiter : IValueTaskSource<long>
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _core.OnCompleted(continuation, state, token, flags);
 
-    private void Init(long target, long result, bool pooled)
+    private void Init(long target, long result, bool inlineContinuations, bool pooled)
     {
-        _core.RunContinuationsAsynchronously = !InlineContinuations;
+        _core.RunContinuationsAsynchronously = !inlineContinuations;
         Target = target;
         Result = result;
         _pooled = pooled;

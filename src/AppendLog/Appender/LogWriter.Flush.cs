@@ -10,30 +10,12 @@ internal sealed partial class LogWriter
     private readonly Queue<DurableWaiter> _waiters = new();
     private readonly List<DurableWaiter> _unorderedWaiters = new();
     private readonly Stack<SyncWork> _freeSyncs = new();
-    private readonly Queue<SyncWork> _syncsStarted = new();
     private readonly ITimer _timer;
 
     [ThreadStatic]
     private static List<DurableWaiter>? t_toComplete;
 
     private long _syncCount;
-    private int _syncsInFlight;
-    private bool _flushWaitingForWrites;
-    private long _flushTarget;
-    private long _lastFlushTarget;
-    private long _lastFlushBytes;
-    private bool _flushRequested;
-    private bool _pendingSinceValid;
-    private long _pendingSince;
-    private bool _timerArmed;
-
-    /// <summary>
-    /// Syncs of one log in flight at once. A second fdatasync may start while the first is still running (it covers
-    /// every write completed before it started), so appends that arrive during a sync need not wait for it to end
-    /// before their own sync starts. ARCHITECTURE.md §3.4 measured four overlapping write+sync loops at about twice
-    /// the syncs/s of one on this disk; see README, "Choosing the defaults", for the value chosen.
-    /// </summary>
-    internal static int SyncsInFlightMax { get; set; } = 2;
 
     /// <summary>
     /// Waits until every offset below <paramref name="endOffset"/> is durable. Starts a flush when the policy is
@@ -46,6 +28,7 @@ internal sealed partial class LogWriter
     public ValueTask<long> WaitForDurableAsync(long endOffset, bool requestFlush, CancellationToken cancellationToken, bool wakeOnCut = false)
     {
         DurableWaiter waiter;
+        var toComplete = t_toComplete ??= new List<DurableWaiter>();
         lock (_lock)
         {
             if (_fault is not null)
@@ -63,7 +46,7 @@ internal sealed partial class LogWriter
                 return ValueTask.FromException<long>(new ObjectDisposedException(nameof(SegmentedLog)));
             }
 
-            waiter = DurableWaiter.Rent(endOffset, endOffset, cancellationToken, null);
+            waiter = DurableWaiter.Rent(endOffset, endOffset, _options.Tuning.InlineContinuations, cancellationToken, null);
             waiter.WakeOnCut = wakeOnCut;
             if (_waiters.Count == 0 || endOffset >= _lastQueuedTarget)
             {
@@ -77,10 +60,15 @@ internal sealed partial class LogWriter
 
             if (requestFlush)
             {
-                _flushRequested = true;
+                _sync.RequestFlush();
             }
 
-            MaybeStartFlushUnsynchronized();
+            DriveUnsynchronized(toComplete);
+        }
+
+        if (toComplete.Count > 0)
+        {
+            CompleteWaiters(toComplete, Fault);
         }
 
         return new ValueTask<long>(waiter, waiter.Version);
@@ -89,85 +77,60 @@ internal sealed partial class LogWriter
     private long _lastQueuedTarget;
 
 
-    /// <summary>Notes that unsynced data exists and lets the policy decide when its sync starts.</summary>
-    private void NotePendingUnsynchronized()
+    /// <summary>
+    /// Carries out the sync scheduler's decisions until it has none left: the one place a flush starts, a sync is
+    /// dispatched, the debounce timer is armed and the durable watermark moves (collecting the waiters it completes
+    /// into <paramref name="toComplete"/>, to be completed after the lock is released).
+    /// </summary>
+    private void DriveUnsynchronized(List<DurableWaiter> toComplete)
     {
-        if (!_pendingSinceValid)
-        {
-            _pendingSinceValid = true;
-            _pendingSince = _time.GetTimestamp();
-        }
-
-        MaybeStartFlushUnsynchronized();
-    }
-
-    private void MaybeStartFlushUnsynchronized()
-    {
-        if (_flushWaitingForWrites || _syncsInFlight >= SyncsInFlightMax || _fault is not null
-            || _headGlobal <= Math.Max(_durableGlobal, _lastFlushTarget))
+        if (_fault is not null)
         {
             return;
         }
 
-        // An overlapping sync starts only once as much is pending as the sync in flight carries: under light load
-        // that comes quickly and the second sync hides the first one's latency; under heavy load it keeps groups
-        // large instead of splitting them (measured: README, "Choosing the defaults").
-        if (_syncsInFlight > 0 && _headGlobal - _lastFlushTarget < _lastFlushBytes && !_closing && !_flushRequested)
+        long now = _time.GetTimestamp();
+        while (true)
         {
-            return;
-        }
-
-        if (!_flushRequested && !_closing)
-        {
-            if (_policy.IsManual)
+            long durableBefore = DurableGlobal;
+            var action = _sync.Next(now);
+            switch (action.Kind)
             {
-                return;
-            }
-
-            if (_policy.Delay > TimeSpan.Zero && _headGlobal - _durableGlobal < _policy.PendingBytesMax)
-            {
-                var waited = _time.GetElapsedTime(_pendingSince);
-                if (waited < _policy.Delay)
-                {
-                    if (!_timerArmed)
+                case SyncActionKind.None:
+                    return;
+                case SyncActionKind.CutChunk:
+                    if (_current is not null && _current.Fill > _current.DispatchedTo)
                     {
-                        _timerArmed = true;
-                        _timer.Change(_policy.Delay - waited, Timeout.InfiniteTimeSpan);
+                        CreateWriteUnsynchronized(_current, close: false);
                     }
 
-                    return;
-                }
+                    break;
+                case SyncActionKind.StartSync:
+                    DispatchSyncUnsynchronized(action.Position, action.SyncId);
+                    break;
+                case SyncActionKind.ArmTimer:
+                    _timer.Change(action.Delay, Timeout.InfiniteTimeSpan);
+                    break;
+                case SyncActionKind.Durable:
+                    AppendLogMetrics.SyncMadeDurable(action.Position - durableBefore);
+                    AdvanceDurableUnsynchronized(action.Position, toComplete);
+                    break;
             }
         }
-
-        StartFlushUnsynchronized();
     }
 
     private void OnFlushTimer()
     {
+        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        Exception? failWith;
         lock (_lock)
         {
-            _timerArmed = false;
-            MaybeStartFlushUnsynchronized();
-        }
-    }
-
-    private void StartFlushUnsynchronized()
-    {
-        _flushRequested = false;
-        _pendingSinceValid = false;
-        _lastFlushBytes = _headGlobal - Math.Max(_lastFlushTarget, _durableGlobal);
-        _flushTarget = _lastFlushTarget = _headGlobal;
-        if (_current is not null && _current.Fill > _current.DispatchedTo)
-        {
-            CreateWriteUnsynchronized(_current, close: false);
+            _sync.TimerFired();
+            DriveUnsynchronized(toComplete);
+            failWith = _fault;
         }
 
-        _flushWaitingForWrites = true;
-        if (_writtenGlobal >= _flushTarget)
-        {
-            DispatchSyncUnsynchronized();
-        }
+        CompleteWaiters(toComplete, failWith);
     }
 
     /// <summary>
@@ -225,7 +188,7 @@ internal sealed partial class LogWriter
         op.MoveTo(WriteState.Dispatched);
         op.Slot.WriteBusy = true;
         AppendLogMetrics.WriteDispatched();
-        _io.Post(op);
+        PostUnsynchronized(op);
     }
 
     /// <summary>Called on the I/O worker when a pwrite returned.</summary>
@@ -233,36 +196,41 @@ internal sealed partial class LogWriter
     {
         AppendLogMetrics.WriteCompleted(op.Length, op.Error);
         List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
-        Exception? failWith = null;
+        Exception? failWith;
         lock (_lock)
         {
-            var slot = op.Slot;
-            op.MoveTo(WriteState.Done);
-            slot.WriteBusy = false;
-            if (op.Error is not null)
+            _ioInFlight--;
+            try
             {
-                FaultUnsynchronized(op.Error, toComplete);
-            }
-
-            if (slot.Deferred is { } next)
-            {
-                slot.Deferred = null;
-                if (_fault is null)
+                var slot = op.Slot;
+                op.MoveTo(WriteState.Done);
+                slot.WriteBusy = false;
+                if (op.Error is not null)
                 {
-                    DispatchUnsynchronized(next);
+                    FaultUnsynchronized(op.Error, toComplete);
                 }
-                else
-                {
-                    next.MoveTo(WriteState.Dispatched);
-                    next.MoveTo(WriteState.Done);
-                }
-            }
 
-            MaybeReleaseSlotUnsynchronized(slot);
-            AdvanceWrittenUnsynchronized();
-            if (_flushWaitingForWrites && _writtenGlobal >= _flushTarget && _fault is null)
+                if (slot.Deferred is { } next)
+                {
+                    slot.Deferred = null;
+                    if (_fault is null)
+                    {
+                        DispatchUnsynchronized(next);
+                    }
+                    else
+                    {
+                        next.MoveTo(WriteState.Dispatched);
+                        next.MoveTo(WriteState.Done);
+                    }
+                }
+
+                MaybeReleaseSlotUnsynchronized(slot);
+                AdvanceWrittenUnsynchronized();
+                DriveUnsynchronized(toComplete);
+            }
+            catch (Exception e)
             {
-                DispatchSyncUnsynchronized();
+                FaultUnsynchronized(e, toComplete);
             }
 
             failWith = _fault;
@@ -274,20 +242,24 @@ internal sealed partial class LogWriter
 
     private void AdvanceWrittenUnsynchronized()
     {
+        long written = WrittenGlobal;
         while (_writes.Count > 0 && _writes.Peek().State == WriteState.Done)
         {
             var done = _writes.Dequeue();
-            Invariant.Assert(done.GlobalEnd >= _writtenGlobal, "writes complete over increasing positions");
+            Invariant.Assert(done.GlobalEnd >= written, "writes complete over increasing positions");
             if (done.Error is null && _fault is null)
             {
-                _writtenGlobal = done.GlobalEnd;
+                written = done.GlobalEnd;
             }
 
             done.Reset();
             _freeWrites.Push(done);
         }
 
-        Invariant.Assert(_writtenGlobal <= _headGlobal, "written ≤ appended");
+        if (_fault is null)
+        {
+            _sync.WrittenTo(written);
+        }
     }
 
     private void MaybeReleaseSlotUnsynchronized(ChunkSlot slot)
@@ -301,29 +273,24 @@ internal sealed partial class LogWriter
         }
     }
 
-    private void DispatchSyncUnsynchronized()
+    /// <summary>Posts sync <paramref name="syncId"/>: fdatasync of every unsealed segment holding bytes below <paramref name="target"/>.</summary>
+    private void DispatchSyncUnsynchronized(long target, long syncId)
     {
-        _flushWaitingForWrites = false;
-        _syncsInFlight++;
         var work = _freeSyncs.Count > 0 ? _freeSyncs.Pop() : new SyncWork(this);
         work.Segments.Clear();
         foreach (var segment in _segments)
         {
             if (segment.File is not null && !segment.IsSealed
-                && (segment.GlobalEnd > _durableGlobal || !segment.DirectoryEntryDurable)
-                && segment.GlobalStart <= _flushTarget)
+                && (segment.GlobalEnd > DurableGlobal || !segment.DirectoryEntryDurable)
+                && segment.GlobalStart <= target)
             {
                 segment.SyncsReferencing++;
                 work.Segments.Add(segment);
             }
         }
 
-        work.Target = _flushTarget;
-        _syncsStarted.Enqueue(work);
-        _io.Post(work);
-
-        // Appends that arrived while this flush waited for its writes may start the next one at once.
-        MaybeStartFlushUnsynchronized();
+        work.Id = syncId;
+        PostUnsynchronized(work);
     }
 
     /// <summary>Completed fdatasync rounds (for the load generator and tests).</summary>
@@ -336,50 +303,37 @@ internal sealed partial class LogWriter
         Exception? failWith;
         lock (_lock)
         {
-            _syncsInFlight--;
-            work.Completed = true;
-            foreach (var segment in work.Segments)
+            _ioInFlight--;
+            try
             {
-                segment.SyncsReferencing--;
-            }
-
-            if (work.Error is not null)
-            {
-                FaultUnsynchronized(work.Error, toComplete);
-            }
-
-            // Durability advances in the order syncs started, never past one still running. A later sync may return
-            // first, and may even succeed after an earlier one failed: after a failed fdatasync the kernel can drop
-            // the dirty pages it could not write and report the error only once (Fsyncgate), so the later sync's
-            // success says nothing about the earlier range. Found by the durability suite (EIO on sync, then a crash).
-            while (_syncsStarted.Count > 0 && _syncsStarted.Peek().Completed)
-            {
-                var done = _syncsStarted.Dequeue();
-                if (_fault is null)
+                foreach (var segment in work.Segments)
                 {
-                    foreach (var segment in done.Segments)
-                    {
-                        segment.DirectoryEntryDurable = true;
-                    }
+                    segment.SyncsReferencing--;
 
-                    if (done.Target > _durableGlobal)
-                    {
-                        AppendLogMetrics.SyncMadeDurable(done.Target - _durableGlobal);
-                        AdvanceDurableUnsynchronized(done.Target, toComplete);
-                    }
+                    // The directory fsync this sync ran (after the segment's first data) succeeded: the entry is durable.
+                    segment.DirectoryEntryDurable |= work.Error is null;
                 }
 
-                done.Segments.Clear();
-                done.Completed = false;
-                _freeSyncs.Push(done);
-            }
+                if (work.Error is not null)
+                {
+                    FaultUnsynchronized(work.Error, toComplete);
+                }
 
-            if (_fault is null)
+                // Durability advances in the order syncs started, never past a failed one (SyncScheduler).
+                _sync.SyncCompleted(work.Id, succeeded: work.Error is null);
+                DriveUnsynchronized(toComplete);
+                if (_fault is null)
+                {
+                    MaybeSealUnsynchronized();
+                }
+            }
+            catch (Exception e)
             {
-                MaybeSealUnsynchronized();
-                MaybeStartFlushUnsynchronized();
+                FaultUnsynchronized(e, toComplete);
             }
 
+            work.Segments.Clear();
+            _freeSyncs.Push(work);
             failWith = _fault;
             TrySignalIdleUnsynchronized();
         }
@@ -389,10 +343,8 @@ internal sealed partial class LogWriter
 
     private void AdvanceDurableUnsynchronized(long target, List<DurableWaiter> toComplete)
     {
-        Invariant.Assert(target >= _durableGlobal, "durable never goes backwards");
-        Invariant.Assert(target <= _writtenGlobal, "durable ≤ written");
-        _durableGlobal = target;
-        while (_batchEnds.Count > 0 && _batchEnds.Peek().GlobalEnd <= _durableGlobal)
+        Invariant.Assert(target == DurableGlobal, "the scheduler moved durability to the target");
+        while (_batchEnds.Count > 0 && _batchEnds.Peek().GlobalEnd <= target)
         {
             long next = _batchEnds.Dequeue().NextOffset;
             Invariant.Assert(next > _durableOffset, "durable offset only grows");
@@ -415,6 +367,10 @@ internal sealed partial class LogWriter
         }
     }
 
+    /// <summary>
+    /// Faults the log (sticky): every waiter fails with the same <see cref="LogFaultedException"/>. Also where an
+    /// invariant failure on an I/O completion ends up, so that it faults this log and never the process. Never throws.
+    /// </summary>
     private void FaultUnsynchronized(Exception error, List<DurableWaiter> toFail)
     {
         if (_fault is not null)
@@ -423,15 +379,27 @@ internal sealed partial class LogWriter
         }
 
         _fault = error as LogFaultedException ?? new LogFaultedException(_directory, error);
-        Log.Faulted(_options, _fault);
-        // A flush waiting for writes will never dispatch its sync now; left set, close would wait for it forever
-        // (TrySignalIdle needs it clear). Syncs already in flight clear their own count when they return.
-        _flushWaitingForWrites = false;
+        _sync.Fault();
+        try
+        {
+            Log.Faulted(_options, _fault);
+        }
+        catch (Exception)
+        {
+            // A throwing logger must not keep the log from failing its waiters.
+        }
 
         toFail.AddRange(_waiters);
         _waiters.Clear();
         toFail.AddRange(_unorderedWaiters);
         _unorderedWaiters.Clear();
+    }
+
+    /// <summary>Queues blocking I/O of this log; its completion handler counts it back (<see cref="_ioInFlight"/>).</summary>
+    private void PostUnsynchronized(IIoWork work)
+    {
+        _ioInFlight++;
+        _io.Post(work);
     }
 
     /// <summary>
@@ -441,14 +409,14 @@ internal sealed partial class LogWriter
     /// own): the per-waiter hops were the largest CPU cost of a 64-appender run (context switches, see README,
     /// "Choosing the defaults").
     /// </summary>
-    private static void CompleteWaiters(List<DurableWaiter> waiters, Exception? failWith)
+    private void CompleteWaiters(List<DurableWaiter> waiters, Exception? failWith)
     {
         if (waiters.Count == 0)
         {
             return;
         }
 
-        if (!DurableWaiter.InlineContinuations)
+        if (!_options.Tuning.InlineContinuations)
         {
             foreach (var waiter in waiters)
             {
@@ -523,10 +491,8 @@ internal sealed partial class LogWriter
 
         public List<Segment> Segments { get; } = new();
 
-        public long Target { get; set; }
-
-        /// <summary>Set (under the log's lock) when fdatasync returned; the work leaves the start-order queue later.</summary>
-        public bool Completed { get; set; }
+        /// <summary>The scheduler's number for this sync.</summary>
+        public long Id { get; set; }
 
         public Exception? Error { get; private set; }
 

@@ -25,7 +25,7 @@ internal sealed partial class LogWriter
         if (_prepared is null && !_preparing && !_closing && _fault is null && _active.Size >= _options.SegmentSize / 4 * 3)
         {
             _preparing = true;
-            _io.Post(new PrepareWork(this, Math.Min(_options.PreallocationMinimumStep * 4, _options.SegmentSize)));
+            PostUnsynchronized(new PrepareWork(this, Math.Min(_options.PreallocationMinimumStep * 4, _options.SegmentSize)));
         }
     }
 
@@ -55,6 +55,7 @@ internal sealed partial class LogWriter
     {
         lock (_lock)
         {
+            _ioInFlight--;
             _preparing = false;
             if (work.Error is null && !_closing && _fault is null)
             {
@@ -102,7 +103,7 @@ internal sealed partial class LogWriter
             {
                 owner._storage.DeleteFile(owner.NextSegmentPath);
                 File = owner._storage.Open(owner.NextSegmentPath, FileCreation.CreateNew, owner._options.DirectIo);
-                Reserve(File, 0, length);
+                owner.Reserve(File, 0, length);
             }
             catch (Exception e)
             {

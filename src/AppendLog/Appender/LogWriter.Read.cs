@@ -10,7 +10,7 @@ internal sealed partial class LogWriter
     /// watermark, else the durable position inside it. Under <see cref="SyncRoot"/>.
     /// </summary>
     public long ReadableLimitUnsynchronized(Segment segment) =>
-        Math.Clamp(_durableGlobal - segment.GlobalStart, 0, segment.Size);
+        Math.Clamp(DurableGlobal - segment.GlobalStart, 0, segment.Size);
 
     /// <summary>
     /// Copies the durable bytes [position, position + destination.Length) of the active segment from the chunks the

@@ -74,7 +74,7 @@ internal sealed partial class LogWriter
         {
             ThrowIfUnusableUnsynchronized();
             old = [.. _segments];
-            globalEnd = _headGlobal;
+            globalEnd = HeadGlobal;
             if (old.Count == 1 && old[0].BaseOffset == nextOffset && old[0].Size == 0)
             {
                 return; // already the empty log at nextOffset
@@ -134,7 +134,7 @@ internal sealed partial class LogWriter
                 _segments.Add(fresh);
                 _active = fresh;
                 _nextOffset = _durableOffset = _lastQueuedTarget = nextOffset;
-                _headGlobal = _writtenGlobal = _durableGlobal = _lastFlushTarget = fresh.GlobalEnd;
+                _sync.Restart(fresh.GlobalEnd);
                 _batchEnds.Clear();
                 _idleTail = null;
                 _idleTailFileStart = 0;

@@ -9,15 +9,6 @@ namespace AppendLog.Appender;
 /// <summary>Adaptive preallocation, segment roll and seal, and closing.</summary>
 internal sealed partial class LogWriter
 {
-    /// <summary>
-    /// How space ahead of the head is prepared. ARCHITECTURE.md §3.4 measured on ext4 that fdatasync after a write
-    /// into fallocated-but-unwritten blocks commits an extent conversion (~115 µs) while a write into blocks that
-    /// already hold data syncs in ~45 µs; zero-filling therefore reserves with fallocate (a clean ENOSPC before any
-    /// data is at risk) and then writes zeros with O_DIRECT. Buffered files only fallocate: zeros written through the
-    /// page cache would be flushed by the next fdatasync. See README, "Choosing the defaults", for the measurement.
-    /// </summary>
-    internal static bool ZeroFillPreallocation { get; set; } = true;
-
     /// <summary>Zeros are written in 256 KiB pieces: small enough that a sync queued behind one waits ~0.1 ms, not a whole step.</summary>
     private const int ZeroBufferSize = 256 * 1024;
     private static readonly unsafe nint s_zeros = CreateZeroBuffer();
@@ -47,11 +38,18 @@ internal sealed partial class LogWriter
         return (nint)p;
     }
 
-    /// <summary>fallocate [start, start + length), then zero-fill it when the file is O_DIRECT (see <see cref="ZeroFillPreallocation"/>).</summary>
-    private static unsafe void Reserve(IDirectFile file, long start, long length)
+    /// <summary>
+    /// fallocate [start, start + length), then zero-fill it when the file is O_DIRECT and the tuning says so. Measured
+    /// on ext4 (docs/internals.md, "Measured facts"): fdatasync after a write into fallocated-but-unwritten blocks
+    /// commits an extent conversion (~115 µs) while a write into blocks that already hold data syncs in ~45 µs;
+    /// zero-filling therefore reserves with fallocate (a clean ENOSPC before any data is at risk) and then writes zeros
+    /// with O_DIRECT. Buffered files only fallocate: zeros written through the page cache would be flushed by the next
+    /// fdatasync.
+    /// </summary>
+    private unsafe void Reserve(IDirectFile file, long start, long length)
     {
         file.Allocate(start, length);
-        if (ZeroFillPreallocation && file.IsDirect)
+        if (_options.Tuning.ZeroFillPreallocation && file.IsDirect)
         {
             var zeros = new ReadOnlySpan<byte>((void*)s_zeros, ZeroBufferSize);
             for (long at = start; at < start + length; at += ZeroBufferSize)
@@ -92,7 +90,7 @@ internal sealed partial class LogWriter
         string path = SegmentNames.DataFile(_directory, _nextOffset);
         var prepared = TakePreparedUnsynchronized(path);
         var file = prepared?.File ?? _storage.Open(path, FileCreation.CreateNew, _options.DirectIo);
-        var segment = new Segment(path, _nextOffset, _headGlobal)
+        var segment = new Segment(path, _nextOffset, HeadGlobal)
         {
             File = file,
             CreatedTimestamp = _time.GetTimestamp(),
@@ -158,7 +156,7 @@ internal sealed partial class LogWriter
         }
 
         _allocation = new AllocationWork(this, _active, start, end - start);
-        _io.Post(_allocation);
+        PostUnsynchronized(_allocation);
     }
 
     private void OnAllocationCompleted(AllocationWork work)
@@ -167,15 +165,23 @@ internal sealed partial class LogWriter
         Exception? failWith;
         lock (_lock)
         {
+            _ioInFlight--;
             _allocation = null;
-            if (work.Error is null)
+            try
             {
-                work.Segment.AllocatedEnd = Math.Max(work.Segment.AllocatedEnd, work.Start + work.Length);
-                MaybeSealUnsynchronized();
+                if (work.Error is null)
+                {
+                    work.Segment.AllocatedEnd = Math.Max(work.Segment.AllocatedEnd, work.Start + work.Length);
+                    MaybeSealUnsynchronized();
+                }
+                else if (!IsDiskFull(work.Error))
+                {
+                    FaultUnsynchronized(work.Error, toComplete);
+                }
             }
-            else if (!IsDiskFull(work.Error))
+            catch (Exception e)
             {
-                FaultUnsynchronized(work.Error, toComplete);
+                FaultUnsynchronized(e, toComplete);
             }
 
             failWith = _fault;
@@ -206,12 +212,12 @@ internal sealed partial class LogWriter
         foreach (var segment in _segments)
         {
             if (!ReferenceEquals(segment, _active) && segment.File is not null && !segment.IsSealing
-                && segment.GlobalEnd <= _durableGlobal && segment.DirectoryEntryDurable && segment.SyncsReferencing == 0
+                && segment.GlobalEnd <= DurableGlobal && segment.DirectoryEntryDurable && segment.SyncsReferencing == 0
                 && !ReferenceEquals(_allocation?.Segment, segment))
             {
                 segment.IsSealing = true;
                 _sealsInFlight++;
-                _io.Post(new SealWork(this, segment));
+                PostUnsynchronized(new SealWork(this, segment));
             }
         }
     }
@@ -222,28 +228,36 @@ internal sealed partial class LogWriter
         Exception? failWith;
         lock (_lock)
         {
+            _ioInFlight--;
             _sealsInFlight--;
-            if (work.Error is not null && IsDiskFull(work.Error))
+            try
             {
-                // ENOSPC writing the index: the segment's data is durable and untouched, so this is no reason to
-                // fault the log (ARCHITECTURE.md §1: appends succeed again once space is freed). The next completed
-                // sync or allocation calls MaybeSealUnsynchronized, which retries the seal.
-                work.Segment.IsSealing = false;
-            }
-            else if (work.Error is not null)
-            {
-                FaultUnsynchronized(work.Error, toComplete);
-            }
-            else
-            {
-                work.Segment.File = null;
-                work.Segment.IsSealed = true;
-                SegmentSealed?.Invoke();
-                if ((_options.RetentionBytes is not null || _options.RetentionAge is not null) && !_closing)
+                if (work.Error is not null && IsDiskFull(work.Error))
                 {
-                    _sealsInFlight++;
-                    _io.Post(new RetentionWork(this));
+                    // ENOSPC writing the index: the segment's data is durable and untouched, so this is no reason to
+                    // fault the log (the durability contract: appends succeed again once space is freed). The next
+                    // completed sync or allocation calls MaybeSealUnsynchronized, which retries the seal.
+                    work.Segment.IsSealing = false;
                 }
+                else if (work.Error is not null)
+                {
+                    FaultUnsynchronized(work.Error, toComplete);
+                }
+                else
+                {
+                    work.Segment.File = null;
+                    work.Segment.IsSealed = true;
+                    SegmentSealed?.Invoke();
+                    if ((_options.RetentionBytes is not null || _options.RetentionAge is not null) && !_closing)
+                    {
+                        _sealsInFlight++;
+                        PostUnsynchronized(new RetentionWork(this));
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                FaultUnsynchronized(e, toComplete);
             }
 
             failWith = _fault;
@@ -260,16 +274,18 @@ internal sealed partial class LogWriter
     public async Task CloseAsync()
     {
         Task idle;
+        var toComplete = new List<DurableWaiter>();
         lock (_lock)
         {
             _closing = true;
-            _flushRequested = true;
-            MaybeStartFlushUnsynchronized();
+            _sync.Close();
+            DriveUnsynchronized(toComplete);
             _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             TrySignalIdleUnsynchronized();
             idle = _idle.Task;
         }
 
+        CompleteWaiters(toComplete, Fault);
         await idle.ConfigureAwait(false);
         _timer.Dispose();
         var orphans = new List<DurableWaiter>();
@@ -315,20 +331,13 @@ internal sealed partial class LogWriter
     /// <summary>Signals close once nothing is in flight and everything accepted is durable (or the log is faulted).</summary>
     private void TrySignalIdleUnsynchronized()
     {
-        if ((_idle is null && _drained is null) || _syncsInFlight > 0 || _flushWaitingForWrites || _preparing || _allocation is not null || _sealsInFlight > 0)
+        // Faulted or not, nothing may be in flight: the kernel may still be reading a chunk that close would free.
+        if ((_idle is null && _drained is null) || _ioInFlight > 0)
         {
             return;
         }
 
-        foreach (var write in _writes)
-        {
-            if (write.State == WriteState.Dispatched)
-            {
-                return;
-            }
-        }
-
-        if (_fault is null && _durableGlobal < _headGlobal)
+        if (_fault is null && (!_sync.IsQuiet || _preparing || _allocation is not null || _sealsInFlight > 0 || DurableGlobal < HeadGlobal))
         {
             return;
         }
@@ -366,7 +375,7 @@ internal sealed partial class LogWriter
         {
             try
             {
-                Reserve(File, Start, Length);
+                _owner.Reserve(File, Start, Length);
             }
             catch (Exception e)
             {
@@ -395,6 +404,7 @@ internal sealed partial class LogWriter
 
             lock (owner._lock)
             {
+                owner._ioInFlight--;
                 owner._sealsInFlight--;
                 if (error is not null)
                 {
@@ -404,7 +414,7 @@ internal sealed partial class LogWriter
                 owner.TrySignalIdleUnsynchronized();
             }
 
-            CompleteWaiters(toComplete, owner._fault);
+            owner.CompleteWaiters(toComplete, owner._fault);
         }
     }
 

@@ -211,7 +211,7 @@ internal sealed partial class LogWriter
                     _unorderedWaiters.RemoveAt(i);
                 }
             }
-            _headGlobal = _writtenGlobal = _durableGlobal = _lastFlushTarget = target.GlobalEnd;
+            _sync.Restart(target.GlobalEnd);
             _batchEnds.Clear();
             _idleTail = tail.Length > 0 ? tail : null;
             _idleTailFileStart = Alignment.AlignDown(position);

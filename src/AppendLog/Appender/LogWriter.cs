@@ -22,15 +22,16 @@ internal enum AppendStatus
 }
 
 /// <summary>
-/// The write pipeline of one log (ARCHITECTURE.md §3). Appends copy encoded batches into pooled aligned chunks;
+/// The write pipeline of one log (docs/internals.md, section 3). Appends copy encoded batches into pooled aligned chunks;
 /// a full chunk is written at once without waiting for earlier writes (out-of-order dispatch, on
 /// <see cref="IoWorkers"/>); a flush writes the partial chunk, waits for every write below its target, runs one
 /// fdatasync and completes, in offset order, every append it covers (group commit).
 /// <para>
-/// Watermarks, as positions in the log's byte sequence (<see cref="Segment.GlobalStart"/>), one chain:
-/// <c>_durableGlobal ≤ _writtenGlobal ≤ _headGlobal</c>.
-/// <c>_headGlobal</c>: end of the bytes accepted (appended). <c>_writtenGlobal</c>: end of the contiguous prefix
-/// whose writes are Done. <c>_durableGlobal</c>: end of the prefix covered by a completed fdatasync.
+/// Watermarks, as positions in the log's byte sequence (<see cref="Segment.GlobalStart"/>), one chain, owned and
+/// asserted by <see cref="SyncScheduler"/>: <c>durable ≤ written ≤ head</c>.
+/// <c>head</c>: end of the bytes accepted (appended). <c>written</c>: end of the contiguous prefix whose writes are
+/// Done. <c>durable</c>: end of the prefix covered by a completed fdatasync. Every decision about syncs is the
+/// scheduler's; this class carries its actions out (<c>DriveUnsynchronized</c>).
 /// In offsets: <c>_durableOffset ≤ _nextOffset</c>, both exclusive ends. Readers see up to <c>_durableOffset</c>.
 /// Every field is guarded by <see cref="_lock"/>; waiters are completed after releasing it.
 /// </para>
@@ -59,10 +60,9 @@ internal sealed partial class LogWriter
     private long _idleTailFileStart;
     private long _lastAppendTimestamp;
     private long _nextOffset;
-    private long _headGlobal;
-    private long _writtenGlobal;
-    private long _durableGlobal;
+    private readonly SyncScheduler _sync;
     private long _durableOffset;
+    private int _ioInFlight;
     private LogFaultedException? _fault;
     private bool _closing;
 
@@ -79,10 +79,16 @@ internal sealed partial class LogWriter
         _active = active;
         _nextOffset = active.EndOffset;
         _durableOffset = active.EndOffset;
-        _headGlobal = _writtenGlobal = _durableGlobal = active.GlobalEnd;
+        _sync = new SyncScheduler(_policy, options.Tuning.SyncsInFlightMax, _time.TimestampFrequency, active.GlobalEnd);
         _allocationStep = options.PreallocationMinimumStep;
         _timer = _time.CreateTimer(static s => ((LogWriter)s!).OnFlushTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
+
+    private long HeadGlobal => _sync.Head;
+
+    private long WrittenGlobal => _sync.Written;
+
+    private long DurableGlobal => _sync.Durable;
 
     /// <summary>Guards the segment list too (shared with the read side).</summary>
     public Lock SyncRoot => _lock;
@@ -143,7 +149,7 @@ internal sealed partial class LogWriter
     {
         lock (_lock)
         {
-            if (_fault is not null || _closing || _frozen is not null || _durableGlobal != _headGlobal
+            if (_fault is not null || _closing || _frozen is not null || DurableGlobal != HeadGlobal
                 || _time.GetElapsedTime(_lastAppendTimestamp) < idleFor)
             {
                 return false;
@@ -190,6 +196,7 @@ internal sealed partial class LogWriter
     {
         baseOffset = -1;
         waiter = null;
+        var toComplete = t_toComplete ??= new List<DurableWaiter>();
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
@@ -216,27 +223,28 @@ internal sealed partial class LogWriter
             }
 
             baseOffset = _nextOffset;
-            _lastAppendTimestamp = _time.GetTimestamp();
+            long now = _time.GetTimestamp();
+            _lastAppendTimestamp = now;
             Format.RecordBatchEncoder.PatchBaseOffset(batch, baseOffset);
             CopyIntoChunksUnsynchronized(batch, _active.Size);
             _active.Index.MaybeAdd(baseOffset, _active.Size, maxTimestampMs, _options.IndexIntervalBytes);
             _active.Size += length;
             _active.MaxTimestampMs = Math.Max(_active.MaxTimestampMs, maxTimestampMs);
-            _headGlobal += length;
+            _sync.Accepted(HeadGlobal + length, now);
             _nextOffset += recordCount;
             _active.EndOffset = _nextOffset;
-            Invariant.Assert(_active.GlobalEnd == _headGlobal, "the active segment ends at the head");
-            _batchEnds.Enqueue((_headGlobal, _nextOffset));
+            Invariant.Assert(_active.GlobalEnd == HeadGlobal, "the active segment ends at the head");
+            _batchEnds.Enqueue((HeadGlobal, _nextOffset));
             if (wantWaiter)
             {
-                waiter = DurableWaiter.Rent(_nextOffset, baseOffset, cancellationToken, null);
+                waiter = DurableWaiter.Rent(_nextOffset, baseOffset, _options.Tuning.InlineContinuations, cancellationToken, null);
                 waiter.AcceptedTimestamp = AppendLogMetrics.AppendAccepted();
                 _waiters.Enqueue(waiter);
                 _lastQueuedTarget = _nextOffset;
             }
 
             MaybePreallocateUnsynchronized();
-            NotePendingUnsynchronized();
+            DriveUnsynchronized(toComplete);
             if (_spare.Count > 0 && _pool.WaitingRenters > 0)
             {
                 // Appenders under backpressure each bring one chunk and may need fewer: surplus spares go back to
@@ -246,6 +254,11 @@ internal sealed partial class LogWriter
                     _pool.Return(surplus);
                 }
             }
+        }
+
+        if (toComplete.Count > 0)
+        {
+            CompleteWaiters(toComplete, Fault);
         }
 
         return AppendStatus.Accepted;
