@@ -22,7 +22,10 @@ namespace AppendLog;
 /// <item><term>E. A segment does not start where the previous one ends</term><description>Same as D.</description></item>
 /// <item><term>F. No segment, or the last is sealed</term><description>Create a new active segment at the end offset.</description></item>
 /// <item><term>G. Files that are not segments or indexes</term><description>Ignored (logged).</description></item>
+/// <item><term>H. The prepared next segment (<c>.next-segment.log</c>)</term><description>Deleted: it holds no data (renamed into place only at a roll).</description></item>
+/// <item><term>I. A compaction's temporary output</term><description>Deleted: the swap renames it into place atomically, so a leftover was never part of the log.</description></item>
 /// </list>
+/// <para>The same table, with the pipeline that produces these states: docs/internals.md, section 5.</para>
 /// <para>Unsealed files are synced before they are read ("fsync before reading"), so recovery never builds on bytes
 /// that are visible but not yet durable.</para>
 /// </summary>

@@ -185,7 +185,7 @@ internal sealed class RaftHost
             {
                 // Take every input already queued (up to a bound) before the next Ready, so one sync covers them all:
                 // proposals that arrived during the last sync become one write, and a follower's pipelined
-                // AppendEntries share one fdatasync (ARCHITECTURE.md §4, "debounced" follower flushes).
+                // AppendEntries share one fdatasync ("debounced" follower flushes, as the leader's group commit).
                 Handle(input);
                 for (var taken = 1; taken < InputsPerReadyMax && _inputs.Reader.TryRead(out var more); taken++)
                 {

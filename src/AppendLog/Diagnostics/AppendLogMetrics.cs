@@ -7,7 +7,7 @@ namespace AppendLog.Diagnostics;
 /// <summary>
 /// The library's one <see cref="Meter"/>, named <c>AppendLog</c>, and every instrument on it. Names follow the
 /// OpenTelemetry conventions (dotted lower case, UCUM units: <c>s</c>, <c>By</c>, <c>{write}</c>); the table in
-/// docs/OPERATIONS.md lists them with their meaning. Listen with <c>MeterListener</c>, <c>dotnet-counters monitor
+/// docs/internals.md (section 6) lists them with their meaning. Listen with <c>MeterListener</c>, <c>dotnet-counters monitor
 /// --counters AppendLog</c>, or OpenTelemetry's <c>AddMeter("AppendLog")</c>.
 /// <para>
 /// Hot-path instruments (append, write, sync) carry no tags, so recording allocates nothing and costs one

@@ -6,7 +6,7 @@ namespace AppendLog.Io;
 /// <see cref="Write"/> and <see cref="Read"/> must be a multiple of <see cref="Alignment"/> and the
 /// buffer's address aligned to it (O_DIRECT's rule); callers guarantee it, implementations assert it.
 /// Methods are synchronous and thread-safe: the appender decides which thread performs each system call
-/// (writes on I/O workers, fdatasync on the flusher), so the seam does not hide a thread-pool hop.
+/// (writes and fdatasync on the I/O workers, docs/internals.md section 4), so the seam does not hide a thread-pool hop.
 /// </summary>
 internal interface IDirectFile : IDisposable
 {

@@ -7,7 +7,7 @@ namespace AppendLog.Tests.Durability;
 
 /// <summary>
 /// Bit flips in durable data (simulator <see cref="SimulatedStorage.FlipBit"/>), ENOSPC windows and EIO on one log
-/// instance, each checked against ARCHITECTURE.md §1 with the exact exception and its fields.
+/// instance, each checked against docs/internals.md, "The contract" with the exact exception and its fields.
 /// </summary>
 [TestFixture]
 public sealed class CorruptionTests
@@ -169,7 +169,7 @@ public sealed class CorruptionTests
     [Explicit("Known gap, reported: recovery scans the active segment and truncates at the first bad batch, so bit rot in an acknowledged batch before the tail drops it and everything after it without an exception (7 of 10 here).")]
     public async Task BitFlipInAnEarlierBatchOfTheActiveSegment_IsNotSilentlyTruncatedAway()
     {
-        // ARCHITECTURE.md §1: damage before the tail is reported, never silently truncated away. In the active
+        // docs/internals.md, "The contract": damage before the tail is reported, never silently truncated away. In the active
         // (unsealed) segment recovery scans batch by batch: a flip in batch 3 of 10 acknowledged batches must not
         // make batches 3..9 vanish without an exception.
         var storage = new SimulatedStorage(Seeds.Get());
@@ -200,7 +200,7 @@ public sealed class CorruptionTests
     public async Task AValidButStaleBatchBeyondTheEnd_IsNotMistakenForData_AndItsOffsetsAreAssignedAfresh()
     {
         // A recycled or pre-zeroed file, or an old write that reached the disk, can hold a batch whose CRC is fine
-        // but which does not belong at that place (ARCHITECTURE.md §3.4): recovery must check the base offset too.
+        // but which does not belong at that place (docs/internals.md, section 7): recovery must check the base offset too.
         var storage = new SimulatedStorage(Seeds.Get());
         const string active = Dir + "/00000000000000000000.log";
         await using (var log = await OpenAsync(storage))

@@ -89,7 +89,7 @@ internal sealed class RunTotals
 /// against the model.
 /// </summary>
 /// <remarks>
-/// <para><b>What the check asserts after every reopen</b> (ARCHITECTURE.md §1):</para>
+/// <para><b>What the check asserts after every reopen</b> (docs/internals.md, "The contract"):</para>
 /// <list type="bullet">
 /// <item>the log reads back gap-free from offset 0 to <c>EndOffset</c> = <c>DurableEndOffset</c>;</item>
 /// <item>every record is one that was appended, byte for byte (<see cref="Payload"/>), none twice;</item>
