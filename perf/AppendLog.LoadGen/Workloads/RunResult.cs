@@ -38,6 +38,12 @@ internal sealed record RunResult
     /// <summary>Voluntary + involuntary context switches of the whole process in the window (getrusage).</summary>
     public long? ContextSwitches { get; init; }
 
+    /// <summary>
+    /// Context switches in the window by kind of live thread (name without its number; /proc/self/task), to see
+    /// who switches: idle thread-pool workers spinning in sched_yield on a busy machine count here too.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> ContextSwitchesByThread { get; init; } = new Dictionary<string, long>();
+
     /// <summary>CPU-µs per acknowledged append: <see cref="CpuSeconds"/> ÷ acks in the window.</summary>
     public double? CpuMicrosPerAck => RecordsAcked > 0 ? CpuSeconds * 1e6 / RecordsAcked : null;
 

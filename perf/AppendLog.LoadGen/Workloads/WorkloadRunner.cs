@@ -93,6 +93,7 @@ internal static class WorkloadRunner
             AppendCall = outcome.AppendCall is null ? null : LatencySummary.From(outcome.AppendCall),
             CpuSeconds = (after.Cpu - before.Cpu).TotalSeconds,
             ContextSwitches = after.ContextSwitches - before.ContextSwitches,
+            ContextSwitchesByThread = ProcessMeter.ContextSwitchesByThreadKind(before.Threads, after.Threads),
             PeakRssBytes = peakRss,
             SyncCalls = syncs,
             SyncsPerSecond = syncs / sampledSeconds,
@@ -136,7 +137,9 @@ internal static class WorkloadRunner
     }
 
     /// <summary>Process CPU time, context switches and summed sync calls at one moment.</summary>
-    private sealed record Sample(long Timestamp, TimeSpan Cpu, long? ContextSwitches, long? SyncCalls)
+    private sealed record Sample(
+        long Timestamp, TimeSpan Cpu, long? ContextSwitches, Dictionary<int, (string Name, long Switches)> Threads,
+        long? SyncCalls)
     {
         public static Sample Take(List<IEngine> engines)
         {
@@ -145,7 +148,9 @@ internal static class WorkloadRunner
             {
                 syncs += engine.SyncCalls; // null as soon as one instance cannot be counted
             }
-            return new Sample(Stopwatch.GetTimestamp(), ProcessMeter.CpuTime(), ProcessMeter.ContextSwitches(), syncs);
+            return new Sample(
+                Stopwatch.GetTimestamp(), ProcessMeter.CpuTime(), ProcessMeter.ContextSwitches(),
+                ProcessMeter.ThreadContextSwitches(), syncs);
         }
     }
 }
