@@ -198,15 +198,20 @@ internal sealed class MinimalLoopEngine : IEngine
             Interlocked.Increment(ref _syncs);
             Interlocked.Add(ref _bytesWritten, writeBytes);
             round.TrySetResult(); // never under the lock; continuations go to the thread pool
-            if (!Advance(end))
+            try
             {
+                Advance(end);
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                Fault(null, e); // a failed fallocate or a broken invariant faults the engine, not the process
                 return;
             }
         }
     }
 
     /// <summary>After a durable round: keep the partial last block at the buffer's front, move the file position.</summary>
-    private unsafe bool Advance(int end)
+    private unsafe void Advance(int end)
     {
         // Round down to whole blocks: end 5,000 → 4,096; bytes [4,096, 5,000) are the partial block kept.
         int doneBytes = end / BlockBytes * BlockBytes;
@@ -214,6 +219,13 @@ internal sealed class MinimalLoopEngine : IEngine
         lock (_gate)
         {
             int keep = _filled - doneBytes;
+            // Pair of checks on the buffer's chain: what the round took is still staged, and the kept head lies
+            // inside the one partial block.
+            if (keep < end - doneBytes || end - doneBytes >= BlockBytes)
+            {
+                throw new InvalidOperationException(
+                    $"invariant: staged {_filled} B, round end {end} B, block-aligned part {doneBytes} B");
+            }
             Buffer.MemoryCopy(_staging + doneBytes, _staging, StagingBytes, keep); // overlapping ranges are fine
             NativeMemory.Clear(_staging + keep, (nuint)doneBytes); // restore "zero beyond _filled"
             _filled = keep;
@@ -225,26 +237,17 @@ internal sealed class MinimalLoopEngine : IEngine
         _blockStart += doneBytes;
         if (_blockStart + StagingBytes <= _fileEnd)
         {
-            return true; // the next write, whatever it holds, fits below the end
+            return; // the next write, whatever it holds, fits below the end
         }
         if (_preparation == FilePreparation.PreZeroed)
         {
             _blockStart = 0; // the kept partial block is written again at the ring's start
             Interlocked.Increment(ref _wraps);
-            return true;
+            return;
         }
-        try
-        {
-            MinimalLoopFile.Allocate(_fd, _fileEnd, AllocateStepBytes);
-        }
-        catch (IOException e)
-        {
-            Fault(null, e);
-            return false;
-        }
+        MinimalLoopFile.Allocate(_fd, _fileEnd, AllocateStepBytes);
         _fileEnd += AllocateStepBytes;
         Interlocked.Increment(ref _allocations);
-        return true;
     }
 
     private void Fault(TaskCompletionSource? round, Exception e)
