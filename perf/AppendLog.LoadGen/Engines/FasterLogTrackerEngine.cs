@@ -34,7 +34,7 @@ internal sealed class FasterLogTrackerEngine : IEngine
     /// <summary>The tracker's own: registered appends not yet committed, by address.</summary>
     private readonly PriorityQueue<TaskCompletionSource, long> _waiting = new();
 
-    /// <summary>Released by an append that finds the tracker idle; surplus releases only cause a spare look.</summary>
+    /// <summary>Released by an append that finds the tracker idle; a surplus release only causes a spare look.</summary>
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly Task _tracker;
     private int _trackerIdle;
@@ -109,6 +109,21 @@ internal sealed class FasterLogTrackerEngine : IEngine
         return _log.TailAddress > committed;
     }
 
+    /// <summary>
+    /// Announces that the tracker is about to sleep, then looks once more: an append that enqueued before the
+    /// announcement is seen here, one after it sees the flag and wakes the tracker. False when there is work.
+    /// </summary>
+    private bool GoIdle()
+    {
+        Volatile.Write(ref _trackerIdle, 1);
+        if (_registered.IsEmpty && _log.TailAddress <= _log.CommittedUntilAddress && !_stopping)
+        {
+            return true;
+        }
+        Volatile.Write(ref _trackerIdle, 0);
+        return false;
+    }
+
     /// <summary>True when the tracker may stop: asked to, and nothing is left to acknowledge.</summary>
     private bool Finished => _stopping && _waiting.Count == 0 && _registered.IsEmpty;
 
@@ -118,15 +133,17 @@ internal sealed class FasterLogTrackerEngine : IEngine
         {
             while (!Finished)
             {
-                Volatile.Write(ref _trackerIdle, 1);
                 if (Settle())
                 {
-                    Interlocked.Exchange(ref _trackerIdle, 0);
                     _log.Commit(spinWait: true);
                     Interlocked.Increment(ref _commitCalls);
                     continue;
                 }
-                _wake.Wait(s_idleWaitMax);
+                if (GoIdle())
+                {
+                    _wake.Wait(s_idleWaitMax);
+                    Volatile.Write(ref _trackerIdle, 0);
+                }
             }
             stopped.TrySetResult();
         }
@@ -143,15 +160,17 @@ internal sealed class FasterLogTrackerEngine : IEngine
         {
             while (!Finished)
             {
-                Volatile.Write(ref _trackerIdle, 1);
                 if (Settle())
                 {
-                    Interlocked.Exchange(ref _trackerIdle, 0);
                     await _log.CommitAsync();
                     Interlocked.Increment(ref _commitCalls);
                     continue;
                 }
-                await _wake.WaitAsync(s_idleWaitMax);
+                if (GoIdle())
+                {
+                    await _wake.WaitAsync(s_idleWaitMax);
+                    Volatile.Write(ref _trackerIdle, 0);
+                }
             }
         }
         catch (Exception e) // a failed commit faults this instance; the run reports it

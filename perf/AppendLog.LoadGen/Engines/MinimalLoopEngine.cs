@@ -79,17 +79,17 @@ internal sealed class MinimalLoopEngine : IEngine
         }
         _preparation = preparation;
         _fileBytes = fileBytes;
+        _fd = MinimalLoopFile.OpenDirect(Path.Combine(directory, "minimal-loop.log"));
         _staging = (byte*)NativeMemory.AlignedAlloc(StagingBytes, BlockBytes);
         NativeMemory.Clear(_staging, StagingBytes);
-        _fd = MinimalLoopFile.OpenDirect(Path.Combine(directory, "minimal-loop.log"));
         try
         {
             Prepare();
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or PlatformNotSupportedException)
         {
-            MinimalLoopFile.CloseFile(_fd);
             NativeMemory.AlignedFree(_staging);
+            MinimalLoopFile.CloseFile(_fd);
             throw;
         }
         _loop = new Thread(Loop) { IsBackground = true, Name = "minimal-loop" };
