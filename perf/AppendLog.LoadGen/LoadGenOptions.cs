@@ -9,6 +9,23 @@ internal enum LoopKind
     Closed,
 }
 
+/// <summary>How open-loop producers are scheduled: the two modes are reported side by side, named in each title.</summary>
+internal enum ProducerMode
+{
+    /// <summary>
+    /// One dedicated thread per producer that sleeps until each intended send time with nanosleep(2) and a 1 µs
+    /// timer slack, sending one record per wake-up: the harness's most punctual sender.
+    /// </summary>
+    Dedicated,
+
+    /// <summary>
+    /// One async loop per producer on the process's shared thread pool (the pool the engines' completions use),
+    /// waiting with <c>Task.Delay</c> (the runtime's timer, millisecond resolution) and sending every record whose
+    /// intended time has come when it wakes: producers share the CPU and the pool as an application's threads do.
+    /// </summary>
+    Pool,
+}
+
 /// <summary>The command line, parsed and validated. Sizes in bytes, rates in MB/s (10^6 bytes per second).</summary>
 internal sealed record LoadGenOptions
 {
@@ -18,6 +35,10 @@ internal sealed record LoadGenOptions
     public int RecordSizeBytes { get; init; } = 1024;
     public LoopKind Loop { get; init; } = LoopKind.Open;
     public IReadOnlyList<double> RatesMBps { get; init; } = [10, 50, 100, 200];
+    public IReadOnlyList<ProducerMode> ProducerModes { get; init; } = [ProducerMode.Dedicated];
+
+    /// <summary>The minimal loop's prepared file: the pre-zeroed ring, or the first fallocation.</summary>
+    public int MinimalLoopFileMib { get; init; } = 1024;
     public IReadOnlyList<int> Concurrencies { get; init; } = [1, 16, 64];
     public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(2);
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
@@ -45,6 +66,8 @@ internal sealed record LoadGenOptions
     private const int RecordSizeBytesMax = 4 << 20;
     private const int ConcurrencyMax = 100_000;
     private const int RoundsMax = 100;
+    private const int MinimalLoopFileMibMin = 8; // two 4 MiB staging buffers
+    private const int MinimalLoopFileMibMax = 64 << 10;
     private static readonly TimeSpan s_phaseMax = TimeSpan.FromHours(1);
 
     public const string Usage = """
@@ -55,6 +78,9 @@ internal sealed record LoadGenOptions
           --logs N               logs (partitions); one engine instance per log                   [1]
           --record-size BYTES    payload bytes per append                                         [1024]
           --rate R1,R2,...       open loop at these MB/s (10^6 B/s), one workload per rate        [10,50,100,200]
+          --producer-mode M1,... open loop: 'dedicated' (a thread per producer, nanosleep, 1 µs slack) and/or
+                                 'pool' (async producers on the shared thread pool, Task.Delay-paced,
+                                 sending what is due on each wake-up); one workload per mode and rate  [dedicated]
           --closed               closed loop instead of open loop
           --concurrency C1,...   closed loop: appenders each awaiting its ack, one workload each  [1,16,64]
           --warmup SECONDS       unmeasured time before each measured window                     [2]
@@ -63,6 +89,7 @@ internal sealed record LoadGenOptions
           --dir PATH             base data directory; each run gets a fresh subdirectory         [./loadgen-data]
           --out PREFIX           also write PREFIX.md and PREFIX.json
           --reference NAME       engine the ratios are computed against                          [filestream]
+          --minimal-loop-file-mib N  minimal-loop engines: pre-zeroed ring / first fallocation, MiB  [1024]
           --inflight-max N       open loop: outstanding appends per producer before it blocks    [10000]
           --drain-timeout SEC    limit on collecting acks after the window                       [30]
           --seed N               seed of the payload bytes                                        [1]
@@ -104,6 +131,11 @@ internal sealed record LoadGenOptions
                 "--record-size" => options with { RecordSizeBytes = ParseInt(arg, Value(), 1, RecordSizeBytesMax) },
                 "--rate" => options with { Loop = LoopKind.Open, RatesMBps = ParseList(arg, Value(), ParseRate) },
                 "--closed" => options with { Loop = LoopKind.Closed },
+                "--producer-mode" => options with { ProducerModes = ParseList(arg, Value(), ParseProducerMode) },
+                "--minimal-loop-file-mib" => options with
+                {
+                    MinimalLoopFileMib = ParseInt(arg, Value(), MinimalLoopFileMibMin, MinimalLoopFileMibMax),
+                },
                 "--concurrency" => options with
                 {
                     Concurrencies = ParseList(arg, Value(), v => ParseInt(arg, v, 1, ConcurrencyMax)),
@@ -137,6 +169,13 @@ internal sealed record LoadGenOptions
                 $"({writersMin}): some logs would get no appends");
         }
     }
+
+    private static ProducerMode ParseProducerMode(string mode) => mode.ToLowerInvariant() switch
+    {
+        "dedicated" => ProducerMode.Dedicated,
+        "pool" => ProducerMode.Pool,
+        _ => throw new ArgumentException($"--producer-mode: '{mode}' is neither 'dedicated' nor 'pool'"),
+    };
 
     private static double ParseRate(string rate)
     {

@@ -95,7 +95,9 @@ foreach (Workload workload in workloads)
                 $"{workload.Title} | round {round} | {engine.Name,-28} | {result.AchievedMBps,8:N1} MB/s " +
                 $"{result.RecordsPerSecond,10:N0} rec/s | p50 {result.Latency.P50Micros,7} µs " +
                 $"p99 {result.Latency.P99Micros,8} µs p99.999 {result.Latency.P99999Micros,9} µs " +
-                $"max {result.Latency.MaxMicros,9} µs | CPU {result.CpuSeconds:N2} s" +
+                $"max {result.Latency.MaxMicros,9} µs | CPU {result.CpuSeconds:N2} s, " +
+                $"{result.CpuMicrosPerAck ?? 0,6:N1} µs/ack, {result.ContextSwitchesPerAck ?? 0:N2} cs/ack | " +
+                $"call max {result.AppendCall?.MaxMicros ?? 0} µs" +
                 (result.IsComplete ? "" : $" | INCOMPLETE {result.Error}"));
         }
     }

@@ -3,19 +3,37 @@ using FASTER.core;
 
 namespace AppendLog.LoadGen.Engines;
 
-/// <summary>Who calls FasterLog's commit: the setting PEERS.md says to report with every result.</summary>
+/// <summary>
+/// How appends reach durability in FasterLog, and who calls its commit: the setting PEERS.md says to report with
+/// every result. The two tracker drivers are how FASTER's own samples drive it for throughput; the other two
+/// await one commit per record, a driver PEERS.md found to measure itself rather than FasterLog in open loop.
+/// </summary>
 internal enum FasterCommitDriver
 {
-    /// <summary>A dedicated thread loops <c>Commit(spinWait: true)</c> while the tail is ahead of the commit.</summary>
+    /// <summary>
+    /// Per-record await: each append is <c>EnqueueAndWaitForCommitAsync</c>; a dedicated thread loops
+    /// <c>Commit(spinWait: true)</c> while the tail is ahead of the commit.
+    /// </summary>
     CommitterThread,
 
-    /// <summary><c>FasterLogSettings.AutoCommit = true</c>: FasterLog commits after each enqueue.</summary>
+    /// <summary>Per-record await with <c>FasterLogSettings.AutoCommit = true</c>: FasterLog commits after each enqueue.</summary>
     AutoCommit,
+
+    /// <summary>
+    /// Producers <c>Enqueue</c> (a synchronous copy into its page); one commit tracker thread loops
+    /// <c>Commit(spinWait: true)</c> and completes acknowledgements as <c>CommittedUntilAddress</c> passes them.
+    /// </summary>
+    TrackerSpin,
+
+    /// <summary>As <see cref="TrackerSpin"/>, but the tracker is an async loop awaiting <c>CommitAsync()</c>.</summary>
+    TrackerAsync,
 }
 
 /// <summary>
-/// FasterLog (Microsoft.FASTER.Core 2.6.5) configured as PEERS.md found fair: per-append durability through
-/// <see cref="FasterLog.EnqueueAndWaitForCommitAsync(ReadOnlyMemory{byte}, CancellationToken)"/>.
+/// FasterLog (Microsoft.FASTER.Core 2.6.5) with PEERS.md's fair settings, driven one record, one await: every
+/// append is <see cref="FasterLog.EnqueueAndWaitForCommitAsync(ReadOnlyMemory{byte}, CancellationToken)"/>.
+/// Kept as a labelled variant (<c>fasterlog-await</c>, <c>fasterlog-autocommit</c>); the fair driver is
+/// <see cref="FasterLogTrackerEngine"/>.
 /// </summary>
 /// <remarks>
 /// The committer-thread driver can hang with the last record never flushed (PEERS.md); the watchdog thread
@@ -25,9 +43,6 @@ internal enum FasterCommitDriver
 /// </remarks>
 internal sealed class FasterLogEngine : IEngine
 {
-    /// <summary>PEERS.md: "every ~1 ms when the committed address stalls".</summary>
-    private static readonly TimeSpan s_watchdogPeriod = TimeSpan.FromMilliseconds(1);
-
     /// <summary>How long the committer sleeps when it has seen nothing to commit; an append wakes it sooner.</summary>
     private static readonly TimeSpan s_committerIdleWaitMax = TimeSpan.FromMilliseconds(1);
 
@@ -37,34 +52,22 @@ internal sealed class FasterLogEngine : IEngine
     private readonly FasterLog _log;
     private readonly FasterCommitDriver _driver;
     private readonly Thread? _committer;
-    private readonly Thread _watchdog;
+    private readonly FasterCommitWatchdog _watchdog;
     private readonly ManualResetEventSlim _appended = new(initialState: false);
     private volatile bool _stopping;
     private long _commitCalls;
-    private long _watchdogKicks;
-    private long _watchdogReadsPending;
 
     public FasterLogEngine(string directory, FasterCommitDriver driver, bool preallocateFile)
     {
         _driver = driver;
-        _device = Devices.CreateLogDevice(
-            Path.Combine(directory, "faster.log"), preallocateFile: preallocateFile, disableFileBuffering: true);
-        _log = new FasterLog(new FasterLogSettings
-        {
-            LogDevice = _device,
-            PageSizeBits = FasterLogFactory.PageSizeBits,
-            MemorySizeBits = FasterLogFactory.MemorySizeBits,
-            SegmentSizeBits = FasterLogFactory.SegmentSizeBits,
-            LogChecksum = LogChecksumType.None,
-            AutoCommit = driver == FasterCommitDriver.AutoCommit,
-        });
+        (_device, _log) = FasterLogFactory.Create(
+            directory, preallocateFile, autoCommit: driver == FasterCommitDriver.AutoCommit);
         if (driver == FasterCommitDriver.CommitterThread)
         {
             _committer = new Thread(CommitLoop) { IsBackground = true, Name = "fasterlog-committer" };
             _committer.Start();
         }
-        _watchdog = new Thread(WatchdogLoop) { IsBackground = true, Name = "fasterlog-watchdog" };
-        _watchdog.Start();
+        _watchdog = new FasterCommitWatchdog(_log);
     }
 
     public long? SyncCalls => null; // FASTER's O_SYNC writes happen inside its device: count them with strace.
@@ -72,8 +75,8 @@ internal sealed class FasterLogEngine : IEngine
     public IReadOnlyDictionary<string, long> Counters => new Dictionary<string, long>
     {
         ["commitCalls"] = Interlocked.Read(ref _commitCalls),
-        ["watchdogKicks"] = Interlocked.Read(ref _watchdogKicks),
-        ["watchdogReadsPending"] = Interlocked.Read(ref _watchdogReadsPending),
+        ["watchdogKicks"] = _watchdog.Kicks,
+        ["watchdogReadsPending"] = _watchdog.ReadsPending,
     };
 
     public ValueTask AppendAsync(ReadOnlyMemory<byte> payload)
@@ -111,50 +114,6 @@ internal sealed class FasterLogEngine : IEngine
         }
     }
 
-    private void WatchdogLoop()
-    {
-        long committedBefore = -1;
-        while (!_stopping)
-        {
-            Thread.Sleep(s_watchdogPeriod);
-            long committed = _log.CommittedUntilAddress;
-            if (committed == committedBefore && _log.TailAddress > committed)
-            {
-                Kick();
-            }
-            committedBefore = committed;
-        }
-    }
-
-    private void Kick()
-    {
-        Interlocked.Increment(ref _watchdogKicks);
-        try
-        {
-            ValueTask<(byte[], int)> read = _log.ReadAsync(long.MaxValue);
-            if (!read.IsCompleted)
-            {
-                Interlocked.Increment(ref _watchdogReadsPending);
-                // Observe whatever it ends with; the epoch side effect is all that is wanted.
-                _ = read.AsTask().ContinueWith(
-                    t =>
-                    {
-                        Interlocked.Decrement(ref _watchdogReadsPending);
-                        _ = t.Exception;
-                    },
-                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-            else if (read.IsFaulted)
-            {
-                _ = read.AsTask().Exception;
-            }
-        }
-        catch (FasterException)
-        {
-            // Reading past the tail may be rejected; entering and leaving the epoch already happened.
-        }
-    }
-
     public ValueTask DisposeAsync()
     {
         if (_stopping)
@@ -163,7 +122,7 @@ internal sealed class FasterLogEngine : IEngine
         }
         _stopping = true;
         _appended.Set();
-        bool stopped = (_committer?.Join(s_threadStopWaitMax) ?? true) & _watchdog.Join(s_threadStopWaitMax);
+        bool stopped = (_committer?.Join(s_threadStopWaitMax) ?? true) & _watchdog.Stop(s_threadStopWaitMax);
         if (!stopped)
         {
             throw new TimeoutException($"FasterLog committer or watchdog did not stop within {s_threadStopWaitMax}");
@@ -178,6 +137,23 @@ internal sealed class FasterLogEngine : IEngine
 /// <summary>Registers one FasterLog configuration (driver × device preallocation).</summary>
 internal sealed class FasterLogFactory(string name, FasterCommitDriver driver, bool preallocateFile) : IEngineFactory
 {
+    /// <summary>PEERS.md's device and log settings, the same for every driver.</summary>
+    internal static (IDevice Device, FasterLog Log) Create(string directory, bool preallocateFile, bool autoCommit)
+    {
+        IDevice device = Devices.CreateLogDevice(
+            Path.Combine(directory, "faster.log"), preallocateFile: preallocateFile, disableFileBuffering: true);
+        var log = new FasterLog(new FasterLogSettings
+        {
+            LogDevice = device,
+            PageSizeBits = PageSizeBits,
+            MemorySizeBits = MemorySizeBits,
+            SegmentSizeBits = SegmentSizeBits,
+            LogChecksum = LogChecksumType.None,
+            AutoCommit = autoCommit,
+        });
+        return (device, log);
+    }
+
     // PEERS.md's fair settings: 4 MiB pages, 64 MiB in memory, 1 GiB segments.
     internal const int PageSizeBits = 22;
     internal const int MemorySizeBits = 26;
@@ -189,7 +165,7 @@ internal sealed class FasterLogFactory(string name, FasterCommitDriver driver, b
         $"Microsoft.FASTER.Core {FasterVersion}; driver {DriverText}; CreateLogDevice(preallocateFile: " +
         $"{(preallocateFile ? "on" : "off")}, disableFileBuffering: true); PageSizeBits {PageSizeBits}, " +
         $"MemorySizeBits {MemorySizeBits}, SegmentSizeBits {SegmentSizeBits}; checksum none; " +
-        "EnqueueAndWaitForCommitAsync per append; ReadAsync(long.MaxValue) watchdog at 1 ms; " +
+        "ReadAsync(long.MaxValue) watchdog at 1 ms; " +
         "on Linux: O_SYNC writes through the page cache, no fsync (PEERS.md)";
 
     public bool IsDurable => true;
@@ -201,11 +177,21 @@ internal sealed class FasterLogFactory(string name, FasterCommitDriver driver, b
 
     private string DriverText => driver switch
     {
-        FasterCommitDriver.CommitterThread => "committer thread (Commit(spinWait: true) while Tail > CommittedUntil)",
-        FasterCommitDriver.AutoCommit => "AutoCommit = true",
+        FasterCommitDriver.CommitterThread =>
+            "PER-RECORD AWAIT (EnqueueAndWaitForCommitAsync per append), committer thread (Commit(spinWait: true) " +
+            "while Tail > CommittedUntil)",
+        FasterCommitDriver.AutoCommit => "PER-RECORD AWAIT (EnqueueAndWaitForCommitAsync per append), AutoCommit = true",
+        FasterCommitDriver.TrackerSpin =>
+            "Enqueue per append + one commit tracker thread (Commit(spinWait: true) while Tail > CommittedUntil, " +
+            "acks completed as CommittedUntilAddress passes each record's address)",
+        FasterCommitDriver.TrackerAsync =>
+            "Enqueue per append + one async commit tracker (await CommitAsync() while Tail > CommittedUntil, " +
+            "acks completed as CommittedUntilAddress passes each record's address)",
         _ => throw new InvalidOperationException(driver.ToString()),
     };
 
     public IEngine Open(string directory, EngineContext context) =>
-        new FasterLogEngine(directory, driver, preallocateFile);
+        driver is FasterCommitDriver.TrackerSpin or FasterCommitDriver.TrackerAsync
+            ? new FasterLogTrackerEngine(directory, driver, preallocateFile)
+            : new FasterLogEngine(directory, driver, preallocateFile);
 }

@@ -20,4 +20,7 @@ internal interface IEngineFactory
 }
 
 /// <summary>What an engine may want to know about the workload when it opens.</summary>
-internal sealed record EngineContext(int RecordSizeBytes, int ProducerCount);
+/// <param name="RecordSizeBytes">Payload bytes per append.</param>
+/// <param name="ProducerCount">Producers (open loop) or appenders (closed loop) of the workload.</param>
+/// <param name="MinimalLoopFileBytes">Size of the minimal loop's prepared file (pre-zeroed ring or first fallocation).</param>
+internal sealed record EngineContext(int RecordSizeBytes, int ProducerCount, long MinimalLoopFileBytes);

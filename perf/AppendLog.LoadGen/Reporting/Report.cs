@@ -61,7 +61,10 @@ internal sealed class Report(
             $"{options.Rounds} round(s) per engine, engines alternated round-robin; each row is the engine's " +
             "median round (open loop: by p99; closed loop: by records/s). MB = 10^6 bytes. Latency in open loop " +
             "is durable ack − intended send time (coordinated omission corrected); in closed loop ack − send. " +
-            "CPU s = process CPU time in the measured window (all threads, harness included). Peak RSS is the " +
+            "CPU s = process CPU time in the measured window (all threads, harness included); CPU-µs/ack = CPU s ÷ " +
+            "acks in the window; ctx sw/ack = the process's voluntary + involuntary context switches in the window " +
+            "(getrusage) ÷ acks; append call = the synchronous part of an append (from calling AppendAsync until it " +
+            "returned its task: how long it held its caller), max and p99.99 over the measured sends. Peak RSS is the " +
             "process's peak during the run; (+run) is that peak minus the RSS at the run's start, after a full " +
             "GC: the part of the peak this run added. ThreadPool.SetMinThreads(32, 32) for every engine (PEERS.md).")
             .AppendLine();
@@ -71,6 +74,7 @@ internal sealed class Report(
             md.AppendLine($"| {engine.Name} | {engine.Settings} |");
         }
         md.AppendLine();
+        AppendSummaries(md);
         foreach (Workload workload in workloads)
         {
             AppendWorkload(md, workload, Medians(workload));
@@ -86,8 +90,10 @@ internal sealed class Report(
         bool open = workload.Loop == LoopKind.Open;
         md.AppendLine($"## {workload.Title}").AppendLine();
         md.AppendLine((open ? "| engine | target MB/s | sustained " : "| engine ") +
-            "| MB/s | records/s | p50 | p99 | p99.9 | p99.99 | p99.999 | max | CPU s | peak RSS MiB (+run) | syncs/s | notes |");
-        md.AppendLine((open ? "|---|---:|---" : "|---") + "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+            "| MB/s | records/s | p50 | p99 | p99.9 | p99.99 | p99.999 | max | CPU s | CPU-µs/ack | ctx sw/ack " +
+            "| append call max / p99.99 | peak RSS MiB (+run) | syncs/s | notes |");
+        md.AppendLine((open ? "|---|---:|---" : "|---") +
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         foreach (RunResult r in rows)
         {
             string prefix = open ? $"| {r.Engine} | {r.TargetMBps:0.##} | {(r.Sustained == true ? "yes" : "**no**")} "
@@ -96,12 +102,128 @@ internal sealed class Report(
                 $"| {r.AchievedMBps:N1} | {r.RecordsPerSecond:N0} | {Micros(r.Latency.P50Micros)} " +
                 $"| {Micros(r.Latency.P99Micros)} | {Micros(r.Latency.P999Micros)} | {Micros(r.Latency.P9999Micros)} " +
                 $"| {Micros(r.Latency.P99999Micros)} | {Micros(r.Latency.MaxMicros)} | {r.CpuSeconds:N2} " +
+                $"| {PerAck(r.CpuMicrosPerAck, "N1")} | {PerAck(r.ContextSwitchesPerAck, "N2")} | {AppendCallText(r)} " +
                 $"| {Mib(r.PeakRssBytes)} (+{Mib(r.PeakRssBytes - r.RssAtStartBytes)}){(r.PeakRssIsPerRun ? "" : "*")} " +
                 $"| {(r.SyncsPerSecond is double s ? s.ToString("N0") : NotCounted)} | {Notes(r)} |");
         }
         md.AppendLine();
+        AppendFloorRatios(md, rows, workload.Loop);
         AppendRatios(md, rows);
     }
+
+    /// <summary>The floor, or null when it did not run in this workload.</summary>
+    private static RunResult? Floor(IReadOnlyList<RunResult> rows) =>
+        rows.FirstOrDefault(r => r.Engine == EngineRegistry.MinimalLoopName);
+
+    /// <summary>
+    /// FasterLog at its best in this workload: of its fair drivers that ran, the complete one with the most
+    /// records/s (closed loop) or the lowest p99.99 (open loop); null when none ran.
+    /// </summary>
+    private static RunResult? BestPeer(IReadOnlyList<RunResult> rows, LoopKind loop)
+    {
+        IEnumerable<RunResult> fair = rows.Where(r => EngineRegistry.FairFasterLogNames.Contains(r.Engine));
+        IOrderedEnumerable<RunResult> ordered = fair.OrderBy(r => r.IsComplete && r.Sustained != false ? 0 : 1);
+        ordered = loop == LoopKind.Closed
+            ? ordered.ThenByDescending(r => r.RecordsPerSecond)
+            : ordered.ThenBy(r => r.Latency.P9999Micros);
+        return ordered.FirstOrDefault();
+    }
+
+    /// <summary>
+    /// Issue 14's comparison: every AppendLog engine of the table against the floor (the minimal loop on a
+    /// pre-zeroed file) and against FasterLog's best fair driver, side by side, when those engines ran.
+    /// </summary>
+    private static void AppendFloorRatios(StringBuilder md, IReadOnlyList<RunResult> rows, LoopKind loop)
+    {
+        RunResult? floor = Floor(rows);
+        RunResult? peer = BestPeer(rows, loop);
+        List<RunResult> subjects =
+            rows.Where(r => r.Engine.StartsWith(EngineRegistry.AppendLogName, StringComparison.Ordinal)).ToList();
+        if (subjects.Count == 0 || (floor is null && peer is null))
+        {
+            return;
+        }
+        string f = floor?.Engine ?? $"{EngineRegistry.MinimalLoopName} (did not run)";
+        string p = peer?.Engine ?? "fasterlog (no fair driver ran)";
+        md.AppendLine($"AppendLog ÷ the floor ({f}, pre-zeroed file) and ÷ FasterLog at its best ({p}, of its fair " +
+            "drivers that ran); records/s: higher is better; p99.99, CPU-µs/ack, ctx sw/ack: lower is better:")
+            .AppendLine();
+        md.AppendLine($"| engine | records/s ÷ {f} | records/s ÷ {p} | p99.99 ÷ {f} | p99.99 ÷ {p} " +
+            $"| CPU-µs/ack ÷ {f} | CPU-µs/ack ÷ {p} | ctx sw/ack ÷ {f} | ctx sw/ack ÷ {p} |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (RunResult r in subjects)
+        {
+            md.AppendLine($"| {r.Engine} " +
+                $"| {RatioTo(r, floor, x => x.RecordsPerSecond)} | {RatioTo(r, peer, x => x.RecordsPerSecond)} " +
+                $"| {RatioTo(r, floor, x => x.Latency.P9999Micros)} | {RatioTo(r, peer, x => x.Latency.P9999Micros)} " +
+                $"| {RatioTo(r, floor, x => x.CpuMicrosPerAck)} | {RatioTo(r, peer, x => x.CpuMicrosPerAck)} " +
+                $"| {RatioTo(r, floor, x => x.ContextSwitchesPerAck)} " +
+                $"| {RatioTo(r, peer, x => x.ContextSwitchesPerAck)} |");
+        }
+        md.AppendLine();
+    }
+
+    private static string RatioTo(RunResult? r, RunResult? reference, Func<RunResult, double?> figure) =>
+        r is not null && reference is not null && figure(r) is double value && figure(reference) is double basis
+            ? Ratio(value, basis)
+            : "n/a";
+
+    /// <summary>
+    /// One table per loop kind across the workloads, in the shape of issue 14's tables: closed loop, each engine's
+    /// records/s per concurrency, then AppendLog ÷ the floor and ÷ FasterLog at its best; open loop, each
+    /// engine's p99 / p99.99 / p99.999 per rate and producer mode. Median rounds, as in the per-workload tables.
+    /// </summary>
+    private void AppendSummaries(StringBuilder md)
+    {
+        List<Workload> closed = workloads.Where(w => w.Loop == LoopKind.Closed).ToList();
+        List<Workload> open = workloads.Where(w => w.Loop == LoopKind.Open).ToList();
+        string engineColumns = string.Join(" | ", engines.Select(e => e.Name));
+        string engineAlignments = string.Concat(engines.Select(_ => "---:|"));
+        if (closed.Count > 0)
+        {
+            md.AppendLine("## Summary, closed loop (records/s acknowledged, median round)").AppendLine();
+            md.AppendLine($"| appenders | {engineColumns} | {EngineRegistry.AppendLogName} ÷ " +
+                $"{EngineRegistry.MinimalLoopName} | {EngineRegistry.AppendLogName} ÷ FasterLog at its best |");
+            md.AppendLine($"|---:|{engineAlignments}---:|---:|");
+            foreach (Workload w in closed)
+            {
+                IReadOnlyList<RunResult> rows = Medians(w);
+                RunResult? subject = rows.FirstOrDefault(r => r.Engine == EngineRegistry.AppendLogName);
+                RunResult? peer = BestPeer(rows, w.Loop);
+                string cells = string.Join(" | ", engines.Select(e =>
+                    rows.FirstOrDefault(r => r.Engine == e.Name) is RunResult r ? $"{r.RecordsPerSecond:N0}" : "-"));
+                md.AppendLine($"| {w.Concurrency} | {cells} " +
+                    $"| {RatioTo(subject, Floor(rows), x => x.RecordsPerSecond)} " +
+                    $"| {RatioTo(subject, peer, x => x.RecordsPerSecond)}{(peer is null ? "" : $" ({peer.Engine})")} |");
+            }
+            md.AppendLine();
+        }
+        if (open.Count > 0)
+        {
+            md.AppendLine("## Summary, open loop (p99 / p99.99 / p99.999 from the intended send time, median round)")
+                .AppendLine();
+            md.AppendLine($"| MB/s | producers | {engineColumns} |");
+            md.AppendLine($"|---:|---|{engineAlignments}");
+            foreach (Workload w in open)
+            {
+                IReadOnlyList<RunResult> rows = Medians(w);
+                string cells = string.Join(" | ", engines.Select(e =>
+                    rows.FirstOrDefault(r => r.Engine == e.Name) is RunResult r
+                        ? $"{Micros(r.Latency.P99Micros)} / {Micros(r.Latency.P9999Micros)} / " +
+                          $"{Micros(r.Latency.P99999Micros)}" +
+                          (r.IsComplete && r.Sustained != false ? "" : " (**not sustained**)")
+                        : "-"));
+                md.AppendLine($"| {w.RateMBps:0.##} | {w.Mode.ToString().ToLowerInvariant()} | {cells} |");
+            }
+            md.AppendLine();
+        }
+    }
+
+    private static string PerAck(double? value, string format) => value is double v ? v.ToString(format) : "n/a";
+
+    private static string AppendCallText(RunResult r) => r.AppendCall is { Count: > 0 } call
+        ? $"{Micros(call.MaxMicros)} / {Micros(call.P9999Micros)}"
+        : "n/a";
 
     private void AppendRatios(StringBuilder md, IReadOnlyList<RunResult> rows)
     {
@@ -149,6 +271,12 @@ internal sealed class Report(
             notes.Add($"an AppendAsync call held its producer up to {Micros(call.MaxMicros)} " +
                 $"(p99 {Micros(call.P99Micros)})");
         }
+        if (r.RecordsAcked > 0 && r.ContextSwitchesByThread.Count > 0)
+        {
+            IEnumerable<string> top = r.ContextSwitchesByThread.OrderByDescending(kv => kv.Value).Take(3)
+                .Select(kv => $"{kv.Key} {kv.Value / (double)r.RecordsAcked:N1}");
+            notes.Add("ctx sw/ack by thread: " + string.Join(", ", top));
+        }
         if (r.LatencyClamped > 0)
         {
             notes.Add($"{r.LatencyClamped:N0} latencies > 60 s recorded as 60 s");
@@ -187,6 +315,7 @@ internal sealed class Report(
             {
                 options.Engines, options.Producers, options.Logs, options.RecordSizeBytes,
                 Loop = options.Loop.ToString(), options.RatesMBps, options.Concurrencies,
+                ProducerModes = options.ProducerModes.Select(m => m.ToString()), options.MinimalLoopFileMib,
                 WarmupSeconds = options.Warmup.TotalSeconds, DurationSeconds = options.Duration.TotalSeconds,
                 options.Rounds, options.Directory, options.Reference, options.InflightPerProducerMax,
                 DrainTimeoutSeconds = options.DrainTimeout.TotalSeconds, options.Seed,

@@ -8,7 +8,8 @@ namespace AppendLog.LoadGen.Workloads;
 /// <summary>
 /// Closed loop: N appenders, each appends, awaits the durable ack, and repeats, from the start of the warm-up
 /// to the end of the measured window. Latency is ack − send of appends sent inside the window; throughput
-/// counts acks inside the window. Appender i uses log i mod logs.
+/// counts acks inside the window. The synchronous part of each measured call (until AppendAsync returns its
+/// task) is recorded apart. Appender i uses log i mod logs.
 /// </summary>
 internal sealed class ClosedLoopLoad : ILoad
 {
@@ -41,7 +42,14 @@ internal sealed class ClosedLoopLoad : ILoad
             }
             try
             {
-                await appender.Engine.AppendAsync(_payload);
+                ValueTask pending = appender.Engine.AppendAsync(_payload);
+                if (sent >= _window.MeasureStart)
+                {
+                    // The synchronous part of the call: how long it held this appender before handing back a task.
+                    appender.AppendCall.RecordValue(
+                        LatencyHistograms.ToMicros(sent, Stopwatch.GetTimestamp(), out bool _));
+                }
+                await pending;
             }
             catch (Exception e) // an engine failure is a result to report, not a reason to stop the whole run
             {
@@ -80,6 +88,7 @@ internal sealed class ClosedLoopLoad : ILoad
     public LoadOutcome Collect()
     {
         LongHistogram merged = LatencyHistograms.Create();
+        LongHistogram appendCall = LatencyHistograms.Create();
         long acked = 0;
         long clamped = 0;
         long notAcked = 0;
@@ -92,11 +101,13 @@ internal sealed class ClosedLoopLoad : ILoad
                 continue;
             }
             merged.Add(_appenders[i].Latency);
+            appendCall.Add(_appenders[i].AppendCall);
             acked += _appenders[i].AckedInWindow;
             clamped += _appenders[i].Clamped;
         }
         return new LoadOutcome(
-            merged, acked, NotSent: 0, notAcked, clamped, Interlocked.Read(ref _failed), Volatile.Read(ref _firstError));
+            merged, acked, NotSent: 0, notAcked, clamped, Interlocked.Read(ref _failed), Volatile.Read(ref _firstError),
+            AppendCall: appendCall);
     }
 
     /// <summary>State of one appender; only its own task touches it until the task ends.</summary>
@@ -104,6 +115,7 @@ internal sealed class ClosedLoopLoad : ILoad
     {
         public readonly IEngine Engine = engine;
         public readonly LongHistogram Latency = LatencyHistograms.Create();
+        public readonly LongHistogram AppendCall = LatencyHistograms.Create();
         public long AckedInWindow;
         public long Clamped;
     }

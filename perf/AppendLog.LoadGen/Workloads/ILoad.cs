@@ -23,7 +23,7 @@ internal interface ILoad
 /// <param name="Failed">Appends that completed with an exception.</param>
 /// <param name="FirstError">The first such exception's message.</param>
 /// <param name="SendLag">Open loop: actual − intended send time of measured sends, in microseconds.</param>
-/// <param name="AppendCall">Open loop: how long each measured AppendAsync call held its producer, in µs.</param>
+/// <param name="AppendCall">How long each measured AppendAsync call held its caller before returning, in µs.</param>
 internal sealed record LoadOutcome(
     HistogramBase Latency, long AckedInWindow, long NotSent, long NotAcked, long Clamped, long Failed,
     string? FirstError, HistogramBase? SendLag = null, HistogramBase? AppendCall = null);

@@ -6,8 +6,9 @@ using HdrHistogram;
 namespace AppendLog.LoadGen.Workloads;
 
 /// <summary>
-/// Open loop: each producer thread owns a fixed schedule of intended send times (the rate split evenly across
-/// producers, producers staggered by a fraction of one interval) and sends without waiting for acks.
+/// Open loop: each producer owns a fixed schedule of intended send times (the rate split evenly across
+/// producers, producers staggered by a fraction of one interval) and sends without waiting for acks. A producer
+/// is a dedicated thread or an async loop on the thread pool (<see cref="ProducerMode"/>).
 /// Latency is ack time − intended send time, so time a producer spends late (asleep past its slot, or
 /// blocked because it already has <see cref="LoadGenOptions.InflightPerProducerMax"/> sends outstanding) is
 /// charged to the engine instead of vanishing (coordinated omission). Every intended send of the window is
@@ -19,6 +20,7 @@ internal sealed class OpenLoopLoad : ILoad
     private readonly ReadOnlyMemory<byte> _payload;
     private readonly RunWindow _window;
     private readonly Producer[] _producers;
+    private readonly ProducerMode _mode;
     private readonly double _intervalTicks;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _outstanding;
@@ -34,6 +36,7 @@ internal sealed class OpenLoopLoad : ILoad
     {
         _payload = payload;
         _window = window;
+        _mode = workload.Mode;
         double bytesPerSecondPerProducer = workload.RateMBps!.Value * 1e6 / workload.Producers;
         _intervalTicks = payload.Length / bytesPerSecondPerProducer * Stopwatch.Frequency;
         _producers = new Producer[workload.Producers];
@@ -49,19 +52,35 @@ internal sealed class OpenLoopLoad : ILoad
         _producersRunning = _producers.Length;
         foreach (Producer producer in _producers)
         {
-            var thread = new Thread(() => Run(producer)) { IsBackground = true, Name = $"producer-{producer.Index}" };
-            thread.Start();
+            if (_mode == ProducerMode.Dedicated)
+            {
+                var thread = new Thread(() => RunDedicated(producer))
+                {
+                    IsBackground = true,
+                    Name = $"producer-{producer.Index}",
+                };
+                thread.Start();
+            }
+            else
+            {
+                _ = Task.Run(() => RunPooledAsync(producer));
+            }
         }
     }
 
-    private void Run(Producer producer)
+    /// <summary>Sends k = 0 .. count-1 are the ones intended before the end of the measured window.</summary>
+    private long SendCount(Producer producer) =>
+        (long)Math.Ceiling((_window.MeasureEnd - producer.FirstSend) / _intervalTicks);
+
+    private long Intended(Producer producer, long k) => producer.FirstSend + (long)(k * _intervalTicks);
+
+    private void RunDedicated(Producer producer)
     {
         PreciseSleep.TryTightenTimerSlack();
-        // Sends k = 0 .. sendCount-1 are the ones intended before the end of the measured window.
-        long sendCount = (long)Math.Ceiling((_window.MeasureEnd - producer.FirstSend) / _intervalTicks);
+        long sendCount = SendCount(producer);
         for (long k = 0; k < sendCount; k++)
         {
-            long intended = producer.FirstSend + (long)(k * _intervalTicks);
+            long intended = Intended(producer, k);
             PreciseSleep.Until(intended);
             TimeSpan untilDeadline = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _window.DrainDeadline);
             if (untilDeadline <= TimeSpan.Zero || !producer.Inflight.Wait(untilDeadline))
@@ -69,39 +88,77 @@ internal sealed class OpenLoopLoad : ILoad
                 producer.NotSent = sendCount - k;
                 break;
             }
-            bool measured = intended >= _window.MeasureStart;
-            long callStart = Stopwatch.GetTimestamp();
-            if (measured)
-            {
-                // How late the harness itself sent: sleep overshoot, CPU starvation, the in-flight cap, or an
-                // earlier AppendAsync call that held this thread.
-                producer.SendLag.RecordValue(LatencyHistograms.ToMicros(intended, callStart, out bool _));
-            }
-            Interlocked.Increment(ref _outstanding);
-            ValueTask pending;
-            try
-            {
-                pending = producer.Engine.AppendAsync(_payload);
-            }
-            catch (Exception e) // an engine failure is a result to report, not a reason to stop the whole run
-            {
-                pending = ValueTask.FromException(e);
-            }
-            if (measured)
-            {
-                // Time the call itself held the producer: tells an engine that blocks its caller from a starved CPU.
-                producer.AppendCall.RecordValue(
-                    LatencyHistograms.ToMicros(callStart, Stopwatch.GetTimestamp(), out bool _));
-            }
-            if (pending.IsCompletedSuccessfully)
-            {
-                OnAck(producer, intended, error: null);
-            }
-            else
-            {
-                _ = TrackAsync(producer, intended, pending);
-            }
+            Send(producer, intended);
         }
+        OnProducerDone();
+    }
+
+    /// <summary>
+    /// An application's producer: an async loop on the shared thread pool that waits for its next intended time
+    /// with <c>Task.Delay</c>, rounded up to whole milliseconds (the runtime timer's resolution; a producer never
+    /// sends early), and on waking sends every record whose time has come, one after the other.
+    /// </summary>
+    private async Task RunPooledAsync(Producer producer)
+    {
+        long sendCount = SendCount(producer);
+        for (long k = 0; k < sendCount; k++)
+        {
+            long intended = Intended(producer, k);
+            TimeSpan untilIntended = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), intended);
+            if (untilIntended > TimeSpan.Zero)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(untilIntended.TotalMilliseconds)));
+            }
+            TimeSpan untilDeadline = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _window.DrainDeadline);
+            if (untilDeadline <= TimeSpan.Zero || !await producer.Inflight.WaitAsync(untilDeadline))
+            {
+                producer.NotSent = sendCount - k;
+                break;
+            }
+            Send(producer, intended);
+        }
+        OnProducerDone();
+    }
+
+    /// <summary>One send: records how late it left and how long the call held the producer, then tracks the ack.</summary>
+    private void Send(Producer producer, long intended)
+    {
+        bool measured = intended >= _window.MeasureStart;
+        long callStart = Stopwatch.GetTimestamp();
+        if (measured)
+        {
+            // How late the harness itself sent: sleep overshoot, CPU starvation, the in-flight cap, or an
+            // earlier AppendAsync call that held this producer.
+            producer.SendLag.RecordValue(LatencyHistograms.ToMicros(intended, callStart, out bool _));
+        }
+        Interlocked.Increment(ref _outstanding);
+        ValueTask pending;
+        try
+        {
+            pending = producer.Engine.AppendAsync(_payload);
+        }
+        catch (Exception e) // an engine failure is a result to report, not a reason to stop the whole run
+        {
+            pending = ValueTask.FromException(e);
+        }
+        if (measured)
+        {
+            // Time the call itself held the producer: tells an engine that blocks its caller from a starved CPU.
+            producer.AppendCall.RecordValue(
+                LatencyHistograms.ToMicros(callStart, Stopwatch.GetTimestamp(), out bool _));
+        }
+        if (pending.IsCompletedSuccessfully)
+        {
+            OnAck(producer, intended, error: null);
+        }
+        else
+        {
+            _ = TrackAsync(producer, intended, pending);
+        }
+    }
+
+    private void OnProducerDone()
+    {
         if (Interlocked.Decrement(ref _producersRunning) == 0)
         {
             _allSent = true;
@@ -199,10 +256,10 @@ internal sealed class OpenLoopLoad : ILoad
         public readonly SemaphoreSlim Inflight = new(inflightMax, inflightMax);
         public readonly Recorder Latency = LatencyHistograms.CreateRecorder();
 
-        /// <summary>Actual − intended send time; written by the producer thread only.</summary>
+        /// <summary>Actual − intended send time; written by the producer only (one send at a time).</summary>
         public readonly LongHistogram SendLag = LatencyHistograms.Create();
 
-        /// <summary>Duration of the synchronous AppendAsync call; written by the producer thread only.</summary>
+        /// <summary>Duration of the synchronous AppendAsync call; written by the producer only.</summary>
         public readonly LongHistogram AppendCall = LatencyHistograms.Create();
         public long AckedInWindow;
         public long NotSent;

@@ -26,9 +26,29 @@ internal sealed record RunResult
     /// </summary>
     public LatencySummary? SendLag { get; init; }
 
-    /// <summary>Open loop: how long the synchronous <c>AppendAsync</c> call held the producer thread.</summary>
+    /// <summary>
+    /// The synchronous part of each measured append: from calling <c>AppendAsync</c> until it returned its
+    /// <c>ValueTask</c>, i.e. how long the call held its caller's thread (both loops).
+    /// </summary>
     public LatencySummary? AppendCall { get; init; }
+
+    /// <summary>Process CPU time (all threads, harness included) in the measured window.</summary>
     public double CpuSeconds { get; init; }
+
+    /// <summary>Voluntary + involuntary context switches of the whole process in the window (getrusage).</summary>
+    public long? ContextSwitches { get; init; }
+
+    /// <summary>
+    /// Context switches in the window by kind of live thread (name without its number; /proc/self/task), to see
+    /// who switches: idle thread-pool workers spinning in sched_yield on a busy machine count here too.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> ContextSwitchesByThread { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>CPU-µs per acknowledged append: <see cref="CpuSeconds"/> ÷ acks in the window.</summary>
+    public double? CpuMicrosPerAck => RecordsAcked > 0 ? CpuSeconds * 1e6 / RecordsAcked : null;
+
+    /// <summary>Context switches per acknowledged append.</summary>
+    public double? ContextSwitchesPerAck => RecordsAcked > 0 ? ContextSwitches / (double)RecordsAcked : null;
     public long PeakRssBytes { get; init; }
 
     /// <summary>Resident memory when the run started (after a full GC): what earlier runs left in the process.</summary>

@@ -29,7 +29,7 @@ internal static class WorkloadRunner
         var result = new RunResult { Engine = factory.Name, Workload = workload.Title, Round = round };
         try
         {
-            var context = new EngineContext(payload.Length, workload.Producers);
+            var context = new EngineContext(payload.Length, workload.Producers, (long)options.MinimalLoopFileMib << 20);
             for (int i = 0; i < workload.Logs; i++)
             {
                 string logDirectory = Path.Combine(runDirectory, $"log-{i}");
@@ -92,6 +92,8 @@ internal static class WorkloadRunner
             SendLag = outcome.SendLag is null ? null : LatencySummary.From(outcome.SendLag),
             AppendCall = outcome.AppendCall is null ? null : LatencySummary.From(outcome.AppendCall),
             CpuSeconds = (after.Cpu - before.Cpu).TotalSeconds,
+            ContextSwitches = after.ContextSwitches - before.ContextSwitches,
+            ContextSwitchesByThread = ProcessMeter.ContextSwitchesByThreadKind(before.Threads, after.Threads),
             PeakRssBytes = peakRss,
             SyncCalls = syncs,
             SyncsPerSecond = syncs / sampledSeconds,
@@ -134,8 +136,10 @@ internal static class WorkloadRunner
         return error;
     }
 
-    /// <summary>Process CPU time and summed sync calls at one moment.</summary>
-    private sealed record Sample(long Timestamp, TimeSpan Cpu, long? SyncCalls)
+    /// <summary>Process CPU time, context switches and summed sync calls at one moment.</summary>
+    private sealed record Sample(
+        long Timestamp, TimeSpan Cpu, long? ContextSwitches, Dictionary<int, (string Name, long Switches)> Threads,
+        long? SyncCalls)
     {
         public static Sample Take(List<IEngine> engines)
         {
@@ -144,7 +148,9 @@ internal static class WorkloadRunner
             {
                 syncs += engine.SyncCalls; // null as soon as one instance cannot be counted
             }
-            return new Sample(Stopwatch.GetTimestamp(), ProcessMeter.CpuTime(), syncs);
+            return new Sample(
+                Stopwatch.GetTimestamp(), ProcessMeter.CpuTime(), ProcessMeter.ContextSwitches(),
+                ProcessMeter.ThreadContextSwitches(), syncs);
         }
     }
 }
