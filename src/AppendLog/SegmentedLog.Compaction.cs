@@ -83,7 +83,7 @@ public sealed partial class SegmentedLog
     internal void OnSegmentReplaced(Segment old, Segment replacement)
     {
         _ = replacement; // a new Segment object: a new content key for the batch cache, its own read handle
-        old.IsRemoved = true;
+        old.MoveTo(SegmentState.Removed);
         _readFiles.Forget(old);
     }
 

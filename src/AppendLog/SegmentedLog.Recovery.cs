@@ -126,7 +126,7 @@ public sealed partial class SegmentedLog
                 segment.Size = size;
                 segment.EndOffset = endOffset;
                 segment.MaxTimestampMs = maxTs;
-                segment.IsSealed = true;
+                segment.MoveTo(SegmentState.Sealed);
                 CopyIndex(index, segment.Index);
                 segments.Add(segment);
                 global += size;
@@ -152,7 +152,7 @@ public sealed partial class SegmentedLog
                 writable.Truncate(segment.Size);
                 writable.Dispose();
                 storage.WriteFileAtomic(SegmentNames.IndexFile(dir, baseOffset), segment.Index.Serialize(baseOffset, segment.EndOffset, segment.Size, segment.MaxTimestampMs));
-                segment.IsSealed = true;
+                segment.MoveTo(SegmentState.Sealed);
                 continue;
             }
 

@@ -42,7 +42,7 @@ internal sealed partial class LogWriter
                 list.Add((s, s.Size, s.IsSealed && !ReferenceEquals(s, _active)));
             }
 
-            return (list, _durableOffset, _frozen is null ? _truncationCount : -1);
+            return (list, _waiters.DurableOffset, _frozen is null ? _truncationCount : -1);
         }
     }
 

@@ -7,8 +7,7 @@ namespace AppendLog.Appender;
 /// <summary>Writes, the debounced fdatasync, and the durable waiters.</summary>
 internal sealed partial class LogWriter
 {
-    private readonly Queue<DurableWaiter> _waiters = new();
-    private readonly List<DurableWaiter> _unorderedWaiters = new();
+    private readonly DurableWaiters _waiters;
     private readonly Stack<SyncWork> _freeSyncs = new();
     private readonly ITimer _timer;
 
@@ -36,7 +35,7 @@ internal sealed partial class LogWriter
                 return ValueTask.FromException<long>(_fault);
             }
 
-            if (_durableOffset >= endOffset)
+            if (_waiters.DurableOffset >= endOffset)
             {
                 return ValueTask.FromResult(endOffset);
             }
@@ -48,15 +47,7 @@ internal sealed partial class LogWriter
 
             waiter = DurableWaiter.Rent(endOffset, endOffset, _options.Tuning.InlineContinuations, cancellationToken, null);
             waiter.WakeOnCut = wakeOnCut;
-            if (_waiters.Count == 0 || endOffset >= _lastQueuedTarget)
-            {
-                _waiters.Enqueue(waiter);
-                _lastQueuedTarget = endOffset;
-            }
-            else
-            {
-                _unorderedWaiters.Add(waiter);
-            }
+            _waiters.Add(waiter);
 
             if (requestFlush)
             {
@@ -73,8 +64,6 @@ internal sealed partial class LogWriter
 
         return new ValueTask<long>(waiter, waiter.Version);
     }
-
-    private long _lastQueuedTarget;
 
 
     /// <summary>
@@ -344,27 +333,7 @@ internal sealed partial class LogWriter
     private void AdvanceDurableUnsynchronized(long target, List<DurableWaiter> toComplete)
     {
         Invariant.Assert(target == DurableGlobal, "the scheduler moved durability to the target");
-        while (_batchEnds.Count > 0 && _batchEnds.Peek().GlobalEnd <= target)
-        {
-            long next = _batchEnds.Dequeue().NextOffset;
-            Invariant.Assert(next > _durableOffset, "durable offset only grows");
-            _durableOffset = next;
-        }
-
-        Invariant.Assert(_durableOffset <= _nextOffset, "durable offset ≤ appended offset");
-        while (_waiters.Count > 0 && _waiters.Peek().Target <= _durableOffset)
-        {
-            toComplete.Add(_waiters.Dequeue());
-        }
-
-        for (int i = _unorderedWaiters.Count - 1; i >= 0; i--)
-        {
-            if (_unorderedWaiters[i].Target <= _durableOffset)
-            {
-                toComplete.Add(_unorderedWaiters[i]);
-                _unorderedWaiters.RemoveAt(i);
-            }
-        }
+        _waiters.MakeDurable(target, _nextOffset, toComplete);
     }
 
     /// <summary>
@@ -389,10 +358,7 @@ internal sealed partial class LogWriter
             // A throwing logger must not keep the log from failing its waiters.
         }
 
-        toFail.AddRange(_waiters);
-        _waiters.Clear();
-        toFail.AddRange(_unorderedWaiters);
-        _unorderedWaiters.Clear();
+        _waiters.TakeAll(toFail);
     }
 
     /// <summary>Queues blocking I/O of this log; its completion handler counts it back (<see cref="_ioInFlight"/>).</summary>

@@ -127,15 +127,15 @@ internal sealed partial class LogWriter
                 };
                 foreach (var segment in removed)
                 {
-                    segment.IsRemoved = true;
+                    segment.MoveTo(SegmentState.Removed);
                 }
 
                 _segments.Clear();
                 _segments.Add(fresh);
                 _active = fresh;
-                _nextOffset = _durableOffset = _lastQueuedTarget = nextOffset;
+                _nextOffset = nextOffset;
+                _waiters.Restart(nextOffset);
                 _sync.Restart(fresh.GlobalEnd);
-                _batchEnds.Clear();
                 _idleTail = null;
                 _idleTailFileStart = 0;
             }

@@ -71,7 +71,7 @@ internal sealed partial class LogWriter
                     }
 
                     _segments.RemoveAt(0);
-                    head.IsRemoved = true;
+                    head.MoveTo(SegmentState.Removed);
                 }
 
                 SegmentRemoved?.Invoke(head);

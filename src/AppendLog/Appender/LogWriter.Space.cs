@@ -215,7 +215,7 @@ internal sealed partial class LogWriter
                 && segment.GlobalEnd <= DurableGlobal && segment.DirectoryEntryDurable && segment.SyncsReferencing == 0
                 && !ReferenceEquals(_allocation?.Segment, segment))
             {
-                segment.IsSealing = true;
+                segment.MoveTo(SegmentState.Sealing);
                 _sealsInFlight++;
                 PostUnsynchronized(new SealWork(this, segment));
             }
@@ -237,7 +237,7 @@ internal sealed partial class LogWriter
                     // ENOSPC writing the index: the segment's data is durable and untouched, so this is no reason to
                     // fault the log (the durability contract: appends succeed again once space is freed). The next
                     // completed sync or allocation calls MaybeSealUnsynchronized, which retries the seal.
-                    work.Segment.IsSealing = false;
+                    work.Segment.MoveTo(SegmentState.Open);
                 }
                 else if (work.Error is not null)
                 {
@@ -246,7 +246,7 @@ internal sealed partial class LogWriter
                 else
                 {
                     work.Segment.File = null;
-                    work.Segment.IsSealed = true;
+                    work.Segment.MoveTo(SegmentState.Sealed);
                     SegmentSealed?.Invoke();
                     if ((_options.RetentionBytes is not null || _options.RetentionAge is not null) && !_closing)
                     {
@@ -293,10 +293,7 @@ internal sealed partial class LogWriter
         {
             // Everything accepted is durable now; a wait still queued is for offsets never appended (a tail reader
             // caught up with the log): it ends instead of waiting forever.
-            orphans.AddRange(_waiters);
-            _waiters.Clear();
-            orphans.AddRange(_unorderedWaiters);
-            _unorderedWaiters.Clear();
+            _waiters.TakeAll(orphans);
             if (_current is not null)
             {
                 _current.Closed = true;

@@ -176,7 +176,7 @@ internal sealed partial class LogWriter
             _segments.RemoveAll(s => s.BaseOffset > target.BaseOffset);
             foreach (var s in later)
             {
-                s.IsRemoved = true;
+                s.MoveTo(SegmentState.Removed);
             }
 
             if (_current is not null)
@@ -188,31 +188,20 @@ internal sealed partial class LogWriter
 
             Invariant.Assert(_liveSlots.Count == 0, "no chunk is in flight after the drain");
             target.File = file;
-            target.IsSealed = false;
-            target.IsSealing = false;
+            if (target.State != SegmentState.Open)
+            {
+                target.MoveTo(SegmentState.Open); // a sealed target becomes active again (nothing is sealing: I/O drained)
+            }
+
             target.DirectoryEntryDurable = true;
             target.Size = position;
             target.EndOffset = fromOffset;
             target.AllocatedEnd = position;
             target.Index.TruncateFrom(position);
             _active = target;
-            _nextOffset = _durableOffset = _lastQueuedTarget = fromOffset;
-
-            // Waits still queued are for offsets past the old end (appends were drained first: tail readers, explicit
-            // waits). New appends' targets start again at the cut, below theirs, so they leave the ordered queue or
-            // they would hold every new waiter behind them.
-            _unorderedWaiters.AddRange(_waiters);
-            _waiters.Clear();
-            for (int i = _unorderedWaiters.Count - 1; i >= 0; i--)
-            {
-                if (_unorderedWaiters[i].WakeOnCut)
-                {
-                    woken.Add(_unorderedWaiters[i]);
-                    _unorderedWaiters.RemoveAt(i);
-                }
-            }
+            _nextOffset = fromOffset;
+            _waiters.Restart(fromOffset, woken);
             _sync.Restart(target.GlobalEnd);
-            _batchEnds.Clear();
             _idleTail = tail.Length > 0 ? tail : null;
             _idleTailFileStart = Alignment.AlignDown(position);
         }

@@ -32,7 +32,8 @@ internal enum AppendStatus
 /// <c>head</c>: end of the bytes accepted (appended). <c>written</c>: end of the contiguous prefix whose writes are
 /// Done. <c>durable</c>: end of the prefix covered by a completed fdatasync. Every decision about syncs is the
 /// scheduler's; this class carries its actions out (<c>DriveUnsynchronized</c>).
-/// In offsets: <c>_durableOffset ≤ _nextOffset</c>, both exclusive ends. Readers see up to <c>_durableOffset</c>.
+/// In offsets: <c>DurableOffset ≤ _nextOffset</c>, both exclusive ends (<see cref="DurableWaiters"/> maps bytes to
+/// offsets). Readers see up to <c>DurableOffset</c>.
 /// Every field is guarded by <see cref="_lock"/>; waiters are completed after releasing it.
 /// </para>
 /// </summary>
@@ -52,7 +53,6 @@ internal sealed partial class LogWriter
     private readonly Stack<ChunkSlot> _freeSlots = new();
     private readonly Queue<WriteOp> _writes = new();
     private readonly Stack<WriteOp> _freeWrites = new();
-    private readonly Queue<(long GlobalEnd, long NextOffset)> _batchEnds = new();
 
     private Segment _active;
     private ChunkSlot? _current;
@@ -61,7 +61,6 @@ internal sealed partial class LogWriter
     private long _lastAppendTimestamp;
     private long _nextOffset;
     private readonly SyncScheduler _sync;
-    private long _durableOffset;
     private int _ioInFlight;
     private LogFaultedException? _fault;
     private bool _closing;
@@ -78,7 +77,7 @@ internal sealed partial class LogWriter
         _segments = segments;
         _active = active;
         _nextOffset = active.EndOffset;
-        _durableOffset = active.EndOffset;
+        _waiters = new DurableWaiters(active.EndOffset);
         _sync = new SyncScheduler(_policy, options.Tuning.SyncsInFlightMax, _time.TimestampFrequency, active.GlobalEnd);
         _allocationStep = options.PreallocationMinimumStep;
         _timer = _time.CreateTimer(static s => ((LogWriter)s!).OnFlushTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -110,7 +109,7 @@ internal sealed partial class LogWriter
         {
             lock (_lock)
             {
-                return _durableOffset;
+                return _waiters.DurableOffset;
             }
         }
     }
@@ -234,13 +233,12 @@ internal sealed partial class LogWriter
             _nextOffset += recordCount;
             _active.EndOffset = _nextOffset;
             Invariant.Assert(_active.GlobalEnd == HeadGlobal, "the active segment ends at the head");
-            _batchEnds.Enqueue((HeadGlobal, _nextOffset));
+            _waiters.BatchAccepted(HeadGlobal, _nextOffset);
             if (wantWaiter)
             {
                 waiter = DurableWaiter.Rent(_nextOffset, baseOffset, _options.Tuning.InlineContinuations, cancellationToken, null);
                 waiter.AcceptedTimestamp = AppendLogMetrics.AppendAccepted();
-                _waiters.Enqueue(waiter);
-                _lastQueuedTarget = _nextOffset;
+                _waiters.Add(waiter);
             }
 
             MaybePreallocateUnsynchronized();

@@ -3,6 +3,30 @@ using AppendLog.Io;
 namespace AppendLog.Segments;
 
 /// <summary>
+/// Where a segment is in its life. Moves only through <see cref="Segment.MoveTo"/>, which asserts the transition:
+/// <code>
+/// Open ──seal queued──▶ Sealing ──seal done──▶ Sealed
+///  ▲  ◀──seal failed (ENOSPC), retried later──┘    │
+///  └──────────── suffix truncation reopens ◀────────┘
+/// Open, Sealed ──deleted (retention, truncation, reset) or replaced (compaction)──▶ Removed
+/// </code>
+/// </summary>
+internal enum SegmentState
+{
+    /// <summary>Has a writable handle: the active segment, or a rolled one whose seal has not started (also every unsealed segment found by recovery).</summary>
+    Open,
+
+    /// <summary>Its seal (trim, index, close) is queued or running.</summary>
+    Sealing,
+
+    /// <summary>Synced, trimmed to its size, indexed, handle closed: immutable.</summary>
+    Sealed,
+
+    /// <summary>Left the log: deleted, or replaced by a compacted copy. Final.</summary>
+    Removed,
+}
+
+/// <summary>
 /// One segment: a data file holding the batches of offsets [<see cref="BaseOffset"/>, <see cref="EndOffset"/>).
 /// The active segment is preallocated ahead of its write head and has a writable handle; a sealed segment is
 /// synced, trimmed to <see cref="Size"/>, indexed and immutable. Fields are guarded by the owning log's lock.
@@ -44,14 +68,19 @@ internal sealed class Segment
     /// <summary>True once the file's directory entry is durable (fsync of the directory after creation).</summary>
     public bool DirectoryEntryDurable { get; set; }
 
+    /// <summary>The segment's place in its life; changed only by <see cref="MoveTo"/>.</summary>
+    public SegmentState State => _state;
+
+    private SegmentState _state;
+
     /// <summary>True once sealed: synced, trimmed, indexed, handle closed.</summary>
-    public bool IsSealed { get; set; }
+    public bool IsSealed => _state == SegmentState.Sealed;
 
     /// <summary>Syncs in flight that will call fdatasync on this file (a seal waits for them: it closes the handle).</summary>
     public int SyncsReferencing { get; set; }
 
-    /// <summary>True once the seal work is queued (so it is queued once).</summary>
-    public bool IsSealing { get; set; }
+    /// <summary>True while the seal work is queued or running (so it is queued once).</summary>
+    public bool IsSealing => _state == SegmentState.Sealing;
 
     /// <summary>When the segment became active (for age-based roll).</summary>
     public long CreatedTimestamp { get; set; }
@@ -92,7 +121,24 @@ internal sealed class Segment
     }
 
     /// <summary>True once the segment has left the log (deleted by retention or truncation, or replaced).</summary>
-    public bool IsRemoved { get; set; }
+    public bool IsRemoved => _state == SegmentState.Removed;
+
+    /// <summary>The one place a segment's state changes; asserts that the transition is one of its life's.</summary>
+    public void MoveTo(SegmentState next)
+    {
+        bool allowed = (_state, next) switch
+        {
+            (SegmentState.Open, SegmentState.Sealing) => true,
+            (SegmentState.Open, SegmentState.Sealed) => true, // recovery: a valid index proves a finished seal
+            (SegmentState.Sealing, SegmentState.Sealed) => true,
+            (SegmentState.Sealing, SegmentState.Open) => true,
+            (SegmentState.Sealed, SegmentState.Open) => true,
+            (SegmentState.Open or SegmentState.Sealed, SegmentState.Removed) => true,
+            _ => false,
+        };
+        Diagnostics.Invariant.Assert(allowed, $"a segment moves {_state} → {next} only along its life");
+        _state = next;
+    }
 
     /// <summary>
     /// Records that offsets from <paramref name="cutOffset"/> on were removed from this segment (or all of it, when it is

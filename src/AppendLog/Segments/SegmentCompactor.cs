@@ -109,8 +109,8 @@ internal static class SegmentCompactor
             EndOffset = source.EndOffset,
             MaxTimestampMs = source.MaxTimestampMs,
             DirectoryEntryDurable = true,
-            IsSealed = true,
         };
+        replacement.MoveTo(SegmentState.Sealed);
         bool changed;
         try
         {
