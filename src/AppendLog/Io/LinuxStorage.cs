@@ -29,6 +29,11 @@ internal sealed partial class LinuxStorage : IStorage
     private const int FileMode0644 = 0x1A4; // rw-r--r--
 
     private readonly ConcurrentDictionary<string, DirectIoSupport> _probes = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(long Type, long Id), DirectIoSupport> _probesByFileSystem = new();
+    private long _probeCount;
+
+    /// <summary>Probes run by this instance (each opens, writes and removes a file): for tests.</summary>
+    internal long ProbeCount => Interlocked.Read(ref _probeCount);
 
     /// <summary>True where the libc path is used: Linux on an architecture whose flag values we know.</summary>
     [SupportedOSPlatformGuard("linux")]
@@ -36,7 +41,9 @@ internal sealed partial class LinuxStorage : IStorage
 
     /// <inheritdoc/>
     /// <remarks>
-    /// A conclusive answer is cached for the lifetime of this instance: one probe per directory, not per file.
+    /// A conclusive answer is cached for the lifetime of this instance: one probe per file system (identified by
+    /// statfs's type and id), not per directory or file, so a thousand logs under one root cost one probe. Where the
+    /// file system reports no id, per directory.
     /// </remarks>
     public DirectIoSupport GetDirectIoSupport(string directory)
     {
@@ -51,9 +58,26 @@ internal sealed partial class LinuxStorage : IStorage
             return known;
         }
 
+        var fileSystem = LibC.GetFileSystemId(full);
+        if (fileSystem is { } fs && _probesByFileSystem.TryGetValue(fs, out known))
+        {
+            return _probes.GetOrAdd(full, known);
+        }
+
         // Two racing callers may both probe; the first result stored wins and both results agree anyway.
+        Interlocked.Increment(ref _probeCount);
         DirectIoSupport probed = DirectIoProbe.Probe(full);
-        return probed.IsConclusive ? _probes.GetOrAdd(full, probed) : probed;
+        if (!probed.IsConclusive)
+        {
+            return probed;
+        }
+
+        if (fileSystem is { } probedFs)
+        {
+            probed = _probesByFileSystem.GetOrAdd(probedFs, probed);
+        }
+
+        return _probes.GetOrAdd(full, probed);
     }
 
     /// <inheritdoc/>

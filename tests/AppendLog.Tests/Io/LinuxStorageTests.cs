@@ -223,6 +223,26 @@ public sealed class LinuxStorageDirectoryTests
     }
 
     [Test]
+    public void Probe_RunsOncePerFileSystem_NotPerDirectory()
+    {
+        var answers = new List<DirectIoSupport>();
+        for (int i = 0; i < 20; i++)
+        {
+            answers.Add(_storage.GetDirectIoSupport(Directory.CreateDirectory(_dir.File($"log-{i}")).FullName));
+        }
+
+        Assert.That(_storage.ProbeCount, Is.EqualTo(1), "twenty log directories on one file system, one probe");
+        Assert.That(answers.Distinct().Count(), Is.EqualTo(1));
+        Assert.That(Directory.EnumerateFiles(_dir.Path, "*", SearchOption.AllDirectories), Is.Empty);
+
+        Assume.That(MountTable.FileSystemTypeOf("/dev/shm"), Is.EqualTo("tmpfs"), "no tmpfs at /dev/shm");
+        Assume.That(MountTable.FileSystemTypeOf(_dir.Path), Is.Not.EqualTo("tmpfs"));
+        DirectIoSupport tmpfs = _storage.GetDirectIoSupport("/dev/shm");
+        Assert.That(_storage.ProbeCount, Is.EqualTo(2), "another file system is probed on its own");
+        Assert.That(tmpfs.IsTmpfs, Is.True);
+    }
+
+    [Test]
     public void Probe_LeavesNoFileBehind()
     {
         _ = _storage.GetDirectIoSupport(_dir.Path);

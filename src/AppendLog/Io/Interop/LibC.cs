@@ -160,6 +160,24 @@ internal static partial class LibC
         return StatfsNative(path, buffer) == 0 ? *(long*)buffer : null;
     }
 
+    /// <summary>
+    /// statfs(2) and returns (f_type, f_fsid) — which file system a path lives on — or null when the call fails or the
+    /// file system reports no id (f_fsid zero: then nothing tells two such file systems apart).
+    /// </summary>
+    public static unsafe (long Type, long Id)? GetFileSystemId(string path)
+    {
+        // struct statfs on x86_64 and arm64: seven 64-bit words (f_type, f_bsize, f_blocks, f_bfree, f_bavail,
+        // f_files, f_ffree), then f_fsid (two ints, 8 bytes) at byte 56.
+        byte* buffer = stackalloc byte[StatfsBufferSize];
+        if (StatfsNative(path, buffer) != 0)
+        {
+            return null;
+        }
+
+        long id = *(long*)(buffer + 56);
+        return id == 0 ? null : (*(long*)buffer, id);
+    }
+
     /// <summary>The exception for <paramref name="errno"/>, raised by <paramref name="operation"/> on <paramref name="path"/>.</summary>
     /// <returns><see cref="FileNotFoundException"/> for ENOENT, otherwise a <see cref="StorageIOException"/>.</returns>
     public static IOException ToException(Errno errno, string operation, string path)
