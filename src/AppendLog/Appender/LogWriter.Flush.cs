@@ -426,13 +426,16 @@ internal sealed partial class LogWriter
 
     private sealed class CompletionGroup : IThreadPoolWorkItem
     {
-        private static readonly System.Collections.Concurrent.ConcurrentStack<CompletionGroup> s_free = new();
+        // DefaultObjectPool returns without allocating (a ConcurrentStack allocated a node per push: per group).
+        private static readonly Microsoft.Extensions.ObjectPool.ObjectPool<CompletionGroup> s_free =
+            new Microsoft.Extensions.ObjectPool.DefaultObjectPool<CompletionGroup>(
+                new Microsoft.Extensions.ObjectPool.DefaultPooledObjectPolicy<CompletionGroup>(), maximumRetained: 256);
 
         public List<DurableWaiter> Waiters { get; } = new(CompletionGroupMax);
 
         public Exception? Error { get; set; }
 
-        public static CompletionGroup Rent() => s_free.TryPop(out var group) ? group : new CompletionGroup();
+        public static CompletionGroup Rent() => s_free.Get();
 
         public void Execute()
         {
@@ -444,7 +447,7 @@ internal sealed partial class LogWriter
 
             Waiters.Clear();
             Error = null;
-            s_free.Push(this);
+            s_free.Return(this);
         }
     }
 
