@@ -1,9 +1,10 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using KafkaBroker;
 
 // A single-node Kafka broker over AppendLog.
 //   dotnet run --project samples/KafkaBroker -c Release -- [--data DIR] [--port 9092] [--host 127.0.0.1] [--no-auto-create]
-// Stop it with Ctrl+C: every log is flushed and closed.
+// Stop it with Ctrl+C or SIGTERM: every log is flushed and closed.
 string data = Path.Combine(Path.GetTempPath(), "appendlog-kafka");
 int port = 9092;
 string host = "127.0.0.1";
@@ -32,13 +33,16 @@ for (int i = 0; i < args.Length; i++)
 
 var options = new BrokerOptions { DataDirectory = data, Port = port, Host = host, AutoCreateTopics = autoCreate, Log = Console.Out };
 await using var server = await KafkaServer.StartAsync(options);
-Console.WriteLine($"Kafka broker on {host}:{server.Port}, data in {data}. Ctrl+C stops it.");
+Console.WriteLine($"Kafka broker on {host}:{server.Port}, data in {data}. Ctrl+C (SIGINT) or SIGTERM stops it.");
 var stopped = new TaskCompletionSource();
-Console.CancelKeyPress += (_, e) =>
+void Stop(PosixSignalContext context)
 {
-    e.Cancel = true;
+    context.Cancel = true;
     stopped.TrySetResult();
-};
+}
+
+using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 await stopped.Task;
 Console.WriteLine("Stopping: flushing and closing the logs.");
 return 0;
