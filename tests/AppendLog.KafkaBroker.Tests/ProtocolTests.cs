@@ -238,20 +238,36 @@ public sealed class ProtocolTests
         Assert.That(wokenWait, Is.LessThan(TimeSpan.FromSeconds(10)), "the append woke the fetch long before max_wait_ms");
     }
 
-    [Test]
+    /// <summary>
+    /// All ten records in one batch. For none and LZ4 the answer is the exact record (AppendLog's time index, then
+    /// record decoding); for gzip, which AppendLog does not decode, it is the batch's first offset (the documented
+    /// batch-level fallback: the consumer then skips a few earlier records).
+    /// </summary>
+    [TestCase(CompressionType.None, 6)]
+    [TestCase(CompressionType.Lz4, 6)]
+    [TestCase(CompressionType.Gzip, 0)]
     [CancelAfter(30_000)]
-    public async Task ListOffsets_EarliestLatestAndByTimestamp(CancellationToken cancellationToken)
+    public async Task ListOffsets_EarliestLatestAndByTimestamp(CompressionType codec, long expectedOffset, CancellationToken cancellationToken)
     {
         await using var broker = await StartWithTopicAsync("t");
         var start = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
-        var config = new ProducerConfig { BootstrapServers = broker.BootstrapServers, EnableIdempotence = true, LingerMs = 0 };
+        var config = new ProducerConfig { BootstrapServers = broker.BootstrapServers, EnableIdempotence = true, LingerMs = 200, CompressionType = codec };
         using (var producer = new ProducerBuilder<Null, string>(config).Build())
         {
             for (int i = 0; i < 10; i++)
             {
-                var message = new Message<Null, string> { Value = $"v{i}", Timestamp = new Timestamp(start.AddSeconds(i)) };
-                await producer.ProduceAsync("t", message, cancellationToken);
+                producer.Produce("t", new Message<Null, string> { Value = $"v{i} {new string('z', 500)}", Timestamp = new Timestamp(start.AddSeconds(i)) });
             }
+
+            producer.Flush(cancellationToken);
+        }
+
+        await using (var client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers, cancellationToken))
+        {
+            // The premise: the ten 500-byte values went out compressed (librdkafka sends a batch uncompressed when
+            // compression does not make it smaller), so the lookup really meets a compressed batch.
+            var fetched = ParseFetch((await client.SendAsync(Fetch, 11, FetchBody("t", 0, maxWaitMs: 0), cancellationToken))!);
+            Assert.That(fetched.RecordBytes, codec == CompressionType.None ? Is.GreaterThan(5000) : Is.LessThan(1000));
         }
 
         using var consumer = new ConsumerBuilder<Null, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "g" }).Build();
@@ -261,7 +277,7 @@ public sealed class ProtocolTests
         var afterAll = consumer.OffsetsForTimes([new TopicPartitionTimestamp(partition, new Timestamp(start.AddSeconds(60)))], TimeSpan.FromSeconds(10));
 
         Assert.That((watermarks.Low.Value, watermarks.High.Value), Is.EqualTo((0L, 10L)));
-        Assert.That(found[0].Offset.Value, Is.EqualTo(6), "the first record at or after the time");
+        Assert.That(found[0].Offset.Value, Is.EqualTo(expectedOffset), "the first record at or after the time");
         Assert.That(afterAll[0].Offset, Is.EqualTo(Offset.End), "no record that late: offset -1");
     }
 

@@ -7,8 +7,8 @@ namespace KafkaBroker.Handlers;
 
 /// <summary>
 /// ListOffsets v1–v5: timestamp -1 (latest) is the high watermark, -2 (earliest) the log's start offset, any other
-/// value the first offset whose batch holds a record at or after it, found through AppendLog's time index
-/// (<see cref="SegmentedLog.FindOffsetAsync"/>); none such gives offset -1, as in Kafka.
+/// value the first record at or after it, found through AppendLog's time index
+/// (<see cref="SegmentedLog.FindOffsetAsync"/>), with that record's timestamp; none such gives offset -1, as in Kafka.
 /// </summary>
 internal static class ListOffsetsHandler
 {
@@ -88,12 +88,47 @@ internal static class ListOffsetsHandler
 
         try
         {
-            long offset = await log.FindOffsetAsync(DateTimeOffset.FromUnixTimeMilliseconds(timestamp), cancellationToken).ConfigureAwait(false);
-            return offset >= log.DurableEndOffset ? (ErrorCode.None, -1, -1) : (ErrorCode.None, timestamp, offset);
+            return await FindByTimeAsync(log, timestamp, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ArgumentException)
+        {
+            // AppendLog decodes records of codec none and LZ4 only; for gzip, snappy and zstd batches the answer is
+            // the first batch whose newest record is at or after the time (a few earlier records may come first).
+            return await FindBatchByTimeAsync(log, timestamp, cancellationToken).ConfigureAwait(false);
         }
         catch (LogCorruptedException)
         {
             return (ErrorCode.KafkaStorageError, -1, -1);
         }
+    }
+
+    private static async Task<(ErrorCode, long, long)> FindByTimeAsync(SegmentedLog log, long timestamp, CancellationToken cancellationToken)
+    {
+        long end = log.DurableEndOffset;
+        long offset = await log.FindOffsetAsync(DateTimeOffset.FromUnixTimeMilliseconds(timestamp), cancellationToken).ConfigureAwait(false);
+        if (offset >= end)
+        {
+            return (ErrorCode.None, -1, -1);
+        }
+
+        await foreach (var record in log.ReadAsync(offset, cancellationToken).ConfigureAwait(false))
+        {
+            return (ErrorCode.None, record.TimestampMs, record.Offset);
+        }
+
+        return (ErrorCode.None, -1, -1);
+    }
+
+    private static async Task<(ErrorCode, long, long)> FindBatchByTimeAsync(SegmentedLog log, long timestamp, CancellationToken cancellationToken)
+    {
+        await foreach (var batch in log.ReadBatchesAsync(log.StartOffset, cancellationToken).ConfigureAwait(false))
+        {
+            if (batch.MaxTimestampMs >= timestamp)
+            {
+                return (ErrorCode.None, batch.MaxTimestampMs, batch.BaseOffset);
+            }
+        }
+
+        return (ErrorCode.None, -1, -1);
     }
 }
