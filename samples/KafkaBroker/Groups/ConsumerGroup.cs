@@ -292,8 +292,3 @@ internal sealed class ConsumerGroup(string groupId, TimeProvider time, TimeSpan 
         Stable,
     }
 }
-
-/// <summary>The fields of a JoinGroup request the group needs.</summary>
-internal sealed record JoinRequest(
-    string MemberId, string ClientId, TimeSpan SessionTimeout, TimeSpan RebalanceTimeout, string ProtocolType,
-    List<(string Name, byte[] Metadata)> Protocols);

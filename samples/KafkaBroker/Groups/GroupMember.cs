@@ -27,11 +27,3 @@ internal sealed class GroupMember(string memberId, string clientId)
 
     public byte[] MetadataFor(string protocol) => Protocols.First(p => p.Name == protocol).Metadata;
 }
-
-/// <summary>The answer to JoinGroup; <see cref="Members"/> is filled for the leader only.</summary>
-internal sealed record JoinResult(
-    Protocol.ErrorCode Error, int GenerationId, string ProtocolName, string LeaderId, string MemberId,
-    IReadOnlyList<(string MemberId, byte[] Metadata)> Members);
-
-/// <summary>The answer to SyncGroup.</summary>
-internal sealed record SyncResult(Protocol.ErrorCode Error, byte[] Assignment);

@@ -20,9 +20,3 @@ internal sealed class BrokerContext(BrokerOptions options, TopicStore topics, Of
     /// <summary>The port clients reach this broker on (the bound one when the options asked for 0).</summary>
     public int Port { get; set; }
 }
-
-/// <summary>One request as a handler sees it: the broker, the header, the body, and the address the client reached.</summary>
-internal sealed record RequestContext(BrokerContext Broker, Protocol.RequestHeader Header, Protocol.KafkaReader Body, string AdvertisedHost)
-{
-    public short Version => Header.ApiVersion;
-}

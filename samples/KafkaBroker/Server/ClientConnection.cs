@@ -60,6 +60,11 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
         {
             Log($"storage failure: {e.Message}: closing");
         }
+        catch (Exception e)
+        {
+            // A bug in a handler: one connection is closed, the broker and its other clients carry on.
+            Log($"unexpected {e.GetType().Name} serving a request: {e.Message}: closing");
+        }
     }
 
     /// <summary>Reads one request of <paramref name="size"/> bytes, serves it, and writes its response (if any).</summary>

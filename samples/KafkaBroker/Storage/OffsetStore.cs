@@ -138,6 +138,3 @@ internal sealed class OffsetStore : IAsyncDisposable
         BinaryPrimitives.ReadInt32BigEndian(value.AsSpan(8)),
         value[12] == 0 ? null : Encoding.UTF8.GetString(value.AsSpan(ValueHeaderSize)));
 }
-
-/// <summary>A committed offset: the next offset the group will read, the leader epoch, and the client's metadata.</summary>
-internal readonly record struct CommittedOffset(long Offset, int LeaderEpoch, string? Metadata);
