@@ -1,9 +1,13 @@
 namespace KafkaBroker;
 
-/// <summary>How the broker listens, where it stores, and its limits. Defaults follow Kafka's where one exists.</summary>
+/// <summary>
+/// How the broker listens, where it stores, and its limits. Defaults follow Kafka's where one exists.
+/// </summary>
 public sealed record BrokerOptions
 {
-    /// <summary>The directory holding the topics (<c>topics/</c>) and the committed offsets (<c>group-offsets/</c>).</summary>
+    /// <summary>
+    /// The directory holding the topics (<c>topics/</c>) and the committed offsets (<c>group-offsets/</c>).
+    /// </summary>
     public required string DataDirectory { get; init; }
 
     /// <summary>The address to listen on. Default 127.0.0.1.</summary>
@@ -17,10 +21,14 @@ public sealed record BrokerOptions
     /// </summary>
     public string? AdvertisedHost { get; init; }
 
-    /// <summary>Create a topic when a client asks for its metadata (Kafka's <c>auto.create.topics.enable</c>). Default true.</summary>
+    /// <summary>
+    /// Create a topic when a client asks for its metadata (Kafka's <c>auto.create.topics.enable</c>). Default true.
+    /// </summary>
     public bool AutoCreateTopics { get; init; } = true;
 
-    /// <summary>Partitions of an auto-created topic, or of CreateTopics with -1 (Kafka's <c>num.partitions</c>). Default 1.</summary>
+    /// <summary>
+    /// Partitions of an auto-created topic, or of CreateTopics with -1 (Kafka's <c>num.partitions</c>). Default 1.
+    /// </summary>
     public int DefaultPartitions { get; init; } = 1;
 
     /// <summary>

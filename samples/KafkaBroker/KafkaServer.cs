@@ -38,12 +38,15 @@ public sealed class KafkaServer : IAsyncDisposable
     /// <returns>The running broker.</returns>
     /// <exception cref="ArgumentException">An option is invalid.</exception>
     /// <exception cref="SocketException">The address cannot be bound.</exception>
-    public static async Task<KafkaServer> StartAsync(BrokerOptions options, CancellationToken cancellationToken = default)
+    public static async Task<KafkaServer> StartAsync(
+        BrokerOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var topics = await TopicStore.OpenAsync(Path.Combine(options.DataDirectory, "topics"), cancellationToken).ConfigureAwait(false);
-        var offsets = await OffsetStore.OpenAsync(Path.Combine(options.DataDirectory, "group-offsets"), cancellationToken).ConfigureAwait(false);
+        var topics = await TopicStore.OpenAsync(Path.Combine(options.DataDirectory, "topics"), cancellationToken)
+            .ConfigureAwait(false);
+        string offsetsDirectory = Path.Combine(options.DataDirectory, "group-offsets");
+        var offsets = await OffsetStore.OpenAsync(offsetsDirectory, cancellationToken).ConfigureAwait(false);
         var groups = new GroupCoordinator(options.TimeProvider, options.InitialRebalanceDelay);
         var listener = new TcpListener(IPAddress.Parse(options.Host), options.Port);
         listener.Start();
@@ -55,7 +58,9 @@ public sealed class KafkaServer : IAsyncDisposable
         return new KafkaServer(listener, context, stop);
     }
 
-    /// <summary>Stops listening, closes every connection, then closes the logs (each flushes what it accepted).</summary>
+    /// <summary>
+    /// Stops listening, closes every connection, then closes the logs (each flushes what it accepted).
+    /// </summary>
     /// <returns>A task that completes when everything is closed.</returns>
     public async ValueTask DisposeAsync()
     {

@@ -3,7 +3,8 @@ using System.Runtime.InteropServices;
 using KafkaBroker;
 
 // A single-node Kafka broker over AppendLog.
-//   dotnet run --project samples/KafkaBroker -c Release -- [--data DIR] [--port 9092] [--host 127.0.0.1] [--no-auto-create]
+//   dotnet run --project samples/KafkaBroker -c Release --
+//       [--data DIR] [--port 9092] [--host 127.0.0.1] [--no-auto-create]
 // Stop it with Ctrl+C or SIGTERM: every log is flushed and closed.
 string data = Path.Combine(Path.GetTempPath(), "appendlog-kafka");
 int port = 9092;
@@ -26,12 +27,20 @@ for (int i = 0; i < args.Length; i++)
             autoCreate = false;
             break;
         default:
-            Console.Error.WriteLine($"Unknown argument '{args[i]}'. Usage: [--data DIR] [--port N] [--host ADDR] [--no-auto-create]");
+            Console.Error.WriteLine(
+                $"Unknown argument '{args[i]}'. Usage: [--data DIR] [--port N] [--host ADDR] [--no-auto-create]");
             return 2;
     }
 }
 
-var options = new BrokerOptions { DataDirectory = data, Port = port, Host = host, AutoCreateTopics = autoCreate, Log = Console.Out };
+var options = new BrokerOptions
+{
+    DataDirectory = data,
+    Port = port,
+    Host = host,
+    AutoCreateTopics = autoCreate,
+    Log = Console.Out,
+};
 await using var server = await KafkaServer.StartAsync(options);
 Console.WriteLine($"Kafka broker on {host}:{server.Port}, data in {data}. Ctrl+C (SIGINT) or SIGTERM stops it.");
 var stopped = new TaskCompletionSource();

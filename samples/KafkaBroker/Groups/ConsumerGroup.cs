@@ -6,10 +6,13 @@ namespace KafkaBroker.Groups;
 /// One consumer group's membership, following Kafka's group coordinator (KIP-62 timeouts, the classic rebalance
 /// protocol). States and what moves them:
 /// <code>
-/// Empty ──join──▶ PreparingRebalance ──every member rejoined, or rebalance timeout──▶ CompletingRebalance
-///   ▲                 ▲       (generation + 1; members that did not rejoin are removed)        │
-///   │                 └──── join, leave, or session expiry (from CompletingRebalance / Stable) ◀┤
-///   └──────── last member leaves or expires                                 leader's SyncGroup ─▶ Stable
+/// from                         event                                              to
+/// Empty                        JoinGroup                                          PreparingRebalance
+/// PreparingRebalance           every member rejoined, or the rebalance timeout    CompletingRebalance, generation + 1
+///                              passed (members that did not rejoin are removed)   (Empty when none is left)
+/// CompletingRebalance          the leader's SyncGroup                             Stable
+/// CompletingRebalance, Stable  JoinGroup, LeaveGroup, a session expiring          PreparingRebalance
+/// any                          the last member leaves or expires                  Empty
 /// </code>
 /// Every method takes the group's lock; waiters (JoinGroup, SyncGroup) are completed under it but run their
 /// continuations asynchronously, so no caller's code runs while the lock is held.
@@ -52,7 +55,7 @@ internal sealed class ConsumerGroup(string groupId, TimeProvider time, TimeSpan 
             member.Protocols = request.Protocols;
             member.LastHeartbeatTicks = time.GetTimestamp();
             member.JoinWaiter?.TrySetResult(Failed(ErrorCode.UnknownMemberId, memberId));
-            member.JoinWaiter = new TaskCompletionSource<JoinResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+            member.JoinWaiter = new(TaskCreationOptions.RunContinuationsAsynchronously);
             _protocolType ??= request.ProtocolType;
             var waiter = member.JoinWaiter.Task;
             if (_state != GroupState.PreparingRebalance)
@@ -66,7 +69,8 @@ internal sealed class ConsumerGroup(string groupId, TimeProvider time, TimeSpan 
     }
 
     /// <summary>Hands the leader's assignment to each member; the task completes once the leader has sent it.</summary>
-    public Task<SyncResult> Sync(string memberId, int generationId, IReadOnlyList<(string MemberId, byte[] Assignment)> assignments)
+    public Task<SyncResult> Sync(
+        string memberId, int generationId, IReadOnlyList<(string MemberId, byte[] Assignment)> assignments)
     {
         lock (_lock)
         {
@@ -87,7 +91,7 @@ internal sealed class ConsumerGroup(string groupId, TimeProvider time, TimeSpan 
                 return Task.FromResult(new SyncResult(ErrorCode.None, member.Assignment));
             }
 
-            member.SyncWaiter = new TaskCompletionSource<SyncResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+            member.SyncWaiter = new(TaskCreationOptions.RunContinuationsAsynchronously);
             var waiter = member.SyncWaiter.Task;
             if (memberId == _leaderId)
             {
@@ -137,7 +141,9 @@ internal sealed class ConsumerGroup(string groupId, TimeProvider time, TimeSpan 
         }
     }
 
-    /// <summary>Whether a commit from this member and generation may store offsets (Kafka's rules, simplified).</summary>
+    /// <summary>
+    /// Whether a commit from this member and generation may store offsets (Kafka's rules, simplified).
+    /// </summary>
     public ErrorCode CheckCommit(string memberId, int generationId)
     {
         lock (_lock)
@@ -248,13 +254,16 @@ internal sealed class ConsumerGroup(string groupId, TimeProvider time, TimeSpan 
     {
         _leaderId = _members.ContainsKey(_leaderId) ? _leaderId : _members.Keys.First();
         var leader = _members[_leaderId];
-        _protocolName = leader.Protocols.First(p => _members.Values.All(m => m.Protocols.Any(q => q.Name == p.Name))).Name;
+        _protocolName = leader.Protocols
+            .First(p => _members.Values.All(m => m.Protocols.Any(q => q.Name == p.Name))).Name;
         _state = GroupState.CompletingRebalance;
         var everyone = _members.Values.Select(m => (m.MemberId, m.MetadataFor(_protocolName))).ToList();
         foreach (var member in _members.Values)
         {
             var members = member.MemberId == _leaderId ? everyone : [];
-            member.JoinWaiter!.TrySetResult(new JoinResult(ErrorCode.None, GenerationId, _protocolName, _leaderId, member.MemberId, members));
+            var result = new JoinResult(
+                ErrorCode.None, GenerationId, _protocolName, _leaderId, member.MemberId, members);
+            member.JoinWaiter!.TrySetResult(result);
             member.JoinWaiter = null;
             member.LastHeartbeatTicks = time.GetTimestamp();
         }

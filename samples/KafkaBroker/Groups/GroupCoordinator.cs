@@ -8,7 +8,9 @@ namespace KafkaBroker.Groups;
 /// </summary>
 internal sealed class GroupCoordinator : IAsyncDisposable
 {
-    /// <summary>How often sessions and rebalance deadlines are checked: well below Kafka's 6 s minimum session.</summary>
+    /// <summary>
+    /// How often sessions and rebalance deadlines are checked: well below Kafka's 6 s minimum session.
+    /// </summary>
     private static readonly TimeSpan s_tickInterval = TimeSpan.FromMilliseconds(50);
 
     private readonly ConcurrentDictionary<string, ConsumerGroup> _groups = new(StringComparer.Ordinal);

@@ -11,7 +11,8 @@ namespace KafkaBroker.Handlers;
 /// </summary>
 internal static class CreateTopicsHandler
 {
-    private sealed record TopicRequest(string Name, int Partitions, short ReplicationFactor, int AssignmentCount, int ConfigCount);
+    private sealed record TopicRequest(
+        string Name, int Partitions, short ReplicationFactor, int AssignmentCount, int ConfigCount);
 
     public static async Task<KafkaWriter?> HandleAsync(RequestContext request)
     {
@@ -52,7 +53,8 @@ internal static class CreateTopicsHandler
         return w;
     }
 
-    private static async Task<(ErrorCode, string?)> CreateAsync(BrokerContext broker, TopicRequest topic, bool validateOnly)
+    private static async Task<(ErrorCode, string?)> CreateAsync(
+        BrokerContext broker, TopicRequest topic, bool validateOnly)
     {
         if (topic.AssignmentCount > 0)
         {
@@ -67,7 +69,8 @@ internal static class CreateTopicsHandler
         int partitions = topic.Partitions == -1 ? broker.Options.DefaultPartitions : topic.Partitions;
         if (!TopicStore.IsValidTopicName(topic.Name))
         {
-            return (ErrorCode.InvalidTopic, $"Use 1 to {TopicStore.TopicNameLengthMax} characters from [A-Za-z0-9._-], not starting with a dot.");
+            return (ErrorCode.InvalidTopic,
+                $"Use 1 to {TopicStore.TopicNameLengthMax} characters from [A-Za-z0-9._-], not starting with a dot.");
         }
 
         if (partitions is < 1 or > TopicStore.PartitionsMax)
@@ -77,7 +80,8 @@ internal static class CreateTopicsHandler
 
         if (validateOnly)
         {
-            return broker.Topics.TryGetTopic(topic.Name, out _) ? (ErrorCode.TopicAlreadyExists, null) : (ErrorCode.None, null);
+            bool exists = broker.Topics.TryGetTopic(topic.Name, out _);
+            return exists ? (ErrorCode.TopicAlreadyExists, null) : (ErrorCode.None, null);
         }
 
         var error = await broker.Topics.CreateAsync(topic.Name, partitions, broker.Stopping).ConfigureAwait(false);

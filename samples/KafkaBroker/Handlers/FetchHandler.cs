@@ -21,7 +21,8 @@ internal static class FetchHandler
 
     private sealed record TopicRequest(string Name, List<PartitionRequest> Partitions);
 
-    private sealed record PartitionResult(ErrorCode Error, long HighWatermark, long LogStartOffset, List<LogBatch> Batches);
+    private sealed record PartitionResult(
+        ErrorCode Error, long HighWatermark, long LogStartOffset, List<LogBatch> Batches);
 
     private sealed class Budget(int maxBytes)
     {
@@ -38,7 +39,9 @@ internal static class FetchHandler
         var broker = request.Broker;
         var time = broker.Options.TimeProvider;
         long startTicks = time.GetTimestamp();
-        var partitions = topics.SelectMany(t => t.Partitions.Select(p => broker.Topics.Find(t.Name, p.Partition))).ToArray();
+        var partitions = topics
+            .SelectMany(t => t.Partitions.Select(p => broker.Topics.Find(t.Name, p.Partition)))
+            .ToArray();
         while (true)
         {
             // Take the signals before reading: an append between the read and the wait then still wakes the wait.
@@ -50,7 +53,9 @@ internal static class FetchHandler
                 var topicResults = new PartitionResult[topic.Partitions.Count];
                 for (int i = 0; i < topicResults.Length; i++)
                 {
-                    topicResults[i] = await ReadAsync(broker.Topics.Find(topic.Name, topic.Partitions[i].Partition), topic.Partitions[i], budget, broker.Stopping).ConfigureAwait(false);
+                    var partition = broker.Topics.Find(topic.Name, topic.Partitions[i].Partition);
+                    topicResults[i] = await ReadAsync(partition, topic.Partitions[i], budget, broker.Stopping)
+                        .ConfigureAwait(false);
                 }
 
                 results.Add(topicResults);
@@ -67,7 +72,8 @@ internal static class FetchHandler
         }
     }
 
-    private static (TimeSpan MaxWait, int MinBytes, int MaxBytes, List<TopicRequest> Topics) Parse(RequestContext request)
+    private static (TimeSpan MaxWait, int MinBytes, int MaxBytes, List<TopicRequest> Topics) Parse(
+        RequestContext request)
     {
         var body = request.Body;
         short version = request.Version;
@@ -108,11 +114,13 @@ internal static class FetchHandler
             _ = body.ReadString(); // rack_id
         }
 
-        var cappedWait = maxWait < request.Broker.Options.MaximumFetchWait ? maxWait : request.Broker.Options.MaximumFetchWait;
+        var waitMax = request.Broker.Options.MaximumFetchWait;
+        var cappedWait = maxWait < waitMax ? maxWait : waitMax;
         return (cappedWait, minBytes, maxBytes, topics);
     }
 
-    private static async Task<PartitionResult> ReadAsync(PartitionLog? partition, PartitionRequest request, Budget budget, CancellationToken cancellationToken)
+    private static async Task<PartitionResult> ReadAsync(
+        PartitionLog? partition, PartitionRequest request, Budget budget, CancellationToken cancellationToken)
     {
         if (partition is null)
         {
@@ -136,7 +144,8 @@ internal static class FetchHandler
         try
         {
             int partitionBytes = 0;
-            await foreach (var batch in log.ReadBatchesAsync(request.FetchOffset, cancellationToken).ConfigureAwait(false))
+            var stored = log.ReadBatchesAsync(request.FetchOffset, cancellationToken).ConfigureAwait(false);
+            await foreach (var batch in stored)
             {
                 int length = batch.Bytes.Length;
                 bool fits = partitionBytes + length <= request.MaxBytes && budget.Bytes + length <= budget.MaxBytes;
@@ -163,7 +172,8 @@ internal static class FetchHandler
         return new PartitionResult(ErrorCode.None, highWatermark, logStart, batches);
     }
 
-    private static async Task WaitForAppendAsync(Task[] appended, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task WaitForAppendAsync(
+        Task[] appended, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
     {
         using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var delay = Task.Delay(timeout, time, timer.Token);

@@ -3,7 +3,9 @@ using KafkaBroker.Server;
 
 namespace KafkaBroker.Handlers;
 
-/// <summary>FindCoordinator v0–v2: this broker coordinates every group; transaction coordinators do not exist.</summary>
+/// <summary>
+/// FindCoordinator v0–v2: this broker coordinates every group; transaction coordinators do not exist.
+/// </summary>
 internal static class FindCoordinatorHandler
 {
     private const sbyte KeyTypeGroup = 0;

@@ -5,12 +5,15 @@ using KafkaBroker.Server;
 namespace KafkaBroker.Handlers;
 
 /// <summary>
-/// JoinGroup v0–v5, SyncGroup v0–v3, Heartbeat v0–v3, LeaveGroup v0–v2: the wire side of <see cref="ConsumerGroup"/>.
+/// JoinGroup v0–v5, SyncGroup v0–v3, Heartbeat v0–v3, LeaveGroup v0–v2: the wire side of
+/// <see cref="ConsumerGroup"/>.
 /// Static membership (group_instance_id, v5+) is read and ignored: every member is dynamic.
 /// </summary>
 internal static class GroupHandlers
 {
-    /// <summary>Kafka's bounds on session.timeout.ms (group.min/max.session.timeout.ms defaults: 6 s and 30 min).</summary>
+    /// <summary>
+    /// Kafka's bounds on session.timeout.ms (group.min/max.session.timeout.ms defaults: 6 s and 30 min).
+    /// </summary>
     private static readonly TimeSpan s_sessionTimeoutMin = TimeSpan.FromSeconds(6);
 
     private static readonly TimeSpan s_sessionTimeoutMax = TimeSpan.FromMinutes(30);
@@ -42,8 +45,10 @@ internal static class GroupHandlers
         }
         else
         {
-            var join = new JoinRequest(memberId, request.Header.ClientId ?? "", sessionTimeout, rebalanceTimeout, protocolType, protocols);
-            result = await request.Broker.Groups.GetOrCreate(groupId).Join(join).WaitAsync(request.Broker.Stopping).ConfigureAwait(false);
+            string clientId = request.Header.ClientId ?? "";
+            var join = new JoinRequest(memberId, clientId, sessionTimeout, rebalanceTimeout, protocolType, protocols);
+            result = await request.Broker.Groups.GetOrCreate(groupId).Join(join).WaitAsync(request.Broker.Stopping)
+                .ConfigureAwait(false);
         }
 
         var w = new KafkaWriter(request.Header.CorrelationId);
@@ -87,7 +92,8 @@ internal static class GroupHandlers
         var group = request.Broker.Groups.Find(groupId);
         var result = group is null
             ? new SyncResult(ErrorCode.UnknownMemberId, [])
-            : await group.Sync(memberId, generationId, assignments).WaitAsync(request.Broker.Stopping).ConfigureAwait(false);
+            : await group.Sync(memberId, generationId, assignments).WaitAsync(request.Broker.Stopping)
+                .ConfigureAwait(false);
 
         var w = new KafkaWriter(request.Header.CorrelationId);
         if (request.Version >= 1)

@@ -26,7 +26,8 @@ internal static class InitProducerIdHandler
         {
             try
             {
-                producerId = await request.Broker.Offsets.AllocateProducerIdAsync(request.Broker.Stopping).ConfigureAwait(false);
+                producerId = await request.Broker.Offsets.AllocateProducerIdAsync(request.Broker.Stopping)
+                    .ConfigureAwait(false);
             }
             catch (Exception e) when (e is LogFaultedException or LogDiskFullException)
             {

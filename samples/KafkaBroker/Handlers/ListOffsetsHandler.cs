@@ -53,7 +53,9 @@ internal static class ListOffsetsHandler
             w.WriteArrayCount(topic.Partitions.Count);
             foreach (var p in topic.Partitions)
             {
-                var (error, timestamp, offset) = await LookUpAsync(request.Broker.Topics.Find(topic.Name, p.Partition), p.Timestamp, request.Broker.Stopping).ConfigureAwait(false);
+                var partition = request.Broker.Topics.Find(topic.Name, p.Partition);
+                var (error, timestamp, offset) = await LookUpAsync(partition, p.Timestamp, request.Broker.Stopping)
+                    .ConfigureAwait(false);
                 w.WriteInt32(p.Partition);
                 w.WriteError(error);
                 w.WriteInt64(timestamp);
@@ -68,7 +70,8 @@ internal static class ListOffsetsHandler
         return w;
     }
 
-    private static async Task<(ErrorCode Error, long Timestamp, long Offset)> LookUpAsync(PartitionLog? partition, long timestamp, CancellationToken cancellationToken)
+    private static async Task<(ErrorCode Error, long Timestamp, long Offset)> LookUpAsync(
+        PartitionLog? partition, long timestamp, CancellationToken cancellationToken)
     {
         if (partition is null)
         {
@@ -102,10 +105,12 @@ internal static class ListOffsetsHandler
         }
     }
 
-    private static async Task<(ErrorCode, long, long)> FindByTimeAsync(SegmentedLog log, long timestamp, CancellationToken cancellationToken)
+    private static async Task<(ErrorCode, long, long)> FindByTimeAsync(
+        SegmentedLog log, long timestamp, CancellationToken cancellationToken)
     {
         long end = log.DurableEndOffset;
-        long offset = await log.FindOffsetAsync(DateTimeOffset.FromUnixTimeMilliseconds(timestamp), cancellationToken).ConfigureAwait(false);
+        long offset = await log.FindOffsetAsync(DateTimeOffset.FromUnixTimeMilliseconds(timestamp), cancellationToken)
+            .ConfigureAwait(false);
         if (offset >= end)
         {
             return (ErrorCode.None, -1, -1);
@@ -119,7 +124,8 @@ internal static class ListOffsetsHandler
         return (ErrorCode.None, -1, -1);
     }
 
-    private static async Task<(ErrorCode, long, long)> FindBatchByTimeAsync(SegmentedLog log, long timestamp, CancellationToken cancellationToken)
+    private static async Task<(ErrorCode, long, long)> FindBatchByTimeAsync(
+        SegmentedLog log, long timestamp, CancellationToken cancellationToken)
     {
         await foreach (var batch in log.ReadBatchesAsync(log.StartOffset, cancellationToken).ConfigureAwait(false))
         {

@@ -42,7 +42,8 @@ internal static class MetadataHandler
         return Write(request, topics);
     }
 
-    private static async Task<(string, ErrorCode, PartitionLog[])> DescribeAsync(BrokerContext broker, string name, bool allowAutoCreate)
+    private static async Task<(string, ErrorCode, PartitionLog[])> DescribeAsync(
+        BrokerContext broker, string name, bool allowAutoCreate)
     {
         if (broker.Topics.TryGetTopic(name, out var partitions))
         {
@@ -59,8 +60,10 @@ internal static class MetadataHandler
             return (name, ErrorCode.UnknownTopicOrPartition, []);
         }
 
-        var error = await broker.Topics.CreateAsync(name, broker.Options.DefaultPartitions, broker.Stopping).ConfigureAwait(false);
-        if (error is not (ErrorCode.None or ErrorCode.TopicAlreadyExists) || !broker.Topics.TryGetTopic(name, out partitions))
+        var error = await broker.Topics.CreateAsync(name, broker.Options.DefaultPartitions, broker.Stopping)
+            .ConfigureAwait(false);
+        bool created = error is ErrorCode.None or ErrorCode.TopicAlreadyExists;
+        if (!created || !broker.Topics.TryGetTopic(name, out partitions))
         {
             return (name, error, []);
         }
@@ -68,7 +71,8 @@ internal static class MetadataHandler
         return (name, ErrorCode.None, partitions);
     }
 
-    private static KafkaWriter Write(RequestContext request, List<(string Name, ErrorCode Error, PartitionLog[] Partitions)> topics)
+    private static KafkaWriter Write(
+        RequestContext request, List<(string Name, ErrorCode Error, PartitionLog[] Partitions)> topics)
     {
         short version = request.Version;
         var options = request.Broker.Options;

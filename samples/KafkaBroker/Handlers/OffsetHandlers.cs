@@ -14,6 +14,12 @@ internal static class OffsetHandlers
 {
     private sealed record PartitionCommit(int Partition, long Offset, int LeaderEpoch, string? Metadata);
 
+    private sealed record CommitRequest(
+        string GroupId,
+        int GenerationId,
+        string MemberId,
+        List<(string Name, List<PartitionCommit> Partitions)> Topics);
+
     public static async Task<KafkaWriter?> CommitAsync(RequestContext request)
     {
         var (groupId, generationId, memberId, topics) = ParseCommit(request);
@@ -33,7 +39,8 @@ internal static class OffsetHandlers
         }
         catch (Exception e) when (e is LogFaultedException or LogDiskFullException)
         {
-            errors = [.. errors.Select(e => e.Select(c => c == ErrorCode.None ? ErrorCode.KafkaStorageError : c).ToArray())];
+            errors = [.. errors.Select(topic => topic
+                .Select(c => c == ErrorCode.None ? ErrorCode.KafkaStorageError : c).ToArray())];
         }
 
         var w = new KafkaWriter(request.Header.CorrelationId);
@@ -104,7 +111,7 @@ internal static class OffsetHandlers
         return w;
     }
 
-    private static (string GroupId, int GenerationId, string MemberId, List<(string Name, List<PartitionCommit> Partitions)> Topics) ParseCommit(RequestContext request)
+    private static CommitRequest ParseCommit(RequestContext request)
     {
         var body = request.Body;
         short version = request.Version;
@@ -126,6 +133,6 @@ internal static class OffsetHandlers
             p.ReadInt64(),
             version >= 6 ? p.ReadInt32() : -1,
             p.ReadNullableString()))));
-        return (groupId, generationId, memberId, topics);
+        return new CommitRequest(groupId, generationId, memberId, topics);
     }
 }

@@ -25,7 +25,9 @@ internal static class ProduceHandler
         string? transactionalId = body.ReadNullableString();
         short acks = body.ReadInt16();
         _ = body.ReadInt32(); // timeout_ms
-        var topics = body.ReadArray(t => new TopicData(t.ReadString(), t.ReadArray(p => new PartitionData(p.ReadInt32(), p.ReadNullableBytes()))));
+        var topics = body.ReadArray(t => new TopicData(
+            t.ReadString(),
+            t.ReadArray(p => new PartitionData(p.ReadInt32(), p.ReadNullableBytes()))));
 
         var requestError = acks is -1 or 0 or 1 ? ErrorCode.None : ErrorCode.InvalidRequiredAcks;
         if (transactionalId is not null)
@@ -41,7 +43,8 @@ internal static class ProduceHandler
         return acks == 0 && requestError == ErrorCode.None ? null : Write(request, topics, results);
     }
 
-    private static async Task<(ErrorCode Error, long BaseOffset, long LogStartOffset)> ProduceAsync(BrokerContext broker, string topic, PartitionData data)
+    private static async Task<(ErrorCode Error, long BaseOffset, long LogStartOffset)> ProduceAsync(
+        BrokerContext broker, string topic, PartitionData data)
     {
         var partition = broker.Topics.Find(topic, data.Partition);
         if (partition is null)
@@ -83,7 +86,10 @@ internal static class ProduceHandler
         }
     }
 
-    private static KafkaWriter Write(RequestContext request, List<TopicData> topics, (ErrorCode Error, long BaseOffset, long LogStartOffset)[][] results)
+    private static KafkaWriter Write(
+        RequestContext request,
+        List<TopicData> topics,
+        (ErrorCode Error, long BaseOffset, long LogStartOffset)[][] results)
     {
         var w = new KafkaWriter(request.Header.CorrelationId);
         w.WriteArrayCount(topics.Count);

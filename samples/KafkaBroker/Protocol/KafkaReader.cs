@@ -27,7 +27,8 @@ internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
     public long ReadInt64() => BinaryPrimitives.ReadInt64BigEndian(Take(8));
 
     /// <summary>A non-null STRING (int16 length).</summary>
-    public string ReadString() => ReadNullableString() ?? throw new KafkaProtocolException("A required string is null.");
+    public string ReadString() =>
+        ReadNullableString() ?? throw new KafkaProtocolException("A required string is null.");
 
     /// <summary>A NULLABLE_STRING: length -1 is null.</summary>
     public string? ReadNullableString()
@@ -54,7 +55,8 @@ internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
     }
 
     /// <summary>Non-null BYTES.</summary>
-    public ReadOnlyMemory<byte> ReadBytes() => ReadNullableBytes() ?? throw new KafkaProtocolException("Required bytes are null.");
+    public ReadOnlyMemory<byte> ReadBytes() =>
+        ReadNullableBytes() ?? throw new KafkaProtocolException("Required bytes are null.");
 
     /// <summary>An ARRAY (int32 count; -1 is null) of elements read by <paramref name="readElement"/>.</summary>
     public List<T>? ReadNullableArray<T>(Func<KafkaReader, T> readElement)
@@ -134,7 +136,8 @@ internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
     {
         if (length < 0 || length > Remaining)
         {
-            throw new KafkaProtocolException($"A field of {length} bytes runs past the end of the request ({Remaining} left).");
+            throw new KafkaProtocolException(
+                $"A field of {length} bytes runs past the end of the request ({Remaining} left).");
         }
 
         var slice = frame.Slice(_position, length);

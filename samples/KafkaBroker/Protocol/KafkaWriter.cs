@@ -80,7 +80,8 @@ internal sealed class KafkaWriter
 
     /// <summary>Overwrites an int32 written earlier (a length known only after its content).</summary>
     public void PatchInt32(int position, int value) =>
-        BinaryPrimitives.WriteInt32BigEndian(MemoryMarshalHelper.AsWritable(_buffer.WrittenMemory).Span[position..], value);
+        BinaryPrimitives.WriteInt32BigEndian(
+            MemoryMarshalHelper.AsWritable(_buffer.WrittenMemory).Span[position..], value);
 
     /// <summary>Patches the frame's size and returns the whole frame.</summary>
     public ReadOnlyMemory<byte> Complete()

@@ -8,7 +8,8 @@ internal readonly record struct RequestHeader(ApiKey ApiKey, short ApiVersion, i
 {
     public static RequestHeader Read(KafkaReader reader)
     {
-        var header = new RequestHeader((ApiKey)reader.ReadInt16(), reader.ReadInt16(), reader.ReadInt32(), reader.ReadNullableString());
+        var header = new RequestHeader(
+            (ApiKey)reader.ReadInt16(), reader.ReadInt16(), reader.ReadInt32(), reader.ReadNullableString());
         if (SupportedApis.IsFlexible(header.ApiKey, header.ApiVersion))
         {
             reader.SkipTaggedFields();

@@ -42,6 +42,8 @@ internal static class SupportedApis
         return false;
     }
 
-    /// <summary>True for flexible versions (request header v2): of the advertised ranges, only ApiVersions v3.</summary>
+    /// <summary>
+    /// True for flexible versions (request header v2): of the advertised ranges, only ApiVersions v3.
+    /// </summary>
     public static bool IsFlexible(ApiKey api, short version) => api == ApiKey.ApiVersions && version >= 3;
 }

@@ -4,7 +4,8 @@ using KafkaBroker.Storage;
 namespace KafkaBroker.Server;
 
 /// <summary>What every request handler may use: the options, the stores, and the broker's lifetime.</summary>
-internal sealed class BrokerContext(BrokerOptions options, TopicStore topics, OffsetStore offsets, GroupCoordinator groups, CancellationToken stopping)
+internal sealed class BrokerContext(
+    BrokerOptions options, TopicStore topics, OffsetStore offsets, GroupCoordinator groups, CancellationToken stopping)
 {
     public BrokerOptions Options { get; } = options;
 

@@ -20,7 +20,8 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
     private const int RequestSizeMin = 8;
 
     private readonly NetworkStream _stream = new(socket, ownsSocket: true);
-    private readonly string _advertisedHost = broker.Options.AdvertisedHost ?? ((IPEndPoint)socket.LocalEndPoint!).Address.ToString();
+    private readonly string _advertisedHost =
+        broker.Options.AdvertisedHost ?? ((IPEndPoint)socket.LocalEndPoint!).Address.ToString();
 
     public async Task RunAsync()
     {
@@ -38,7 +39,7 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
                 int size = BinaryPrimitives.ReadInt32BigEndian(sizePrefix);
                 if (size < RequestSizeMin || size > broker.Options.MaximumRequestSize)
                 {
-                    Log($"request size {size} outside [{RequestSizeMin}, {broker.Options.MaximumRequestSize}]: closing");
+                    Log($"request size {size} outside [{RequestSizeMin}, {broker.Options.MaximumRequestSize}]");
                     return;
                 }
 
@@ -48,26 +49,29 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
                 }
             }
         }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e)
+            when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
             // The client went away or the broker is stopping.
         }
         catch (KafkaProtocolException e)
         {
-            Log($"malformed request: {e.Message}: closing");
+            Log($"malformed request: {e.Message}");
         }
         catch (Exception e) when (e is LogFaultedException or LogCorruptedException)
         {
-            Log($"storage failure: {e.Message}: closing");
+            Log($"storage failure: {e.Message}");
         }
         catch (Exception e)
         {
             // A bug in a handler: one connection is closed, the broker and its other clients carry on.
-            Log($"unexpected {e.GetType().Name} serving a request: {e.Message}: closing");
+            Log($"unexpected {e.GetType().Name} serving a request: {e.Message}");
         }
     }
 
-    /// <summary>Reads one request of <paramref name="size"/> bytes, serves it, and writes its response (if any).</summary>
+    /// <summary>
+    /// Reads one request of <paramref name="size"/> bytes, serves it, and writes its response (if any).
+    /// </summary>
     /// <returns>False when the connection must be closed.</returns>
     private async Task<bool> ServeOneAsync(int size)
     {
@@ -79,11 +83,12 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
             var header = RequestHeader.Read(reader);
             if (!SupportedApis.IsSupported(header.ApiKey, header.ApiVersion) && header.ApiKey != ApiKey.ApiVersions)
             {
-                Log($"{header.ApiKey} v{header.ApiVersion} is not supported: closing");
+                Log($"{header.ApiKey} v{header.ApiVersion} is not supported");
                 return false;
             }
 
-            var response = await RequestDispatcher.HandleAsync(new RequestContext(broker, header, reader, _advertisedHost)).ConfigureAwait(false);
+            var request = new RequestContext(broker, header, reader, _advertisedHost);
+            var response = await RequestDispatcher.HandleAsync(request).ConfigureAwait(false);
             if (response is not null)
             {
                 await _stream.WriteAsync(response.Complete(), broker.Stopping).ConfigureAwait(false);
@@ -99,7 +104,8 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
 
     private async Task<bool> TryReadExactlyAsync(byte[] buffer)
     {
-        int read = await _stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, broker.Stopping).ConfigureAwait(false);
+        int read = await _stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, broker.Stopping)
+            .ConfigureAwait(false);
         if (read == 0)
         {
             return false;
@@ -108,5 +114,6 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
         return read == buffer.Length ? true : throw new IOException("The connection closed inside a size prefix.");
     }
 
-    private void Log(string message) => broker.Options.Log?.WriteLine($"kafka-broker: {socket.RemoteEndPoint}: {message}");
+    private void Log(string message) =>
+        broker.Options.Log?.WriteLine($"kafka-broker: {socket.RemoteEndPoint}: {message}: closing");
 }

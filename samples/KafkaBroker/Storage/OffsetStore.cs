@@ -11,7 +11,8 @@ namespace KafkaBroker.Storage;
 /// answered; the in-memory map is rebuilt from the log at start (the last value of each key wins).
 /// <code>
 /// key                                      value
-/// "offset\0{group}\0{topic}\0{partition}"  offset (int64) · leader epoch (int32) · metadata (UTF-8, absent when null)
+/// "offset\0{group}\0{topic}\0{partition}"  offset (int64) · leader epoch (int32) · has metadata (byte) ·
+///                                          metadata (UTF-8)
 /// "producer-id-block"                      the first producer id not handed out yet (int64)
 /// </code>
 /// </summary>
@@ -24,10 +25,15 @@ internal sealed class OffsetStore : IAsyncDisposable
     public const long ProducerIdBlockSize = 1000;
 
     private const string ProducerIdBlockKey = "producer-id-block";
+    /// <summary>offset (8) + leader epoch (4) + has-metadata flag (1).</summary>
     private const int ValueHeaderSize = 13;
 
+    /// <summary>Small segments, so that compaction (after each roll) keeps the log near one value per key.</summary>
+    private const long OffsetsSegmentSize = 8 << 20;
+
     private readonly SegmentedLog _log;
-    private readonly ConcurrentDictionary<(string Group, string Topic, int Partition), CommittedOffset> _offsets = new();
+    private readonly ConcurrentDictionary<(string Group, string Topic, int Partition), CommittedOffset> _offsets =
+        new();
     private readonly SemaphoreSlim _producerIdGate = new(1, 1);
     private long _nextProducerId;
     private long _producerIdBlockEnd;
@@ -37,9 +43,15 @@ internal sealed class OffsetStore : IAsyncDisposable
     /// <summary>Opens (or creates) the log in <paramref name="directory"/> and loads what it holds.</summary>
     public static async Task<OffsetStore> OpenAsync(string directory, CancellationToken cancellationToken)
     {
-        var options = new LogOptions { Directory = directory, CompactionPolicy = CompactionPolicy.AfterRoll, SegmentSize = 8 << 20 };
+        var options = new LogOptions
+        {
+            Directory = directory,
+            CompactionPolicy = CompactionPolicy.AfterRoll,
+            SegmentSize = OffsetsSegmentSize,
+        };
         var store = new OffsetStore(await SegmentedLog.OpenAsync(options, cancellationToken).ConfigureAwait(false));
-        await foreach (var record in store._log.ReadAsync(store._log.StartOffset, cancellationToken).ConfigureAwait(false))
+        var records = store._log.ReadAsync(store._log.StartOffset, cancellationToken).ConfigureAwait(false);
+        await foreach (var record in records)
         {
             store.Load(record);
         }
@@ -57,14 +69,19 @@ internal sealed class OffsetStore : IAsyncDisposable
         _offsets.Where(e => e.Key.Group == group).Select(e => (e.Key.Topic, e.Key.Partition, e.Value));
 
     /// <summary>Stores a group's offsets as one batch and completes when it is durable.</summary>
-    public async Task CommitAsync(string group, IReadOnlyList<(string Topic, int Partition, CommittedOffset Offset)> commits, CancellationToken cancellationToken)
+    public async Task CommitAsync(
+        string group,
+        IReadOnlyList<(string Topic, int Partition, CommittedOffset Offset)> commits,
+        CancellationToken cancellationToken)
     {
         if (commits.Count == 0)
         {
             return;
         }
 
-        var records = commits.Select(c => new AppendRecord(OffsetKey(group, c.Topic, c.Partition), EncodeValue(c.Offset))).ToArray();
+        var records = commits
+            .Select(c => new AppendRecord(OffsetKey(group, c.Topic, c.Partition), EncodeValue(c.Offset)))
+            .ToArray();
         await _log.AppendBatchAsync(records, cancellationToken).ConfigureAwait(false);
         foreach (var (topic, partition, offset) in commits)
         {
@@ -83,7 +100,8 @@ internal sealed class OffsetStore : IAsyncDisposable
                 long end = _producerIdBlockEnd + ProducerIdBlockSize;
                 var value = new byte[8];
                 BinaryPrimitives.WriteInt64BigEndian(value, end);
-                await _log.AppendAsync(new AppendRecord(Encoding.UTF8.GetBytes(ProducerIdBlockKey), value), cancellationToken).ConfigureAwait(false);
+                var record = new AppendRecord(Encoding.UTF8.GetBytes(ProducerIdBlockKey), value);
+                await _log.AppendAsync(record, cancellationToken).ConfigureAwait(false);
                 _producerIdBlockEnd = end;
             }
 
@@ -115,7 +133,8 @@ internal sealed class OffsetStore : IAsyncDisposable
         }
         else if (parts is ["offset", var group, var topic, var partition] && record.Value.Length >= ValueHeaderSize)
         {
-            _offsets[(group, topic, int.Parse(partition, System.Globalization.CultureInfo.InvariantCulture))] = DecodeValue(record.Value);
+            int number = int.Parse(partition, System.Globalization.CultureInfo.InvariantCulture);
+            _offsets[(group, topic, number)] = DecodeValue(record.Value);
         }
     }
 

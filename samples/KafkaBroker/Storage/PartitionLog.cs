@@ -34,7 +34,8 @@ internal sealed class PartitionLog
     /// Opens the partition's log and rebuilds the producers' state from the batches it holds (Kafka keeps snapshots
     /// for this; a sample can afford the scan).
     /// </summary>
-    public static async Task<PartitionLog> OpenAsync(LogManager manager, string topic, int partition, CancellationToken cancellationToken)
+    public static async Task<PartitionLog> OpenAsync(
+        LogManager manager, string topic, int partition, CancellationToken cancellationToken)
     {
         var log = await manager.GetOrOpenAsync(LogName(topic, partition), cancellationToken).ConfigureAwait(false);
         var partitionLog = new PartitionLog(topic, partition, log);
@@ -50,7 +51,9 @@ internal sealed class PartitionLog
         return partitionLog;
     }
 
-    /// <summary>A task that completes at the next append made durable (take it before reading, so none is missed).</summary>
+    /// <summary>
+    /// A task that completes at the next append made durable (take it before reading, so none is missed).
+    /// </summary>
     public Task WhenAppended => Volatile.Read(ref _appended).Task;
 
     /// <summary>
@@ -58,7 +61,8 @@ internal sealed class PartitionLog
     /// checked first, and a retried batch gets the offset it got the first time. Completes when every batch is
     /// durable, with the base offset of the first.
     /// </summary>
-    public async Task<(ErrorCode Error, long BaseOffset)> AppendAsync(List<RecordBatchView> batches, CancellationToken cancellationToken)
+    public async Task<(ErrorCode Error, long BaseOffset)> AppendAsync(
+        List<RecordBatchView> batches, CancellationToken cancellationToken)
     {
         var appends = new List<Task<long>>(batches.Count);
         lock (_lock)
@@ -80,7 +84,8 @@ internal sealed class PartitionLog
         return (ErrorCode.None, offsets[0]);
     }
 
-    private ErrorCode StartAppendUnsynchronized(RecordBatchView batch, List<Task<long>> appends, CancellationToken cancellationToken)
+    private ErrorCode StartAppendUnsynchronized(
+        RecordBatchView batch, List<Task<long>> appends, CancellationToken cancellationToken)
     {
         if (batch.ProducerId < 0)
         {

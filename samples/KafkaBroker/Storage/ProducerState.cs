@@ -18,7 +18,9 @@ namespace KafkaBroker.Storage;
 /// </summary>
 internal sealed class ProducerState(short epoch)
 {
-    /// <summary>Batches remembered per producer: librdkafka and the Java client keep at most 5 requests in flight.</summary>
+    /// <summary>
+    /// Batches remembered per producer: librdkafka and the Java client keep at most 5 requests in flight.
+    /// </summary>
     public const int RememberedBatchesMax = 5;
 
     private readonly Queue<(int FirstSequence, int LastSequence, Task<long> BaseOffset)> _recent = new();
@@ -52,7 +54,9 @@ internal sealed class ProducerState(short epoch)
             return ErrorCode.None;
         }
 
-        return batch.BaseSequence <= lastSequence ? ErrorCode.DuplicateSequenceNumber : ErrorCode.OutOfOrderSequenceNumber;
+        return batch.BaseSequence <= lastSequence
+            ? ErrorCode.DuplicateSequenceNumber
+            : ErrorCode.OutOfOrderSequenceNumber;
     }
 
     /// <summary>Remembers a batch accepted for storage, with the append that gives its base offset.</summary>

@@ -49,7 +49,8 @@ internal sealed class TopicStore : IAsyncDisposable
 
             if (count > 0)
             {
-                store._topics[group.Key] = await OpenPartitionsAsync(manager, group.Key, count, cancellationToken).ConfigureAwait(false);
+                store._topics[group.Key] = await OpenPartitionsAsync(manager, group.Key, count, cancellationToken)
+                    .ConfigureAwait(false);
             }
         }
 
@@ -60,9 +61,13 @@ internal sealed class TopicStore : IAsyncDisposable
 
     /// <summary>The partition, or null when the topic or partition does not exist.</summary>
     public PartitionLog? Find(string topic, int partition) =>
-        _topics.TryGetValue(topic, out var partitions) && partition >= 0 && partition < partitions.Length ? partitions[partition] : null;
+        _topics.TryGetValue(topic, out var partitions) && partition >= 0 && partition < partitions.Length
+            ? partitions[partition]
+            : null;
 
-    /// <summary>True for a name Kafka accepts that also fits a log name: [A-Za-z0-9._-], not starting with a dot.</summary>
+    /// <summary>
+    /// True for a name Kafka accepts that also fits a log name: [A-Za-z0-9._-], not starting with a dot.
+    /// </summary>
     public static bool IsValidTopicName(string name) =>
         name is { Length: > 0 and <= TopicNameLengthMax } && name[0] != '.' &&
         name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
@@ -89,7 +94,8 @@ internal sealed class TopicStore : IAsyncDisposable
                 return ErrorCode.TopicAlreadyExists;
             }
 
-            _topics[topic] = await OpenPartitionsAsync(_manager, topic, partitionCount, cancellationToken).ConfigureAwait(false);
+            _topics[topic] = await OpenPartitionsAsync(_manager, topic, partitionCount, cancellationToken)
+                .ConfigureAwait(false);
             return ErrorCode.None;
         }
         finally
@@ -104,7 +110,8 @@ internal sealed class TopicStore : IAsyncDisposable
         _createGate.Dispose();
     }
 
-    private static async Task<PartitionLog[]> OpenPartitionsAsync(LogManager manager, string topic, int count, CancellationToken cancellationToken)
+    private static async Task<PartitionLog[]> OpenPartitionsAsync(
+        LogManager manager, string topic, int count, CancellationToken cancellationToken)
     {
         var partitions = new PartitionLog[count];
         for (int i = 0; i < count; i++)
@@ -118,7 +125,8 @@ internal sealed class TopicStore : IAsyncDisposable
     private static (string? Topic, int Partition) ParseLogName(string name)
     {
         int dash = name.LastIndexOf('-');
-        if (dash <= 0 || !int.TryParse(name.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int partition))
+        var digits = name.AsSpan(dash + 1);
+        if (dash <= 0 || !int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out int partition))
         {
             return (null, -1);
         }
