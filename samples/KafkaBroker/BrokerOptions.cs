@@ -37,7 +37,10 @@ public sealed record BrokerOptions
     /// </summary>
     public int MaximumRequestSize { get; init; } = 100 * 1024 * 1024;
 
-    /// <summary>Largest record batch accepted, in bytes (Kafka's <c>message.max.bytes</c> is 1 MiB + 12).</summary>
+    /// <summary>
+    /// Largest record batch accepted, in bytes (Kafka's <c>message.max.bytes</c> is 1 MiB + 12); at most AppendLog's
+    /// <c>LogOptions.DefaultMaximumBatchSize</c>.
+    /// </summary>
     public int MaximumBatchSize { get; init; } = 1024 * 1024 + 12;
 
     /// <summary>Longest a fetch waits for data, whatever the client asks (a bound on parked requests).</summary>
@@ -69,5 +72,9 @@ public sealed record BrokerOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(DefaultPartitions, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumRequestSize, 1024);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumBatchSize, 61);
+
+        // The partitions' logs use AppendLog's default batch limit; a larger broker limit would let through batches
+        // that AppendRawBatchAsync then refuses.
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(MaximumBatchSize, AppendLog.LogOptions.DefaultMaximumBatchSize);
     }
 }
