@@ -184,8 +184,7 @@ internal static class FetchHandler
     private static KafkaWriter Write(RequestContext request, List<TopicRequest> topics, List<PartitionResult[]> results)
     {
         short version = request.Version;
-        int payload = results.Sum(r => r.Sum(p => p.Batches.Sum(b => b.Bytes.Length)));
-        var w = new KafkaWriter(request.Header.CorrelationId, capacity: payload + 256);
+        var w = new KafkaWriter(request.Header.CorrelationId);
         w.WriteInt32(0); // throttle_time_ms
         if (version >= 7)
         {
@@ -227,7 +226,7 @@ internal static class FetchHandler
         w.WriteInt32(result.Batches.Sum(b => b.Bytes.Length));
         foreach (var batch in result.Batches)
         {
-            w.WriteRaw(batch.Bytes.Span);
+            w.WriteReference(batch.Bytes); // a LogBatch's bytes are immutable and may be held past the read
         }
     }
 }

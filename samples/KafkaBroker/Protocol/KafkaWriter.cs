@@ -6,16 +6,20 @@ namespace KafkaBroker.Protocol;
 
 /// <summary>
 /// Writes one response frame: a 4-byte size placeholder (patched by <see cref="Complete"/>), then the fields in
-/// Kafka's encodings. Arrays are written as a count followed by the elements the caller writes.
+/// Kafka's encodings. Arrays are written as a count followed by the elements the caller writes. Large byte ranges
+/// (stored record batches) can be appended by reference with <see cref="WriteReference"/>: the frame is then sent
+/// as a list of parts, so a fetch never copies the batches it serves into a buffer of its own.
 /// </summary>
 internal sealed class KafkaWriter
 {
     private readonly ArrayBufferWriter<byte> _buffer;
+    private readonly List<(int Position, ReadOnlyMemory<byte> Bytes)> _references = [];
+    private long _referencedBytes;
 
     /// <summary>Starts a frame: the size placeholder, then the response header's correlation id.</summary>
-    public KafkaWriter(int correlationId, int capacity = 256)
+    public KafkaWriter(int correlationId)
     {
-        _buffer = new ArrayBufferWriter<byte>(capacity);
+        _buffer = new ArrayBufferWriter<byte>(256);
         WriteInt32(0);
         WriteInt32(correlationId);
     }
@@ -53,8 +57,15 @@ internal sealed class KafkaWriter
         value.CopyTo(Span(value.Length));
     }
 
-    /// <summary>Raw bytes without a length (record batches after a length written by the caller).</summary>
-    public void WriteRaw(ReadOnlySpan<byte> value) => value.CopyTo(Span(value.Length));
+    /// <summary>
+    /// Bytes sent as they are after everything written so far, without a length and without being copied (the
+    /// caller keeps them unchanged until the frame is sent).
+    /// </summary>
+    public void WriteReference(ReadOnlyMemory<byte> bytes)
+    {
+        _references.Add((_buffer.WrittenCount, bytes));
+        _referencedBytes += bytes.Length;
+    }
 
     public void WriteArrayCount(int count) => WriteInt32(count);
 
@@ -83,11 +94,30 @@ internal sealed class KafkaWriter
         BinaryPrimitives.WriteInt32BigEndian(
             MemoryMarshalHelper.AsWritable(_buffer.WrittenMemory).Span[position..], value);
 
-    /// <summary>Patches the frame's size and returns the whole frame.</summary>
-    public ReadOnlyMemory<byte> Complete()
+    /// <summary>Patches the frame's size and returns the frame as the parts to send, in order.</summary>
+    /// <exception cref="KafkaProtocolException">The frame would exceed 2 GiB, the protocol's size limit.</exception>
+    public List<ReadOnlyMemory<byte>> Complete()
     {
-        PatchInt32(0, _buffer.WrittenCount - 4);
-        return _buffer.WrittenMemory;
+        long size = _buffer.WrittenCount + _referencedBytes - 4;
+        if (size > int.MaxValue)
+        {
+            throw new KafkaProtocolException("The response exceeds 2 GiB.");
+        }
+
+        PatchInt32(0, (int)size);
+        var written = _buffer.WrittenMemory;
+        var parts = new List<ReadOnlyMemory<byte>>((2 * _references.Count) + 1);
+        int from = 0;
+        foreach (var (position, bytes) in _references)
+        {
+            parts.Add(written[from..position]);
+            parts.Add(bytes);
+            from = position;
+        }
+
+        parts.Add(written[from..]);
+        parts.RemoveAll(p => p.IsEmpty);
+        return parts;
     }
 
     private Span<byte> Span(int length)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using AppendLog;
 using KafkaBroker.Protocol;
 
@@ -25,6 +26,7 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
 
     public async Task RunAsync()
     {
+        socket.NoDelay = true; // as Kafka brokers do: answers are whole frames, never worth delaying
         await using var stream = _stream.ConfigureAwait(false);
         var sizePrefix = new byte[4];
         try
@@ -91,7 +93,7 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
             var response = await RequestDispatcher.HandleAsync(request).ConfigureAwait(false);
             if (response is not null)
             {
-                await _stream.WriteAsync(response.Complete(), broker.Stopping).ConfigureAwait(false);
+                await SendAsync(response.Complete()).ConfigureAwait(false);
             }
 
             return true;
@@ -100,6 +102,21 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
         {
             ArrayPool<byte>.Shared.Return(frame);
         }
+    }
+
+    /// <summary>One write of one part; one gathering send (writev) of several, each part from its own array.</summary>
+    private async Task SendAsync(List<ReadOnlyMemory<byte>> parts)
+    {
+        if (parts.Count == 1)
+        {
+            await _stream.WriteAsync(parts[0], broker.Stopping).ConfigureAwait(false);
+            return;
+        }
+
+        var segments = parts
+            .Select(p => MemoryMarshal.TryGetArray(p, out var array) ? array : new ArraySegment<byte>(p.ToArray()))
+            .ToList();
+        await socket.SendAsync(segments, SocketFlags.None).ConfigureAwait(false);
     }
 
     private async Task<bool> TryReadExactlyAsync(byte[] buffer)
