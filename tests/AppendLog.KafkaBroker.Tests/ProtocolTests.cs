@@ -212,6 +212,47 @@ public sealed class ProtocolTests
     }
 
     [Test]
+    [CancelAfter(20_000)]
+    public async Task AcksZero_StoresTheBatch_AndSendsNoResponse(CancellationToken cancellationToken)
+    {
+        await using var broker = await StartWithTopicAsync("t");
+        await using var client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers, cancellationToken);
+        var body = RawKafkaClient.ProduceBody("t", 0, RawKafkaClient.Batch(-1, -1, -1, "fire", "forget"), acks: 0);
+        var header = new RawKafkaClient.Bytes().Int16(Produce).Int16(7).Int32(99).String("raw").ToArray();
+        await client.SendRawAsync(header.Length + body.Length, [.. header, .. body], cancellationToken);
+
+        // The next frame on the connection answers the next request: nothing was sent for the produce.
+        var next = await client.SendAsync(ApiVersions, 0, [], cancellationToken);
+
+        Assert.That(next, Is.Not.Null);
+        Assert.That(BinaryPrimitives.ReadInt16BigEndian(next), Is.EqualTo(None));
+        Assert.That(BinaryPrimitives.ReadInt32BigEndian(next.AsSpan(2)), Is.EqualTo(14), "the ApiVersions list, not a produce answer");
+        Assert.That(HighWatermark(broker, "t"), Is.EqualTo(2));
+    }
+
+    [Test]
+    [CancelAfter(20_000)]
+    public async Task Fetch_WithFewerThanMinBytesAvailable_WaitsMaxWait_ThenReturnsWhatThereIs(CancellationToken cancellationToken)
+    {
+        await using var broker = await StartWithTopicAsync("t");
+        await using var client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers, cancellationToken);
+        var batch = RawKafkaClient.Batch(-1, -1, -1, "small");
+        await ProduceAsync(client, "t", batch, cancellationToken);
+
+        var clock = Stopwatch.StartNew();
+        var enough = ParseFetch((await client.SendAsync(Fetch, 11, FetchBody("t", 0, maxWaitMs: 5000, minBytes: 1), cancellationToken))!);
+        var enoughWait = clock.Elapsed;
+        clock.Restart();
+        var tooFew = ParseFetch((await client.SendAsync(Fetch, 11, FetchBody("t", 0, maxWaitMs: 300, minBytes: 1 << 20), cancellationToken))!);
+        var tooFewWait = clock.Elapsed;
+
+        Assert.That(enough, Is.EqualTo((None, 1L, batch.Length)));
+        Assert.That(enoughWait, Is.LessThan(TimeSpan.FromSeconds(4)), "min_bytes reached: no wait");
+        Assert.That(tooFew, Is.EqualTo((None, 1L, batch.Length)));
+        Assert.That(tooFewWait, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(250)), "below min_bytes: waits max_wait_ms");
+    }
+
+    [Test]
     [CancelAfter(30_000)]
     public async Task Fetch_AtTheTail_WaitsForTheNextAppend_NotForMaxWait(CancellationToken cancellationToken)
     {
@@ -310,8 +351,8 @@ public sealed class ProtocolTests
         Assert.That(BinaryPrimitives.ReadInt16BigEndian(response), Is.EqualTo(None));
     }
 
-    private static byte[] FetchBody(string topic, long offset, int maxWaitMs) => new RawKafkaClient.Bytes()
-        .Int32(-1).Int32(maxWaitMs).Int32(1).Int32(1 << 20).Int8(0).Int32(0).Int32(-1)
+    private static byte[] FetchBody(string topic, long offset, int maxWaitMs, int minBytes = 1) => new RawKafkaClient.Bytes()
+        .Int32(-1).Int32(maxWaitMs).Int32(minBytes).Int32(1 << 20).Int8(0).Int32(0).Int32(-1)
         .Int32(1).String(topic).Int32(1).Int32(0).Int32(-1).Int64(offset).Int64(-1).Int32(1 << 20)
         .Int32(0).String("").ToArray();
 
