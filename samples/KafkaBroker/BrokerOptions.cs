@@ -1,0 +1,80 @@
+namespace KafkaBroker;
+
+/// <summary>
+/// How the broker listens, where it stores, and its limits. Defaults follow Kafka's where one exists.
+/// </summary>
+public sealed record BrokerOptions
+{
+    /// <summary>
+    /// The directory holding the topics (<c>topics/</c>) and the committed offsets (<c>group-offsets/</c>).
+    /// </summary>
+    public required string DataDirectory { get; init; }
+
+    /// <summary>The address to listen on. Default 127.0.0.1.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>The port to listen on; 0 picks a free one (see <see cref="KafkaServer.Port"/>). Default 9092.</summary>
+    public int Port { get; init; } = 9092;
+
+    /// <summary>
+    /// The host name Metadata and FindCoordinator give clients; null gives the address each client connected to.
+    /// </summary>
+    public string? AdvertisedHost { get; init; }
+
+    /// <summary>
+    /// Create a topic when a client asks for its metadata (Kafka's <c>auto.create.topics.enable</c>). Default true.
+    /// </summary>
+    public bool AutoCreateTopics { get; init; } = true;
+
+    /// <summary>
+    /// Partitions of an auto-created topic, or of CreateTopics with -1 (Kafka's <c>num.partitions</c>). Default 1.
+    /// </summary>
+    public int DefaultPartitions { get; init; } = 1;
+
+    /// <summary>
+    /// Largest request frame, in bytes (Kafka's <c>socket.request.max.bytes</c>, 100 MiB); a larger size prefix closes
+    /// the connection before any of the request is read.
+    /// </summary>
+    public int MaximumRequestSize { get; init; } = 100 * 1024 * 1024;
+
+    /// <summary>
+    /// Largest record batch accepted, in bytes (Kafka's <c>message.max.bytes</c> is 1 MiB + 12); at most AppendLog's
+    /// <c>LogOptions.DefaultMaximumBatchSize</c>.
+    /// </summary>
+    public int MaximumBatchSize { get; init; } = 1024 * 1024 + 12;
+
+    /// <summary>Longest a fetch waits for data, whatever the client asks (a bound on parked requests).</summary>
+    public TimeSpan MaximumFetchWait { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a new group waits for more members before its first generation (Kafka's
+    /// <c>group.initial.rebalance.delay.ms</c>, 3 s there; shorter here so a lone consumer starts at once).
+    /// </summary>
+    public TimeSpan InitialRebalanceDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Where connection and request problems are written; null writes nowhere.</summary>
+    public TextWriter? Log { get; init; }
+
+    /// <summary>The clock for group session timeouts and fetch waits.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>This broker's node id in Metadata.</summary>
+    public int NodeId { get; init; }
+
+    /// <summary>The cluster id in Metadata.</summary>
+    public string ClusterId { get; init; } = "appendlog-kafka-sample";
+
+    internal void Validate()
+    {
+        ArgumentException.ThrowIfNullOrEmpty(DataDirectory);
+        ArgumentOutOfRangeException.ThrowIfNegative(Port);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(Port, 65535);
+        ArgumentOutOfRangeException.ThrowIfLessThan(DefaultPartitions, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaximumRequestSize, 1024);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaximumBatchSize, 61);
+
+        // The partitions' logs use AppendLog's default batch limit; a larger broker limit would let through batches
+        // that AppendRawBatchAsync then refuses.
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(MaximumBatchSize, AppendLog.LogOptions.DefaultMaximumBatchSize);
+    }
+}

@@ -1,0 +1,36 @@
+namespace KafkaBroker.Protocol;
+
+/// <summary>Kafka error codes the broker returns (numbers from the Kafka protocol guide, "Error Codes").</summary>
+internal enum ErrorCode : short
+{
+    UnknownServerError = -1,
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    MessageTooLarge = 10,
+    CoordinatorNotAvailable = 15,
+    InvalidTopic = 17,
+    RecordListTooLarge = 18,
+    InvalidRequiredAcks = 21,
+    IllegalGeneration = 22,
+    InconsistentGroupProtocol = 23,
+    InvalidGroupId = 24,
+    UnknownMemberId = 25,
+    InvalidSessionTimeout = 26,
+    RebalanceInProgress = 27,
+    UnsupportedVersion = 35,
+    TopicAlreadyExists = 36,
+    InvalidPartitions = 37,
+    InvalidReplicationFactor = 38,
+    InvalidRequest = 42,
+    UnsupportedForMessageFormat = 43,
+    OutOfOrderSequenceNumber = 45,
+    DuplicateSequenceNumber = 46,
+    InvalidProducerEpoch = 47,
+    TransactionalIdAuthorizationFailed = 53,
+    KafkaStorageError = 56,
+    UnknownProducerId = 59,
+    UnsupportedCompressionType = 76,
+    InvalidRecord = 87,
+}

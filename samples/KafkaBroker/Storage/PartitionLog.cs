@@ -1,0 +1,142 @@
+using AppendLog;
+using KafkaBroker.Protocol;
+
+namespace KafkaBroker.Storage;
+
+/// <summary>
+/// One topic-partition: an AppendLog <see cref="SegmentedLog"/> (named <c>{topic}-{partition}</c> in the broker's
+/// <see cref="LogManager"/>), the idempotent producers' state, and a signal that wakes fetches waiting at the tail.
+/// Consumers see only durable records: the high watermark is <see cref="SegmentedLog.DurableEndOffset"/>.
+/// </summary>
+internal sealed class PartitionLog
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<long, ProducerState> _producers = [];
+    private TaskCompletionSource _appended = NewSignal();
+
+    private PartitionLog(string topic, int partition, SegmentedLog log)
+    {
+        Topic = topic;
+        Partition = partition;
+        Log = log;
+    }
+
+    public string Topic { get; }
+
+    public int Partition { get; }
+
+    public SegmentedLog Log { get; }
+
+    /// <summary>The log name of a topic-partition.</summary>
+    public static string LogName(string topic, int partition) => $"{topic}-{partition}";
+
+    /// <summary>
+    /// Opens the partition's log and rebuilds the producers' state from the batches it holds (Kafka keeps snapshots
+    /// for this; a sample can afford the scan).
+    /// </summary>
+    public static async Task<PartitionLog> OpenAsync(
+        LogManager manager, string topic, int partition, CancellationToken cancellationToken)
+    {
+        var log = await manager.GetOrOpenAsync(LogName(topic, partition), cancellationToken).ConfigureAwait(false);
+        var partitionLog = new PartitionLog(topic, partition, log);
+        await foreach (var stored in log.ReadBatchesAsync(log.StartOffset, cancellationToken).ConfigureAwait(false))
+        {
+            var batch = RecordBatchView.OfStored(stored.Bytes);
+            if (batch.ProducerId >= 0)
+            {
+                partitionLog.StateFor(batch).Remember(batch, Task.FromResult(stored.BaseOffset));
+            }
+        }
+
+        return partitionLog;
+    }
+
+    /// <summary>
+    /// A task that completes at the next append made durable (take it before reading, so none is missed).
+    /// </summary>
+    public Task WhenAppended => Volatile.Read(ref _appended).Task;
+
+    /// <summary>
+    /// Stores the batches of one produce request for this partition, in order; each batch's producer sequence is
+    /// checked first, and a retried batch gets the offset it got the first time. Completes when every batch is
+    /// durable, with the base offset of the first.
+    /// </summary>
+    public async Task<(ErrorCode Error, long BaseOffset)> AppendAsync(
+        List<RecordBatchView> batches, CancellationToken cancellationToken)
+    {
+        var appends = new List<Task<long>>(batches.Count);
+        lock (_lock)
+        {
+            foreach (var batch in batches)
+            {
+                var error = StartAppendUnsynchronized(batch, appends, cancellationToken);
+                if (error != ErrorCode.None)
+                {
+                    // Only an idempotent producer's check fails here, and such a request holds one batch
+                    // (ProduceHandler makes sure), so nothing of this request was started.
+                    return (error, -1);
+                }
+            }
+        }
+
+        long[] offsets = await Task.WhenAll(appends).ConfigureAwait(false);
+        Notify();
+        return (ErrorCode.None, offsets[0]);
+    }
+
+    private ErrorCode StartAppendUnsynchronized(
+        RecordBatchView batch, List<Task<long>> appends, CancellationToken cancellationToken)
+    {
+        if (batch.ProducerId < 0)
+        {
+            appends.Add(Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask());
+            return ErrorCode.None;
+        }
+
+        _producers.TryGetValue(batch.ProducerId, out var state);
+        if (state is not null && batch.ProducerEpoch < state.Epoch)
+        {
+            return ErrorCode.InvalidProducerEpoch;
+        }
+
+        if (state is null || batch.ProducerEpoch > state.Epoch)
+        {
+            state = new ProducerState(batch.ProducerEpoch);
+        }
+
+        var error = state.Check(batch, out var duplicateOf);
+        if (error != ErrorCode.None)
+        {
+            return error;
+        }
+
+        if (duplicateOf is not null)
+        {
+            appends.Add(duplicateOf);
+            return ErrorCode.None;
+        }
+
+        // The offset is assigned when the log accepts the batch, inside this call (the connection sends a
+        // producer's next request only after this one is answered, so its batches reach the log in order).
+        var append = Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask();
+        state.Remember(batch, append);
+        _producers[batch.ProducerId] = state;
+        appends.Add(append);
+        return ErrorCode.None;
+    }
+
+    private ProducerState StateFor(RecordBatchView batch)
+    {
+        if (!_producers.TryGetValue(batch.ProducerId, out var state) || state.Epoch != batch.ProducerEpoch)
+        {
+            state = new ProducerState(batch.ProducerEpoch);
+            _producers[batch.ProducerId] = state;
+        }
+
+        return state;
+    }
+
+    private void Notify() => Interlocked.Exchange(ref _appended, NewSignal()).TrySetResult();
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
