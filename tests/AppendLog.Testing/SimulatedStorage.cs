@@ -39,6 +39,8 @@ namespace AppendLog.Testing;
 /// | Bit flip (bit rot)    | FlipBit(path, position, bit)        | flips one bit of the durable image                       | LogCorruptedException naming file and position (not tail)  |
 /// | Latency spike         | BeforeOperation hook                | runs the hook before taking the lock (sleep, barrier);   | only timing changes; writes may complete out of order      |
 /// |                       |                                     | lets a test hold one write while others complete         |                                                            |
+/// | Late completion       | AfterOperation hook (SyncData)      | the sync took effect (or failed); its return is held     | durability advances in sync start order: a later sync's    |
+/// |                       |                                     | while later syncs complete and are reported first        | success reported first moves nothing past the held one     |
 /// | Misaligned O_DIRECT   | (a bug)                             | EINVAL, as the kernel; SanitizingFile reports it first   | AppendLogInvariantException                                |
 /// | Read error            | InjectError(StorageOperation.Read)  | throws, no change                                        | the read fails with the I/O error                          |
 /// </code>
@@ -99,6 +101,13 @@ internal sealed class SimulatedStorage : IStorage
     /// test can delay or block one call (a latency spike, a write held back while later ones complete).
     /// </summary>
     public Action<StorageOperation, string>? BeforeOperation { get; set; }
+
+    /// <summary>
+    /// Called after an fdatasync took effect (or failed: the exception it is about to throw, else null), outside the
+    /// lock, before the call returns: a test can hold a completion back while later operations complete and are
+    /// reported first (a sync that failed reported after a later one that succeeded).
+    /// </summary>
+    public Action<StorageOperation, string, Exception?>? AfterOperation { get; set; }
 
     /// <summary>Makes the <paramref name="nth"/> next call (1 = the very next) of <paramref name="operation"/> fail.</summary>
     /// <param name="operation">The operation to fail.</param>
@@ -508,16 +517,25 @@ internal sealed class SimulatedStorage : IStorage
     internal void FileSync(SimulatedFile file)
     {
         BeforeOperation?.Invoke(StorageOperation.SyncData, file.Path);
+        Exception? failure = null;
         lock (_lock)
         {
             Check(file);
             if (NextFault(StorageOperation.SyncData) is { } errno)
             {
                 file.Inode.FailSync(_random);
-                throw Injected(errno, "fdatasync", file.Path);
+                failure = Injected(errno, "fdatasync", file.Path);
             }
+            else
+            {
+                file.Inode.Sync();
+            }
+        }
 
-            file.Inode.Sync();
+        AfterOperation?.Invoke(StorageOperation.SyncData, file.Path, failure);
+        if (failure is not null)
+        {
+            throw failure;
         }
     }
 
