@@ -73,8 +73,9 @@ public sealed record LogOptions
     public long CompactionKeyMapBytes { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>
-    /// How appended batches are compressed (LZ4 frames, as Kafka writes them). Compression costs CPU on the append path
-    /// and pays off for large, compressible batches; single small records rarely shrink.
+    /// How appended batches are compressed, in any of Kafka's four codecs as Kafka's clients write them (GZIP, Snappy,
+    /// LZ4, ZSTD). Compression costs CPU on the append path and pays off for large, compressible batches; single small
+    /// records rarely shrink. Batches of every codec are read whatever this option says.
     /// </summary>
     public CompressionCodec Compression { get; init; } = CompressionCodec.None;
 
@@ -128,7 +129,7 @@ public sealed record LogOptions
         Check(Enum.IsDefined(CompactionPolicy), nameof(CompactionPolicy), CompactionPolicy, "is not a defined value");
         Check(TombstoneRetention >= TimeSpan.Zero, nameof(TombstoneRetention), TombstoneRetention, "must not be negative");
         Check(CompactionKeyMapBytes >= 1024 * 1024, nameof(CompactionKeyMapBytes), CompactionKeyMapBytes, "must be at least 1 MiB");
-        Check(Compression is CompressionCodec.None or CompressionCodec.Lz4, nameof(Compression), Compression, "is not a supported codec");
+        Check(Enum.IsDefined(Compression), nameof(Compression), Compression, "is not a supported codec");
         Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");
     }
 

@@ -30,7 +30,7 @@ internal ref struct RecordEnumerator
     {
         if (header.RecordCount < 0)
         {
-            throw new RecordBatchFormatException($"Malformed batch: recordCount is {header.RecordCount}.", 0);
+            throw new RecordBatchFormatException($"Malformed batch: recordCount is {header.RecordCount}.", 0, "offsetRange");
         }
 
         _records = records;
@@ -67,6 +67,11 @@ internal ref struct RecordEnumerator
         }
 
         var lengthReader = new RecordReader(_records[_position..], _position, _index);
+        if (lengthReader.Remaining == 0)
+        {
+            lengthReader.Throw("record count", $"is {_recordCount}, but the batch ends after {_index} records");
+        }
+
         int length = lengthReader.ReadVarint("record length");
         if (length < RecordBodySizeMin || length > lengthReader.Remaining)
         {
