@@ -91,7 +91,8 @@ public sealed partial class SegmentedLog
         int i = 0;
         foreach (var h in record.Headers)
         {
-            headers[i++] = new RecordHeader(Encoding.UTF8.GetString(h.KeyUtf8), h.Value.ToArray());
+            string key = Encoding.UTF8.GetString(h.KeyUtf8);
+            headers[i++] = h.HasValue ? new RecordHeader(key, h.Value.ToArray()) : RecordHeader.WithNullValue(key);
         }
 
         return headers;

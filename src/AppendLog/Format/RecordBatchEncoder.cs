@@ -205,7 +205,7 @@ internal static class RecordBatchEncoder
         {
             RecordHeader header = headers![i];
             int keyBytes = Utf8KeyLength(header);
-            size += Varint.SizeOf(keyBytes) + (long)keyBytes + MeasureBytes(true, header.Value.Length);
+            size += Varint.SizeOf(keyBytes) + (long)keyBytes + MeasureBytes(!header.IsValueNull, header.Value.Length);
             if (size > BatchSizeMax)
             {
                 ThrowTooLarge();
@@ -263,7 +263,7 @@ internal static class RecordBatchEncoder
             int keyBytes = Utf8KeyLength(header);
             position += Varint.Write(destination[position..], keyBytes);
             position += Encoding.UTF8.GetBytes(header.Key, destination[position..]);
-            position += WriteBytes(destination[position..], true, header.Value.Span);
+            position += WriteBytes(destination[position..], !header.IsValueNull, header.Value.Span);
         }
 
         // Pair check: the body we wrote is exactly the size we measured (and wrote into the length field).
