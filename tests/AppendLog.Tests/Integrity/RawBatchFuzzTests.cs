@@ -157,6 +157,11 @@ public sealed class RawBatchFuzzTests
             case 2: // flip a bit anywhere, CRC left as it is
             {
                 byte[] copy = [.. batch];
+                if (copy.Length == 0)
+                {
+                    return copy; // an earlier truncation left nothing to flip
+                }
+
                 copy[random.Next(copy.Length)] ^= (byte)(1 << random.Next(8));
                 return copy;
             }

@@ -154,6 +154,24 @@ public sealed class RawBatchValidationTests
         Assert.That(RecordBatchValidator.Validate(BatchWithPayload(raw, 4, 3, 2), MaximumBatchSize, 1 << 20, "b").RecordCount, Is.EqualTo(4));
     }
 
+    [Test]
+    public void ZstdStreamingFrames_WithoutAContentSize_AsTheJavaProducerWrites_PassValidation()
+    {
+        // Kafka's Java producer compresses through zstd-jni's ZstdOutputStream: a streaming frame whose header does
+        // not state the content size. ZstdSharp's CompressionStream writes the same kind of frame.
+        byte[] records = Records(50);
+        using var output = new MemoryStream();
+        using (var zstd = new ZstdSharp.CompressionStream(output, 3))
+        {
+            zstd.Write(records);
+        }
+
+        byte[] frame = output.ToArray();
+        Assert.That(frame[4] & 0xC0, Is.Zero, "Frame_Content_Size_flag 0: no content size in the frame header");
+        Assert.That(frame[4] & 0x20, Is.Zero, "not a single-segment frame (which would carry the size)");
+        Assert.That(RecordBatchValidator.Validate(BatchWithPayload(frame, 50, 49, 4), MaximumBatchSize, 1 << 20, "b").RecordCount, Is.EqualTo(50));
+    }
+
     private static byte[] WithByte(byte[] batch, int offset, byte value)
     {
         byte[] copy = [.. batch];
