@@ -37,6 +37,32 @@ public sealed class LogBatch
     /// <summary>The largest record timestamp in the batch, in Unix milliseconds.</summary>
     public long MaxTimestampMs { get; }
 
+    /// <summary>
+    /// True when the batch has Kafka's LogAppendTime attribute: every record's timestamp is <see cref="MaxTimestampMs"/>
+    /// (as <see cref="LogRecord.TimestampMs"/> reports it), not the producer's create time.
+    /// </summary>
+    public bool IsLogAppendTime => (Attributes & Format.RecordBatch.LogAppendTimeFlag) != 0;
+
+    /// <summary>True when the batch belongs to a Kafka transaction (attribute bit 4).</summary>
+    public bool IsTransactional => (Attributes & Format.RecordBatch.TransactionalFlag) != 0;
+
+    /// <summary>
+    /// True when the batch holds a control record, such as a transaction's commit or abort marker (attribute bit 5);
+    /// its records are markers, not application data.
+    /// </summary>
+    public bool IsControl => (Attributes & Format.RecordBatch.ControlFlag) != 0;
+
+    /// <summary>The idempotent or transactional producer's id, or -1 for a batch written without one.</summary>
+    public long ProducerId => BinaryPrimitives.ReadInt64BigEndian(Bytes.Span[Format.RecordBatch.ProducerIdOffset..]);
+
+    /// <summary>The producer's epoch, or -1 for a batch written without an idempotent producer.</summary>
+    public short ProducerEpoch => BinaryPrimitives.ReadInt16BigEndian(Bytes.Span[Format.RecordBatch.ProducerEpochOffset..]);
+
+    /// <summary>The producer's sequence number of the batch's first record, or -1 for a batch written without one.</summary>
+    public int BaseSequence => BinaryPrimitives.ReadInt32BigEndian(Bytes.Span[Format.RecordBatch.BaseSequenceOffset..]);
+
+    private short Attributes => BinaryPrimitives.ReadInt16BigEndian(Bytes.Span[Format.RecordBatch.AttributesOffset..]);
+
     /// <summary>The segment file the batch was read from (for error messages).</summary>
     internal string SourcePath { get; init; } = "";
 

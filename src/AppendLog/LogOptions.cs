@@ -31,8 +31,18 @@ public sealed record LogOptions
     /// <summary>A segment is rolled at the first append after it has been active this long; null for never.</summary>
     public TimeSpan? SegmentMaxAge { get; init; }
 
-    /// <summary>The largest encoded batch accepted (header included): 1 KiB up to <see cref="SegmentSize"/>.</summary>
-    public int MaximumBatchSize { get; init; } = DefaultMaximumBatchSize;
+    /// <summary>
+    /// The largest encoded batch accepted (header included): 1 KiB up to <see cref="SegmentSize"/>. When not set, it is
+    /// <see cref="DefaultMaximumBatchSize"/>, or <see cref="SegmentSize"/> when segments are smaller than that (1 MiB
+    /// segments take batches of up to 1 MiB).
+    /// </summary>
+    public int MaximumBatchSize
+    {
+        get => _maximumBatchSize ?? (int)Math.Min(DefaultMaximumBatchSize, SegmentSize);
+        init => _maximumBatchSize = value;
+    }
+
+    private readonly int? _maximumBatchSize;
 
     /// <summary>The smallest step of space reserved ahead of the write head: 64 KiB up to <see cref="PreallocationMaximumStep"/>.</summary>
     public long PreallocationMinimumStep { get; init; } = 1024 * 1024;
@@ -73,8 +83,9 @@ public sealed record LogOptions
     public long CompactionKeyMapBytes { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>
-    /// How appended batches are compressed (LZ4 frames, as Kafka writes them). Compression costs CPU on the append path
-    /// and pays off for large, compressible batches; single small records rarely shrink.
+    /// How appended batches are compressed, in any of Kafka's four codecs as Kafka's clients write them (GZIP, Snappy,
+    /// LZ4, ZSTD). Compression costs CPU on the append path and pays off for large, compressible batches; single small
+    /// records rarely shrink. Batches of every codec are read whatever this option says.
     /// </summary>
     public CompressionCodec Compression { get; init; } = CompressionCodec.None;
 
@@ -121,7 +132,14 @@ public sealed record LogOptions
         }
 
         Check(SegmentSize >= 1024 * 1024 && SegmentSize <= 16L * 1024 * 1024 * 1024, nameof(SegmentSize), SegmentSize, "must be from 1 MiB to 16 GiB");
-        Check(MaximumBatchSize >= 1024 && MaximumBatchSize <= SegmentSize, nameof(MaximumBatchSize), MaximumBatchSize, "must be from 1 KiB to SegmentSize");
+        Check(MaximumBatchSize >= 1024, nameof(MaximumBatchSize), MaximumBatchSize, "must be at least 1 KiB");
+        if (MaximumBatchSize > SegmentSize)
+        {
+            // Two options clash, so neither alone is out of range: name both and what to change.
+            throw new ArgumentException(
+                $"LogOptions.MaximumBatchSize ({MaximumBatchSize}) is larger than LogOptions.SegmentSize ({SegmentSize}): a batch must fit in one segment. Lower MaximumBatchSize to at most SegmentSize, or raise SegmentSize.",
+                nameof(MaximumBatchSize));
+        }
         Check(PreallocationMaximumStep >= PreallocationMinimumStep && PreallocationMaximumStep % 4096 == 0, nameof(PreallocationMaximumStep), PreallocationMaximumStep, "must be a multiple of 4096, at least PreallocationMinimumStep");
         Check(SegmentMaxAge is null || SegmentMaxAge > TimeSpan.Zero, nameof(SegmentMaxAge), SegmentMaxAge, "must be positive");
         Check(RetentionBytes is null || RetentionBytes >= SegmentSize, nameof(RetentionBytes), RetentionBytes, "must be at least SegmentSize");
@@ -131,7 +149,7 @@ public sealed record LogOptions
         Check(Enum.IsDefined(CompactionPolicy), nameof(CompactionPolicy), CompactionPolicy, "is not a defined value");
         Check(TombstoneRetention >= TimeSpan.Zero, nameof(TombstoneRetention), TombstoneRetention, "must not be negative");
         Check(CompactionKeyMapBytes >= 1024 * 1024, nameof(CompactionKeyMapBytes), CompactionKeyMapBytes, "must be at least 1 MiB");
-        Check(Compression is CompressionCodec.None or CompressionCodec.Lz4, nameof(Compression), Compression, "is not a supported codec");
+        Check(Enum.IsDefined(Compression), nameof(Compression), Compression, "is not a supported codec");
         Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");
     }
 

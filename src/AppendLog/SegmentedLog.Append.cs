@@ -208,8 +208,9 @@ public sealed partial class SegmentedLog
             throw new ArgumentException("A batch needs at least one record.", nameof(records));
         }
 
-        bool compress = _options.Compression == CompressionCodec.Lz4;
-        int size = compress ? RecordBatchEncoder.MeasureCompressedMax(records) : RecordBatchEncoder.MeasureUncompressed(records);
+        var codec = _options.Compression;
+        bool compress = codec != CompressionCodec.None;
+        int size = compress ? RecordBatchEncoder.MeasureCompressedMax(records, codec) : RecordBatchEncoder.MeasureUncompressed(records);
         if (!compress && size > _options.MaximumBatchSize)
         {
             ThrowTooLarge(size);
@@ -228,7 +229,7 @@ public sealed partial class SegmentedLog
                 records2 = t_compressScratch = new byte[Math.Max(recordsSize, 64 * 1024)];
             }
 
-            length = RecordBatchEncoder.EncodeCompressed(scratch, records2, records, timestamp, leaderEpoch);
+            length = RecordBatchEncoder.EncodeCompressed(scratch, records2, records, timestamp, leaderEpoch, codec);
             if (length > _options.MaximumBatchSize)
             {
                 ThrowTooLarge(length);

@@ -33,13 +33,17 @@ public sealed partial class SegmentedLog
 
     /// <summary>
     /// Appends a batch received as bytes (Kafka RecordBatch v2, for example from <see cref="LogBatch.Bytes"/> of another
-    /// log) without re-encoding it: its checksum is verified, its base offset is assigned by this log (the field is
-    /// outside the checksum), its epoch and timestamps are kept. Completes when durable, with the base offset.
+    /// log or from a Kafka producer) without re-encoding it. The batch is validated completely first, as a Kafka broker
+    /// does (framing, checksum, codec, every record; see <see cref="InvalidRecordBatchException"/>), so that no accepted
+    /// batch can make a later read fail. Its base offset is assigned by this log (the field is outside the checksum);
+    /// its epoch, timestamps and producer fields are kept. Completes when durable, with the base offset.
     /// </summary>
     /// <param name="batch">The batch bytes: exactly one whole batch.</param>
     /// <param name="cancellationToken">Cancels the wait (see <see cref="AppendAsync(ReadOnlyMemory{byte}, CancellationToken)"/>).</param>
     /// <returns>The offset of the batch's first record.</returns>
-    /// <exception cref="ArgumentException">The bytes are not exactly one valid batch, or it exceeds <see cref="LogOptions.MaximumBatchSize"/>.</exception>
+    /// <exception cref="InvalidRecordBatchException">The bytes are not exactly one valid batch, or it exceeds
+    /// <see cref="LogOptions.MaximumBatchSize"/>; <see cref="InvalidRecordBatchException.FailedCheck"/> names the check.
+    /// Nothing was appended.</exception>
     /// <exception cref="LogFaultedException">A write or sync failed.</exception>
     /// <exception cref="LogDiskFullException">No space for the batch; nothing was appended.</exception>
     /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
@@ -47,12 +51,7 @@ public sealed partial class SegmentedLog
     public ValueTask<long> AppendRawBatchAsync(ReadOnlyMemory<byte> batch, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        var check = RecordBatchDecoder.Check(batch.Span, _options.MaximumBatchSize, out var header);
-        if (check != BatchCheck.Valid || header.TotalSize != batch.Length || !OffsetRange.IsValid(header))
-        {
-            throw new ArgumentException($"The bytes are not exactly one valid record batch ({check}).", nameof(batch));
-        }
-
+        var header = RecordBatchValidator.Validate(batch.Span, _options.MaximumBatchSize, DecompressedBatchLimit, nameof(batch));
         var copy = RentScratch(batch.Length).AsSpan(0, batch.Length);
         batch.Span.CopyTo(copy);
         return AppendEncoded(copy, OffsetRange.OffsetCount(header), header.MaxTimestamp, cancellationToken);
@@ -243,7 +242,17 @@ public sealed partial class SegmentedLog
             throw new LogCorruptedException(batch.SourcePath, batch.SourcePosition, $"batch check failed: {check}");
         }
 
-        AddRecords(batch.Bytes.Span, header, batch.SourcePath, batch.SourcePosition, long.MinValue, long.MaxValue, into);
+        try
+        {
+            AddRecords(batch.Bytes.Span, header, batch.SourcePath, batch.SourcePosition, long.MinValue, long.MaxValue, into);
+        }
+        catch (RecordBatchFormatException ex)
+        {
+            // Damage inside a batch whose CRC matched (or bytes written before validation was complete): the
+            // reader's contract is LogCorruptedException with file and position, never the decoder's own type.
+            throw new LogCorruptedException(batch.SourcePath, batch.SourcePosition, $"the batch does not decode ({ex.Check}): {ex.Message}");
+        }
+
         return into;
     }
 }

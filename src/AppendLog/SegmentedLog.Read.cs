@@ -53,6 +53,13 @@ public sealed partial class SegmentedLog
         }
     }
 
+    /// <summary>
+    /// The most bytes a compressed batch's records may inflate to: 64 × <see cref="LogOptions.MaximumBatchSize"/>, at most
+    /// 256 MiB (the compactor's bound). The raw append path refuses batches beyond it, and the read path reads up to it,
+    /// so every accepted batch reads back.
+    /// </summary>
+    private int DecompressedBatchLimit => (int)Math.Min(256L * 1024 * 1024, 64L * _options.MaximumBatchSize);
+
     private RecordEnumerator Decompress(ReadOnlySpan<byte> batch, in RecordBatchHeader header, string path, long position, out byte[] scratch)
     {
         scratch = new byte[Math.Max(4 * batch.Length, 64 * 1024)];
@@ -64,12 +71,12 @@ public sealed partial class SegmentedLog
                 return RecordBatchDecoder.GetDecompressedRecords(scratch.AsSpan(0, written), header);
             }
 
-            if (scratch.Length >= 64 * _options.MaximumBatchSize)
+            if (scratch.Length >= DecompressedBatchLimit)
             {
                 throw new LogCorruptedException(path, position, "the compressed batch inflates beyond the allowed size");
             }
 
-            scratch = new byte[scratch.Length * 4];
+            scratch = new byte[Math.Min(DecompressedBatchLimit, scratch.Length * 4L)];
         }
     }
 
@@ -84,7 +91,8 @@ public sealed partial class SegmentedLog
         int i = 0;
         foreach (var h in record.Headers)
         {
-            headers[i++] = new RecordHeader(Encoding.UTF8.GetString(h.KeyUtf8), h.Value.ToArray());
+            string key = Encoding.UTF8.GetString(h.KeyUtf8);
+            headers[i++] = h.HasValue ? new RecordHeader(key, h.Value.ToArray()) : RecordHeader.WithNullValue(key);
         }
 
         return headers;

@@ -301,7 +301,7 @@ internal static class Lz4Frame
 
     [DoesNotReturn]
     private static void Throw(string what, int position) =>
-        throw new RecordBatchFormatException($"Malformed LZ4 frame at byte {position}: {what}.", position);
+        throw new RecordBatchFormatException($"Malformed LZ4 frame at byte {position}: {what}.", position, "compressedPayload");
 
     [DoesNotReturn]
     private static void ThrowDestinationTooSmall(int length, int needed) =>

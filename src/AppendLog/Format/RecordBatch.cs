@@ -16,7 +16,8 @@ namespace AppendLog.Format;
 ///     12    4 partitionLeaderEpoch   no  (we store the Raft term here; patched after encoding)
 ///     16    1 magic = 2              no
 ///     17    4 crc (CRC32C, unsigned) no  (it covers offset 21 to the end of the batch)
-///     21    2 attributes             yes (bits 0-2 codec: 0 none, 3 LZ4; bit 3 timestamp type, 0 = create time)
+///     21    2 attributes             yes (bits 0-2 codec: 0 none, 1 GZIP, 2 Snappy, 3 LZ4, 4 ZSTD; bit 3 timestamp
+///                                            type, 1 = LogAppendTime; bit 4 transactional; bit 5 control)
 ///     23    4 lastOffsetDelta        yes
 ///     27    8 baseTimestamp          yes (Unix milliseconds)
 ///     35    8 maxTimestamp           yes
@@ -96,6 +97,15 @@ internal static class RecordBatch
 
     /// <summary>The bits of attributes that hold the compression codec (Kafka: <c>COMPRESSION_CODEC_MASK</c>).</summary>
     public const short CodecMask = 0x07;
+
+    /// <summary>Attribute bit 3: the timestamp type; set = LogAppendTime (every record's timestamp is maxTimestamp).</summary>
+    public const short LogAppendTimeFlag = 0x08;
+
+    /// <summary>Attribute bit 4: the batch belongs to a transaction.</summary>
+    public const short TransactionalFlag = 0x10;
+
+    /// <summary>Attribute bit 5: the batch holds a control record (a transaction marker).</summary>
+    public const short ControlFlag = 0x20;
 
     /// <summary>producerId of a batch written without an idempotent producer.</summary>
     public const long NoProducerId = -1;

@@ -8,7 +8,7 @@ namespace AppendLog.Format;
 /// <remarks>
 /// <para>The intended sequence: <see cref="Check"/> the bytes at a batch boundary; on
 /// <see cref="BatchCheck.Valid"/>, enumerate with <see cref="GetRecords"/> (codec none) or
-/// <see cref="DecompressRecords"/> then <see cref="GetDecompressedRecords"/> (LZ4).</para>
+/// <see cref="DecompressRecords"/> then <see cref="GetDecompressedRecords"/> (compressed).</para>
 /// <para>What <see cref="Check"/> does <em>not</em> cover, and who does: baseOffset and
 /// partitionLeaderEpoch lie outside the CRC (see <see cref="RecordBatch"/>). The log checks that the base
 /// offset equals the offset it expects next; the epoch (Raft term) is not protected by the batch at all,
@@ -73,7 +73,8 @@ internal static class RecordBatchDecoder
     }
 
     /// <summary>
-    /// Decompresses the records section of a checked LZ4 batch into <paramref name="scratch"/>.
+    /// Decompresses the records section of a checked compressed batch (any codec of <see cref="BatchCompression"/>)
+    /// into <paramref name="scratch"/>.
     /// </summary>
     /// <param name="batch">The batch's bytes (at least <see cref="RecordBatchHeader.TotalSize"/>).</param>
     /// <param name="header">The header <see cref="Check"/> returned with <see cref="BatchCheck.Valid"/>.</param>
@@ -82,17 +83,22 @@ internal static class RecordBatchDecoder
     /// <param name="written">The length of the records section in <paramref name="scratch"/>.</param>
     /// <returns><see cref="OperationStatus.Done"/>, or <see cref="OperationStatus.DestinationTooSmall"/> when the
     /// records need more than <paramref name="scratch"/> (retry larger, or treat it as over the limit).</returns>
-    /// <exception cref="ArgumentException">The batch is not LZ4-compressed, or shorter than its header says.</exception>
-    /// <exception cref="RecordBatchFormatException">The LZ4 frame is malformed.</exception>
+    /// <exception cref="ArgumentException">The batch is not compressed, or shorter than its header says.</exception>
+    /// <exception cref="RecordBatchFormatException">The codec is not supported, or the payload is malformed.</exception>
     public static OperationStatus DecompressRecords(
         ReadOnlySpan<byte> batch, in RecordBatchHeader header, Span<byte> scratch, out int written)
     {
-        if (header.Codec != CompressionCodec.Lz4)
+        if (header.Codec == CompressionCodec.None)
         {
-            throw new ArgumentException($"The batch's codec is {header.Codec}, not LZ4.", nameof(header));
+            throw new ArgumentException("The batch is not compressed.", nameof(header));
         }
 
-        return Lz4Frame.Decode(RecordsSection(batch, header), scratch, out written);
+        if (!BatchCompression.IsSupported(header.Codec))
+        {
+            throw new RecordBatchFormatException($"Codec {(int)header.Codec} is not a Kafka codec.", 0, "codec");
+        }
+
+        return BatchCompression.Decompress(header.Codec, RecordsSection(batch, header), scratch, out written);
     }
 
     /// <summary>Enumerates records that <see cref="DecompressRecords"/> wrote.</summary>

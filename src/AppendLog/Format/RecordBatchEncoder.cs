@@ -68,14 +68,19 @@ internal static class RecordBatchEncoder
     }
 
     /// <summary>
-    /// The most bytes <see cref="EncodeCompressed"/> can write: the header plus the worst-case LZ4 frame
+    /// The most bytes <see cref="EncodeCompressed(Span{byte}, Span{byte}, ReadOnlySpan{AppendRecord}, long, int)"/> can write with LZ4: the header plus the worst-case LZ4 frame
     /// of the records section (incompressible input is stored raw, so this is a few bytes over
     /// <see cref="MeasureUncompressed"/>).
     /// </summary>
     /// <exception cref="ArgumentException">No records, a header with a null key, or the batch exceeds 2 GiB.</exception>
-    public static int MeasureCompressedMax(ReadOnlySpan<AppendRecord> records)
+    public static int MeasureCompressedMax(ReadOnlySpan<AppendRecord> records) =>
+        MeasureCompressedMax(records, CompressionCodec.Lz4);
+
+    /// <summary>The most bytes <see cref="EncodeCompressed(Span{byte}, Span{byte}, ReadOnlySpan{AppendRecord}, long, int, CompressionCodec)"/> can write with <paramref name="codec"/>.</summary>
+    /// <exception cref="ArgumentException">No records, a header with a null key, or the batch exceeds 2 GiB.</exception>
+    public static int MeasureCompressedMax(ReadOnlySpan<AppendRecord> records, CompressionCodec codec)
     {
-        long size = RecordBatch.HeaderSize + (long)Lz4Frame.MaxEncodedLength(MeasureRecords(records));
+        long size = RecordBatch.HeaderSize + (long)BatchCompression.MaxCompressedLength(codec, MeasureRecords(records));
         if (size > BatchSizeMax)
         {
             ThrowTooLarge();
@@ -114,7 +119,7 @@ internal static class RecordBatchEncoder
     /// The records are first encoded into <paramref name="scratch"/>, then compressed into
     /// <paramref name="destination"/>; both are the caller's, so nothing is allocated.
     /// </summary>
-    /// <param name="destination">At least <see cref="MeasureCompressedMax"/> bytes.</param>
+    /// <param name="destination">At least <see cref="MeasureCompressedMax(ReadOnlySpan{AppendRecord})"/> bytes.</param>
     /// <param name="scratch">At least <see cref="MeasureRecords"/> bytes; its contents are overwritten.</param>
     /// <param name="records">One or more records; offset deltas are their indexes.</param>
     /// <param name="timestampMs">The timestamp of every record, in Unix milliseconds.</param>
@@ -123,7 +128,25 @@ internal static class RecordBatchEncoder
     /// <exception cref="ArgumentException">A buffer is too small, there are no records, a header has a
     /// null key, or the batch exceeds 2 GiB.</exception>
     public static int EncodeCompressed(
-        Span<byte> destination, Span<byte> scratch, ReadOnlySpan<AppendRecord> records, long timestampMs, int leaderEpoch)
+        Span<byte> destination, Span<byte> scratch, ReadOnlySpan<AppendRecord> records, long timestampMs, int leaderEpoch) =>
+        EncodeCompressed(destination, scratch, records, timestampMs, leaderEpoch, CompressionCodec.Lz4);
+
+    /// <summary>
+    /// Writes a batch compressed with <paramref name="codec"/> (GZIP, Snappy, LZ4 or ZSTD; see
+    /// <see cref="BatchCompression"/>): the header, then the compressed records section, encoded first into
+    /// <paramref name="scratch"/>.
+    /// </summary>
+    /// <param name="destination">At least <see cref="MeasureCompressedMax(ReadOnlySpan{AppendRecord}, CompressionCodec)"/> bytes.</param>
+    /// <param name="scratch">At least <see cref="MeasureRecords"/> bytes; its contents are overwritten.</param>
+    /// <param name="records">One or more records; offset deltas are their indexes.</param>
+    /// <param name="timestampMs">The timestamp of every record, in Unix milliseconds.</param>
+    /// <param name="leaderEpoch">The Raft term (Kafka's partitionLeaderEpoch), or -1 when unused.</param>
+    /// <param name="codec">The compression codec (not <see cref="CompressionCodec.None"/>).</param>
+    /// <returns>The batch's length in bytes.</returns>
+    /// <exception cref="ArgumentException">A buffer is too small, there are no records, a header has a
+    /// null key, the codec is none, or the batch exceeds 2 GiB.</exception>
+    public static int EncodeCompressed(
+        Span<byte> destination, Span<byte> scratch, ReadOnlySpan<AppendRecord> records, long timestampMs, int leaderEpoch, CompressionCodec codec)
     {
         int recordsSize = MeasureRecords(records);
         if (scratch.Length < recordsSize)
@@ -131,7 +154,7 @@ internal static class RecordBatchEncoder
             throw new ArgumentException($"The scratch buffer holds {scratch.Length} bytes; the records need {recordsSize}.", nameof(scratch));
         }
 
-        int sizeMax = MeasureCompressedMax(records);
+        int sizeMax = MeasureCompressedMax(records, codec);
         if (destination.Length < sizeMax)
         {
             ThrowDestinationTooSmall(destination.Length, sizeMax);
@@ -139,9 +162,9 @@ internal static class RecordBatchEncoder
 
         int written = WriteRecords(scratch[..recordsSize], records);
         CheckWritten(written, recordsSize);
-        int frameSize = Lz4Frame.Encode(scratch[..recordsSize], destination[RecordBatch.RecordsOffset..sizeMax]);
-        int size = RecordBatch.HeaderSize + frameSize;
-        WriteHeader(destination[..size], CompressionCodec.Lz4, records.Length, timestampMs, leaderEpoch);
+        int payloadSize = BatchCompression.Compress(codec, scratch[..recordsSize], destination[RecordBatch.RecordsOffset..sizeMax]);
+        int size = RecordBatch.HeaderSize + payloadSize;
+        WriteHeader(destination[..size], codec, records.Length, timestampMs, leaderEpoch);
         return size;
     }
 
@@ -182,7 +205,7 @@ internal static class RecordBatchEncoder
         {
             RecordHeader header = headers![i];
             int keyBytes = Utf8KeyLength(header);
-            size += Varint.SizeOf(keyBytes) + (long)keyBytes + MeasureBytes(true, header.Value.Length);
+            size += Varint.SizeOf(keyBytes) + (long)keyBytes + MeasureBytes(!header.IsValueNull, header.Value.Length);
             if (size > BatchSizeMax)
             {
                 ThrowTooLarge();
@@ -240,7 +263,7 @@ internal static class RecordBatchEncoder
             int keyBytes = Utf8KeyLength(header);
             position += Varint.Write(destination[position..], keyBytes);
             position += Encoding.UTF8.GetBytes(header.Key, destination[position..]);
-            position += WriteBytes(destination[position..], true, header.Value.Span);
+            position += WriteBytes(destination[position..], !header.IsValueNull, header.Value.Span);
         }
 
         // Pair check: the body we wrote is exactly the size we measured (and wrote into the length field).

@@ -11,11 +11,16 @@ internal sealed class RecordBatchFormatException : FormatException
     /// <summary>Creates the exception.</summary>
     /// <param name="message">What was malformed, with the record index and byte position.</param>
     /// <param name="position">The byte position inside the records section where decoding stopped.</param>
-    public RecordBatchFormatException(string message, int position)
+    /// <param name="check">The failed check, as <see cref="InvalidRecordBatchException.FailedCheck"/> names it.</param>
+    public RecordBatchFormatException(string message, int position, string check)
         : base(message)
     {
         Position = position;
+        Check = check;
     }
+
+    /// <summary>The failed check, one of the names listed on <see cref="InvalidRecordBatchException"/>.</summary>
+    public string Check { get; }
 
     /// <summary>The byte position inside the records section (or LZ4 frame) where decoding stopped.</summary>
     public int Position { get; }

@@ -17,6 +17,9 @@ internal ref struct RecordEnumerator
     private readonly ReadOnlySpan<byte> _records;
     private readonly long _baseOffset;
     private readonly long _baseTimestamp;
+
+    /// <summary>With the LogAppendTime attribute, Kafka's rule: every record's timestamp is the batch's maxTimestamp.</summary>
+    private readonly long? _logAppendTime;
     private readonly int _recordCount;
     private readonly int _lastOffsetDelta;
     private int _position;
@@ -30,12 +33,13 @@ internal ref struct RecordEnumerator
     {
         if (header.RecordCount < 0)
         {
-            throw new RecordBatchFormatException($"Malformed batch: recordCount is {header.RecordCount}.", 0);
+            throw new RecordBatchFormatException($"Malformed batch: recordCount is {header.RecordCount}.", 0, "offsetRange");
         }
 
         _records = records;
         _baseOffset = header.BaseOffset;
         _baseTimestamp = header.BaseTimestamp;
+        _logAppendTime = (header.Attributes & RecordBatch.LogAppendTimeFlag) != 0 ? header.MaxTimestamp : null;
         _recordCount = header.RecordCount;
         _lastOffsetDelta = header.LastOffsetDelta;
         _position = 0;
@@ -67,6 +71,11 @@ internal ref struct RecordEnumerator
         }
 
         var lengthReader = new RecordReader(_records[_position..], _position, _index);
+        if (lengthReader.Remaining == 0)
+        {
+            lengthReader.Throw("record count", $"is {_recordCount}, but the batch ends after {_index} records");
+        }
+
         int length = lengthReader.ReadVarint("record length");
         if (length < RecordBodySizeMin || length > lengthReader.Remaining)
         {
@@ -117,7 +126,7 @@ internal ref struct RecordEnumerator
         // Validation done: the header bytes are handed to a view that re-reads them with the same checks.
         return new RecordView(
             _baseOffset + offsetDelta,
-            _baseTimestamp + timestampDelta,
+            _logAppendTime ?? (_baseTimestamp + timestampDelta),
             attributes,
             key,
             hasKey,

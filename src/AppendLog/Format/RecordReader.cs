@@ -95,5 +95,16 @@ internal ref struct RecordReader
     public readonly void Throw(string field, string problem) =>
         throw new RecordBatchFormatException(
             $"Malformed record {_recordIndex} at byte {_origin + _position} of the records section: {field} {problem}.",
-            _origin + _position);
+            _origin + _position,
+            CheckName(field));
+
+    /// <summary>The <see cref="InvalidRecordBatchException.FailedCheck"/> name for a field named in a message.</summary>
+    private static string CheckName(string field) => field switch
+    {
+        "record length" => "recordLength",
+        "header key" => "headerKey",
+        "header value" => "headerValue",
+        "end of batch" or "record count" => "recordCount",
+        _ => field,
+    };
 }

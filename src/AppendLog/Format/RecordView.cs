@@ -34,7 +34,8 @@ internal readonly ref struct RecordView
     /// <summary>The record's offset: the batch's baseOffset + the record's offsetDelta.</summary>
     public long Offset { get; }
 
-    /// <summary>The record's timestamp in Unix milliseconds: baseTimestamp + timestampDelta.</summary>
+    /// <summary>The record's timestamp in Unix milliseconds: baseTimestamp + timestampDelta, or the batch's maxTimestamp
+    /// when the batch has the LogAppendTime attribute (Kafka's rule).</summary>
     public long TimestampMs { get; }
 
     /// <summary>The record's attribute byte (unused by Kafka; 0 from our encoder).</summary>

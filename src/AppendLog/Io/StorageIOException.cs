@@ -38,5 +38,5 @@ internal sealed class StorageIOException : IOException
     public string Path { get; }
 
     /// <summary>True for ENOSPC and EDQUOT: out of space, a condition that clears when space is freed.</summary>
-    public bool IsDiskFull => Errno is Errno.ENOSPC or Errno.EDQUOT;
+    public bool IsDiskFull => StorageErrors.IsDiskFullErrno((int)Errno);
 }

@@ -30,7 +30,7 @@ public sealed class MalformedRecordTests
     [TestCase(new byte[] { 0x0C, 0, 0, 0x02, 0x01, 0x01, 0x00 }, "offsetDelta", TestName = "Offset delta 1 beyond lastOffsetDelta 0")]
     [TestCase(new byte[] { 0x0C, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF }, "timestampDelta", TestName = "Timestamp delta runs off the record")]
     [TestCase(new byte[] { 0x0C, 0, 0, 0, 0x01, 0x01, 0x00, 0x00 }, "end of batch", TestName = "Bytes after the last record")]
-    [TestCase(new byte[0], "record length", TestName = "Fewer records than recordCount")]
+    [TestCase(new byte[0], "record count", TestName = "Fewer records than recordCount")]
     public void Malformed_ThrowsFormatExceptionNamingTheField(byte[] records, string field)
     {
         var ex = Assert.Throws<RecordBatchFormatException>(() => Decode(records, count: 1));

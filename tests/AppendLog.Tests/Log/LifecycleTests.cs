@@ -132,7 +132,8 @@ public sealed class LifecycleTests(DirectIoMode mode)
         }
 
         bytes[100] ^= 0x01;
-        Assert.Throws<ArgumentException>(() => target.AppendRawBatchAsync(bytes));
+        var ex = Assert.Throws<InvalidRecordBatchException>(() => target.AppendRawBatchAsync(bytes));
+        Assert.That(ex!.FailedCheck, Is.EqualTo("crc"));
         Assert.That(target.EndOffset, Is.Zero);
     }
 
