@@ -93,4 +93,8 @@ internal enum RaftTestingFaults
     /// <summary>A leader counts its own pipelined write toward a quorum before that write is durable (breaks Figure 2's
     /// "updated on stable storage before responding", applied to the leader's own acknowledgement).</summary>
     CountOwnWriteBeforeDurable = 4,
+
+    /// <summary>A leader serves a read at its commit index without confirming its leadership with a quorum (breaks
+    /// thesis §6.4: a deposed leader in a minority partition returns stale data).</summary>
+    ServeReadsWithoutQuorum = 8,
 }

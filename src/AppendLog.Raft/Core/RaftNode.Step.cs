@@ -109,20 +109,7 @@ internal sealed partial class RaftNode
         if (_heartbeatElapsed >= _options.HeartbeatTicks)
         {
             _heartbeatElapsed = 0;
-            foreach (var (id, pr) in _progress)
-            {
-                if (id != Id)
-                {
-                    Send(new RaftMessage
-                    {
-                        Type = RaftMessageType.Heartbeat,
-                        From = Id,
-                        To = id,
-                        Term = Term,
-                        Commit = Math.Min(pr.Match, _log.Committed),
-                    });
-                }
-            }
+            BroadcastHeartbeats();
         }
     }
 
@@ -395,7 +382,9 @@ internal sealed partial class RaftNode
     {
         // The leader sends min(our match, its commit): entries we acknowledged in this term.
         _log.CommitTo(m.Commit);
-        Send(new RaftMessage { Type = RaftMessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term });
+
+        // Echo the leader's read round: the answer confirms its leadership for reads registered before that round.
+        Send(new RaftMessage { Type = RaftMessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term, Index = m.Index });
     }
 
     private void HandleSnapshot(RaftMessage m)
@@ -438,6 +427,7 @@ internal sealed partial class RaftNode
             case RaftMessageType.HeartbeatResponse:
                 pr.RecentActive = true;
                 pr.ProbeSent = false;
+                OnReadRoundAcked(m.From, m.Index);
                 if (pr.State == ProgressState.Replicate && pr.Inflights.IsFull)
                 {
                     pr.Inflights.FreeFirst();

@@ -50,6 +50,10 @@ internal sealed class ClusterSimulation
     /// <summary>Directed links that drop everything (asymmetric faults: A hears B, B does not hear A).</summary>
     private readonly HashSet<(RaftNodeId From, RaftNodeId To)> _cutLinks = [];
     private readonly Dictionary<ulong, (RaftNodeId Node, long Index)> _proposals = [];
+
+    /// <summary>Reads issued and not yet served or failed: the node asked, and the highest index applied anywhere then.</summary>
+    private readonly Dictionary<long, (RaftNodeId Node, long AppliedAnywhereAtStart)> _reads = [];
+    private long _readNext = 1;
     private readonly List<RaftNodeId> _ids;
     private readonly RaftOptions _raftOptions;
     private long _sequence;
@@ -89,6 +93,8 @@ internal sealed class ClusterSimulation
                 CompactAfterEntries = options.CompactAfterEntries,
                 OnApplied = OnApplied,
                 OnSnapshotRestored = Checker.ObserveSnapshotRestored,
+                OnReadServed = OnReadServed,
+                OnReadFailed = (_, requestId) => { _reads.Remove(requestId); Stats.ReadsFailed++; },
             };
             _hosts[id] = host;
             _inbox[id] = new Queue<SimEvent>();
@@ -443,7 +449,43 @@ internal sealed class ClusterSimulation
             Stats.ProposalsRefused++;
         }
 
+        if (_options.Reads && _random.Next(3) == 0)
+        {
+            Read(leader);
+        }
+
         BeginReady(leader);
+    }
+
+    /// <summary>
+    /// A linearizable read on a node that believes it leads (perhaps deposed, in a minority partition). It must
+    /// reflect every write that completed before it began: every entry applied anywhere by then.
+    /// </summary>
+    private void Read(RaftTestHost leader)
+    {
+        var id = _readNext++;
+        try
+        {
+            leader.N.ReadIndex(id);
+            _reads[id] = (leader.Id, Checker.AppliedIndexMax);
+            Stats.Reads++;
+        }
+        catch (NotLeaderException)
+        {
+            Stats.ReadsRefused++;
+        }
+    }
+
+    private void OnReadServed(RaftTestHost host, long requestId, long index)
+    {
+        if (!_reads.Remove(requestId, out var read))
+        {
+            Checker.Fail($"read {requestId} served on node {host.Id} twice, or never issued");
+            return;
+        }
+
+        Stats.ReadsServed++;
+        Checker.CheckRead(host, read.Node, index, read.AppliedAnywhereAtStart);
     }
 
     private void OnApplied(RaftTestHost host, RaftEntry entry, ulong hash)
@@ -632,6 +674,14 @@ internal sealed class SimulationStats
 
     public long Acknowledged { get; set; }
 
+    public long Reads { get; set; }
+
+    public long ReadsRefused { get; set; }
+
+    public long ReadsServed { get; set; }
+
+    public long ReadsFailed { get; set; }
+
     public long Leaders { get; set; }
 
     /// <summary>Payload reads from "disk" (only when logs keep few payloads in memory).</summary>
@@ -656,6 +706,10 @@ internal sealed class SimulationStats
         Proposals += o.Proposals;
         ProposalsRefused += o.ProposalsRefused;
         Acknowledged += o.Acknowledged;
+        Reads += o.Reads;
+        ReadsRefused += o.ReadsRefused;
+        ReadsServed += o.ReadsServed;
+        ReadsFailed += o.ReadsFailed;
         Leaders += o.Leaders;
         Fetches += o.Fetches;
     }
@@ -664,5 +718,6 @@ internal sealed class SimulationStats
         $"events {Events}, simulated {TimeSpan.FromMilliseconds(SimulatedMs)}, leaders {Leaders}, messages {MessagesSent} " +
         $"(dropped {MessagesDropped}, duplicated {MessagesDuplicated}), crashes {Crashes} ({CrashesDuringSync} during a sync), " +
         $"restarts {Restarts}, partitions {Partitions}, one-way cuts {OneWayCuts}, transfers {Transfers}, snapshots sent {SnapshotsSent}, config changes {ConfigChanges} " +
-        $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}, fetches {Fetches}";
+        $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}, " +
+        $"reads {Reads} (refused {ReadsRefused}, served {ReadsServed}, failed {ReadsFailed}), fetches {Fetches}";
 }

@@ -32,6 +32,10 @@ internal sealed record SimulationOptions
 
     public bool MembershipChanges { get; init; } = true;
 
+    /// <summary>With about one proposal in three, a linearizable read on the same (perhaps deposed) leader, checked when served.
+    /// Off, a run draws exactly the random numbers it drew before reads existed.</summary>
+    public bool Reads { get; init; } = true;
+
     /// <summary>Leaders advance their own batches before the sync and count themselves when it completes.</summary>
     public bool PipelineLeaderWrites { get; init; }
 
