@@ -229,6 +229,66 @@ public sealed class ReplicatedLog : IAsyncDisposable
     }
 
     /// <summary>
+    /// A linearizable read barrier (ReadIndex, Raft thesis §6.4): completes once this member has confirmed, with a
+    /// heartbeat round answered by a quorum, that it was still the leader after the call began, and its state machine has
+    /// applied every record committed before the call. Reading the state machine (or <see cref="ReadCommittedAsync"/>
+    /// below the returned offset) after it completes observes every replication acknowledged before the call began, on any
+    /// member. Nothing is written to the log. A leader cut off from the majority never completes a barrier: it fails when
+    /// the leader steps down (within an election timeout, with <see cref="RaftOptions.CheckQuorum"/>) or times out.
+    /// </summary>
+    /// <remarks>
+    /// Only the leader serves barriers; a follower refuses at once with <see cref="NotLeaderException"/> naming the leader,
+    /// and the client retries there. Concurrent barriers share heartbeat rounds. A new leader completes its first barrier
+    /// only after it has committed an entry of its own term (its no-op, within one round trip of its election).
+    /// </remarks>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>The offset after the last record applied here when the barrier completed: every record committed before
+    /// the call has a lower offset and is applied.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader (the exception names the leader when known), is handing leadership over, or lost leadership before the barrier completed.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not confirmed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/> (for example, cut off from the majority without check-quorum).</exception>
+    /// <exception cref="InvalidOperationException">Not started, or the member stopped after a failure (<see cref="ReplicatedLogStatus.Fault"/>, also the inner exception).</exception>
+    /// <exception cref="ObjectDisposedException">Disposed.</exception>
+    /// <exception cref="OperationCanceledException">The wait was cancelled.</exception>
+    public async ValueTask<long> LinearizableBarrierAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        var host = _host!;
+        var status = host.Status;
+        if (status.Role != RaftRole.Leader)
+        {
+            throw NotLeader(status.Leader);
+        }
+
+        try
+        {
+            await host.ReadIndexAsync(cancellationToken).AsTask()
+                .WaitAsync(_options.ReplicateTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new ReplicationTimeoutException(_options.ReplicateTimeout);
+        }
+        catch (NotLeaderException ex)
+        {
+            throw NotLeader(ex.LeaderId);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && _state == 2)
+        {
+            throw new ObjectDisposedException(nameof(ReplicatedLog));
+        }
+        catch (ChannelClosedException ex)
+        {
+            throw Stopped(_fault ?? ex.InnerException ?? ex);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && _fault is { } fault)
+        {
+            throw Stopped(fault);
+        }
+
+        return Volatile.Read(ref _committedEndOffset);
+    }
+
+    /// <summary>
     /// Adds <paramref name="nodeId"/> as a learner: it receives the log (a snapshot first when it is far behind) but
     /// neither votes nor counts toward a quorum. Call on the leader; completes once the change is committed.
     /// Start the new member with the same <see cref="ReplicatedLogOptions.InitialVoters"/> as the others.

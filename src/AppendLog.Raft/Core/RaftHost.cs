@@ -60,6 +60,13 @@ internal sealed class RaftHost
     /// <summary>Proposals waiting to be applied, by index; each remembers the term it was proposed in.</summary>
     private readonly Dictionary<long, (long Term, TaskCompletionSource<long> Completion)> _pending = [];
 
+    /// <summary>Linearizable reads handed to the node and not yet confirmed or failed, by request id.</summary>
+    private readonly Dictionary<long, TaskCompletionSource<long>> _reads = [];
+
+    /// <summary>Confirmed reads waiting for the state machine to apply through their index.</summary>
+    private readonly List<(ReadState Read, TaskCompletionSource<long> Completion)> _readsWaiting = [];
+    private long _readNext;
+
     /// <summary>When the loop started, and the ticks given to the node since (see <see cref="TickToNow"/>).</summary>
     private long _startTimestamp;
     private long _ticksDone;
@@ -99,6 +106,8 @@ internal sealed class RaftHost
     private sealed record ConfigChangeInput(ConfigChange Change, TaskCompletionSource<long> Completion) : Input;
 
     private sealed record TransferInput(RaftNodeId Target, TaskCompletionSource Completion) : Input;
+
+    private sealed record ReadInput(TaskCompletionSource<long> Completion) : Input;
 
     /// <summary>A pipelined write became durable (or failed: <paramref name="Error"/>).</summary>
     private sealed record DurableInput(PendingDurability Written, Exception? Error) : Input;
@@ -173,6 +182,19 @@ internal sealed class RaftHost
         await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// A linearizable read barrier (ReadIndex, thesis §6.4; see RaftNode.Read.cs): completes with a Raft index once this
+    /// node has confirmed with a quorum that it was still the leader after the call began, and has applied through that
+    /// index, which covers every entry committed before the call. State read after that is linearizable.
+    /// </summary>
+    /// <exception cref="NotLeaderException">Not the leader, handing leadership over, or leadership was lost before the read was confirmed.</exception>
+    public async ValueTask<long> ReadIndexAsync(CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _inputs.Writer.WriteAsync(new ReadInput(completion), cancellationToken).ConfigureAwait(false);
+        return await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Runs the loop until <paramref name="cancellationToken"/> is cancelled or storage fails.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -228,6 +250,9 @@ internal sealed class RaftHost
                     case TransferInput t:
                         t.Completion.TrySetException(failure);
                         break;
+                    case ReadInput r:
+                        r.Completion.TrySetException(failure);
+                        break;
                 }
             }
 
@@ -275,6 +300,19 @@ internal sealed class RaftHost
                 catch (Exception ex) when (ex is NotLeaderException or InvalidOperationException or ArgumentException)
                 {
                     c.Completion.TrySetException(ex);
+                }
+
+                break;
+            case ReadInput r:
+                try
+                {
+                    var requestId = ++_readNext;
+                    _node.ReadIndex(requestId);
+                    _reads[requestId] = r.Completion;
+                }
+                catch (NotLeaderException ex)
+                {
+                    r.Completion.TrySetException(ex);
                 }
 
                 break;
@@ -355,6 +393,7 @@ internal sealed class RaftHost
 
             await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
             _node.AdvanceBeforeDurable(ready);
+            HandleReads(ready);
             await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
             return;
         }
@@ -374,6 +413,7 @@ internal sealed class RaftHost
         // 6: apply, completing the proposals whose entries these are.
         await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
         _node.Advance(ready);
+        HandleReads(ready);
         await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -400,6 +440,40 @@ internal sealed class RaftHost
                 }
             }
         }
+    }
+
+    /// <summary>Ready step 7: fail the reads the node gave up, and serve every confirmed read whose index is applied.</summary>
+    private void HandleReads(Ready ready)
+    {
+        foreach (var requestId in ready.ReadsFailed)
+        {
+            if (_reads.Remove(requestId, out var failed))
+            {
+                failed.TrySetException(new NotLeaderException(_node.Id, _node.Leader));
+            }
+        }
+
+        foreach (var read in ready.ReadStates)
+        {
+            Invariant.Assert(_reads.Remove(read.RequestId, out var completion), "a confirmed read was registered here");
+            _readsWaiting.Add((read, completion!));
+        }
+
+        if (_readsWaiting.Count == 0)
+        {
+            return;
+        }
+
+        var applied = _node.Applied;
+        foreach (var (read, completion) in _readsWaiting)
+        {
+            if (read.Index <= applied)
+            {
+                completion.TrySetResult(read.Index);
+            }
+        }
+
+        _readsWaiting.RemoveAll(waiting => waiting.Read.Index <= applied);
     }
 
     private async ValueTask AfterAdvanceAsync(CancellationToken cancellationToken)
@@ -486,5 +560,17 @@ internal sealed class RaftHost
         }
 
         _pending.Clear();
+        foreach (var (_, read) in _reads)
+        {
+            read.TrySetException(ex);
+        }
+
+        _reads.Clear();
+        foreach (var (_, read) in _readsWaiting)
+        {
+            read.TrySetException(ex);
+        }
+
+        _readsWaiting.Clear();
     }
 }
