@@ -93,6 +93,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <summary>This member's id.</summary>
     public RaftNodeId NodeId => _options.NodeId;
 
+    /// <summary>Messages the transport dropped because they exceed a frame (a snapshot above 64 MiB; tests and diagnostics).</summary>
+    internal long OversizeMessagesDropped => _transport?.OversizeMessagesDropped ?? 0;
+
     /// <summary>Reads of dropped batches back from the local log (tests and diagnostics).</summary>
     internal long LogFetchCount => _raftLog?.FetchCount ?? 0;
 
