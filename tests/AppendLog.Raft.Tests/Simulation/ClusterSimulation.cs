@@ -51,9 +51,24 @@ internal sealed class ClusterSimulation
     private readonly HashSet<(RaftNodeId From, RaftNodeId To)> _cutLinks = [];
     private readonly Dictionary<ulong, (RaftNodeId Node, long Index)> _proposals = [];
 
-    /// <summary>Reads issued and not yet served or failed: the node asked, and the highest index applied anywhere then.</summary>
-    private readonly Dictionary<long, (RaftNodeId Node, long AppliedAnywhereAtStart)> _reads = [];
+    /// <summary>Reads issued and not yet served or failed: the node asked, the highest index applied anywhere then, and the
+    /// register read with the point in <see cref="_historyClock"/> it was invoked at.</summary>
+    private readonly Dictionary<long, (RaftNodeId Node, long AppliedAnywhereAtStart, int Key, long Invoked)> _reads = [];
     private long _readNext = 1;
+
+    /// <summary>
+    /// The key-value history for the linearizability checker: proposal id → key, a write of the id's value, each key's
+    /// operations, and, per key, the writes in committed order (index, value) from which a read's value is computed.
+    /// Invocations and returns are numbered by <see cref="_historyClock"/> in the order the simulation processes them.
+    /// </summary>
+    private readonly Dictionary<ulong, (int Key, int Op)> _writeOps = [];
+    private readonly List<RegisterOp>[] _history = [.. Enumerable.Range(0, KeysCount).Select(_ => new List<RegisterOp>())];
+    private readonly List<(long Index, long Value)>[] _committedWrites = [.. Enumerable.Range(0, KeysCount).Select(_ => new List<(long, long)>())];
+    private long _historyClock;
+    private long _firstAppliedMax;
+
+    /// <summary>Registers of the key-value history: proposal id modulo this is the key written.</summary>
+    private const int KeysCount = 4;
     private readonly List<RaftNodeId> _ids;
     private readonly RaftOptions _raftOptions;
     private long _sequence;
@@ -135,11 +150,29 @@ internal sealed class ClusterSimulation
             Checker.CheckAcknowledgedApplied();
         }
 
+        if (Checker.Violations.Count == 0 && _options.Reads)
+        {
+            CheckLinearizable();
+        }
+
         Stats.SimulatedMs = NowMs;
         Stats.Acknowledged = Checker.Acknowledged.Count;
         Stats.Leaders = Checker.LeadersElected;
         Stats.Fetches = _hosts.Values.Sum(h => h.Log.FetchCount);
         return Checker.Violations;
+    }
+
+    /// <summary>The key-value history (writes are proposals, reads are served linearizable reads) is linearizable, key by key.</summary>
+    private void CheckLinearizable()
+    {
+        for (var key = 0; key < KeysCount; key++)
+        {
+            Stats.HistoryOperations += _history[key].Count;
+            if (LinearizabilityChecker.CheckUniqueWrites(_history[key], initial: 0) is { } failure)
+            {
+                Checker.Fail($"linearizability: register {key}: {failure}");
+            }
+        }
     }
 
     private void Converge()
@@ -442,6 +475,9 @@ internal sealed class ClusterSimulation
         {
             var index = leader.N.Propose(payload);
             _proposals[id] = (leader.Id, index);
+            var key = (int)(id % KeysCount);
+            _writeOps[id] = (key, _history[key].Count);
+            _history[key].Add(new RegisterOp(IsWrite: true, (long)id, ++_historyClock, long.MaxValue));
             Stats.Proposals++;
         }
         catch (NotLeaderException)
@@ -467,7 +503,7 @@ internal sealed class ClusterSimulation
         try
         {
             leader.N.ReadIndex(id);
-            _reads[id] = (leader.Id, Checker.AppliedIndexMax);
+            _reads[id] = (leader.Id, Checker.AppliedIndexMax, _random.Next(KeysCount), ++_historyClock);
             Stats.Reads++;
         }
         catch (NotLeaderException)
@@ -485,19 +521,68 @@ internal sealed class ClusterSimulation
         }
 
         Stats.ReadsServed++;
-        Checker.CheckRead(host, read.Node, index, read.AppliedAnywhereAtStart);
+        if (_options.CheckReadIndex)
+        {
+            Checker.CheckRead(host, read.Node, index, read.AppliedAnywhereAtStart);
+        }
+
+        // What the node's state machine holds for the key now, having applied through its applied index.
+        _history[read.Key].Add(new RegisterOp(IsWrite: false, ValueAt(read.Key, host.AppliedIndex), read.Invoked, ++_historyClock));
+    }
+
+    /// <summary>The register's value after the committed prefix through <paramref name="applied"/> (0 before any write).</summary>
+    private long ValueAt(int key, long applied)
+    {
+        var writes = _committedWrites[key];
+        int low = 0, high = writes.Count - 1, found = -1;
+        while (low <= high)
+        {
+            var mid = (low + high) / 2;
+            if (writes[mid].Index <= applied)
+            {
+                found = mid;
+                low = mid + 1;
+            }
+            else
+            {
+                high = mid - 1;
+            }
+        }
+
+        return found < 0 ? 0 : writes[found].Value;
     }
 
     private void OnApplied(RaftTestHost host, RaftEntry entry, ulong hash)
     {
         Checker.ObserveApplied(host, entry, hash);
+        try
+        {
+            OnAppliedKeyValue(host, entry);
+        }
+        finally
+        {
+            _firstAppliedMax = Math.Max(_firstAppliedMax, entry.Index);
+        }
+    }
+
+    private void OnAppliedKeyValue(RaftTestHost host, RaftEntry entry)
+    {
         if (entry.Kind == RaftEntryKind.Normal && entry.Data.Length == 8)
         {
             var id = BinaryPrimitives.ReadUInt64LittleEndian(entry.Data.Span);
+            if (entry.Index > _firstAppliedMax)
+            {
+                // The first application of each index comes in index order (a node applies in order, and the first to
+                // apply an index applied the one before it first): the committed writes of each key, in order.
+                _committedWrites[(int)(id % KeysCount)].Add((entry.Index, (long)id));
+            }
+
             if (_proposals.TryGetValue(id, out var proposal) && proposal.Node == host.Id && proposal.Index == entry.Index)
             {
                 _proposals.Remove(id);
                 Checker.Acknowledge(entry);
+                var (key, op) = _writeOps[id];
+                _history[key][op] = _history[key][op] with { Returned = ++_historyClock };
             }
         }
     }
@@ -682,6 +767,9 @@ internal sealed class SimulationStats
 
     public long ReadsFailed { get; set; }
 
+    /// <summary>Operations of the key-value histories given to the linearizability checker.</summary>
+    public long HistoryOperations { get; set; }
+
     public long Leaders { get; set; }
 
     /// <summary>Payload reads from "disk" (only when logs keep few payloads in memory).</summary>
@@ -710,6 +798,7 @@ internal sealed class SimulationStats
         ReadsRefused += o.ReadsRefused;
         ReadsServed += o.ReadsServed;
         ReadsFailed += o.ReadsFailed;
+        HistoryOperations += o.HistoryOperations;
         Leaders += o.Leaders;
         Fetches += o.Fetches;
     }
@@ -719,5 +808,5 @@ internal sealed class SimulationStats
         $"(dropped {MessagesDropped}, duplicated {MessagesDuplicated}), crashes {Crashes} ({CrashesDuringSync} during a sync), " +
         $"restarts {Restarts}, partitions {Partitions}, one-way cuts {OneWayCuts}, transfers {Transfers}, snapshots sent {SnapshotsSent}, config changes {ConfigChanges} " +
         $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}, " +
-        $"reads {Reads} (refused {ReadsRefused}, served {ReadsServed}, failed {ReadsFailed}), fetches {Fetches}";
+        $"reads {Reads} (refused {ReadsRefused}, served {ReadsServed}, failed {ReadsFailed}), history operations checked {HistoryOperations}, fetches {Fetches}";
 }

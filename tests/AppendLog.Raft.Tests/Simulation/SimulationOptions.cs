@@ -36,6 +36,10 @@ internal sealed record SimulationOptions
     /// Off, a run draws exactly the random numbers it drew before reads existed.</summary>
     public bool Reads { get; init; } = true;
 
+    /// <summary>Check each served read's index against what was applied anywhere before it began. Off only to show that the
+    /// linearizability checker catches stale reads by itself.</summary>
+    public bool CheckReadIndex { get; init; } = true;
+
     /// <summary>Leaders advance their own batches before the sync and count themselves when it completes.</summary>
     public bool PipelineLeaderWrites { get; init; }
 

@@ -28,6 +28,7 @@ public sealed class SimulationTests
         {
             Assert.That(stats.ReadsServed, Is.GreaterThan(10_000), "linearizable reads were served, and checked");
             Assert.That(stats.ReadsFailed, Is.GreaterThan(0), "some reads met a deposed or crashed leader and failed");
+            Assert.That(stats.HistoryOperations, Is.GreaterThan(100_000), "the key-value histories were checked for linearizability");
         }
     }
 
@@ -128,6 +129,20 @@ public sealed class SimulationTests
         TestContext.Out.WriteLine($"reads without a quorum round: caught={caught} at seed {seed} after {tried} seeds: {violation}");
         Assert.That(caught, Is.True, $"no stale read in {tried} seeds with reads served without a quorum round");
         Assert.That(violation, Does.StartWith("stale read"));
+    }
+
+    /// <summary>
+    /// The linearizability checker has teeth by itself: with the read-index check off, reads served without a quorum
+    /// round make the key-value history non-linearizable.
+    /// </summary>
+    [Test]
+    public void TheLinearizabilityChecker_CatchesReadsServedWithoutAQuorumRound_WithinTheDefaultSeeds()
+    {
+        var (caught, seed, violation, tried) = FindViolation(
+            new SimulationOptions { TestingFaults = RaftTestingFaults.ServeReadsWithoutQuorum, CheckReadIndex = false }, TeethSeeds);
+        TestContext.Out.WriteLine($"linearizability, reads without a quorum round: caught={caught} at seed {seed} after {tried} seeds: {violation}");
+        Assert.That(caught, Is.True, $"no anomaly in {tried} seeds");
+        Assert.That(violation, Does.StartWith("linearizability"));
     }
 
     internal static (bool Caught, int Seed, string? Violation, int Tried) FindViolation(RaftTestingFaults fault, int seedsMax) =>
