@@ -43,6 +43,19 @@ internal sealed partial class RaftNode
     /// <summary>Whether <see cref="_readRound"/>'s heartbeats are still in the outbox (not yet handed out in a Ready).</summary>
     private bool _readRoundUnsent;
 
+    /// <summary>Lease reads: ticks this node has led in its term (the leader's clock), each round's first send tick
+    /// (rounds not yet confirmed), and the send tick of the latest round a quorum confirmed (null: no lease).</summary>
+    private long _leaderTicks;
+    private readonly Queue<(long Round, long Tick)> _leaseRounds = new();
+    private long? _leaseStartTick;
+
+    /// <summary>A leadership transfer was started in this term: the target's election ignores leases, so none is trusted.</summary>
+    private bool _leaseRevoked;
+
+    /// <summary>Ticks since this node started (capped): with lease reads it votes for no one until an election timeout has
+    /// passed, so a restart cannot cut short a lease it helped grant before it crashed.</summary>
+    private int _ticksSinceStart;
+
     /// <summary>Reads registered and not yet confirmed or failed (for tests and bounds).</summary>
     public int ReadsOutstanding => _readsPending.Count + _readsAwaitingTermCommit.Count;
 
@@ -69,7 +82,7 @@ internal sealed partial class RaftNode
     {
         Invariant.Assert(Role == RaftRole.Leader, "only a leader registers reads");
         Invariant.Assert(_log.TermAt(_log.Committed) == Term, "a read index is taken only after a commit of the leader's term");
-        if ((_options.TestingFaults & RaftTestingFaults.ServeReadsWithoutQuorum) != 0 || IsSoleVoter())
+        if ((_options.TestingFaults & RaftTestingFaults.ServeReadsWithoutQuorum) != 0 || IsSoleVoter() || InReadLease())
         {
             _readsConfirmed.Add(new ReadState(requestId, _log.Committed));
             return;
@@ -79,6 +92,7 @@ internal sealed partial class RaftNode
         {
             _readRound++;
             _readRoundUnsent = true;
+            _leaseRounds.Enqueue((_readRound, _leaderTicks));
             BroadcastHeartbeats();
         }
 
@@ -86,6 +100,23 @@ internal sealed partial class RaftNode
     }
 
     private bool IsSoleVoter() => Config.Voters.Count == 1 && Config.IsVoter(Id);
+
+    /// <summary>Lease reads: a quorum answered a heartbeat this leader sent at most <see cref="RaftOptions.LeaseTicks"/> ticks ago.</summary>
+    private bool InReadLease() =>
+        _options.LeaseReads && !_leaseRevoked && LeadTransferee.IsNone
+        && _leaseStartTick is { } start && _leaderTicks - start <= _options.LeaseTicks;
+
+    /// <summary>A tick of the leader's clock; with lease reads every heartbeat broadcast starts a round, renewing the lease.</summary>
+    private void TickReadLease()
+    {
+        _leaderTicks++;
+        if (_options.LeaseReads && !_readRoundUnsent)
+        {
+            _readRound++;
+            _readRoundUnsent = true;
+            _leaseRounds.Enqueue((_readRound, _leaderTicks));
+        }
+    }
 
     /// <summary>Sends every follower a heartbeat carrying the current read round.</summary>
     private void BroadcastHeartbeats()
@@ -110,7 +141,7 @@ internal sealed partial class RaftNode
     /// <summary>A follower answered a heartbeat of <paramref name="round"/> in this term.</summary>
     private void OnReadRoundAcked(RaftNodeId from, long round)
     {
-        if (_readsPending.Count == 0 || !Config.IsVoter(from))
+        if ((_readsPending.Count == 0 && !_options.LeaseReads) || !Config.IsVoter(from))
         {
             return;
         }
@@ -123,6 +154,12 @@ internal sealed partial class RaftNode
 
         _readRoundAcked[from] = round;
         var confirmed = QuorumReadRound();
+        while (_leaseRounds.TryPeek(out var lease) && lease.Round <= confirmed)
+        {
+            _leaseRounds.Dequeue();
+            _leaseStartTick = lease.Tick;
+        }
+
         var done = 0;
         while (done < _readsPending.Count && _readsPending[done].Round <= confirmed)
         {
@@ -175,6 +212,10 @@ internal sealed partial class RaftNode
         _readsPending.Clear();
         _readsAwaitingTermCommit.Clear();
         _readRoundAcked.Clear();
+        _leaseRounds.Clear();
+        _leaseStartTick = null;
+        _leaderTicks = 0;
+        _leaseRevoked = false;
     }
 }
 

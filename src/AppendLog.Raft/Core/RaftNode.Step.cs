@@ -68,11 +68,15 @@ internal sealed partial class RaftNode
         }
     }
 
-    private bool InLease() => _options.CheckQuorum && !Leader.IsNone && _electionElapsed < _options.ElectionTicksMin;
+    private bool InLease() =>
+        _options.CheckQuorum
+        && ((!Leader.IsNone && _electionElapsed < _options.ElectionTicksMin)
+            || (_options.LeaseReads && _ticksSinceStart < _options.ElectionTicksMin));
 
     private void TickElection()
     {
         _electionElapsed++;
+        _ticksSinceStart = Math.Min(_ticksSinceStart + 1, _options.ElectionTicksMin);
         if (Promotable && _electionElapsed >= _randomizedElectionTimeout)
         {
             if (_options.CampaignApplyLagEntries > 0
@@ -93,6 +97,7 @@ internal sealed partial class RaftNode
     {
         _heartbeatElapsed++;
         _electionElapsed++;
+        _ticksSinceStart = Math.Min(_ticksSinceStart + 1, _options.ElectionTicksMin);
         if (_electionElapsed >= _options.ElectionTicksMin)
         {
             _electionElapsed = 0;
@@ -109,7 +114,12 @@ internal sealed partial class RaftNode
         if (_heartbeatElapsed >= _options.HeartbeatTicks)
         {
             _heartbeatElapsed = 0;
+            TickReadLease();
             BroadcastHeartbeats();
+        }
+        else
+        {
+            _leaderTicks++;
         }
     }
 

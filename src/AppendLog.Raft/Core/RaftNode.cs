@@ -164,6 +164,7 @@ internal sealed partial class RaftNode
         }
 
         LeadTransferee = target;
+        _leaseRevoked = true;
         _electionElapsed = 0;
         if (_progress[target].Match == _log.LastIndex)
         {

@@ -82,6 +82,10 @@ internal sealed class ClusterSimulation
         _random = new Random(seed);
         var voters = _random.Next(2) == 0 ? 3 : 5;
         var spares = options.MembershipChanges ? 1 : 0;
+        // Sometimes one entry per append, so an old-term entry can travel without the leader's no-op (Figure 8).
+        var batchBytes = _random.Next(3) == 0 ? 40 : 256;
+        var preVote = _random.Next(4) != 0;
+        var checkQuorum = _random.Next(4) != 0;
         _raftOptions = new RaftOptions
         {
             TickInterval = TimeSpan.FromMilliseconds(10),
@@ -89,10 +93,13 @@ internal sealed class ClusterSimulation
             ElectionTimeoutMinimum = TimeSpan.FromMilliseconds(100),
             ElectionTimeoutMaximum = TimeSpan.FromMilliseconds(200),
             MaximumInflightAppends = 4,
-            // Sometimes one entry per append, so an old-term entry can travel without the leader's no-op (Figure 8).
-            MaximumBatchBytes = _random.Next(3) == 0 ? 40 : 256,
-            PreVote = _random.Next(4) != 0,
-            CheckQuorum = _random.Next(4) != 0,
+            MaximumBatchBytes = batchBytes,
+            PreVote = preVote,
+            CheckQuorum = checkQuorum,
+
+            // In a third of the seeds with check-quorum, reads are served from leases (chosen from the seed, not drawn).
+            // Every node ticks every 10 ms from its own phase: clocks agree in rate, which is what leases assume.
+            LeaseReads = options.Reads && checkQuorum && seed % 3 == 2,
             // In a third of the seeds a member with more than one entry left to apply defers its campaign (liveness must
             // not suffer). Chosen from the seed, not drawn: the runs of every seed stay what they were.
             CampaignApplyLagEntries = seed % 3 == 0 ? 1 : 1024,
