@@ -342,7 +342,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <remarks>
     /// Only the leader serves barriers; a follower refuses at once with <see cref="NotLeaderException"/> naming the leader,
     /// and the client retries there. Concurrent barriers share heartbeat rounds. A new leader completes its first barrier
-    /// only after it has committed an entry of its own term (its no-op, within one round trip of its election).
+    /// only after it has committed an entry of its own term (its no-op, within one round trip of its election). With
+    /// <see cref="RaftOptions.LeaseReads"/> a leader within its lease completes the barrier without a heartbeat round.
     /// </remarks>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <returns>The offset after the last record applied here when the barrier completed: every record committed before
