@@ -52,9 +52,11 @@ public sealed class ExactlyOnceTests
                     return await leader.ReplicateAsync(payload, session, sequence);
                 }
             }
-            catch (Exception ex) when (ex is NotLeaderException or ReplicationTimeoutException or ObjectDisposedException
-                                           && DateTimeOffset.UtcNow < deadline)
+            catch (Exception ex) when (ex is not SessionExpiredException
+                                       && ex is NotLeaderException or ReplicationTimeoutException or ObjectDisposedException or InvalidOperationException
+                                       && DateTimeOffset.UtcNow < deadline)
             {
+                // The outcome is unknown (a leader went away, or the member stopped): retry the same sequence.
             }
 
             Assert.That(DateTimeOffset.UtcNow, Is.LessThan(deadline), "the retries completed in time");
@@ -248,5 +250,70 @@ public sealed class ExactlyOnceTests
         Assert.That((await leader.ReplicateAsync(Payload("a2"), a, 2)).IsDuplicate, Is.True, "a is kept");
         Assert.That((await leader.ReplicateAsync(Payload("c1"), c, 1)).IsDuplicate, Is.False);
         Assert.That(BinaryPrimitives.ReadInt64LittleEndian((await leader.ReplicateAsync(Payload("c1"), c, 1)).Response.Span), Is.GreaterThan(0));
+    }
+
+    /// <summary>
+    /// Clients that each keep one record in flight in their own session, retrying every unknown outcome with the same
+    /// sequence, while the leader is stopped and started again twice: every record is applied exactly once on every
+    /// member, at the offset its client was finally told.
+    /// </summary>
+    [Test]
+    [CancelAfter(180_000)]
+    public async Task RetriesThroughLeaderRestarts_ApplyEveryRecordExactlyOnce()
+    {
+        await using var cluster = NewCluster();
+        await cluster.StartAllAsync();
+        const int clients = 4;
+        const int sequences = 25;
+        var results = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
+        var sessions = new long[clients];
+        for (var c = 0; c < clients; c++)
+        {
+            sessions[c] = await OpenSessionAsync(cluster);
+        }
+
+        var kills = 0;
+        var chaos = Task.Run(async () =>
+        {
+            for (var kill = 0; kill < 2; kill++)
+            {
+                await Task.Delay(400);
+                var leader = await cluster.AwaitLeaderAsync(Wait);
+                await cluster.StopAsync(leader.NodeId);
+                Interlocked.Increment(ref kills);
+                await Task.Delay(200);
+                await cluster.StartAsync(leader.NodeId);
+            }
+        });
+        var counts = new int[clients];
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
+        {
+            // Keep writing until the chaos is over, and at least the planned number of sequences.
+            for (var sequence = 1; sequence <= sequences || !chaos.IsCompleted; sequence++)
+            {
+                var text = $"client {c} sequence {sequence}";
+                var result = await ReplicateOnceAsync(cluster, Payload(text), sessions[c], sequence);
+                results[text] = result.Offset;
+                counts[c] = sequence;
+                await Task.Delay(5);
+            }
+        })));
+        await chaos;
+        Assert.That(kills, Is.EqualTo(2), "the leader was stopped twice while the clients wrote");
+
+        await ReplicateOnceAsync(cluster, Payload("fence"), sessions[0], counts[0] + 1);
+        await AwaitAllAppliedAsync(cluster, Payload("fence"));
+        foreach (var node in cluster.Running)
+        {
+            var applied = cluster.Applied[node.NodeId];
+            Assert.Multiple(() =>
+            {
+                foreach (var (text, offset) in results)
+                {
+                    Assert.That(Applications(cluster, node.NodeId, Payload(text)), Is.EqualTo(1), $"{text} on node {node.NodeId}");
+                    Assert.That(applied.TryGetValue(offset, out var payload) ? payload : null, Is.EqualTo(Payload(text)), $"{text} at the offset its client was told");
+                }
+            });
+        }
     }
 }
