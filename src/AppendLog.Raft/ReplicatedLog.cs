@@ -350,7 +350,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// the call has a lower offset and is applied.</returns>
     /// <exception cref="NotLeaderException">This member is not the leader (the exception names the leader when known), is handing leadership over, or lost leadership before the barrier completed.</exception>
     /// <exception cref="ReplicationTimeoutException">Not confirmed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/> (for example, cut off from the majority without check-quorum).</exception>
-    /// <exception cref="InvalidOperationException">Not started, or the member stopped after a failure (<see cref="ReplicatedLogStatus.Fault"/>, also the inner exception).</exception>
+    /// <exception cref="InvalidOperationException">Not started, or the member stopped after a failure (<see cref="ReplicatedLogStatus.Fault"/>, also the inner exception), or 65,536 barriers are already waiting here (a leader cut off from its majority without check-quorum).</exception>
     /// <exception cref="ObjectDisposedException">Disposed.</exception>
     /// <exception cref="OperationCanceledException">The wait was cancelled.</exception>
     public async ValueTask<long> LinearizableBarrierAsync(CancellationToken cancellationToken = default)

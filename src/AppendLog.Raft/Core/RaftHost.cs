@@ -135,6 +135,13 @@ internal sealed class RaftHost
     /// </summary>
     public bool PipelineLeaderWrites { get; init; }
 
+    /// <summary>
+    /// The most linearizable reads waiting at once (STYLE.md 2): handed to the node and not yet confirmed, or confirmed
+    /// and waiting to be applied. Reads pile up only on a leader that cannot reach a quorum (without check-quorum it never
+    /// steps down by itself, and a caller that gave up does not take its read back); past the bound a read fails at once.
+    /// </summary>
+    public int ReadsOutstandingMax { get; init; } = 64 * 1024;
+
     /// <summary>Hands a message from a peer to the loop. Dropped when the queue is full (Raft tolerates loss).</summary>
     public void Receive(RaftMessage message) => _inputs.Writer.TryWrite(new MessageInput(message));
 
@@ -188,6 +195,7 @@ internal sealed class RaftHost
     /// index, which covers every entry committed before the call. State read after that is linearizable.
     /// </summary>
     /// <exception cref="NotLeaderException">Not the leader, handing leadership over, or leadership was lost before the read was confirmed.</exception>
+    /// <exception cref="InvalidOperationException"><see cref="ReadsOutstandingMax"/> reads are already waiting.</exception>
     public async ValueTask<long> ReadIndexAsync(CancellationToken cancellationToken)
     {
         var completion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -304,6 +312,13 @@ internal sealed class RaftHost
 
                 break;
             case ReadInput r:
+                if (_reads.Count + _readsWaiting.Count >= ReadsOutstandingMax)
+                {
+                    r.Completion.TrySetException(new InvalidOperationException(
+                        $"{ReadsOutstandingMax} linearizable reads are already waiting on this node: it cannot confirm its leadership now."));
+                    break;
+                }
+
                 try
                 {
                     var requestId = ++_readNext;
