@@ -71,6 +71,9 @@ internal sealed class ClusterSimulation
     private const int KeysCount = 4;
     private readonly List<RaftNodeId> _ids;
     private readonly RaftOptions _raftOptions;
+    /// <summary>Each node's clock rate (1: real time) and its fractional ticks not yet delivered.</summary>
+    private readonly Dictionary<RaftNodeId, double> _tickRate = [];
+    private readonly Dictionary<RaftNodeId, double> _tickCredit = [];
     private long _sequence;
     private ulong _proposalNext = 1;
     private bool _chaos = true;
@@ -99,7 +102,7 @@ internal sealed class ClusterSimulation
 
             // In a third of the seeds with check-quorum, reads are served from leases (chosen from the seed, not drawn).
             // Every node ticks every 10 ms from its own phase: clocks agree in rate, which is what leases assume.
-            LeaseReads = options.Reads && checkQuorum && seed % 3 == 2,
+            LeaseReads = options.Reads && checkQuorum && (seed % 3 == 2 || options.LeaseReadsEverywhere),
             // In a third of the seeds a member with more than one entry left to apply defers its campaign (liveness must
             // not suffer). Chosen from the seed, not drawn: the runs of every seed stay what they were.
             CampaignApplyLagEntries = seed % 3 == 0 ? 1 : 1024,
@@ -121,7 +124,20 @@ internal sealed class ClusterSimulation
             _hosts[id] = host;
             _inbox[id] = new Queue<SimEvent>();
             _incarnation[id] = 0;
+            _tickCredit[id] = 0;
+            _tickRate[id] = 1;
             Schedule(_random.Next(10), new SimEvent(EventKind.Tick, id));
+        }
+
+        if (_raftOptions.LeaseReads)
+        {
+            // Lease seeds run skewed clocks: each node's rate is drawn in [1 − s/2, 1 + s/2]. By default s keeps every pair
+            // within the drift the leases assume ((1 + s/2) / (1 − s/2) − 1 below it).
+            var skew = _options.ClockSkew ?? _raftOptions.MaximumClockDrift * 0.9;
+            foreach (var id in _ids)
+            {
+                _tickRate[id] = 1 + ((_random.NextDouble() - 0.5) * skew);
+            }
         }
 
         Schedule(_options.ChaosIntervalMs, new SimEvent(EventKind.Chaos, RaftNodeId.None));
@@ -349,7 +365,13 @@ internal sealed class ClusterSimulation
             switch (e.Kind)
             {
                 case EventKind.Tick:
-                    host.N.Tick();
+                    // A node whose clock runs at rate r gets r ticks per 10 ms on average (0, 1 or 2 at a time).
+                    _tickCredit[host.Id] += _tickRate[host.Id];
+                    for (; _tickCredit[host.Id] >= 1; _tickCredit[host.Id]--)
+                    {
+                        host.N.Tick();
+                    }
+
                     break;
                 case EventKind.Deliver:
                     host.N.Step(e.Message!);
