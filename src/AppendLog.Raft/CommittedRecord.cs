@@ -4,7 +4,7 @@ namespace AppendLog.Raft;
 
 /// <summary>
 /// One committed application record of a <see cref="ReplicatedLog"/>: its offset (the same on every member) and
-/// the payload given to <see cref="ReplicatedLog.ReplicateAsync"/>.
+/// the payload given to <see cref="ReplicatedLog.ReplicateAsync(ReadOnlyMemory{byte}, CancellationToken)"/>.
 /// </summary>
 [Experimental(RaftExperiments.Raft)]
 public readonly struct CommittedRecord

@@ -9,7 +9,7 @@ namespace AppendLog.Raft;
 /// (whole segments), so neither disk use nor restart time grows without bound; a member that is too far behind (or
 /// new) receives the leader's snapshot instead of the records it covers.
 /// <para>
-/// All three methods are called on the member's Raft loop, one at a time, never concurrently: a snapshot sees exactly
+/// All its methods are called on the member's Raft loop, one at a time, never concurrently: a snapshot sees exactly
 /// the records applied so far. They must not throw (an exception stops the member) and should be quick, since the loop
 /// waits for them. Every member of a group must be configured alike.
 /// </para>
@@ -22,6 +22,23 @@ public interface IReplicatedStateMachine
     /// <param name="cancellationToken">Signalled when the member stops.</param>
     /// <returns>A task that completes when the record is applied.</returns>
     ValueTask ApplyAsync(CommittedRecord record, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Applies one committed record replicated within a client session and returns the response to keep for it
+    /// (<see cref="ReplicatedLog.ReplicateAsync(ReadOnlyMemory{byte}, long, long, CancellationToken)"/>): called instead
+    /// of <see cref="ApplyAsync"/> for such records, once per session and sequence however often the client retried. The
+    /// response is kept in the replicated session table (and in snapshots) until the session's next sequence, so it must
+    /// be at most 64 KiB and be computed from the state alone: every member must return the same bytes. The default
+    /// applies the record with <see cref="ApplyAsync"/> and responds with nothing.
+    /// </summary>
+    /// <param name="record">The record, with its offset.</param>
+    /// <param name="cancellationToken">Signalled when the member stops.</param>
+    /// <returns>The response (for example, the outcome of a compare-and-set).</returns>
+    async ValueTask<ReadOnlyMemory<byte>> ApplyWithResponseAsync(CommittedRecord record, CancellationToken cancellationToken)
+    {
+        await ApplyAsync(record, cancellationToken).ConfigureAwait(false);
+        return ReadOnlyMemory<byte>.Empty;
+    }
 
     /// <summary>Writes the whole state as of the last applied record to <paramref name="destination"/>.</summary>
     /// <param name="destination">Where to write; the replicated log keeps the bytes with the snapshot and may send them to other members.</param>

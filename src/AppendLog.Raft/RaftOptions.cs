@@ -51,11 +51,41 @@ public sealed class RaftOptions
     /// </summary>
     public int CampaignApplyLagEntries { get; init; } = 1024;
 
+    /// <summary>
+    /// Opt-in lease reads (thesis §6.4.1): a leader that heard from a quorum recently serves a linearizable read at once,
+    /// without a heartbeat round, relying on time: followers ignore candidates for <see cref="ElectionTimeoutMinimum"/>
+    /// after hearing from the leader (check-quorum, required), so no other leader can exist until then. The leader's lease
+    /// runs from when it sent the heartbeat a quorum answered, for the election timeout minimum less one tick, shortened
+    /// by <see cref="MaximumClockDrift"/>, less one more tick for tick rounding. Safe only if no member's clock runs faster
+    /// than another's by more than that fraction (a process paused longer than the lease, or a clock jump, breaks it:
+    /// the host ticks by elapsed time). A member does not vote for an election timeout after it starts, so a restart
+    /// does not cut a lease short; a leader that starts a leadership transfer serves no more lease reads in that term
+    /// (the target's election skips leases). Default false: every read takes a heartbeat round (ReadIndex).
+    /// </summary>
+    public bool LeaseReads { get; init; }
+
+    /// <summary>
+    /// With <see cref="LeaseReads"/>: the largest fraction by which one member's clock may run faster than another's
+    /// (0.1 = 10 %), taken off the lease. Default 0.1; at least 0 and below 0.5.
+    /// </summary>
+    public double MaximumClockDrift { get; init; } = 0.1;
+
     /// <summary>Checks the options and returns them, so they can be validated where they are built.</summary>
     /// <returns>This instance.</returns>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
+    /// <exception cref="ArgumentException"><see cref="LeaseReads"/> without <see cref="CheckQuorum"/>.</exception>
     public RaftOptions Validate()
     {
+        if (LeaseReads && !CheckQuorum)
+        {
+            throw new ArgumentException("Lease reads rely on check-quorum leases: set CheckQuorum.", nameof(LeaseReads));
+        }
+
+        if (double.IsNaN(MaximumClockDrift) || MaximumClockDrift is < 0 or >= 0.5)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaximumClockDrift), MaximumClockDrift, "The clock drift is a fraction in [0, 0.5).");
+        }
+
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(TickInterval, TimeSpan.Zero, nameof(TickInterval));
         ArgumentOutOfRangeException.ThrowIfLessThan(HeartbeatInterval, TickInterval, nameof(HeartbeatInterval));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ElectionTimeoutMinimum, HeartbeatInterval, nameof(ElectionTimeoutMinimum));
@@ -69,6 +99,15 @@ public sealed class RaftOptions
     internal int HeartbeatTicks => Ticks(HeartbeatInterval);
 
     internal int ElectionTicksMin => Ticks(ElectionTimeoutMinimum);
+
+    /// <summary>
+    /// Ticks of the leader's clock a lease lasts after the send tick of the heartbeat round a quorum answered. A follower
+    /// that got that heartbeat ignores candidates for at least (ElectionTicksMin − 1) of its tick intervals after it (its
+    /// next tick may come at once); the leader's read at n ticks after the send tick happens less than n + 1 intervals
+    /// after the send; drift shortens the follower's intervals as seen by the leader. So n + 1 ≤ (min − 1)(1 − drift).
+    /// Zero or less: leases never serve (every read takes a round).
+    /// </summary>
+    internal int LeaseTicks => (int)Math.Floor((ElectionTicksMin - 1) * (1 - MaximumClockDrift)) - 1;
 
     internal int ElectionTicksMax => Math.Max(Ticks(ElectionTimeoutMaximum), ElectionTicksMin + 1);
 
@@ -93,4 +132,8 @@ internal enum RaftTestingFaults
     /// <summary>A leader counts its own pipelined write toward a quorum before that write is durable (breaks Figure 2's
     /// "updated on stable storage before responding", applied to the leader's own acknowledgement).</summary>
     CountOwnWriteBeforeDurable = 4,
+
+    /// <summary>A leader serves a read at its commit index without confirming its leadership with a quorum (breaks
+    /// thesis §6.4: a deposed leader in a minority partition returns stale data).</summary>
+    ServeReadsWithoutQuorum = 8,
 }

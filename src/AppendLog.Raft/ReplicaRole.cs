@@ -15,7 +15,7 @@ public enum ReplicaRole
     /// <summary>Runs for leader in a new term.</summary>
     Candidate = 2,
 
-    /// <summary>Leads the group: accepts <see cref="ReplicatedLog.ReplicateAsync"/>.</summary>
+    /// <summary>Leads the group: accepts <see cref="ReplicatedLog.ReplicateAsync(ReadOnlyMemory{byte}, CancellationToken)"/>.</summary>
     Leader = 3,
 
     /// <summary>Stopped after a failure (<see cref="ReplicatedLogStatus.Fault"/>): takes no further part in the group.</summary>

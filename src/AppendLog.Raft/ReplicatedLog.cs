@@ -10,7 +10,7 @@ namespace AppendLog.Raft;
 
 /// <summary>
 /// One member of a Raft-replicated log: a <see cref="SegmentedLog"/> on this machine, kept identical on every member
-/// over TCP. The leader accepts <see cref="ReplicateAsync"/>; it gathers the payloads waiting at that moment into one
+/// over TCP. The leader accepts <see cref="ReplicateAsync(ReadOnlyMemory{byte}, CancellationToken)"/>; it gathers the payloads waiting at that moment into one
 /// Raft entry (one record batch, built once and stored verbatim by every follower) and completes each call with its
 /// record's offset once a quorum has the batch durable. Every member applies committed records, in order, to
 /// <see cref="ReplicatedLogOptions.Apply"/>, and serves them with <see cref="ReadCommittedAsync"/>.
@@ -32,6 +32,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <summary>Bytes a record adds to its payload inside a batch, at most (length, attributes, deltas, key and header counts as varints).</summary>
     private const int RecordOverheadBytesMax = 24;
 
+    /// <summary>Bytes a session header adds to a record, at most (header count, key "alog.raft.session" and a 16-byte value, with their varint lengths).</summary>
+    private const int SessionHeaderBytesMax = 40;
+
     /// <summary>Records read under one read lease (see <see cref="ReadChunkAsync"/>).</summary>
     private const int ReadChunkRecordsMax = 4096;
 
@@ -42,6 +45,15 @@ public sealed class ReplicatedLog : IAsyncDisposable
     private readonly Channel<LeadershipChangedEventArgs> _leadershipEvents = Channel.CreateUnbounded<LeadershipChangedEventArgs>(
         new UnboundedChannelOptions { SingleReader = true });
     private readonly int _entryPayloadBytesMax;
+
+    /// <summary>The replicated client session table: touched only on the Raft loop (apply, snapshot, restore).</summary>
+    private readonly ClientSessions _sessions;
+
+    /// <summary>
+    /// Callers of the session overload of ReplicateAsync on this member, by (session, sequence); lock on itself. Each
+    /// collects the outcome of every copy of its sequence applied while it waits, by offset, and keeps its own copy's.
+    /// </summary>
+    private readonly Dictionary<(long SessionId, long Sequence), List<Dictionary<long, ReplicationResult?>>> _sessionWaiters = [];
     private readonly object _commitGate = new();
     private TaskCompletionSource _commitAdvanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _committedEndOffset;
@@ -72,6 +84,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
             FullMode = BoundedChannelFullMode.Wait,
         });
         _entryPayloadBytesMax = options.Raft.MaximumBatchBytes - RaftEntry.OverheadBytes - EntryBatch.HeaderSize;
+        _sessions = new ClientSessions(options.MaximumClientSessions);
     }
 
     /// <summary>Raised (on a thread-pool thread, in order) when the term or the known leader changes.</summary>
@@ -79,6 +92,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
     /// <summary>This member's id.</summary>
     public RaftNodeId NodeId => _options.NodeId;
+
+    /// <summary>Messages the transport dropped because they exceed a frame (a snapshot above 64 MiB; tests and diagnostics).</summary>
+    internal long OversizeMessagesDropped => _transport?.OversizeMessagesDropped ?? 0;
 
     /// <summary>Reads of dropped batches back from the local log (tests and diagnostics).</summary>
     internal long LogFetchCount => _raftLog?.FetchCount ?? 0;
@@ -208,15 +224,20 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <exception cref="OperationCanceledException">The wait was cancelled.</exception>
     public async ValueTask<long> ReplicateAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
+        return await SubmitAsync(new Request(payload, null), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Queues <paramref name="request"/> for the leader's next entry and waits for its offset (see <see cref="ReplicateAsync(ReadOnlyMemory{byte}, CancellationToken)"/>).</summary>
+    private async ValueTask<long> SubmitAsync(Request request, CancellationToken cancellationToken)
+    {
         ThrowIfNotRunning();
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(payload.Length, _entryPayloadBytesMax - RecordOverheadBytesMax, nameof(payload));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(request.EncodedBytesMax, _entryPayloadBytesMax, "payload");
         var status = _host!.Status;
         if (status.Role != RaftRole.Leader)
         {
             throw NotLeader(status.Leader);
         }
 
-        var request = new Request(payload);
         await _requests.Writer.WriteAsync(request, cancellationToken).ConfigureAwait(false);
         try
         {
@@ -226,6 +247,149 @@ public sealed class ReplicatedLog : IAsyncDisposable
         {
             throw new ReplicationTimeoutException(_options.ReplicateTimeout);
         }
+    }
+
+    /// <summary>
+    /// Opens a client session for exactly-once replication (Raft thesis §6.3): a record, committed like any other, whose
+    /// offset becomes the session's id on every member. Give the id and increasing sequence numbers to
+    /// <see cref="ReplicateAsync(ReadOnlyMemory{byte}, long, long, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the wait only: the session may still be opened (an unused session is evicted in time).</param>
+    /// <returns>The session id.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader, or lost leadership before the record committed.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>; open another.</exception>
+    /// <exception cref="InvalidOperationException">Not started, or the member stopped after a failure.</exception>
+    /// <exception cref="ObjectDisposedException">Disposed.</exception>
+    /// <exception cref="OperationCanceledException">The wait was cancelled.</exception>
+    public ValueTask<long> OpenSessionAsync(CancellationToken cancellationToken = default) =>
+        SubmitAsync(new Request(ReadOnlyMemory<byte>.Empty, SessionTag.Open), cancellationToken);
+
+    /// <summary>
+    /// Replicates <paramref name="payload"/> at most once within the client session <paramref name="sessionId"/> and returns
+    /// the state machine's response. Every member keeps, per session, the latest sequence applied and its response (in the
+    /// replicated state, so through leader changes, restarts and snapshots): when a call's outcome was unknown
+    /// (<see cref="ReplicationTimeoutException"/>, <see cref="NotLeaderException"/>, a lost connection), call again with the
+    /// same sequence, on whichever member leads: if the first attempt was applied the record is not applied again, and the
+    /// first attempt's offset and response come back (<see cref="ReplicationResult.IsDuplicate"/>).
+    /// </summary>
+    /// <remarks>
+    /// A session carries one record at a time: start sequence <c>n + 1</c> only after <c>n</c> returned a result (numbering
+    /// starts at 1; gaps are allowed). A retry's second copy stays in the log and is returned by
+    /// <see cref="ReadCommittedAsync"/>; only the state machine sees each sequence once.
+    /// </remarks>
+    /// <param name="payload">The record's payload (the caller must not change it until the call completes).</param>
+    /// <param name="sessionId">A session from <see cref="OpenSessionAsync"/>.</param>
+    /// <param name="sequence">The client's number for this record, from 1, increasing within the session.</param>
+    /// <param name="cancellationToken">Cancels the wait only: a payload already queued may still be applied (retry to learn its result).</param>
+    /// <returns>Where the record was applied and the state machine's response.</returns>
+    /// <exception cref="SessionExpiredException">The session is unknown or was evicted, or the sequence is older than its latest: not applied.</exception>
+    /// <exception cref="NotLeaderException">This member is not the leader, or lost leadership before the record committed: retry with the same sequence.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not applied within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>: retry with the same sequence.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The payload does not fit one entry, or the sequence is below 1.</exception>
+    /// <exception cref="InvalidOperationException">Not started, or the member stopped after a failure.</exception>
+    /// <exception cref="ObjectDisposedException">Disposed.</exception>
+    /// <exception cref="OperationCanceledException">The wait was cancelled.</exception>
+    public async ValueTask<ReplicationResult> ReplicateAsync(
+        ReadOnlyMemory<byte> payload, long sessionId, long sequence, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequence, 1);
+        var key = (sessionId, sequence);
+        var outcomes = new Dictionary<long, ReplicationResult?>();
+        lock (_sessionWaiters)
+        {
+            if (!_sessionWaiters.TryGetValue(key, out var waiters))
+            {
+                _sessionWaiters[key] = waiters = [];
+            }
+
+            waiters.Add(outcomes);
+        }
+
+        try
+        {
+            // The loop applies the record before it completes the proposal with the record's offset, so this call's own
+            // copy's outcome is there by then. (An earlier copy applied meanwhile, say while a restarted leader replays
+            // its log, is recorded too but is not this call's answer: its own copy then comes out a duplicate.)
+            var offset = await SubmitAsync(new Request(payload, new SessionTag(false, sessionId, sequence)), cancellationToken).ConfigureAwait(false);
+            ReplicationResult? outcome;
+            lock (_sessionWaiters)
+            {
+                Invariant.Assert(outcomes.TryGetValue(offset, out outcome), "a committed session record was applied before its proposal completed");
+            }
+
+            return outcome ?? throw new SessionExpiredException(sessionId, sequence);
+        }
+        finally
+        {
+            lock (_sessionWaiters)
+            {
+                if (_sessionWaiters.TryGetValue(key, out var waiters) && waiters.Remove(outcomes) && waiters.Count == 0)
+                {
+                    _sessionWaiters.Remove(key);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A linearizable read barrier (ReadIndex, Raft thesis §6.4): completes once this member has confirmed, with a
+    /// heartbeat round answered by a quorum, that it was still the leader after the call began, and its state machine has
+    /// applied every record committed before the call. Reading the state machine (or <see cref="ReadCommittedAsync"/>
+    /// below the returned offset) after it completes observes every replication acknowledged before the call began, on any
+    /// member. Nothing is written to the log. A leader cut off from the majority never completes a barrier: it fails when
+    /// the leader steps down (within an election timeout, with <see cref="RaftOptions.CheckQuorum"/>) or times out.
+    /// </summary>
+    /// <remarks>
+    /// Only the leader serves barriers; a follower refuses at once with <see cref="NotLeaderException"/> naming the leader,
+    /// and the client retries there. Concurrent barriers share heartbeat rounds. A new leader completes its first barrier
+    /// only after it has committed an entry of its own term (its no-op, within one round trip of its election). With
+    /// <see cref="RaftOptions.LeaseReads"/> a leader within its lease completes the barrier without a heartbeat round.
+    /// </remarks>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>The offset after the last record applied here when the barrier completed: every record committed before
+    /// the call has a lower offset and is applied.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader (the exception names the leader when known), is handing leadership over, or lost leadership before the barrier completed.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not confirmed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/> (for example, cut off from the majority without check-quorum).</exception>
+    /// <exception cref="InvalidOperationException">Not started, or the member stopped after a failure (<see cref="ReplicatedLogStatus.Fault"/>, also the inner exception), or 65,536 barriers are already waiting here (a leader cut off from its majority without check-quorum).</exception>
+    /// <exception cref="ObjectDisposedException">Disposed.</exception>
+    /// <exception cref="OperationCanceledException">The wait was cancelled.</exception>
+    public async ValueTask<long> LinearizableBarrierAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        var host = _host!;
+        var status = host.Status;
+        if (status.Role != RaftRole.Leader)
+        {
+            throw NotLeader(status.Leader);
+        }
+
+        try
+        {
+            await host.ReadIndexAsync(cancellationToken).AsTask()
+                .WaitAsync(_options.ReplicateTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new ReplicationTimeoutException(_options.ReplicateTimeout);
+        }
+        catch (NotLeaderException ex)
+        {
+            throw NotLeader(ex.LeaderId);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && _state == 2)
+        {
+            throw new ObjectDisposedException(nameof(ReplicatedLog));
+        }
+        catch (ChannelClosedException ex)
+        {
+            throw Stopped(_fault ?? ex.InnerException ?? ex);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && _fault is { } fault)
+        {
+            throw Stopped(fault);
+        }
+
+        return Volatile.Read(ref _committedEndOffset);
     }
 
     /// <summary>
@@ -506,9 +670,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
     {
         foreach (var header in record.Headers)
         {
-            if (header.Key == EntryBatch.KindHeader)
+            if (header.Key == EntryBatch.KindHeader || (header.Key == EntryBatch.SessionHeader && header.Value.IsEmpty))
             {
-                return true;
+                return true; // a Raft entry, or the opening of a client session
             }
         }
 
@@ -556,27 +720,85 @@ public sealed class ReplicatedLog : IAsyncDisposable
         var end = baseOffset + 1;
         if (entry.Kind == RaftEntryKind.Normal && !entry.Data.IsEmpty)
         {
-            var values = EntryBatch.ReadValues(entry.Data);
-            if (_options.StateMachine is { } stateMachine)
+            var records = EntryBatch.ReadRecords(entry.Data);
+            for (var i = 0; i < records.Count; i++)
             {
-                for (var i = 0; i < values.Count; i++)
+                var (value, session) = records[i];
+                var record = new CommittedRecord(baseOffset + i, value);
+                if (session is { } tag)
                 {
-                    await stateMachine.ApplyAsync(new CommittedRecord(baseOffset + i, values[i]), cancellationToken).ConfigureAwait(false);
+                    await ApplySessionRecordAsync(record, tag, cancellationToken).ConfigureAwait(false);
                 }
-            }
-            else if (_options.Apply is { } apply)
-            {
-                for (var i = 0; i < values.Count; i++)
+                else if (_options.StateMachine is { } stateMachine)
                 {
-                    await apply(new CommittedRecord(baseOffset + i, values[i]), cancellationToken).ConfigureAwait(false);
+                    await stateMachine.ApplyAsync(record, cancellationToken).ConfigureAwait(false);
+                }
+                else if (_options.Apply is { } apply)
+                {
+                    await apply(record, cancellationToken).ConfigureAwait(false);
                 }
             }
 
-            end = baseOffset + values.Count;
+            end = baseOffset + records.Count;
         }
 
         Volatile.Write(ref _committedEndOffset, end);
         SignalCommit();
+    }
+
+    /// <summary>
+    /// Applies a record of a client session at most once per (session, sequence), on every member alike, and answers the
+    /// callers waiting here for it (see <see cref="ClientSessions"/>).
+    /// </summary>
+    private async ValueTask ApplySessionRecordAsync(CommittedRecord record, SessionTag tag, CancellationToken cancellationToken)
+    {
+        if (tag.IsOpen)
+        {
+            _sessions.Open(record.Offset);
+            return;
+        }
+
+        ReplicationResult result;
+        switch (_sessions.Check(tag.SessionId, tag.Sequence, out var firstOffset, out var recorded))
+        {
+            case SessionOutcome.Apply:
+                var response = ReadOnlyMemory<byte>.Empty;
+                if (_options.StateMachine is { } stateMachine)
+                {
+                    response = await stateMachine.ApplyWithResponseAsync(record, cancellationToken).ConfigureAwait(false);
+                }
+                else if (_options.Apply is { } apply)
+                {
+                    await apply(record, cancellationToken).ConfigureAwait(false);
+                }
+
+                _sessions.Record(tag.SessionId, tag.Sequence, record.Offset, response.Span);
+                result = new ReplicationResult(record.Offset, response.ToArray(), isDuplicate: false);
+                break;
+            case SessionOutcome.Duplicate:
+                result = new ReplicationResult(firstOffset, recorded, isDuplicate: true);
+                break;
+            default:
+                RecordSessionOutcome(tag, record.Offset, null);
+                return;
+        }
+
+        RecordSessionOutcome(tag, record.Offset, result);
+    }
+
+    /// <summary>Tells the callers waiting here for (session, sequence) what the copy at <paramref name="offset"/> did (null: refused as expired).</summary>
+    private void RecordSessionOutcome(SessionTag tag, long offset, ReplicationResult? result)
+    {
+        lock (_sessionWaiters)
+        {
+            if (_sessionWaiters.TryGetValue((tag.SessionId, tag.Sequence), out var waiters))
+            {
+                foreach (var outcomes in waiters)
+                {
+                    outcomes[offset] = result;
+                }
+            }
+        }
     }
 
     /// <summary>Restores the state machine from <paramref name="snapshot"/> (at start, or installing the leader's).</summary>
@@ -586,8 +808,10 @@ public sealed class ReplicatedLog : IAsyncDisposable
             ?? throw new NotSupportedException("A member without a StateMachine cannot restore a snapshot: configure every member alike.");
         var endOffset = SnapshotPayload.EndOffset(snapshot.Data.Span)
             ?? throw new InvalidDataException("A snapshot carries the offset where its log continues.");
+        // The image is the session table, then the state machine's own (see TakeSnapshotAsync).
         var image = SnapshotPayload.Image(snapshot.Data);
-        using (var source = new MemoryStream(image.ToArray(), writable: false))
+        var sessionBytes = _sessions.ReadFrom(image.Span);
+        using (var source = new MemoryStream(image[sessionBytes..].ToArray(), writable: false))
         {
             await stateMachine.RestoreSnapshotAsync(source, cancellationToken).ConfigureAwait(false);
         }
@@ -614,6 +838,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
         using var destination = new MemoryStream();
         destination.Write(stackalloc byte[SnapshotPayload.HeaderBytes]);
+        var sessions = new byte[_sessions.EncodedSize];
+        _sessions.WriteTo(sessions);
+        destination.Write(sessions);
         await stateMachine.WriteSnapshotAsync(destination, cancellationToken).ConfigureAwait(false);
         var data = destination.ToArray();
         System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(data, endOffset);
@@ -650,19 +877,20 @@ public sealed class ReplicatedLog : IAsyncDisposable
                 var batch = new List<Request>();
                 var bytes = 0;
                 while (reader.TryPeek(out var next)
-                    && (batch.Count == 0 || bytes + next.Payload.Length + RecordOverheadBytesMax <= _entryPayloadBytesMax))
+                    && (batch.Count == 0 || bytes + next.EncodedBytesMax <= _entryPayloadBytesMax))
                 {
                     reader.TryRead(out _);
                     batch.Add(next);
-                    bytes += next.Payload.Length + RecordOverheadBytesMax;
+                    bytes += next.EncodedBytesMax;
                 }
 
                 var payloads = batch.Select(r => r.Payload).ToList();
+                var sessions = batch.Any(r => r.Session is not null) ? batch.Select(r => r.Session).ToList() : null;
                 Task<long> committed;
                 try
                 {
                     committed = await _host!.SubmitAsync(
-                        term => EntryBatch.EncodeApplication(payloads, term, _time.GetUtcNow().ToUnixTimeMilliseconds()),
+                        term => EntryBatch.EncodeApplication(payloads, sessions, term, _time.GetUtcNow().ToUnixTimeMilliseconds()),
                         token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
@@ -750,9 +978,15 @@ public sealed class ReplicatedLog : IAsyncDisposable
         }
     }
 
-    private sealed class Request(ReadOnlyMemory<byte> payload)
+    private sealed class Request(ReadOnlyMemory<byte> payload, SessionTag? session)
     {
         public ReadOnlyMemory<byte> Payload { get; } = payload;
+
+        /// <summary>The record's session tag, or null outside any session.</summary>
+        public SessionTag? Session { get; } = session;
+
+        /// <summary>The most bytes the record takes in a batch.</summary>
+        public int EncodedBytesMax => Payload.Length + RecordOverheadBytesMax + (Session is null ? 0 : SessionHeaderBytesMax);
 
         public TaskCompletionSource<long> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

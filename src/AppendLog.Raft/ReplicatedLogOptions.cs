@@ -13,6 +13,9 @@ public sealed class ReplicatedLogOptions
     /// <summary>The default for <see cref="MaximumPendingReplications"/>.</summary>
     public const int DefaultMaximumPendingReplications = 16 * 1024;
 
+    /// <summary>The default for <see cref="MaximumClientSessions"/>.</summary>
+    public const int DefaultMaximumClientSessions = 4096;
+
     /// <summary>The default for <see cref="SnapshotInterval"/>: a snapshot every million offsets.</summary>
     public const long DefaultSnapshotInterval = 1_000_000;
 
@@ -51,10 +54,10 @@ public sealed class ReplicatedLogOptions
     /// <summary>The local log's flush policy; null means the core's default. <see cref="FlushPolicy.Manual"/> is refused: nothing would sync.</summary>
     public FlushPolicy? FlushPolicy { get; init; }
 
-    /// <summary>How long <see cref="ReplicatedLog.ReplicateAsync"/> waits for a commit before it throws <see cref="ReplicationTimeoutException"/>.</summary>
+    /// <summary>How long <see cref="ReplicatedLog.ReplicateAsync(ReadOnlyMemory{byte}, CancellationToken)"/> waits for a commit before it throws <see cref="ReplicationTimeoutException"/>.</summary>
     public TimeSpan ReplicateTimeout { get; init; } = DefaultReplicateTimeout;
 
-    /// <summary>The most replications queued on the leader before <see cref="ReplicatedLog.ReplicateAsync"/> waits for room (back-pressure).</summary>
+    /// <summary>The most replications queued on the leader before <see cref="ReplicatedLog.ReplicateAsync(ReadOnlyMemory{byte}, CancellationToken)"/> waits for room (back-pressure).</summary>
     public int MaximumPendingReplications { get; init; } = DefaultMaximumPendingReplications;
 
     /// <summary>
@@ -81,6 +84,14 @@ public sealed class ReplicatedLogOptions
 
     /// <summary>With a <see cref="StateMachine"/>: how many offsets are committed between two snapshots; 0 never snapshots.</summary>
     public long SnapshotInterval { get; init; } = DefaultSnapshotInterval;
+
+    /// <summary>
+    /// The most client sessions (<see cref="ReplicatedLog.OpenSessionAsync"/>) the replicated session table keeps; opening
+    /// one more evicts the least recently used, whose later retries fail with <see cref="SessionExpiredException"/>. Each
+    /// session costs about 40 bytes plus its latest response, on every member and in every snapshot. It must be the same on
+    /// every member. Default 4096 (<see cref="DefaultMaximumClientSessions"/>).
+    /// </summary>
+    public int MaximumClientSessions { get; init; } = DefaultMaximumClientSessions;
 
     /// <summary>The local log's segment size (tests use small segments so that prefix truncation deletes files); null: the core's default.</summary>
     internal long? SegmentSize { get; init; }
@@ -118,6 +129,7 @@ public sealed class ReplicatedLogOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumPendingReplications, 1, nameof(MaximumPendingReplications));
         ArgumentOutOfRangeException.ThrowIfNegative(MaximumCachedLogBytes, nameof(MaximumCachedLogBytes));
         ArgumentOutOfRangeException.ThrowIfNegative(SnapshotInterval, nameof(SnapshotInterval));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaximumClientSessions, 1, nameof(MaximumClientSessions));
         if (InitialVoters is not null && (InitialVoters.Count == 0 || InitialVoters.Any(v => !Members.ContainsKey(v))))
         {
             throw new ArgumentException("InitialVoters must be a non-empty subset of Members' ids.", nameof(InitialVoters));

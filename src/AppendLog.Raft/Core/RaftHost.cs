@@ -60,6 +60,13 @@ internal sealed class RaftHost
     /// <summary>Proposals waiting to be applied, by index; each remembers the term it was proposed in.</summary>
     private readonly Dictionary<long, (long Term, TaskCompletionSource<long> Completion)> _pending = [];
 
+    /// <summary>Linearizable reads handed to the node and not yet confirmed or failed, by request id.</summary>
+    private readonly Dictionary<long, TaskCompletionSource<long>> _reads = [];
+
+    /// <summary>Confirmed reads waiting for the state machine to apply through their index.</summary>
+    private readonly List<(ReadState Read, TaskCompletionSource<long> Completion)> _readsWaiting = [];
+    private long _readNext;
+
     /// <summary>When the loop started, and the ticks given to the node since (see <see cref="TickToNow"/>).</summary>
     private long _startTimestamp;
     private long _ticksDone;
@@ -100,6 +107,8 @@ internal sealed class RaftHost
 
     private sealed record TransferInput(RaftNodeId Target, TaskCompletionSource Completion) : Input;
 
+    private sealed record ReadInput(TaskCompletionSource<long> Completion) : Input;
+
     /// <summary>A pipelined write became durable (or failed: <paramref name="Error"/>).</summary>
     private sealed record DurableInput(PendingDurability Written, Exception? Error) : Input;
 
@@ -125,6 +134,13 @@ internal sealed class RaftHost
     /// (<see cref="Ready.MayAdvanceBeforeDurable"/>); off: every batch waits for its sync.
     /// </summary>
     public bool PipelineLeaderWrites { get; init; }
+
+    /// <summary>
+    /// The most linearizable reads waiting at once (STYLE.md 2): handed to the node and not yet confirmed, or confirmed
+    /// and waiting to be applied. Reads pile up only on a leader that cannot reach a quorum (without check-quorum it never
+    /// steps down by itself, and a caller that gave up does not take its read back); past the bound a read fails at once.
+    /// </summary>
+    public int ReadsOutstandingMax { get; init; } = 64 * 1024;
 
     /// <summary>Hands a message from a peer to the loop. Dropped when the queue is full (Raft tolerates loss).</summary>
     public void Receive(RaftMessage message) => _inputs.Writer.TryWrite(new MessageInput(message));
@@ -171,6 +187,20 @@ internal sealed class RaftHost
         var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await _inputs.Writer.WriteAsync(new TransferInput(target, completion), cancellationToken).ConfigureAwait(false);
         await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A linearizable read barrier (ReadIndex, thesis §6.4; see RaftNode.Read.cs): completes with a Raft index once this
+    /// node has confirmed with a quorum that it was still the leader after the call began, and has applied through that
+    /// index, which covers every entry committed before the call. State read after that is linearizable.
+    /// </summary>
+    /// <exception cref="NotLeaderException">Not the leader, handing leadership over, or leadership was lost before the read was confirmed.</exception>
+    /// <exception cref="InvalidOperationException"><see cref="ReadsOutstandingMax"/> reads are already waiting.</exception>
+    public async ValueTask<long> ReadIndexAsync(CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _inputs.Writer.WriteAsync(new ReadInput(completion), cancellationToken).ConfigureAwait(false);
+        return await completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Runs the loop until <paramref name="cancellationToken"/> is cancelled or storage fails.</summary>
@@ -228,6 +258,9 @@ internal sealed class RaftHost
                     case TransferInput t:
                         t.Completion.TrySetException(failure);
                         break;
+                    case ReadInput r:
+                        r.Completion.TrySetException(failure);
+                        break;
                 }
             }
 
@@ -275,6 +308,26 @@ internal sealed class RaftHost
                 catch (Exception ex) when (ex is NotLeaderException or InvalidOperationException or ArgumentException)
                 {
                     c.Completion.TrySetException(ex);
+                }
+
+                break;
+            case ReadInput r:
+                if (_reads.Count + _readsWaiting.Count >= ReadsOutstandingMax)
+                {
+                    r.Completion.TrySetException(new InvalidOperationException(
+                        $"{ReadsOutstandingMax} linearizable reads are already waiting on this node: it cannot confirm its leadership now."));
+                    break;
+                }
+
+                try
+                {
+                    var requestId = ++_readNext;
+                    _node.ReadIndex(requestId);
+                    _reads[requestId] = r.Completion;
+                }
+                catch (NotLeaderException ex)
+                {
+                    r.Completion.TrySetException(ex);
                 }
 
                 break;
@@ -355,6 +408,7 @@ internal sealed class RaftHost
 
             await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
             _node.AdvanceBeforeDurable(ready);
+            HandleReads(ready);
             await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
             return;
         }
@@ -374,6 +428,7 @@ internal sealed class RaftHost
         // 6: apply, completing the proposals whose entries these are.
         await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
         _node.Advance(ready);
+        HandleReads(ready);
         await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -400,6 +455,40 @@ internal sealed class RaftHost
                 }
             }
         }
+    }
+
+    /// <summary>Ready step 7: fail the reads the node gave up, and serve every confirmed read whose index is applied.</summary>
+    private void HandleReads(Ready ready)
+    {
+        foreach (var requestId in ready.ReadsFailed)
+        {
+            if (_reads.Remove(requestId, out var failed))
+            {
+                failed.TrySetException(new NotLeaderException(_node.Id, _node.Leader));
+            }
+        }
+
+        foreach (var read in ready.ReadStates)
+        {
+            Invariant.Assert(_reads.Remove(read.RequestId, out var completion), "a confirmed read was registered here");
+            _readsWaiting.Add((read, completion!));
+        }
+
+        if (_readsWaiting.Count == 0)
+        {
+            return;
+        }
+
+        var applied = _node.Applied;
+        foreach (var (read, completion) in _readsWaiting)
+        {
+            if (read.Index <= applied)
+            {
+                completion.TrySetResult(read.Index);
+            }
+        }
+
+        _readsWaiting.RemoveAll(waiting => waiting.Read.Index <= applied);
     }
 
     private async ValueTask AfterAdvanceAsync(CancellationToken cancellationToken)
@@ -486,5 +575,17 @@ internal sealed class RaftHost
         }
 
         _pending.Clear();
+        foreach (var (_, read) in _reads)
+        {
+            read.TrySetException(ex);
+        }
+
+        _reads.Clear();
+        foreach (var (_, read) in _readsWaiting)
+        {
+            read.TrySetException(ex);
+        }
+
+        _readsWaiting.Clear();
     }
 }

@@ -49,7 +49,8 @@ internal sealed record RaftMessage
     /// <summary>Append: term of the entry before <see cref="Entries"/>; votes: the candidate's last term; rejection: hint term.</summary>
     public long LogTerm { get; init; }
 
-    /// <summary>Append: index of the entry before <see cref="Entries"/>; votes: candidate's last index; responses: see type.</summary>
+    /// <summary>Append: index of the entry before <see cref="Entries"/>; votes: candidate's last index; heartbeats and their
+    /// answers: the leader's read round (see RaftNode.Read.cs); responses: see type.</summary>
     public long Index { get; init; }
 
     public IReadOnlyList<RaftEntry> Entries { get; init; } = [];

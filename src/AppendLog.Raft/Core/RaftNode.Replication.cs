@@ -111,6 +111,7 @@ internal sealed partial class RaftNode
         }
 
         _log.CommitTo(quorumMatch);
+        ReleaseReadsAwaitingTermCommit();
         return true;
     }
 }

@@ -68,11 +68,15 @@ internal sealed partial class RaftNode
         }
     }
 
-    private bool InLease() => _options.CheckQuorum && !Leader.IsNone && _electionElapsed < _options.ElectionTicksMin;
+    private bool InLease() =>
+        _options.CheckQuorum
+        && ((!Leader.IsNone && _electionElapsed < _options.ElectionTicksMin)
+            || (_options.LeaseReads && _ticksSinceStart < _options.ElectionTicksMin));
 
     private void TickElection()
     {
         _electionElapsed++;
+        _ticksSinceStart = Math.Min(_ticksSinceStart + 1, _options.ElectionTicksMin);
         if (Promotable && _electionElapsed >= _randomizedElectionTimeout)
         {
             if (_options.CampaignApplyLagEntries > 0
@@ -93,6 +97,7 @@ internal sealed partial class RaftNode
     {
         _heartbeatElapsed++;
         _electionElapsed++;
+        _ticksSinceStart = Math.Min(_ticksSinceStart + 1, _options.ElectionTicksMin);
         if (_electionElapsed >= _options.ElectionTicksMin)
         {
             _electionElapsed = 0;
@@ -109,20 +114,12 @@ internal sealed partial class RaftNode
         if (_heartbeatElapsed >= _options.HeartbeatTicks)
         {
             _heartbeatElapsed = 0;
-            foreach (var (id, pr) in _progress)
-            {
-                if (id != Id)
-                {
-                    Send(new RaftMessage
-                    {
-                        Type = RaftMessageType.Heartbeat,
-                        From = Id,
-                        To = id,
-                        Term = Term,
-                        Commit = Math.Min(pr.Match, _log.Committed),
-                    });
-                }
-            }
+            TickReadLease();
+            BroadcastHeartbeats();
+        }
+        else
+        {
+            _leaderTicks++;
         }
     }
 
@@ -395,7 +392,9 @@ internal sealed partial class RaftNode
     {
         // The leader sends min(our match, its commit): entries we acknowledged in this term.
         _log.CommitTo(m.Commit);
-        Send(new RaftMessage { Type = RaftMessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term });
+
+        // Echo the leader's read round: the answer confirms its leadership for reads registered before that round.
+        Send(new RaftMessage { Type = RaftMessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term, Index = m.Index });
     }
 
     private void HandleSnapshot(RaftMessage m)
@@ -438,6 +437,7 @@ internal sealed partial class RaftNode
             case RaftMessageType.HeartbeatResponse:
                 pr.RecentActive = true;
                 pr.ProbeSent = false;
+                OnReadRoundAcked(m.From, m.Index);
                 if (pr.State == ProgressState.Replicate && pr.Inflights.IsFull)
                 {
                     pr.Inflights.FreeFirst();

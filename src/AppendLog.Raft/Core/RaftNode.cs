@@ -164,6 +164,7 @@ internal sealed partial class RaftNode
         }
 
         LeadTransferee = target;
+        _leaseRevoked = true;
         _electionElapsed = 0;
         if (_progress[target].Match == _log.LastIndex)
         {
@@ -224,7 +225,9 @@ internal sealed partial class RaftNode
             || _log.Unstable.Count > 0
             || _log.PendingSnapshot is not null
             || _outbox.Count > 0
-            || _log.HasEntriesToApply);
+            || _log.HasEntriesToApply
+            || _readsConfirmed.Count > 0
+            || _readsFailed.Count > 0);
 
     /// <summary>Takes the next batch of work. The host must process it (see <see cref="Ready"/>) and then <see cref="Advance"/>.</summary>
     public Ready GetReady()
@@ -260,8 +263,13 @@ internal sealed partial class RaftNode
             CommittedEntries = _log.NextCommittedEntries(_options.MaximumBatchBytes),
             Role = Role,
             Leader = Leader,
+            ReadStates = [.. _readsConfirmed],
+            ReadsFailed = [.. _readsFailed],
         };
         _outbox.Clear();
+        _readsConfirmed.Clear();
+        _readsFailed.Clear();
+        _readRoundUnsent = false;
         _outstandingReady = ready;
         _outstandingHardState = hardState;
         return ready;
@@ -371,6 +379,7 @@ internal sealed partial class RaftNode
         LeadTransferee = RaftNodeId.None;
         _votes.Clear();
         _progress.Clear();
+        FailOutstandingReads();
     }
 
     private void BecomeFollower(long term, RaftNodeId leader)

@@ -24,6 +24,7 @@ internal enum RaftRole : byte
 /// <item>Only now send <see cref="Messages"/>. Every message may depend on the state just persisted: a vote on the
 ///   persisted vote, an append acknowledgement on the persisted entries, any message on the persisted term.</item>
 /// <item>Apply <see cref="CommittedEntries"/> to the state machine, in order (and restore from <see cref="Snapshot"/> first).</item>
+/// <item>Serve <see cref="ReadStates"/> whose index is applied (keep the others until it is), fail <see cref="ReadsFailed"/>.</item>
 /// </list>
 /// <see cref="RaftNode.Advance"/> checks that the log is durable through the last entry the node handed out.
 /// </summary>
@@ -52,6 +53,15 @@ internal sealed class Ready
     public required RaftRole Role { get; init; }
 
     public required RaftNodeId Leader { get; init; }
+
+    /// <summary>
+    /// Reads whose leadership check completed (<see cref="RaftNode.ReadIndex"/>): serve each once the state machine has
+    /// applied through its index (after this batch's <see cref="CommittedEntries"/>, or a later batch's). Volatile.
+    /// </summary>
+    public IReadOnlyList<ReadState> ReadStates { get; init; } = [];
+
+    /// <summary>Reads that can no longer be confirmed (this node lost leadership): fail them; the client retries on the leader.</summary>
+    public IReadOnlyList<long> ReadsFailed { get; init; } = [];
 
     /// <summary>
     /// A leader's batch that depends on nothing durable but its own entries: no snapshot, no message to send after the

@@ -12,7 +12,9 @@ namespace AppendLog.Raft.Storage;
 /// Application entries: the entry's payload IS the batch: one record per client payload (null key, value = payload),
 /// built once by the leader with the entry's term in partitionLeaderEpoch. Raft's own entries (the new leader's no-op,
 /// membership changes) are a batch of one record carrying the header <see cref="KindHeader"/> (one byte: the kind) and
-/// the Raft payload as its value; readers of the replicated log skip those records.
+/// the Raft payload as its value; readers of the replicated log skip those records. A record replicated within a client
+/// session carries the header <see cref="SessionHeader"/> (16 bytes: session id, sequence, little-endian); the record
+/// that opens a session carries it with an empty value and is skipped by readers too.
 /// </para>
 /// <para>
 /// Layout (big-endian, Kafka's): baseOffset i64 @0, batchLength i32 @8, partitionLeaderEpoch i32 @12, magic i8 @16,
@@ -25,6 +27,12 @@ namespace AppendLog.Raft.Storage;
 internal static class EntryBatch
 {
     public const string KindHeader = "alog.raft.kind";
+
+    /// <summary>The header of a record replicated within a client session (exactly-once proposals).</summary>
+    public const string SessionHeader = "alog.raft.session";
+
+    /// <summary>Bytes of a session header's value: session id and sequence, i64 little-endian each.</summary>
+    private const int SessionTagBytes = 16;
 
     public const int HeaderSize = 61;
 
@@ -43,22 +51,32 @@ internal static class EntryBatch
     private const int CodecMask = 0x07;
 
     private static readonly byte[] s_kindHeaderKey = Encoding.UTF8.GetBytes(KindHeader);
+    private static readonly byte[] s_sessionHeaderKey = Encoding.UTF8.GetBytes(SessionHeader);
 
     /// <summary>Encodes application payloads as one batch (one record each) in <paramref name="term"/>.</summary>
-    public static byte[] EncodeApplication(IReadOnlyList<ReadOnlyMemory<byte>> payloads, long term, long timestampMs)
+    public static byte[] EncodeApplication(IReadOnlyList<ReadOnlyMemory<byte>> payloads, long term, long timestampMs) =>
+        EncodeApplication(payloads, sessions: null, term, timestampMs);
+
+    /// <summary>
+    /// Encodes application payloads as one batch in <paramref name="term"/>; <paramref name="sessions"/>, when given,
+    /// holds each record's session tag (null for a record outside any session).
+    /// </summary>
+    public static byte[] EncodeApplication(
+        IReadOnlyList<ReadOnlyMemory<byte>> payloads, IReadOnlyList<SessionTag?>? sessions, long term, long timestampMs)
     {
         Invariant.Assert(payloads.Count > 0, "an application batch holds at least one record");
+        Invariant.Assert(sessions is null || sessions.Count == payloads.Count, "one session tag per record");
         var size = HeaderSize;
         for (var i = 0; i < payloads.Count; i++)
         {
-            size += RecordSize(i, payloads[i].Length, withKindHeader: false);
+            size += RecordSize(i, payloads[i].Length, HeaderOf(sessions?[i]));
         }
 
         var batch = new byte[size];
         var position = HeaderSize;
         for (var i = 0; i < payloads.Count; i++)
         {
-            position += WriteRecord(batch.AsSpan(position), i, payloads[i].Span, kind: null);
+            position += WriteRecord(batch.AsSpan(position), i, payloads[i].Span, HeaderOf(sessions?[i]));
         }
 
         Invariant.Assert(position == size, "the record sizes were computed exactly");
@@ -69,9 +87,10 @@ internal static class EntryBatch
     /// <summary>Encodes a Raft-internal entry (no-op or membership change) as a one-record batch.</summary>
     public static byte[] EncodeControl(RaftEntryKind kind, ReadOnlySpan<byte> data, long term, long timestampMs)
     {
-        var size = HeaderSize + RecordSize(0, data.Length, withKindHeader: true);
+        var header = new RecordHeader(s_kindHeaderKey, [(byte)kind]);
+        var size = HeaderSize + RecordSize(0, data.Length, header);
         var batch = new byte[size];
-        WriteRecord(batch.AsSpan(HeaderSize), 0, data, kind);
+        WriteRecord(batch.AsSpan(HeaderSize), 0, data, header);
         WriteHeader(batch, 1, term, timestampMs);
         return batch;
     }
@@ -139,7 +158,11 @@ internal static class EntryBatch
     }
 
     /// <summary>The application payloads (record values) of an application batch, in order.</summary>
-    public static List<ReadOnlyMemory<byte>> ReadValues(ReadOnlyMemory<byte> batch)
+    public static List<ReadOnlyMemory<byte>> ReadValues(ReadOnlyMemory<byte> batch) =>
+        ReadRecords(batch).ConvertAll(record => record.Value);
+
+    /// <summary>The records of an application batch, in order: each value and its session tag (null outside a session).</summary>
+    public static List<(ReadOnlyMemory<byte> Value, SessionTag? Session)> ReadRecords(ReadOnlyMemory<byte> batch)
     {
         var span = batch.Span;
         if ((BinaryPrimitives.ReadInt16BigEndian(span[AttributesOffset..]) & CodecMask) != 0)
@@ -148,16 +171,26 @@ internal static class EntryBatch
         }
 
         var count = RecordCount(span);
-        var values = new List<ReadOnlyMemory<byte>>(count);
+        var records = new List<(ReadOnlyMemory<byte>, SessionTag?)>(count);
         var position = HeaderSize;
         for (var i = 0; i < count; i++)
         {
             var record = ReadRecord(span, ref position);
-            values.Add(record.ValueLength < 0 ? ReadOnlyMemory<byte>.Empty : batch.Slice(record.ValueStart, record.ValueLength));
+            var value = record.ValueLength < 0 ? ReadOnlyMemory<byte>.Empty : batch.Slice(record.ValueStart, record.ValueLength);
+            records.Add((value, record.Session));
         }
 
-        return values;
+        return records;
     }
+
+    /// <summary>Reads a session header's value: empty opens a session, 16 bytes tag a record.</summary>
+    /// <exception cref="InvalidDataException">Any other length.</exception>
+    public static SessionTag ReadSessionTag(ReadOnlySpan<byte> value) => value.Length switch
+    {
+        0 => SessionTag.Open,
+        SessionTagBytes => new SessionTag(false, BinaryPrimitives.ReadInt64LittleEndian(value), BinaryPrimitives.ReadInt64LittleEndian(value[8..])),
+        _ => throw new InvalidDataException($"A session header holds 0 or {SessionTagBytes} bytes; got {value.Length}."),
+    };
 
     private static bool TryReadControl(ReadOnlySpan<byte> batch, out RaftEntryKind kind, out byte[] data)
     {
@@ -175,7 +208,28 @@ internal static class EntryBatch
         return true;
     }
 
-    private readonly record struct RecordSpan(int ValueStart, int ValueLength, int KindHeader);
+    private readonly record struct RecordSpan(int ValueStart, int ValueLength, int KindHeader, SessionTag? Session);
+
+    /// <summary>The one header a record may carry: the kind of a Raft entry, or a session tag.</summary>
+    private readonly record struct RecordHeader(byte[] Key, byte[] Value);
+
+    private static RecordHeader? HeaderOf(SessionTag? session)
+    {
+        if (session is not { } tag)
+        {
+            return null;
+        }
+
+        if (tag.IsOpen)
+        {
+            return new RecordHeader(s_sessionHeaderKey, []);
+        }
+
+        var value = new byte[SessionTagBytes];
+        BinaryPrimitives.WriteInt64LittleEndian(value, tag.SessionId);
+        BinaryPrimitives.WriteInt64LittleEndian(value.AsSpan(8), tag.Sequence);
+        return new RecordHeader(s_sessionHeaderKey, value);
+    }
 
     private static RecordSpan ReadRecord(ReadOnlySpan<byte> batch, ref int position)
     {
@@ -196,6 +250,7 @@ internal static class EntryBatch
         position += Math.Max(0, valueLength);
         var headers = ReadVarint(batch, ref position);
         var kind = -1;
+        SessionTag? session = null;
         for (var h = 0; h < headers; h++)
         {
             var headerKeyLength = ReadVarint(batch, ref position);
@@ -206,6 +261,10 @@ internal static class EntryBatch
             {
                 kind = batch[position];
             }
+            else if (headerKey.SequenceEqual(s_sessionHeaderKey))
+            {
+                session = ReadSessionTag(batch.Slice(position, Math.Max(0, headerValueLength)));
+            }
 
             position += Math.Max(0, headerValueLength);
         }
@@ -215,33 +274,33 @@ internal static class EntryBatch
             throw new InvalidDataException("A record's fields do not add up to its length.");
         }
 
-        return new RecordSpan(valueStart, valueLength, kind);
+        return new RecordSpan(valueStart, valueLength, kind, session);
     }
 
-    private static int RecordSize(int offsetDelta, int valueLength, bool withKindHeader)
+    private static int RecordSize(int offsetDelta, int valueLength, RecordHeader? header)
     {
-        var body = RecordBodySize(offsetDelta, valueLength, withKindHeader);
+        var body = RecordBodySize(offsetDelta, valueLength, header);
         return VarintSize(body) + body;
     }
 
     /// <summary>A record's bytes after its length varint.</summary>
-    private static int RecordBodySize(int offsetDelta, int valueLength, bool withKindHeader)
+    private static int RecordBodySize(int offsetDelta, int valueLength, RecordHeader? header)
     {
         var body = 1 + VarintSize(0) + VarintSize(offsetDelta) + VarintSize(-1) + VarintSize(valueLength) + valueLength;
-        body += VarintSize(withKindHeader ? 1 : 0);
-        if (withKindHeader)
+        body += VarintSize(header is null ? 0 : 1);
+        if (header is { } h)
         {
-            body += VarintSize(s_kindHeaderKey.Length) + s_kindHeaderKey.Length + VarintSize(1) + 1;
+            body += VarintSize(h.Key.Length) + h.Key.Length + VarintSize(h.Value.Length) + h.Value.Length;
         }
 
         return body;
     }
 
-    private static int WriteRecord(Span<byte> destination, int offsetDelta, ReadOnlySpan<byte> value, RaftEntryKind? kind)
+    private static int WriteRecord(Span<byte> destination, int offsetDelta, ReadOnlySpan<byte> value, RecordHeader? header)
     {
-        var size = RecordSize(offsetDelta, value.Length, kind is not null);
+        var size = RecordSize(offsetDelta, value.Length, header);
         var position = 0;
-        WriteVarint(destination, ref position, RecordBodySize(offsetDelta, value.Length, kind is not null));
+        WriteVarint(destination, ref position, RecordBodySize(offsetDelta, value.Length, header));
         destination[position++] = 0; // attributes
         WriteVarint(destination, ref position, 0); // timestamp delta: every record shares the batch's timestamp
         WriteVarint(destination, ref position, offsetDelta);
@@ -249,14 +308,15 @@ internal static class EntryBatch
         WriteVarint(destination, ref position, value.Length);
         value.CopyTo(destination[position..]);
         position += value.Length;
-        WriteVarint(destination, ref position, kind is null ? 0 : 1);
-        if (kind is { } k)
+        WriteVarint(destination, ref position, header is null ? 0 : 1);
+        if (header is { } h)
         {
-            WriteVarint(destination, ref position, s_kindHeaderKey.Length);
-            s_kindHeaderKey.CopyTo(destination[position..]);
-            position += s_kindHeaderKey.Length;
-            WriteVarint(destination, ref position, 1);
-            destination[position++] = (byte)k;
+            WriteVarint(destination, ref position, h.Key.Length);
+            h.Key.CopyTo(destination[position..]);
+            position += h.Key.Length;
+            WriteVarint(destination, ref position, h.Value.Length);
+            h.Value.CopyTo(destination[position..]);
+            position += h.Value.Length;
         }
 
         Invariant.Assert(position == size, "a record is written in exactly its computed size");
@@ -327,4 +387,13 @@ internal static class EntryBatch
 
         throw new InvalidDataException("A varint is longer than 5 bytes.");
     }
+}
+
+/// <summary>
+/// A record's place in a client session: <see cref="IsOpen"/> for the record that opens one (its offset becomes the
+/// session id), else the session and the client's sequence number for this record.
+/// </summary>
+internal readonly record struct SessionTag(bool IsOpen, long SessionId, long Sequence)
+{
+    public static SessionTag Open => new(true, 0, 0);
 }

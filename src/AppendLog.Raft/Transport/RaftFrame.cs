@@ -19,10 +19,29 @@ internal static class RaftFrame
     /// default, plus per-entry overhead) with room for a snapshot message. A length above it means a broken peer.</summary>
     public const int PayloadBytesMax = 64 * 1024 * 1024;
 
+    /// <summary>Writes <paramref name="message"/> as one frame, unless its payload would exceed <see cref="PayloadBytesMax"/>.</summary>
+    /// <returns>False (and nothing written) when the message does not fit a frame.</returns>
+    public static bool TryWrite(RaftMessage message, IBufferWriter<byte> destination)
+    {
+        var size = RaftMessageCodec.EncodedSizeBytes(message);
+        if (size > PayloadBytesMax)
+        {
+            return false;
+        }
+
+        WriteFrame(message, (int)size, destination);
+        return true;
+    }
+
     public static void Write(RaftMessage message, IBufferWriter<byte> destination)
     {
         var size = RaftMessageCodec.EncodedSize(message);
         Invariant.Assert(size <= PayloadBytesMax, "an outgoing message fits one frame");
+        WriteFrame(message, size, destination);
+    }
+
+    private static void WriteFrame(RaftMessage message, int size, IBufferWriter<byte> destination)
+    {
         var span = destination.GetSpan(HeaderBytes + size)[..(HeaderBytes + size)];
         var payload = span[HeaderBytes..];
         RaftMessageCodec.Encode(message, payload);

@@ -28,9 +28,12 @@ internal static class RaftMessageCodec
     private const byte TransferFlag = 2;
     private const byte SnapshotFlag = 4;
 
-    public static int EncodedSize(RaftMessage message)
+    public static int EncodedSize(RaftMessage message) => checked((int)EncodedSizeBytes(message));
+
+    /// <summary>The encoded size as a long: a snapshot near 2 GiB would overflow an int (and then pass a size check).</summary>
+    public static long EncodedSizeBytes(RaftMessage message)
     {
-        var size = FixedBytes;
+        long size = FixedBytes;
         foreach (var entry in message.Entries)
         {
             size += EntryFixedBytes + entry.Data.Length;

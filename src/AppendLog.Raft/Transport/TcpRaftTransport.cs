@@ -18,6 +18,9 @@ namespace AppendLog.Raft.Transport;
 /// slowest follower. While a peer is unreachable its queue fills and further messages are dropped; the connection is
 /// retried with exponential backoff from <see cref="ReconnectDelayMin"/> to <see cref="ReconnectDelayMax"/>.
 /// </para>
+/// <para>A message whose frame would exceed <see cref="RaftFrame.PayloadBytesMax"/> (a snapshot above 64 MiB) is dropped
+/// by the writer and counted in <see cref="OversizeMessagesDropped"/>: the peer's other messages keep flowing, and a
+/// follower that needs that snapshot stays behind until snapshots are streamed in chunks.</para>
 /// <para>A writer drains everything queued (up to <see cref="WriteBytesMax"/>) into one socket write, so a burst of
 /// pipelined appends costs one send call.</para>
 /// </summary>
@@ -39,6 +42,7 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
     private readonly Socket _listener;
     private long _dropped;
     private long _framesReceived;
+    private long _oversize;
 
     public TcpRaftTransport(
         RaftNodeId self,
@@ -75,6 +79,9 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
 
     /// <summary>Messages dropped because a peer's send queue was full.</summary>
     public long DroppedMessages => Interlocked.Read(ref _dropped);
+
+    /// <summary>Messages dropped because they do not fit one frame (<see cref="RaftFrame.PayloadBytesMax"/>).</summary>
+    public long OversizeMessagesDropped => Interlocked.Read(ref _oversize);
 
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
 
@@ -206,10 +213,18 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
                     buffer.ResetWrittenCount();
                     while (buffer.WrittenCount < WriteBytesMax && reader.TryRead(out var message))
                     {
-                        RaftFrame.Write(message, buffer);
+                        if (!RaftFrame.TryWrite(message, buffer))
+                        {
+                            // Larger than any frame a peer accepts (a snapshot above the limit): it can never be sent.
+                            // Drop it like a lost message and count it; the sender, and the later heartbeats, live on.
+                            Interlocked.Increment(ref _oversize);
+                        }
                     }
 
-                    await socket.SendAsync(buffer.WrittenMemory, SocketFlags.None, token).ConfigureAwait(false);
+                    if (buffer.WrittenCount > 0)
+                    {
+                        await socket.SendAsync(buffer.WrittenMemory, SocketFlags.None, token).ConfigureAwait(false);
+                    }
                 }
 
                 return;

@@ -3,7 +3,11 @@ using System.Collections.Concurrent;
 
 namespace AppendLog.Raft.Tests.Cluster;
 
-/// <summary>A state machine that keeps every applied record by offset; its snapshot is every (offset, payload) pair.</summary>
+/// <summary>
+/// A state machine that keeps every applied record by offset; its snapshot is every (offset, payload) pair. Its response
+/// to a session record is the number of records it holds after applying it (8 bytes, little-endian): the same on every
+/// member, and different for every record applied.
+/// </summary>
 internal sealed class DictionaryStateMachine(ConcurrentDictionary<long, byte[]> applied) : IReplicatedStateMachine
 {
     public int Restores { get; private set; }
@@ -12,6 +16,14 @@ internal sealed class DictionaryStateMachine(ConcurrentDictionary<long, byte[]> 
     {
         applied[record.Offset] = record.Payload.ToArray();
         return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<ReadOnlyMemory<byte>> ApplyWithResponseAsync(CommittedRecord record, CancellationToken cancellationToken)
+    {
+        applied[record.Offset] = record.Payload.ToArray();
+        var response = new byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(response, applied.Count);
+        return ValueTask.FromResult<ReadOnlyMemory<byte>>(response);
     }
 
     public async ValueTask WriteSnapshotAsync(Stream destination, CancellationToken cancellationToken)

@@ -48,6 +48,21 @@ internal sealed class RaftTestHost
 
     public Action<RaftTestHost, RaftSnapshot>? OnSnapshotRestored { get; set; }
 
+    /// <summary>Called when a confirmed read is served (the state machine has applied through its index): request id, index.</summary>
+    public Action<RaftTestHost, long, long>? OnReadServed { get; set; }
+
+    /// <summary>Called when a read fails (leadership lost, or this node crashed): request id.</summary>
+    public Action<RaftTestHost, long>? OnReadFailed { get; set; }
+
+    /// <summary>Reads served since the node was created, in order: (request id, read index, applied index when served).</summary>
+    public List<(long RequestId, long Index, long AppliedIndex)> ReadsServed { get; } = [];
+
+    /// <summary>Reads failed since the node was created.</summary>
+    public List<long> ReadsFailed { get; } = [];
+
+    /// <summary>Confirmed reads waiting for the state machine to apply through their index.</summary>
+    private readonly List<ReadState> _readsWaiting = [];
+
     /// <summary>Compact when this many applied entries sit above the snapshot (0: never).</summary>
     public int CompactAfterEntries { get; set; }
 
@@ -124,6 +139,7 @@ internal sealed class RaftTestHost
             }
 
             Node.AdvanceBeforeDurable(ready);
+            HandleReads(ready);
             MaybeCompact();
             return ready;
         }
@@ -157,6 +173,7 @@ internal sealed class RaftTestHost
         }
 
         N.Advance(ready);
+        HandleReads(ready);
         if (_durableOwed)
         {
             _durableOwed = false;
@@ -192,12 +209,52 @@ internal sealed class RaftTestHost
 
         Log.Crash();
         HardStates.Crash();
+        foreach (var read in _readsWaiting)
+        {
+            FailRead(read.RequestId);
+        }
+
+        _readsWaiting.Clear();
         Node = null;
         InFlight = null;
         _durableOwed = false;
     }
 
     public void Restart() => Start();
+
+    /// <summary>Ready step 7: take the batch's confirmed and failed reads, then serve every waiting read that is applied.</summary>
+    private void HandleReads(Ready ready)
+    {
+        _readsWaiting.AddRange(ready.ReadStates);
+        foreach (var requestId in ready.ReadsFailed)
+        {
+            FailRead(requestId);
+        }
+
+        var served = 0;
+        foreach (var read in _readsWaiting)
+        {
+            if (read.Index > AppliedIndex)
+            {
+                continue;
+            }
+
+            ReadsServed.Add((read.RequestId, read.Index, AppliedIndex));
+            OnReadServed?.Invoke(this, read.RequestId, read.Index);
+            served++;
+        }
+
+        if (served > 0)
+        {
+            _readsWaiting.RemoveAll(read => read.Index <= AppliedIndex);
+        }
+    }
+
+    private void FailRead(long requestId)
+    {
+        ReadsFailed.Add(requestId);
+        OnReadFailed?.Invoke(this, requestId);
+    }
 
     /// <summary>Replaces this node's durable state with a log of the given terms (from index 1) and a current term, then restarts it.</summary>
     public void SetDurableState(long currentTerm, params long[] entryTerms)

@@ -50,8 +50,30 @@ internal sealed class ClusterSimulation
     /// <summary>Directed links that drop everything (asymmetric faults: A hears B, B does not hear A).</summary>
     private readonly HashSet<(RaftNodeId From, RaftNodeId To)> _cutLinks = [];
     private readonly Dictionary<ulong, (RaftNodeId Node, long Index)> _proposals = [];
+
+    /// <summary>Reads issued and not yet served or failed: the node asked, the highest index applied anywhere then, and the
+    /// register read with the point in <see cref="_historyClock"/> it was invoked at.</summary>
+    private readonly Dictionary<long, (RaftNodeId Node, long AppliedAnywhereAtStart, int Key, long Invoked)> _reads = [];
+    private long _readNext = 1;
+
+    /// <summary>
+    /// The key-value history for the linearizability checker: proposal id → key, a write of the id's value, each key's
+    /// operations, and, per key, the writes in committed order (index, value) from which a read's value is computed.
+    /// Invocations and returns are numbered by <see cref="_historyClock"/> in the order the simulation processes them.
+    /// </summary>
+    private readonly Dictionary<ulong, (int Key, int Op)> _writeOps = [];
+    private readonly List<RegisterOp>[] _history = [.. Enumerable.Range(0, KeysCount).Select(_ => new List<RegisterOp>())];
+    private readonly List<(long Index, long Value)>[] _committedWrites = [.. Enumerable.Range(0, KeysCount).Select(_ => new List<(long, long)>())];
+    private long _historyClock;
+    private long _firstAppliedMax;
+
+    /// <summary>Registers of the key-value history: proposal id modulo this is the key written.</summary>
+    private const int KeysCount = 4;
     private readonly List<RaftNodeId> _ids;
     private readonly RaftOptions _raftOptions;
+    /// <summary>Each node's clock rate (1: real time) and its fractional ticks not yet delivered.</summary>
+    private readonly Dictionary<RaftNodeId, double> _tickRate = [];
+    private readonly Dictionary<RaftNodeId, double> _tickCredit = [];
     private long _sequence;
     private ulong _proposalNext = 1;
     private bool _chaos = true;
@@ -63,6 +85,10 @@ internal sealed class ClusterSimulation
         _random = new Random(seed);
         var voters = _random.Next(2) == 0 ? 3 : 5;
         var spares = options.MembershipChanges ? 1 : 0;
+        // Sometimes one entry per append, so an old-term entry can travel without the leader's no-op (Figure 8).
+        var batchBytes = _random.Next(3) == 0 ? 40 : 256;
+        var preVote = _random.Next(4) != 0;
+        var checkQuorum = _random.Next(4) != 0;
         _raftOptions = new RaftOptions
         {
             TickInterval = TimeSpan.FromMilliseconds(10),
@@ -70,10 +96,13 @@ internal sealed class ClusterSimulation
             ElectionTimeoutMinimum = TimeSpan.FromMilliseconds(100),
             ElectionTimeoutMaximum = TimeSpan.FromMilliseconds(200),
             MaximumInflightAppends = 4,
-            // Sometimes one entry per append, so an old-term entry can travel without the leader's no-op (Figure 8).
-            MaximumBatchBytes = _random.Next(3) == 0 ? 40 : 256,
-            PreVote = _random.Next(4) != 0,
-            CheckQuorum = _random.Next(4) != 0,
+            MaximumBatchBytes = batchBytes,
+            PreVote = preVote,
+            CheckQuorum = checkQuorum,
+
+            // In a third of the seeds with check-quorum, reads are served from leases (chosen from the seed, not drawn).
+            // Every node ticks every 10 ms from its own phase: clocks agree in rate, which is what leases assume.
+            LeaseReads = options.Reads && checkQuorum && (seed % 3 == 2 || options.LeaseReadsEverywhere),
             // In a third of the seeds a member with more than one entry left to apply defers its campaign (liveness must
             // not suffer). Chosen from the seed, not drawn: the runs of every seed stay what they were.
             CampaignApplyLagEntries = seed % 3 == 0 ? 1 : 1024,
@@ -89,11 +118,26 @@ internal sealed class ClusterSimulation
                 CompactAfterEntries = options.CompactAfterEntries,
                 OnApplied = OnApplied,
                 OnSnapshotRestored = Checker.ObserveSnapshotRestored,
+                OnReadServed = OnReadServed,
+                OnReadFailed = (_, requestId) => { _reads.Remove(requestId); Stats.ReadsFailed++; },
             };
             _hosts[id] = host;
             _inbox[id] = new Queue<SimEvent>();
             _incarnation[id] = 0;
+            _tickCredit[id] = 0;
+            _tickRate[id] = 1;
             Schedule(_random.Next(10), new SimEvent(EventKind.Tick, id));
+        }
+
+        if (_raftOptions.LeaseReads)
+        {
+            // Lease seeds run skewed clocks: each node's rate is drawn in [1 − s/2, 1 + s/2]. By default s keeps every pair
+            // within the drift the leases assume ((1 + s/2) / (1 − s/2) − 1 below it).
+            var skew = _options.ClockSkew ?? _raftOptions.MaximumClockDrift * 0.9;
+            foreach (var id in _ids)
+            {
+                _tickRate[id] = 1 + ((_random.NextDouble() - 0.5) * skew);
+            }
         }
 
         Schedule(_options.ChaosIntervalMs, new SimEvent(EventKind.Chaos, RaftNodeId.None));
@@ -129,11 +173,29 @@ internal sealed class ClusterSimulation
             Checker.CheckAcknowledgedApplied();
         }
 
+        if (Checker.Violations.Count == 0 && _options.Reads)
+        {
+            CheckLinearizable();
+        }
+
         Stats.SimulatedMs = NowMs;
         Stats.Acknowledged = Checker.Acknowledged.Count;
         Stats.Leaders = Checker.LeadersElected;
         Stats.Fetches = _hosts.Values.Sum(h => h.Log.FetchCount);
         return Checker.Violations;
+    }
+
+    /// <summary>The key-value history (writes are proposals, reads are served linearizable reads) is linearizable, key by key.</summary>
+    private void CheckLinearizable()
+    {
+        for (var key = 0; key < KeysCount; key++)
+        {
+            Stats.HistoryOperations += _history[key].Count;
+            if (LinearizabilityChecker.CheckUniqueWrites(_history[key], initial: 0) is { } failure)
+            {
+                Checker.Fail($"linearizability: register {key}: {failure}");
+            }
+        }
     }
 
     private void Converge()
@@ -303,7 +365,13 @@ internal sealed class ClusterSimulation
             switch (e.Kind)
             {
                 case EventKind.Tick:
-                    host.N.Tick();
+                    // A node whose clock runs at rate r gets r ticks per 10 ms on average (0, 1 or 2 at a time).
+                    _tickCredit[host.Id] += _tickRate[host.Id];
+                    for (; _tickCredit[host.Id] >= 1; _tickCredit[host.Id]--)
+                    {
+                        host.N.Tick();
+                    }
+
                     break;
                 case EventKind.Deliver:
                     host.N.Step(e.Message!);
@@ -436,6 +504,9 @@ internal sealed class ClusterSimulation
         {
             var index = leader.N.Propose(payload);
             _proposals[id] = (leader.Id, index);
+            var key = (int)(id % KeysCount);
+            _writeOps[id] = (key, _history[key].Count);
+            _history[key].Add(new RegisterOp(IsWrite: true, (long)id, ++_historyClock, long.MaxValue));
             Stats.Proposals++;
         }
         catch (NotLeaderException)
@@ -443,19 +514,104 @@ internal sealed class ClusterSimulation
             Stats.ProposalsRefused++;
         }
 
+        if (_options.Reads && _random.Next(3) == 0)
+        {
+            Read(leader);
+        }
+
         BeginReady(leader);
+    }
+
+    /// <summary>
+    /// A linearizable read on a node that believes it leads (perhaps deposed, in a minority partition). It must
+    /// reflect every write that completed before it began: every entry applied anywhere by then.
+    /// </summary>
+    private void Read(RaftTestHost leader)
+    {
+        var id = _readNext++;
+        try
+        {
+            leader.N.ReadIndex(id);
+            _reads[id] = (leader.Id, Checker.AppliedIndexMax, _random.Next(KeysCount), ++_historyClock);
+            Stats.Reads++;
+        }
+        catch (NotLeaderException)
+        {
+            Stats.ReadsRefused++;
+        }
+    }
+
+    private void OnReadServed(RaftTestHost host, long requestId, long index)
+    {
+        if (!_reads.Remove(requestId, out var read))
+        {
+            Checker.Fail($"read {requestId} served on node {host.Id} twice, or never issued");
+            return;
+        }
+
+        Stats.ReadsServed++;
+        if (_options.CheckReadIndex)
+        {
+            Checker.CheckRead(host, read.Node, index, read.AppliedAnywhereAtStart);
+        }
+
+        // What the node's state machine holds for the key now, having applied through its applied index.
+        _history[read.Key].Add(new RegisterOp(IsWrite: false, ValueAt(read.Key, host.AppliedIndex), read.Invoked, ++_historyClock));
+    }
+
+    /// <summary>The register's value after the committed prefix through <paramref name="applied"/> (0 before any write).</summary>
+    private long ValueAt(int key, long applied)
+    {
+        var writes = _committedWrites[key];
+        int low = 0, high = writes.Count - 1, found = -1;
+        while (low <= high)
+        {
+            var mid = (low + high) / 2;
+            if (writes[mid].Index <= applied)
+            {
+                found = mid;
+                low = mid + 1;
+            }
+            else
+            {
+                high = mid - 1;
+            }
+        }
+
+        return found < 0 ? 0 : writes[found].Value;
     }
 
     private void OnApplied(RaftTestHost host, RaftEntry entry, ulong hash)
     {
         Checker.ObserveApplied(host, entry, hash);
+        try
+        {
+            OnAppliedKeyValue(host, entry);
+        }
+        finally
+        {
+            _firstAppliedMax = Math.Max(_firstAppliedMax, entry.Index);
+        }
+    }
+
+    private void OnAppliedKeyValue(RaftTestHost host, RaftEntry entry)
+    {
         if (entry.Kind == RaftEntryKind.Normal && entry.Data.Length == 8)
         {
             var id = BinaryPrimitives.ReadUInt64LittleEndian(entry.Data.Span);
+            if (entry.Index > _firstAppliedMax)
+            {
+                // The first application of each index comes in index order (a node applies in order, and the first to
+                // apply an index applied the one before it first): the committed writes of each key, in order.
+                _committedWrites[(int)(id % KeysCount)].Add((entry.Index, (long)id));
+            }
+
             if (_proposals.TryGetValue(id, out var proposal) && proposal.Node == host.Id && proposal.Index == entry.Index)
             {
                 _proposals.Remove(id);
                 Checker.Acknowledge(entry);
+                var (key, op) = _writeOps[id];
+                _history[key][op] = _history[key][op] with { Returned = ++_historyClock };
             }
         }
     }
@@ -632,6 +788,17 @@ internal sealed class SimulationStats
 
     public long Acknowledged { get; set; }
 
+    public long Reads { get; set; }
+
+    public long ReadsRefused { get; set; }
+
+    public long ReadsServed { get; set; }
+
+    public long ReadsFailed { get; set; }
+
+    /// <summary>Operations of the key-value histories given to the linearizability checker.</summary>
+    public long HistoryOperations { get; set; }
+
     public long Leaders { get; set; }
 
     /// <summary>Payload reads from "disk" (only when logs keep few payloads in memory).</summary>
@@ -656,6 +823,11 @@ internal sealed class SimulationStats
         Proposals += o.Proposals;
         ProposalsRefused += o.ProposalsRefused;
         Acknowledged += o.Acknowledged;
+        Reads += o.Reads;
+        ReadsRefused += o.ReadsRefused;
+        ReadsServed += o.ReadsServed;
+        ReadsFailed += o.ReadsFailed;
+        HistoryOperations += o.HistoryOperations;
         Leaders += o.Leaders;
         Fetches += o.Fetches;
     }
@@ -664,5 +836,6 @@ internal sealed class SimulationStats
         $"events {Events}, simulated {TimeSpan.FromMilliseconds(SimulatedMs)}, leaders {Leaders}, messages {MessagesSent} " +
         $"(dropped {MessagesDropped}, duplicated {MessagesDuplicated}), crashes {Crashes} ({CrashesDuringSync} during a sync), " +
         $"restarts {Restarts}, partitions {Partitions}, one-way cuts {OneWayCuts}, transfers {Transfers}, snapshots sent {SnapshotsSent}, config changes {ConfigChanges} " +
-        $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}, fetches {Fetches}";
+        $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}, " +
+        $"reads {Reads} (refused {ReadsRefused}, served {ReadsServed}, failed {ReadsFailed}), history operations checked {HistoryOperations}, fetches {Fetches}";
 }

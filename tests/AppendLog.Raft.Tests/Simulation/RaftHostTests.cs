@@ -154,6 +154,61 @@ public sealed class RaftHostTests
         Assert.That(async () => await loop, Throws.InstanceOf<OperationCanceledException>());
     }
 
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task ALeaderCutOffFromItsMajority_NeverCompletesAReadBarrier_AndBoundsTheReadsWaiting()
+    {
+        // Without check-quorum a cut-off leader never steps down by itself: its reads wait, and past the bound fail at once.
+        using var stop = new CancellationTokenSource();
+        var time = new FakeTimeProvider();
+        var network = new InMemoryTransport.Network();
+        var options = new RaftOptions { CheckQuorum = false };
+        var ids = Enumerable.Range(1, 3).Select(i => new RaftNodeId((ulong)i)).ToList();
+        var hosts = new List<RaftHost>();
+        foreach (var id in ids)
+        {
+            var log = new MemoryRaftLog(RaftSnapshot.Bootstrap(new ClusterConfig(ids, [])));
+            var store = new MemoryHardStateStore();
+            var host = new RaftHost(new RaftNode(id, options, log, store.Load(), new Random((int)id.Value)), log, store,
+                network.Transport(), time, options, (_, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask)
+            {
+                ReadsOutstandingMax = 3,
+            };
+            network.Register(id, host.Receive);
+            hosts.Add(host);
+            _ = Task.Run(() => host.RunAsync(stop.Token), stop.Token);
+        }
+
+        RaftHost? leader = null;
+        for (var i = 0; i < 5000 && leader is null; i++)
+        {
+            leader = hosts.FirstOrDefault(h => h.Status.Role == RaftRole.Leader);
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            await Task.Delay(1);
+        }
+
+        Assert.That(leader, Is.Not.Null);
+        var read = leader!.ReadIndexAsync(CancellationToken.None).AsTask();
+        for (var i = 0; i < 5000 && !read.IsCompleted; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            await Task.Delay(1);
+        }
+
+        Assert.That(await read, Is.GreaterThan(0), "a connected leader serves its barrier");
+        network.Isolate(leader.Status.Leader);
+        var waiting = Enumerable.Range(0, 3).Select(_ => leader.ReadIndexAsync(CancellationToken.None).AsTask()).ToList();
+        for (var i = 0; i < 200; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            await Task.Delay(1);
+        }
+
+        Assert.That(waiting.Any(t => t.IsCompleted), Is.False, "cut off, it cannot confirm its leadership: the barriers wait");
+        Assert.ThrowsAsync<InvalidOperationException>(async () => await leader.ReadIndexAsync(CancellationToken.None), "past the bound");
+        await stop.CancelAsync();
+    }
+
     /// <summary>A fake clock whose timers deliver only one callback in <c>keepOneIn</c>, as a starved thread pool might.</summary>
     private sealed class SparseTimerTimeProvider(int keepOneIn) : FakeTimeProvider
     {

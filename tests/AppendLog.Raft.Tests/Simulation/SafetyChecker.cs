@@ -24,6 +24,9 @@ internal sealed class SafetyChecker
 
     public int LeadersElected => _leaderByTerm.Count;
 
+    /// <summary>The highest index any node has applied so far (every entry below it is committed).</summary>
+    public long AppliedIndexMax { get; private set; }
+
     public void Fail(string violation)
     {
         if (Violations.Count < 10)
@@ -89,6 +92,30 @@ internal sealed class SafetyChecker
         else
         {
             _applied[entry.Index] = (entry, hash);
+            AppliedIndexMax = Math.Max(AppliedIndexMax, entry.Index);
+        }
+    }
+
+    /// <summary>
+    /// Linearizable reads (thesis §6.4): a read served at <paramref name="index"/> on <paramref name="host"/> reflects
+    /// every write that completed before it began, so its index is at least the highest index applied anywhere then,
+    /// and the node's state machine has applied through it.
+    /// </summary>
+    public void CheckRead(RaftTestHost host, RaftNodeId askedNode, long index, long appliedAnywhereAtStart)
+    {
+        if (host.Id != askedNode)
+        {
+            Fail($"read served on node {host.Id} but issued on {askedNode}");
+        }
+
+        if (index < appliedAnywhereAtStart)
+        {
+            Fail($"stale read: node {host.Id} served a read at index {index}, but index {appliedAnywhereAtStart} was applied before the read began");
+        }
+
+        if (host.AppliedIndex < index)
+        {
+            Fail($"read served early: node {host.Id} served a read at index {index} having applied only through {host.AppliedIndex}");
         }
     }
 

@@ -20,6 +20,21 @@ public sealed class FileHardStateStoreTests
     }
 
     [Test]
+    public async Task AVoteOnlyChangeInTheSameTerm_IsWritten_AndSurvivesReopen()
+    {
+        // Reference: Raft paper Figure 2 (votedFor is persistent state). A node's term often moves without a vote (it
+        // hears of a newer term); the vote it casts later in that term changes the vote alone.
+        using var dir = new TempDirectory();
+        var store = new FileHardStateStore(dir.Path);
+        store.Save(new HardState(5, RaftNodeId.None, 3));
+        await store.SyncAsync(CancellationToken.None);
+        store.Save(new HardState(5, new RaftNodeId(2), 3));
+        await store.SyncAsync(CancellationToken.None);
+        Assert.That(store.WriteCount, Is.EqualTo(2), "the vote-only change was written");
+        Assert.That(new FileHardStateStore(dir.Path).Load(), Is.EqualTo(new HardState(5, new RaftNodeId(2), 3)));
+    }
+
+    [Test]
     public async Task ACommitOnlyChange_IsNotWritten_ButTravelsWithTheNextTermChange()
     {
         using var dir = new TempDirectory();

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using AppendLog.Raft.Core;
+using AppendLog.Raft.Storage;
 using AppendLog.Raft.Transport;
 using NUnit.Framework;
 
@@ -95,5 +96,43 @@ public sealed class TcpRaftTransportTests
         a.Send(Append(99_999, [2]));
         await AwaitAsync(() => received.Any(m => m.Index == 99_999));
         Assert.That(received.Any(m => m.Index == 99_999), Is.True, "the sender reconnected with backoff and delivers again");
+    }
+
+    /// <summary>
+    /// A snapshot message larger than a frame (RaftFrame.PayloadBytesMax) cannot be sent. It used to make the frame writer
+    /// throw outside what the sender caught: that peer's sender died for the life of the process, no later heartbeat
+    /// reached it, and DisposeAsync threw. The sender must drop such a message, count it, and go on.
+    /// </summary>
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task AMessageLargerThanAFrame_IsDroppedAndCounted_AndLaterMessagesStillArrive()
+    {
+        var peers = new Dictionary<RaftNodeId, IPEndPoint>
+        {
+            [A] = new(IPAddress.Loopback, FreePort()),
+            [B] = new(IPAddress.Loopback, FreePort()),
+        };
+        var received = new ConcurrentQueue<RaftMessage>();
+        var a = new TcpRaftTransport(A, peers[A], peers, _ => { }, TimeProvider.System);
+        await using var b = new TcpRaftTransport(B, peers[B], peers, received.Enqueue, TimeProvider.System);
+        a.Start();
+        b.Start();
+
+        var config = new AppendLog.Raft.Membership.ClusterConfig([A, B], []);
+        var huge = new RaftSnapshot(new SnapshotMetadata(100, 3, config), new byte[RaftFrame.PayloadBytesMax + 1]);
+        a.Send(new RaftMessage { Type = RaftMessageType.Snapshot, From = A, To = B, Term = 3, Snapshot = huge });
+        for (var i = 0; i < 10; i++)
+        {
+            a.Send(new RaftMessage { Type = RaftMessageType.Heartbeat, From = A, To = B, Term = 3, Index = i });
+        }
+
+        await AwaitAsync(() => received.Count(m => m.Type == RaftMessageType.Heartbeat) == 10);
+        Assert.Multiple(() =>
+        {
+            Assert.That(received.Count(m => m.Type == RaftMessageType.Heartbeat), Is.EqualTo(10), "every later heartbeat arrived");
+            Assert.That(received.Any(m => m.Type == RaftMessageType.Snapshot), Is.False);
+            Assert.That(a.OversizeMessagesDropped, Is.EqualTo(1), "the oversize snapshot was counted");
+        });
+        Assert.DoesNotThrowAsync(async () => await a.DisposeAsync(), "the sender is alive and stops cleanly");
     }
 }
