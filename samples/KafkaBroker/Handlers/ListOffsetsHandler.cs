@@ -93,12 +93,6 @@ internal static class ListOffsetsHandler
         {
             return await FindByTimeAsync(log, timestamp, cancellationToken).ConfigureAwait(false);
         }
-        catch (ArgumentException)
-        {
-            // AppendLog decodes records of codec none and LZ4 only; for gzip, snappy and zstd batches the answer is
-            // the first batch whose newest record is at or after the time (a few earlier records may come first).
-            return await FindBatchByTimeAsync(log, timestamp, cancellationToken).ConfigureAwait(false);
-        }
         catch (LogCorruptedException)
         {
             return (ErrorCode.KafkaStorageError, -1, -1);
@@ -119,20 +113,6 @@ internal static class ListOffsetsHandler
         await foreach (var record in log.ReadAsync(offset, cancellationToken).ConfigureAwait(false))
         {
             return (ErrorCode.None, record.TimestampMs, record.Offset);
-        }
-
-        return (ErrorCode.None, -1, -1);
-    }
-
-    private static async Task<(ErrorCode, long, long)> FindBatchByTimeAsync(
-        SegmentedLog log, long timestamp, CancellationToken cancellationToken)
-    {
-        await foreach (var batch in log.ReadBatchesAsync(log.StartOffset, cancellationToken).ConfigureAwait(false))
-        {
-            if (batch.MaxTimestampMs >= timestamp)
-            {
-                return (ErrorCode.None, batch.MaxTimestampMs, batch.BaseOffset);
-            }
         }
 
         return (ErrorCode.None, -1, -1);
