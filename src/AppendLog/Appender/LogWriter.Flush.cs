@@ -14,6 +14,24 @@ internal sealed partial class LogWriter
     [ThreadStatic]
     private static List<DurableWaiter>? t_toComplete;
 
+    /// <summary>
+    /// The thread's list for waiters to complete after the lock is released. A list still in use further up this
+    /// thread's stack (user code run from a completion) is never shared: a stale entry would complete a pooled waiter
+    /// that was already reused for a later append, before that append is durable.
+    /// </summary>
+    private static List<DurableWaiter> RentCompletionList()
+    {
+        var list = t_toComplete;
+        if (list is { Count: 0 })
+        {
+            return list;
+        }
+
+        list = new List<DurableWaiter>();
+        t_toComplete ??= list;
+        return list;
+    }
+
     private long _syncCount;
 
     /// <summary>
@@ -27,7 +45,7 @@ internal sealed partial class LogWriter
     public ValueTask<long> WaitForDurableAsync(long endOffset, bool requestFlush, CancellationToken cancellationToken, bool wakeOnCut = false)
     {
         DurableWaiter waiter;
-        var toComplete = t_toComplete ??= new List<DurableWaiter>();
+        var toComplete = RentCompletionList();
         lock (_lock)
         {
             if (_fault is not null)
@@ -110,7 +128,7 @@ internal sealed partial class LogWriter
 
     private void OnFlushTimer()
     {
-        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        List<DurableWaiter> toComplete = RentCompletionList();
         Exception? failWith;
         lock (_lock)
         {
@@ -184,7 +202,7 @@ internal sealed partial class LogWriter
     internal void OnWriteCompleted(WriteOp op)
     {
         AppendLogMetrics.WriteCompleted(op.Length, op.Error);
-        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        List<DurableWaiter> toComplete = RentCompletionList();
         Exception? failWith;
         lock (_lock)
         {
@@ -288,7 +306,7 @@ internal sealed partial class LogWriter
     private void OnSyncCompleted(SyncWork work)
     {
         Interlocked.Increment(ref _syncCount);
-        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        List<DurableWaiter> toComplete = RentCompletionList();
         Exception? failWith;
         lock (_lock)
         {

@@ -161,7 +161,7 @@ internal sealed partial class LogWriter
 
     private void OnAllocationCompleted(AllocationWork work)
     {
-        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        List<DurableWaiter> toComplete = RentCompletionList();
         Exception? failWith;
         lock (_lock)
         {
@@ -224,7 +224,7 @@ internal sealed partial class LogWriter
 
     private void OnSealCompleted(SealWork work)
     {
-        List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+        List<DurableWaiter> toComplete = RentCompletionList();
         Exception? failWith;
         lock (_lock)
         {
@@ -388,7 +388,7 @@ internal sealed partial class LogWriter
     {
         public void Execute()
         {
-            List<DurableWaiter> toComplete = t_toComplete ??= new List<DurableWaiter>();
+            List<DurableWaiter> toComplete = RentCompletionList();
             Exception? error = null;
             try
             {

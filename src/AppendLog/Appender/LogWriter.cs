@@ -195,7 +195,7 @@ internal sealed partial class LogWriter
     {
         baseOffset = -1;
         waiter = null;
-        var toComplete = t_toComplete ??= new List<DurableWaiter>();
+        var toComplete = RentCompletionList();
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
