@@ -89,14 +89,18 @@ internal sealed partial class LogWriter
     /// dispatched, the debounce timer is armed and the durable watermark moves (collecting the waiters it completes
     /// into <paramref name="toComplete"/>, to be completed after the lock is released).
     /// </summary>
-    private void DriveUnsynchronized(List<DurableWaiter> toComplete)
+    private void DriveUnsynchronized(List<DurableWaiter> toComplete) => DriveUnsynchronized(toComplete, _time.GetTimestamp());
+
+    /// <inheritdoc cref="DriveUnsynchronized(List{DurableWaiter})"/>
+    /// <param name="toComplete">Collects the waiters to complete once the lock is released.</param>
+    /// <param name="now">The current timestamp, when the caller has just read it (the append path reads it once).</param>
+    private void DriveUnsynchronized(List<DurableWaiter> toComplete, long now)
     {
         if (_fault is not null)
         {
             return;
         }
 
-        long now = _time.GetTimestamp();
         while (true)
         {
             long durableBefore = DurableGlobal;

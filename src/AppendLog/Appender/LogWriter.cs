@@ -45,7 +45,6 @@ internal sealed partial class LogWriter
     private readonly LogOptions _options;
     private readonly LogBufferPool _pool;
     private readonly IoWorkers _io;
-    private readonly FlushPolicy _policy;
     private readonly TimeProvider _time;
     private readonly List<Segment> _segments;
     private readonly Stack<AlignedChunk> _spare = new();
@@ -72,13 +71,12 @@ internal sealed partial class LogWriter
         _directory = options.Directory;
         _pool = options.BufferPool ?? LogBufferPool.Shared;
         _io = io;
-        _policy = options.FlushPolicy ?? FlushPolicy.Default;
         _time = options.TimeProvider ?? TimeProvider.System;
         _segments = segments;
         _active = active;
         _nextOffset = active.EndOffset;
         _waiters = new DurableWaiters(active.EndOffset);
-        _sync = new SyncScheduler(_policy, options.Tuning.SyncsInFlightMax, _time.TimestampFrequency, active.GlobalEnd);
+        _sync = new SyncScheduler(options.FlushPolicy ?? FlushPolicy.Default, options.Tuning.SyncsInFlightMax, _time.TimestampFrequency, active.GlobalEnd);
         _allocationStep = options.PreallocationMinimumStep;
         _timer = _time.CreateTimer(static s => ((LogWriter)s!).OnFlushTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
@@ -242,7 +240,7 @@ internal sealed partial class LogWriter
             }
 
             MaybePreallocateUnsynchronized();
-            DriveUnsynchronized(toComplete);
+            DriveUnsynchronized(toComplete, now);
             if (_spare.Count > 0 && _pool.WaitingRenters > 0)
             {
                 // Appenders under backpressure each bring one chunk and may need fewer: surplus spares go back to
