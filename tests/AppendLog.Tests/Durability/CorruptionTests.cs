@@ -16,17 +16,10 @@ public sealed class CorruptionTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
     private static readonly IoWorkers s_io = new(2, "sim-corrupt-io");
 
-    private static LogOptions Options() => new()
-    {
-        Directory = Dir,
-        SegmentSize = 1024 * 1024,
-        MaximumBatchSize = 64 * 1024,
-        PreallocationMinimumStep = 128 * 1024,
-        PreallocationMaximumStep = 256 * 1024,
-    };
+    private static LogOptions Options() => SmallSimulatedLog.Options(Dir);
 
     private static Task<SegmentedLog> OpenAsync(SimulatedStorage storage, LogOptions? options = null) =>
-        SegmentedLog.OpenAsync(options ?? Options(), storage, s_io, CancellationToken.None).AsTask().WaitAsync(Bound);
+        SmallSimulatedLog.OpenAsync(options ?? Options(), storage, s_io);
 
     private static async Task<List<LogRecord>> ReadAllAsync(SegmentedLog log)
     {

@@ -18,20 +18,11 @@ public sealed class RecoveryAheadBatchTests
 {
     private const string Dir = "/sim/ahead";
     private const string Active = Dir + "/00000000000000000000.log";
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
     private static readonly IoWorkers s_io = new(2, "sim-ahead-io");
 
-    private static LogOptions Options() => new()
-    {
-        Directory = Dir,
-        SegmentSize = 1024 * 1024,
-        MaximumBatchSize = 64 * 1024,
-        PreallocationMinimumStep = 128 * 1024,
-        PreallocationMaximumStep = 256 * 1024,
-    };
+    private static LogOptions Options() => SmallSimulatedLog.Options(Dir);
 
-    private static Task<SegmentedLog> OpenAsync(SimulatedStorage storage) =>
-        SegmentedLog.OpenAsync(Options(), storage, s_io, CancellationToken.None).AsTask().WaitAsync(Bound);
+    private static Task<SegmentedLog> OpenAsync(SimulatedStorage storage) => SmallSimulatedLog.OpenAsync(Options(), storage, s_io);
 
     [TestCase(11, TestName = "A valid batch numbered one ahead of the tail is not taken as data by recovery")]
     [TestCase(12, TestName = "A valid batch numbered two ahead of the tail is not taken as data by recovery")]

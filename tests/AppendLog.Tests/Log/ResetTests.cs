@@ -21,17 +21,9 @@ public sealed class ResetTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
     private static readonly IoWorkers s_io = new(2, "sim-reset-io");
 
-    private static LogOptions Options() => new()
-    {
-        Directory = Dir,
-        SegmentSize = 1024 * 1024,
-        MaximumBatchSize = 64 * 1024,
-        PreallocationMinimumStep = 128 * 1024,
-        PreallocationMaximumStep = 256 * 1024,
-    };
+    private static LogOptions Options() => SmallSimulatedLog.Options(Dir);
 
-    private static Task<SegmentedLog> OpenAsync(SimulatedStorage storage) =>
-        SegmentedLog.OpenAsync(Options(), storage, s_io, CancellationToken.None).AsTask().WaitAsync(Bound);
+    private static Task<SegmentedLog> OpenAsync(SimulatedStorage storage) => SmallSimulatedLog.OpenAsync(Options(), storage, s_io);
 
     private static async Task<List<LogRecord>> ReadAllAsync(SegmentedLog log)
     {
