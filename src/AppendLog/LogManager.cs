@@ -85,6 +85,74 @@ public sealed class LogManager : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Opens several logs at once, at most <see cref="LogManagerOptions.MaximumConcurrentOpens"/> at a time (a
+    /// restart with thousands of partitions). Logs already open are returned as they are. Every name is attempted;
+    /// when some fail, the others stay open in the manager and the first failure is thrown once all have finished.
+    /// </summary>
+    /// <param name="names">The logs' names (as for <see cref="GetOrOpenAsync"/>); duplicates are opened once.</param>
+    /// <param name="cancellationToken">Cancels opens not yet finished.</param>
+    /// <returns>The logs, in the order of <paramref name="names"/>.</returns>
+    /// <exception cref="ArgumentException">A name is not valid (nothing is opened).</exception>
+    /// <exception cref="ObjectDisposedException">The manager is disposed.</exception>
+    /// <exception cref="LogCorruptedException">A log's data is damaged.</exception>
+    /// <exception cref="LogLockedException">Another process has a log open.</exception>
+    public async ValueTask<IReadOnlyList<SegmentedLog>> OpenAsync(IEnumerable<string> names, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        string[] all = names.ToArray();
+        foreach (string name in all)
+        {
+            if (!IsValidName(name))
+            {
+                throw new ArgumentException($"'{name}' is not a valid log name: use 1 to 200 characters from [A-Za-z0-9._-], not starting with a dot.", nameof(names));
+            }
+        }
+
+        var logs = new SegmentedLog[all.Length];
+        Exception? first = null;
+        int next = -1;
+        async Task OpenSomeAsync()
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < all.Length)
+            {
+                try
+                {
+                    logs[i] = await GetOrOpenAsync(all[i], cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref first, e, null);
+                }
+            }
+        }
+
+        var openers = new Task[Math.Min(_options.MaximumConcurrentOpens, Math.Max(all.Length, 1))];
+        for (int w = 0; w < openers.Length; w++)
+        {
+            openers[w] = Task.Run(OpenSomeAsync, CancellationToken.None);
+        }
+
+        await Task.WhenAll(openers).ConfigureAwait(false);
+        if (first is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+        }
+
+        return logs;
+    }
+
+    /// <summary>Opens every log under the root directory (<see cref="ListLogNames"/>), concurrently as <see cref="OpenAsync(IEnumerable{string}, CancellationToken)"/> does.</summary>
+    /// <param name="cancellationToken">Cancels opens not yet finished.</param>
+    /// <returns>The logs, sorted by name.</returns>
+    /// <exception cref="ObjectDisposedException">The manager is disposed.</exception>
+    /// <exception cref="LogCorruptedException">A log's data is damaged (the others are open).</exception>
+    /// <exception cref="LogLockedException">Another process has a log open.</exception>
+    public ValueTask<IReadOnlyList<SegmentedLog>> OpenAllAsync(CancellationToken cancellationToken = default) =>
+        OpenAsync(ListLogNames(), cancellationToken);
+
     /// <summary>Closes one log (flushing it) if it is open.</summary>
     /// <param name="name">The log's name.</param>
     /// <returns>True when the log was open.</returns>
@@ -110,7 +178,10 @@ public sealed class LogManager : IAsyncDisposable
         }
 
         await _housekeeping.DisposeAsync().ConfigureAwait(false);
-        foreach (string name in _logs.Keys.ToArray())
+
+        // Closing syncs and records each log's clean close: as many at once as opening.
+        var options = new ParallelOptions { MaxDegreeOfParallelism = _options.MaximumConcurrentOpens };
+        await Parallel.ForEachAsync(_logs.Keys.ToArray(), options, async (name, _) =>
         {
             try
             {
@@ -120,7 +191,7 @@ public sealed class LogManager : IAsyncDisposable
             {
                 // A log that failed to open or is faulted has nothing left to close.
             }
-        }
+        }).ConfigureAwait(false);
     }
 
     private static bool IsValidName([NotNullWhen(true)] string? name) =>
@@ -160,6 +231,7 @@ public sealed class LogManager : IAsyncDisposable
                 try
                 {
                     log.ReleaseIdleBuffers(_options.IdleBufferRelease);
+                    log.TrimIdleReservation(_options.IdleReservationRelease);
                     log.ApplyRetention();
                 }
                 catch (Exception e) when (e is ObjectDisposedException or IOException)

@@ -31,6 +31,20 @@ public sealed record LogManagerOptions
     /// <summary>A log with no append for this long returns its buffers to the pool, keeping at most 4 KiB.</summary>
     public TimeSpan IdleBufferRelease { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// A log with no append for this long gives back the disk space reserved ahead of its data (its active segment is
+    /// cut to the data's last 4 KiB block; a prepared next segment is deleted). The next append reserves again, small
+    /// first. Default 10 seconds.
+    /// </summary>
+    public TimeSpan IdleReservationRelease { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How many logs <see cref="LogManager.OpenAsync(IEnumerable{string}, CancellationToken)"/> and
+    /// <see cref="LogManager.OpenAllAsync"/> open at the same time (each open reads a few small files; more in
+    /// parallel than the disk's queue only adds waiting). From 1 to 1,024; default 64.
+    /// </summary>
+    public int MaximumConcurrentOpens { get; init; } = 64;
+
     /// <summary>Checks every option; <c>OpenAsync</c>/<c>Create</c> call this, and hosts can call it at startup.</summary>
     /// <exception cref="ArgumentException">An option is invalid; the message names it and its rule.</exception>
     public void Validate()
@@ -48,6 +62,16 @@ public sealed record LogManagerOptions
         if (MaximumOpenReadFiles < 1 || MaximumOpenReadFiles > 1_000_000)
         {
             throw new ArgumentOutOfRangeException(nameof(MaximumOpenReadFiles), MaximumOpenReadFiles, "LogManagerOptions.MaximumOpenReadFiles must be from 1 to 1,000,000.");
+        }
+
+        if (IdleReservationRelease < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(IdleReservationRelease), IdleReservationRelease, "LogManagerOptions.IdleReservationRelease must not be negative.");
+        }
+
+        if (MaximumConcurrentOpens < 1 || MaximumConcurrentOpens > 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaximumConcurrentOpens), MaximumConcurrentOpens, "LogManagerOptions.MaximumConcurrentOpens must be from 1 to 1,024.");
         }
 
         if (IdleBufferRelease < TimeSpan.Zero)

@@ -51,6 +51,15 @@ public sealed record LogOptions
     public long PreallocationMaximumStep { get; init; } = 32L * 1024 * 1024;
 
     /// <summary>
+    /// How often, at most, the durable position is recorded in the log's checkpoint file (one small write and sync,
+    /// off the append path, only while appends make progress). Recovery never truncates below the recorded position:
+    /// damage there raises <see cref="LogCorruptedException"/> instead of being cut off as a torn tail. Damage to data
+    /// made durable within the last interval before a crash is indistinguishable from a torn tail. A clean close
+    /// always records the whole log. From 10 ms to 1 hour; default 1 second.
+    /// </summary>
+    public TimeSpan DurableCheckpointInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Retention by size: when the log's segments hold more than this many bytes, whole segments are deleted from the
     /// head (oldest first, never the active one). Null keeps everything. At least <see cref="SegmentSize"/>.
     /// </summary>
@@ -141,6 +150,7 @@ public sealed record LogOptions
                 nameof(MaximumBatchSize));
         }
         Check(PreallocationMaximumStep >= PreallocationMinimumStep && PreallocationMaximumStep % 4096 == 0, nameof(PreallocationMaximumStep), PreallocationMaximumStep, "must be a multiple of 4096, at least PreallocationMinimumStep");
+        Check(DurableCheckpointInterval >= TimeSpan.FromMilliseconds(10) && DurableCheckpointInterval <= TimeSpan.FromHours(1), nameof(DurableCheckpointInterval), DurableCheckpointInterval, "must be from 10 ms to 1 hour");
         Check(SegmentMaxAge is null || SegmentMaxAge > TimeSpan.Zero, nameof(SegmentMaxAge), SegmentMaxAge, "must be positive");
         Check(RetentionBytes is null || RetentionBytes >= SegmentSize, nameof(RetentionBytes), RetentionBytes, "must be at least SegmentSize");
         Check(RetentionAge is null || RetentionAge > TimeSpan.Zero, nameof(RetentionAge), RetentionAge, "must be positive");

@@ -81,7 +81,9 @@ public sealed partial class SegmentedLog
 
     /// <summary>
     /// Accepts one record without waiting: assigns its offset and copies it into the log's buffers, or returns false
-    /// when the buffer pool's budget is spent or the segment is waiting for reserved space. Pair with
+    /// when the buffer pool's budget is spent or the segment is waiting for reserved space (a log reopened with data
+    /// reserves space at its first append, so the first <c>TryAppend</c> after an open or a long idle period may return
+    /// false and start the reservation). Pair with
     /// <see cref="WaitForDurableAsync"/> or <see cref="FlushAsync"/> to learn when it is durable.
     /// </summary>
     /// <param name="value">The record's value.</param>

@@ -59,12 +59,16 @@ public sealed partial class SegmentedLog
         try
         {
             var logger = options.LoggerFactory?.CreateLogger<SegmentedLog>();
-            var (segments, tail) = Recover(storage, options, logger);
+            var checkpoint = CheckpointFile.Read(storage, options.Directory);
+            var (segments, tail) = Recover(storage, options, checkpoint, logger);
             var active = segments[^1];
-            var writer = new LogWriter(storage, options, io, segments, active);
+            var writer = new LogWriter(storage, options, io, segments, active, new CheckpointFile(storage, options.Directory, checkpoint?.Record.Sequence ?? 0));
             writer.InitializeTail(tail);
-
-            await writer.StartInitialAllocation().WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (segments.Count == 1 && active.Size == 0)
+            {
+                // An empty log is about to be written: the first appends (TryAppend too) need not wait for space.
+                await writer.ReserveFirstStep().WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
 
             return new SegmentedLog(storage, options, directoryLock, segments, writer, active.File!.IsDirect);
         }
@@ -75,12 +79,15 @@ public sealed partial class SegmentedLog
         }
     }
 
-    private static (List<Segment> Segments, byte[] Tail) Recover(IStorage storage, LogOptions options, ILogger? logger)
+    private static (List<Segment> Segments, byte[] Tail) Recover(IStorage storage, LogOptions options, (CheckpointRecord Record, byte[]? Index)? checkpoint, ILogger? logger)
     {
+        var claim = checkpoint?.Record ?? CheckpointRecord.None(0);
         string dir = options.Directory;
         var bases = new List<long>();
+        bool preparedLeftOver = false;
         foreach (string name in storage.ListFiles(dir))
         {
+            preparedLeftOver |= name == LogWriter.NextSegmentFileName;
             if (SegmentNames.TryParse(name, SegmentNames.DataExtension, out long baseOffset))
             {
                 bases.Add(baseOffset);
@@ -99,7 +106,10 @@ public sealed partial class SegmentedLog
         bases.Sort();
 
         // A next segment prepared ahead of a roll that never happened is not part of the log.
-        storage.DeleteFile(Path.Combine(dir, LogWriter.NextSegmentFileName));
+        if (preparedLeftOver)
+        {
+            storage.DeleteFile(Path.Combine(dir, LogWriter.NextSegmentFileName));
+        }
         var segments = new List<Segment>();
         using var scanner = new BatchScanner(options.MaximumBatchSize);
         long global = 0;
@@ -110,6 +120,7 @@ public sealed partial class SegmentedLog
             bool sealedIndex = TryLoadIndex(storage, dir, baseOffset, out var index, out long endOffset, out long size, out long maxTs);
             if (segments.Count > 0 && baseOffset != segments[^1].EndOffset)
             {
+                EnsureNotBelowClaim(claim, segments[^1].EndOffset, path, 0);
                 DropUnacknowledgedSuffix(storage, dir, bases, i, segments[^1].EndOffset, logger);
                 break;
             }
@@ -134,7 +145,31 @@ public sealed partial class SegmentedLog
             }
 
             var writable = storage.Open(path, FileCreation.OpenExisting, options.DirectIo);
-            bool truncated = ScanUnsealed(writable, segment, scanner, options, logger);
+            if (i == bases.Count - 1 && TrustCleanClose(checkpoint, segment, writable))
+            {
+                // Closed cleanly and untouched since: no scan, no sync, no trim (docs/internals.md, section 5, case J).
+                segments.Add(segment);
+                global += segment.Size;
+                segment.File = writable;
+                segment.AllocatedEnd = writable.Length;
+                break;
+            }
+
+            bool truncated;
+            try
+            {
+                truncated = ScanUnsealed(writable, segment, scanner, options, logger, claim.SegmentBase == baseOffset ? claim.Size : 0);
+                if (i < bases.Count - 1 && (truncated || segment.Size == 0))
+                {
+                    EnsureNotBelowClaim(claim, segment.EndOffset, path, segment.Size);
+                }
+            }
+            catch
+            {
+                writable.Dispose();
+                throw;
+            }
+
             segments.Add(segment);
             global += segment.Size;
             if (i < bases.Count - 1 && (truncated || segment.Size == 0))
@@ -160,6 +195,7 @@ public sealed partial class SegmentedLog
             segment.AllocatedEnd = writable.Length;
         }
 
+        EnsureNotBelowClaim(claim, segments.Count == 0 ? 0 : segments[^1].EndOffset, segments.Count == 0 ? dir : segments[^1].Path, segments.Count == 0 ? 0 : segments[^1].Size);
         if (segments.Count == 0 || segments[^1].IsSealed)
         {
             long next = segments.Count == 0 ? 0 : segments[^1].EndOffset;
@@ -177,8 +213,47 @@ public sealed partial class SegmentedLog
 
     private const string Preallocated = "preallocated";
 
-    /// <summary>Case C: scans an unsealed segment; truncates a torn or stale tail. True when it truncated.</summary>
-    private static bool ScanUnsealed(IDirectFile file, Segment segment, BatchScanner scanner, LogOptions options, ILogger? logger)
+    /// <summary>
+    /// Case J: the checkpoint's clean-close record describes this (last) segment and the file is exactly as long as
+    /// the record says: take size, end, timestamps and index from the record. Anything else (a crash after the
+    /// reopen wrote, a damaged record or index) takes the scanning path.
+    /// </summary>
+    private static bool TrustCleanClose((CheckpointRecord Record, byte[]? Index)? checkpoint, Segment segment, IDirectFile file)
+    {
+        if (checkpoint is not { Record: { Clean: true } record, Index: { } bytes } || record.SegmentBase != segment.BaseOffset
+            || file.Length != record.Size
+            || !SparseIndex.TryLoad(bytes, segment.BaseOffset, out var index, out long endOffset, out long size, out long maxTs)
+            || size != record.Size || endOffset != record.EndOffset)
+        {
+            return false;
+        }
+
+        segment.Size = size;
+        segment.EndOffset = endOffset;
+        segment.MaxTimestampMs = maxTs;
+        CopyIndex(index, segment.Index);
+        return true;
+    }
+
+    /// <summary>
+    /// The checkpoint's claim is a floor: recovery may drop unacknowledged data, never what a completed sync made
+    /// durable. Called before anything is deleted or cut.
+    /// </summary>
+    private static void EnsureNotBelowClaim(CheckpointRecord claim, long recoveredEnd, string path, long position)
+    {
+        if (claim.ClaimsData && recoveredEnd < claim.EndOffset)
+        {
+            throw new LogCorruptedException(
+                path, position,
+                $"recovery found valid data up to offset {recoveredEnd}, but offsets up to {claim.EndOffset} were durable (checkpoint): acknowledged data is damaged or missing");
+        }
+    }
+
+    /// <summary>
+    /// Case C: scans an unsealed segment; truncates a torn or stale tail. True when it truncated. The scan must reach
+    /// the bytes of this segment the checkpoint says were durable (durableFloor); stopping before them is damage.
+    /// </summary>
+    private static bool ScanUnsealed(IDirectFile file, Segment segment, BatchScanner scanner, LogOptions options, ILogger? logger, long durableFloor)
     {
         file.SyncData();
         long fileLength = file.Length;
@@ -211,6 +286,13 @@ public sealed partial class SegmentedLog
 
         segment.Size = position;
         segment.EndOffset = expected;
+        if (position < durableFloor)
+        {
+            throw new LogCorruptedException(
+                segment.Path, position,
+                $"the batch at byte {position} is invalid ({stop}), but the checkpoint says the first {durableFloor} bytes were durable: this is damage, not a torn tail");
+        }
+
         if (fileLength == position)
         {
             return false;

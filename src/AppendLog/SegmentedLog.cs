@@ -126,6 +126,9 @@ public sealed partial class SegmentedLog : IAsyncDisposable
     /// <summary>Returns this log's buffers to the pool when it has been idle for <paramref name="idleFor"/> (LogManager housekeeping).</summary>
     internal bool ReleaseIdleBuffers(TimeSpan idleFor) => Volatile.Read(ref _disposed) == 0 && _writer.ReleaseIdleBuffers(idleFor);
 
+    /// <summary>Gives back the space reserved ahead of the data when idle for <paramref name="idleFor"/> (LogManager housekeeping).</summary>
+    internal bool TrimIdleReservation(TimeSpan idleFor) => Volatile.Read(ref _disposed) == 0 && _writer.TrimIdleReservation(idleFor);
+
     /// <summary>Completed sync rounds (each one fdatasync per file with unsynced data).</summary>
     internal long SyncCount => _writer.SyncCount;
 

@@ -16,10 +16,13 @@ internal sealed class DurableWaiters
     private readonly Queue<(long GlobalEnd, long NextOffset)> _batchEnds = new();
     private long _lastQueuedTarget;
 
-    public DurableWaiters(long durableOffset) => Restart(durableOffset);
+    public DurableWaiters(long durableOffset, long durableGlobalEnd) => Restart(durableOffset, durableGlobalEnd);
 
     /// <summary>End (exclusive) of the offsets whose bytes are durable.</summary>
     public long DurableOffset { get; private set; }
+
+    /// <summary>The byte position (<see cref="Segments.Segment.GlobalStart"/> scale) where the batch ending at <see cref="DurableOffset"/> ends.</summary>
+    public long DurableGlobalEnd { get; private set; }
 
     /// <summary>A batch ending at byte <paramref name="globalEnd"/> was accepted; offsets below <paramref name="nextOffset"/> are assigned.</summary>
     public void BatchAccepted(long globalEnd, long nextOffset) => _batchEnds.Enqueue((globalEnd, nextOffset));
@@ -46,9 +49,10 @@ internal sealed class DurableWaiters
     {
         while (_batchEnds.Count > 0 && _batchEnds.Peek().GlobalEnd <= durableGlobal)
         {
-            long next = _batchEnds.Dequeue().NextOffset;
+            var (globalEnd, next) = _batchEnds.Dequeue();
             Invariant.Assert(next > DurableOffset, "durable offset only grows");
             DurableOffset = next;
+            DurableGlobalEnd = globalEnd;
         }
 
         Invariant.Assert(DurableOffset <= nextOffset, "durable offset ≤ appended offset");
@@ -82,9 +86,10 @@ internal sealed class DurableWaiters
     /// targets start again below theirs, so they leave the ordered queue, or they would hold every new waiter behind
     /// them; those that asked to be woken by a cut go to <paramref name="woken"/>.
     /// </summary>
-    public void Restart(long offset, List<DurableWaiter>? woken = null)
+    public void Restart(long offset, long globalEnd, List<DurableWaiter>? woken = null)
     {
         DurableOffset = _lastQueuedTarget = offset;
+        DurableGlobalEnd = globalEnd;
         _batchEnds.Clear();
         _unordered.AddRange(_ordered);
         _ordered.Clear();

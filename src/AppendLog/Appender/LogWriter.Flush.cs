@@ -125,6 +125,7 @@ internal sealed partial class LogWriter
                 case SyncActionKind.Durable:
                     AppendLogMetrics.SyncMadeDurable(action.Position - durableBefore);
                     AdvanceDurableUnsynchronized(action.Position, toComplete);
+                    MaybeCheckpointUnsynchronized(now);
                     break;
             }
         }

@@ -91,6 +91,9 @@ internal sealed partial class LogWriter
 
         try
         {
+            // No claim on the old log may survive its removal (docs/internals.md, section 5).
+            VoidCheckpointClaims();
+
             // 1. Segments at or past the new start, newest first (their names could collide with the new file).
             for (int i = old.Count - 1; i >= 0 && old[i].BaseOffset >= nextOffset; i--)
             {
@@ -134,7 +137,7 @@ internal sealed partial class LogWriter
                 _segments.Add(fresh);
                 _active = fresh;
                 _nextOffset = nextOffset;
-                _waiters.Restart(nextOffset);
+                _waiters.Restart(nextOffset, fresh.GlobalEnd);
                 _sync.Restart(fresh.GlobalEnd);
                 _idleTail = null;
                 _idleTailFileStart = 0;

@@ -13,7 +13,12 @@ internal sealed partial class LogWriter
     private const int ZeroBufferSize = 256 * 1024;
     private static readonly unsafe nint s_zeros = CreateZeroBuffer();
 
+    /// <summary>The first reservation after an open or an idle trim: small, so a log written once holds little.</summary>
+    private const long ColdReservation = 64 * 1024;
+
     private long _allocationStep;
+    private bool _reserveCold = true;
+    private long _lastReservation;
     private AllocationWork? _allocation;
     private long _lastAllocationTimestamp;
     private int _sealsInFlight;
@@ -104,7 +109,7 @@ internal sealed partial class LogWriter
     private void MaybePreallocateUnsynchronized()
     {
         MaybePrepareNextSegmentUnsynchronized();
-        if (_allocation is null && _active.AllocatedEnd - _active.Size < _allocationStep / 2)
+        if (_allocation is null && _active.AllocatedEnd - _active.Size < Math.Min(_allocationStep, Math.Max(_lastReservation, ColdReservation)) / 2)
         {
             StartAllocationUnsynchronized(_active.Size);
         }
@@ -142,7 +147,9 @@ internal sealed partial class LogWriter
         // that block holds data; the chunk that owns it writes the rest of it (zeros past the data).
         // Example: AllocatedEnd 10,000 → start 12,288.
         long start = Alignment.AlignUp(_active.AllocatedEnd);
-        long end = Math.Max(start + _allocationStep, Alignment.AlignUp(neededEnd));
+        long step = _reserveCold ? Math.Min(ColdReservation, _allocationStep) : _allocationStep;
+        _reserveCold = false;
+        long end = Math.Max(start + step, Alignment.AlignUp(neededEnd));
         end = Math.Min(end, Alignment.AlignUp(_options.SegmentSize));
         end = Math.Max(end, Alignment.AlignUp(neededEnd));
         if (end <= start)
@@ -155,6 +162,7 @@ internal sealed partial class LogWriter
             return;
         }
 
+        _lastReservation = end - start;
         _allocation = new AllocationWork(this, _active, start, end - start);
         PostUnsynchronized(_allocation);
     }
@@ -201,6 +209,45 @@ internal sealed partial class LogWriter
         else
         {
             work.Completion.SetResult();
+        }
+    }
+
+    /// <summary>
+    /// Gives back the reserved space of a log that appended nothing for <paramref name="idleFor"/> and has everything
+    /// durable: the active segment is cut to its data's last block and a prepared next segment is deleted, so an idle
+    /// log holds at most 4 KiB beyond its data (docs/internals.md, section 5). The next append reserves afresh, small
+    /// first (<see cref="ColdReservation"/>). True when something was given back.
+    /// </summary>
+    public bool TrimIdleReservation(TimeSpan idleFor)
+    {
+        lock (_lock)
+        {
+            if (_fault is not null || _closing || _frozen is not null || _allocation is not null || _preparing
+                || DurableGlobal != HeadGlobal || _active.File is null || _time.GetElapsedTime(_lastAppendTimestamp) < idleFor)
+            {
+                return false;
+            }
+
+            long keep = Alignment.AlignUp(_active.Size);
+            bool trim = _active.AllocatedEnd > keep;
+            if (!trim && _prepared is null)
+            {
+                return false;
+            }
+
+            DiscardPreparedUnsynchronized();
+            if (trim)
+            {
+                // Appends that do not fit below `keep` wait for this work (NeedSpace → PendingAllocation), then reserve.
+                _active.AllocatedEnd = keep;
+                _reserveCold = true;
+                _allocationStep = _options.PreallocationMinimumStep;
+                _lastAllocationTimestamp = 0;
+                _allocation = new AllocationWork(this, _active, keep, 0, trim: true);
+                PostUnsynchronized(_allocation);
+            }
+
+            return true;
         }
     }
 
@@ -288,6 +335,13 @@ internal sealed partial class LogWriter
         CompleteWaiters(toComplete, Fault);
         await idle.ConfigureAwait(false);
         _timer.Dispose();
+        _checkpointTimer?.Dispose();
+        if (Fault is null)
+        {
+            // Quiescent: nothing in flight, everything accepted durable, no new work accepted.
+            WriteCleanClose();
+        }
+
         var orphans = new List<DurableWaiter>();
         lock (_lock)
         {
@@ -320,6 +374,7 @@ internal sealed partial class LogWriter
             }
 
             DiscardPreparedUnsynchronized();
+            _checkpoint.Dispose();
         }
 
         CompleteWaiters(orphans, new ObjectDisposedException(nameof(SegmentedLog), "The log was closed while waiting for offsets that were never appended."));
@@ -347,9 +402,12 @@ internal sealed partial class LogWriter
     {
         private readonly LogWriter _owner;
 
-        public AllocationWork(LogWriter owner, Segment segment, long start, long length)
+        private readonly bool _trim;
+
+        public AllocationWork(LogWriter owner, Segment segment, long start, long length, bool trim = false)
         {
             _owner = owner;
+            _trim = trim;
             Segment = segment;
             Start = start;
             Length = length;
@@ -372,7 +430,14 @@ internal sealed partial class LogWriter
         {
             try
             {
-                _owner.Reserve(File, Start, Length);
+                if (_trim)
+                {
+                    File.Truncate(Start);
+                }
+                else
+                {
+                    _owner.Reserve(File, Start, Length);
+                }
             }
             catch (Exception e)
             {

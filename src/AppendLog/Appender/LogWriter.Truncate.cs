@@ -156,6 +156,10 @@ internal sealed partial class LogWriter
             }
         }
 
+        // The checkpoint's claim may lie beyond the cut: void it before any byte goes (a crash after the cut must not
+        // read the missing bytes as damage).
+        VoidCheckpointClaims();
+
         // Delete from the end so that a crash in between leaves a log that recovery reads as a prefix.
         for (int i = later.Count - 1; i >= 0; i--)
         {
@@ -200,7 +204,7 @@ internal sealed partial class LogWriter
             target.Index.TruncateFrom(position);
             _active = target;
             _nextOffset = fromOffset;
-            _waiters.Restart(fromOffset, woken);
+            _waiters.Restart(fromOffset, target.GlobalEnd, woken);
             _sync.Restart(target.GlobalEnd);
             _idleTail = tail.Length > 0 ? tail : null;
             _idleTailFileStart = Alignment.AlignDown(position);

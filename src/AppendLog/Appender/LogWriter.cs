@@ -64,8 +64,9 @@ internal sealed partial class LogWriter
     private LogFaultedException? _fault;
     private bool _closing;
 
-    public LogWriter(IStorage storage, LogOptions options, IoWorkers io, List<Segment> segments, Segment active)
+    public LogWriter(IStorage storage, LogOptions options, IoWorkers io, List<Segment> segments, Segment active, CheckpointFile checkpoint)
     {
+        _checkpoint = checkpoint;
         _storage = storage;
         _options = options;
         _directory = options.Directory;
@@ -75,7 +76,7 @@ internal sealed partial class LogWriter
         _segments = segments;
         _active = active;
         _nextOffset = active.EndOffset;
-        _waiters = new DurableWaiters(active.EndOffset);
+        _waiters = new DurableWaiters(active.EndOffset, active.GlobalEnd);
         _sync = new SyncScheduler(options.FlushPolicy ?? FlushPolicy.Default, options.Tuning.SyncsInFlightMax, _time.TimestampFrequency, active.GlobalEnd);
         _allocationStep = options.PreallocationMinimumStep;
         _timer = _time.CreateTimer(static s => ((LogWriter)s!).OnFlushTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -260,12 +261,15 @@ internal sealed partial class LogWriter
         return AppendStatus.Accepted;
     }
 
-    /// <summary>Reserves the first step of space ahead of the head (at open), so the first appends need not wait.</summary>
-    public Task StartInitialAllocation()
+    /// <summary>
+    /// Reserves the first (small) step ahead of the head: at the open of an empty log, which is about to be written.
+    /// A reopened log with data reserves at its first append instead, so idle logs hold no reserve.
+    /// </summary>
+    public Task ReserveFirstStep()
     {
         lock (_lock)
         {
-            MaybePreallocateUnsynchronized();
+            StartAllocationUnsynchronized(_active.Size);
             return _allocation?.Completion.Task ?? Task.CompletedTask;
         }
     }

@@ -52,6 +52,14 @@ internal static partial class Log
         Message = "Background compaction of {Directory} failed; the log is unchanged where the failure happened and the next roll retries")]
     public static partial void CompactionFailed(this ILogger logger, string directory, Exception exception);
 
+    [LoggerMessage(EventId = 11, EventName = "CleanCloseRecordFailed", Level = LogLevel.Warning,
+        Message = "Closing {Directory}: the clean-close record could not be written; the next open scans the active segment (the data is durable and unaffected)")]
+    public static partial void CleanCloseRecordFailed(this ILogger logger, string directory, Exception exception);
+
+    /// <summary>Logs a failed clean-close record through the options' factory.</summary>
+    public static void CleanCloseRecordFailed(LogOptions options, Exception error) =>
+        options.LoggerFactory?.CreateLogger(Category).CleanCloseRecordFailed(options.Directory, error);
+
     /// <summary>Logs a fault through the options' factory; called once per log, when it faults.</summary>
     public static void Faulted(LogOptions options, LogFaultedException fault) =>
         options.LoggerFactory?.CreateLogger(Category).Faulted(options.Directory, fault.InnerException ?? fault);
