@@ -268,6 +268,7 @@ internal sealed class SimulatedStorage : IStorage
 
             if (inode is null)
             {
+                ThrowIfFault(StorageOperation.Create, full);
                 inode = new SimulatedInode(_inodeIdNext++);
                 _names[full] = inode;
                 AddPending(directory, DirectoryOperation.Create(full, inode));

@@ -26,4 +26,7 @@ internal enum StorageOperation
 
     /// <summary><c>IStorage.DeleteFile</c> (hook only: no injected errors).</summary>
     Delete,
+
+    /// <summary><c>IStorage.Open</c> of a file that does not exist yet (creation).</summary>
+    Create,
 }

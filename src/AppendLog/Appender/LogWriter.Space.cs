@@ -83,8 +83,29 @@ internal sealed partial class LogWriter
     /// Closes the active segment's chunk and starts a new segment at the next offset. The old segment is sealed in
     /// the background once the durable watermark passes its end.
     /// </summary>
-    private void RollUnsynchronized()
+    /// <exception cref="LogDiskFullException">No space to create the new segment file; nothing changed.</exception>
+    /// <exception cref="LogFaultedException">Creating it failed otherwise; the log is faulted (waiters collected into <paramref name="toComplete"/>).</exception>
+    private void RollUnsynchronized(List<DurableWaiter> toComplete)
     {
+        // The new file first: when it cannot be created, nothing of the writer's state has changed yet.
+        string path = SegmentNames.DataFile(_directory, _nextOffset);
+        var prepared = TakePreparedUnsynchronized(path);
+        IDirectFile file;
+        try
+        {
+            file = prepared?.File ?? _storage.Open(path, FileCreation.CreateNew, _options.DirectIo);
+        }
+        catch (IOException e) when (IsDiskFull(e))
+        {
+            Log.DiskFull(_options, path, e);
+            throw new LogDiskFullException(path, e);
+        }
+        catch (Exception e)
+        {
+            FaultUnsynchronized(e, toComplete);
+            throw _fault!;
+        }
+
         if (_current is not null)
         {
             CreateWriteUnsynchronized(_current, close: true);
@@ -92,9 +113,6 @@ internal sealed partial class LogWriter
         }
 
         _idleTail = null; // the old segment's tail block is already on disk and durable
-        string path = SegmentNames.DataFile(_directory, _nextOffset);
-        var prepared = TakePreparedUnsynchronized(path);
-        var file = prepared?.File ?? _storage.Open(path, FileCreation.CreateNew, _options.DirectIo);
         var segment = new Segment(path, _nextOffset, HeadGlobal)
         {
             File = file,

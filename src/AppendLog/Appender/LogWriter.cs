@@ -192,9 +192,33 @@ internal sealed partial class LogWriter
         out long baseOffset,
         out DurableWaiter? waiter)
     {
+        var toComplete = RentCompletionList();
+        try
+        {
+            return TryAppendUnsynchronized(batch, recordCount, maxTimestampMs, wantWaiter, cancellationToken, toComplete, out baseOffset, out waiter);
+        }
+        finally
+        {
+            // Also when the append failed: a roll that faulted the log collected every waiter to fail.
+            if (toComplete.Count > 0)
+            {
+                CompleteWaiters(toComplete, Fault);
+            }
+        }
+    }
+
+    private AppendStatus TryAppendUnsynchronized(
+        Span<byte> batch,
+        int recordCount,
+        long maxTimestampMs,
+        bool wantWaiter,
+        CancellationToken cancellationToken,
+        List<DurableWaiter> toComplete,
+        out long baseOffset,
+        out DurableWaiter? waiter)
+    {
         baseOffset = -1;
         waiter = null;
-        var toComplete = RentCompletionList();
         lock (_lock)
         {
             ThrowIfUnusableUnsynchronized();
@@ -206,7 +230,7 @@ internal sealed partial class LogWriter
             int length = batch.Length;
             if (ShouldRollUnsynchronized(length))
             {
-                RollUnsynchronized();
+                RollUnsynchronized(toComplete);
             }
 
             if (_active.Size + length > _active.AllocatedEnd)
@@ -251,11 +275,6 @@ internal sealed partial class LogWriter
                     _pool.Return(surplus);
                 }
             }
-        }
-
-        if (toComplete.Count > 0)
-        {
-            CompleteWaiters(toComplete, Fault);
         }
 
         return AppendStatus.Accepted;
