@@ -340,6 +340,12 @@ public sealed partial class SegmentedLog
                 return CorruptUnlessChanged($"batch base offset {header.BaseOffset} precedes the segment's {_segment.BaseOffset}");
             }
 
+            if (!_segment.Index.EpochMatches(header.BaseOffset, header.PartitionLeaderEpoch))
+            {
+                // partitionLeaderEpoch lies outside Kafka's CRC: the segment's epoch history is what protects it.
+                return CorruptUnlessChanged($"leader epoch {header.PartitionLeaderEpoch} does not match the segment's epoch history");
+            }
+
             return NewBatch(header, bytes);
         }
 

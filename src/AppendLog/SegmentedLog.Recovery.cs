@@ -138,7 +138,7 @@ public sealed partial class SegmentedLog
                 segment.EndOffset = endOffset;
                 segment.MaxTimestampMs = maxTs;
                 segment.MoveTo(SegmentState.Sealed);
-                CopyIndex(index, segment.Index);
+                segment.Index.CopyFrom(index);
                 segments.Add(segment);
                 global += size;
                 continue;
@@ -231,7 +231,7 @@ public sealed partial class SegmentedLog
         segment.Size = size;
         segment.EndOffset = endOffset;
         segment.MaxTimestampMs = maxTs;
-        CopyIndex(index, segment.Index);
+        segment.Index.CopyFrom(index);
         return true;
     }
 
@@ -279,6 +279,7 @@ public sealed partial class SegmentedLog
             }
 
             segment.Index.MaybeAdd(header.BaseOffset, position, header.MaxTimestamp, options.IndexIntervalBytes);
+            segment.Index.ObserveEpoch(header.BaseOffset, header.PartitionLeaderEpoch);
             segment.MaxTimestampMs = Math.Max(segment.MaxTimestampMs, header.MaxTimestamp);
             expected = header.LastOffset + 1;
             position += header.TotalSize;
@@ -345,13 +346,5 @@ public sealed partial class SegmentedLog
         }
 
         return SparseIndex.TryLoad(bytes, baseOffset, out index, out endOffset, out size, out maxTs);
-    }
-
-    private static void CopyIndex(SparseIndex from, SparseIndex to)
-    {
-        foreach (var e in from.Entries)
-        {
-            to.MaybeAdd(e.Offset, e.Position, e.MaxTimestampMs, intervalBytes: 0);
-        }
     }
 }

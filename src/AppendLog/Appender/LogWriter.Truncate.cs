@@ -202,6 +202,7 @@ internal sealed partial class LogWriter
             target.EndOffset = fromOffset;
             target.AllocatedEnd = position;
             target.Index.TruncateFrom(position);
+            target.Index.TruncateEpochsFrom(fromOffset);
             _active = target;
             _nextOffset = fromOffset;
             _waiters.Restart(fromOffset, target.GlobalEnd, woken);

@@ -250,6 +250,7 @@ internal sealed partial class LogWriter
             Format.RecordBatchEncoder.PatchBaseOffset(batch, baseOffset);
             CopyIntoChunksUnsynchronized(batch, _active.Size);
             _active.Index.MaybeAdd(baseOffset, _active.Size, maxTimestampMs, _options.IndexIntervalBytes);
+            _active.Index.ObserveEpoch(baseOffset, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(batch[Format.RecordBatch.PartitionLeaderEpochOffset..]));
             _active.Size += length;
             _active.MaxTimestampMs = Math.Max(_active.MaxTimestampMs, maxTimestampMs);
             _sync.Accepted(HeadGlobal + length, now);

@@ -418,6 +418,7 @@ internal static class SegmentCompactor
             var held = _pending.AsSpan(0, _pendingLength);
             RecordBatchHeader.TryRead(held, out var h);
             _replacement.Index.MaybeAdd(h.BaseOffset, _output.Position, h.MaxTimestamp, _indexIntervalBytes);
+            _replacement.Index.ObserveEpoch(h.BaseOffset, h.PartitionLeaderEpoch);
             _output.Append(held);
             _pendingLength = 0;
         }

@@ -7,6 +7,12 @@ namespace AppendLog.Segments;
 /// A sparse offset and time index of one segment: an entry (first offset of a batch, its file position, the
 /// largest timestamp so far) at most every <see cref="LogOptions.IndexIntervalBytes"/> bytes of data (the first batch
 /// always). Lookups binary-search the entries, then scan forward from the entry's position.
+/// <para>
+/// It also keeps the segment's leader-epoch history: the first offset of every run of batches with the same
+/// partitionLeaderEpoch. Kafka's CRC does not cover that field, so a reader checks each batch it takes from disk against
+/// this history (<see cref="EpochMatches"/>); sealed segments carry it in their index file, the active segment in the
+/// clean-close record. An index file written before the history existed (format 1) has none: nothing to check against.
+/// </para>
 /// </summary>
 internal sealed class SparseIndex
 {
@@ -14,7 +20,15 @@ internal sealed class SparseIndex
     private const int HeaderSize = 4 + 4 + 8 + 8 + 8 + 8 + 4;
     private const int EntrySize = 8 + 8 + 8;
 
+    private const int FormatWithoutEpochs = 1;
+    private const int FormatWithEpochs = 2;
+    private const int EpochStartSize = 8 + 4;
+
     private readonly List<Entry> _entries = new();
+
+    /// <summary>Copy-on-write (epochs change rarely): readers check against it without the writer's lock.</summary>
+    private EpochStart[] _epochs = [];
+    private bool _epochsKnown = true;
     private long _lastIndexedPosition = long.MinValue / 2;
 
     /// <summary>
@@ -24,6 +38,73 @@ internal sealed class SparseIndex
     private long _runningMaxTimestampMs = long.MinValue;
 
     public readonly record struct Entry(long Offset, long Position, long MaxTimestampMs);
+
+    /// <summary>From <see cref="Offset"/> on, batches carry <see cref="Epoch"/> (until the next start).</summary>
+    public readonly record struct EpochStart(long Offset, int Epoch);
+
+    public IReadOnlyList<EpochStart> Epochs => Volatile.Read(ref _epochs);
+
+    /// <summary>Records the epoch of a batch appended (or scanned) at <paramref name="offset"/>, in offset order.</summary>
+    public void ObserveEpoch(long offset, int epoch)
+    {
+        var epochs = Volatile.Read(ref _epochs);
+        if (epochs.Length == 0 || epochs[^1].Epoch != epoch)
+        {
+            Volatile.Write(ref _epochs, [.. epochs, new EpochStart(offset, epoch)]);
+        }
+    }
+
+    /// <summary>
+    /// True when a batch at <paramref name="offset"/> may carry <paramref name="epoch"/>: the history says so, or there
+    /// is no history for it (a format-1 index, or an offset before the first recorded batch).
+    /// </summary>
+    public bool EpochMatches(long offset, int epoch)
+    {
+        var epochs = Volatile.Read(ref _epochs);
+        if (!_epochsKnown || epochs.Length == 0 || offset < epochs[0].Offset)
+        {
+            return true;
+        }
+
+        int lo = 0, hi = epochs.Length - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) >>> 1;
+            if (epochs[mid].Offset <= offset)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        return epochs[lo].Epoch == epoch;
+    }
+
+    /// <summary>Forgets the epochs of batches at or after <paramref name="offset"/> (suffix truncation).</summary>
+    public void TruncateEpochsFrom(long offset)
+    {
+        var epochs = Volatile.Read(ref _epochs);
+        int keep = Array.FindIndex(epochs, e => e.Offset >= offset);
+        if (keep >= 0)
+        {
+            Volatile.Write(ref _epochs, epochs[..keep]);
+        }
+    }
+
+    /// <summary>Takes <paramref name="from"/>'s entries and epoch history (recovery, after loading an index file).</summary>
+    public void CopyFrom(SparseIndex from)
+    {
+        foreach (var e in from._entries)
+        {
+            MaybeAdd(e.Offset, e.Position, e.MaxTimestampMs, intervalBytes: 0);
+        }
+
+        Volatile.Write(ref _epochs, Volatile.Read(ref from._epochs));
+        _epochsKnown = from._epochsKnown;
+    }
 
     public int Count => _entries.Count;
 
@@ -105,7 +186,8 @@ internal sealed class SparseIndex
     /// <summary>Serializes the index with the segment's summary, CRC32C-protected.</summary>
     public byte[] Serialize(long baseOffset, long endOffset, long size, long maxTimestampMs)
     {
-        var bytes = new byte[HeaderSize + (_entries.Count * EntrySize) + 4];
+        var epochs = Volatile.Read(ref _epochs);
+        var bytes = new byte[HeaderSize + (_entries.Count * EntrySize) + 4 + (epochs.Length * EpochStartSize) + 4];
         var span = bytes.AsSpan();
         BinaryPrimitives.WriteUInt32LittleEndian(span, Magic);
         BinaryPrimitives.WriteInt32LittleEndian(span[4..], _entries.Count);
@@ -113,7 +195,7 @@ internal sealed class SparseIndex
         BinaryPrimitives.WriteInt64LittleEndian(span[16..], endOffset);
         BinaryPrimitives.WriteInt64LittleEndian(span[24..], size);
         BinaryPrimitives.WriteInt64LittleEndian(span[32..], maxTimestampMs);
-        BinaryPrimitives.WriteInt32LittleEndian(span[40..], 1);
+        BinaryPrimitives.WriteInt32LittleEndian(span[40..], FormatWithEpochs);
         int at = HeaderSize;
         foreach (var e in _entries)
         {
@@ -121,6 +203,15 @@ internal sealed class SparseIndex
             BinaryPrimitives.WriteInt64LittleEndian(span[(at + 8)..], e.Position);
             BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16)..], e.MaxTimestampMs);
             at += EntrySize;
+        }
+
+        BinaryPrimitives.WriteInt32LittleEndian(span[at..], epochs.Length);
+        at += 4;
+        foreach (var e in epochs)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(span[at..], e.Offset);
+            BinaryPrimitives.WriteInt32LittleEndian(span[(at + 8)..], e.Epoch);
+            at += EpochStartSize;
         }
 
         BinaryPrimitives.WriteUInt32LittleEndian(span[at..], Crc32C(span[..at]));
@@ -138,7 +229,16 @@ internal sealed class SparseIndex
         }
 
         int count = BinaryPrimitives.ReadInt32LittleEndian(bytes[4..]);
-        if (count < 0 || bytes.Length != HeaderSize + ((long)count * EntrySize) + 4)
+        int format = BinaryPrimitives.ReadInt32LittleEndian(bytes[40..]);
+        long entriesEnd = HeaderSize + ((long)count * EntrySize);
+        if (count < 0 || format is not (FormatWithoutEpochs or FormatWithEpochs) || bytes.Length < entriesEnd + 4)
+        {
+            return false;
+        }
+
+        int epochCount = format == FormatWithEpochs ? BinaryPrimitives.ReadInt32LittleEndian(bytes[(int)entriesEnd..]) : 0;
+        long expectedLength = format == FormatWithEpochs ? entriesEnd + 4 + ((long)epochCount * EpochStartSize) + 4 : entriesEnd + 4;
+        if (epochCount < 0 || bytes.Length != expectedLength)
         {
             return false;
         }
@@ -149,6 +249,20 @@ internal sealed class SparseIndex
         {
             return false;
         }
+
+        index._epochsKnown = format == FormatWithEpochs;
+        var epochs = new EpochStart[epochCount];
+        for (int i = 0, at = (int)entriesEnd + 4; i < epochCount; i++, at += EpochStartSize)
+        {
+            epochs[i] = new EpochStart(BinaryPrimitives.ReadInt64LittleEndian(bytes[at..]), BinaryPrimitives.ReadInt32LittleEndian(bytes[(at + 8)..]));
+            if (i > 0 && epochs[i].Offset <= epochs[i - 1].Offset)
+            {
+                return false;
+            }
+        }
+
+        index._epochs = epochs;
+        end = (int)entriesEnd;
 
         endOffset = BinaryPrimitives.ReadInt64LittleEndian(bytes[16..]);
         size = BinaryPrimitives.ReadInt64LittleEndian(bytes[24..]);
