@@ -19,8 +19,7 @@ namespace AppendLog.Segments;
 /// it becomes an empty carrier batch (61 bytes, recordCount 0) covering its range, which later empty batches
 /// widen in turn. A run of removed batches thus costs at most one header per epoch change. Kafka keeps
 /// original bounds the same way; it may drop empty batches because its readers accept gaps, ours do not.</para>
-/// <para><b>What is kept.</b> Records without a key; batches that are control batches or use a codec other than
-/// none or LZ4 (verbatim, their keys unread); a keyed record whose offset is its key's newest; a tombstone that
+/// <para><b>What is kept.</b> Records without a key; control batches (verbatim, their keys unread); a keyed record whose offset is its key's newest; a tombstone that
 /// is its key's newest unless it is older than the tombstone retention and no older value of its key can remain
 /// (the caller processes segments oldest first and reports when an older value may have been kept).</para>
 /// </remarks>
@@ -158,9 +157,9 @@ internal static class SegmentCompactor
         }
     }
 
-    /// <summary>Batches whose records compaction reads: not control batches, codec none or LZ4.</summary>
+    /// <summary>Batches whose records compaction reads: not control batches, any codec the log reads (none, GZIP, Snappy, LZ4, ZSTD).</summary>
     private static bool IsReadable(in RecordBatchHeader header) =>
-        (header.Attributes & ControlAttribute) == 0 && header.Codec is CompressionCodec.None or CompressionCodec.Lz4;
+        (header.Attributes & ControlAttribute) == 0 && BatchCompression.IsSupported(header.Codec);
 
     private static RecordEnumerator Records(ReadOnlySpan<byte> batch, in RecordBatchHeader header, ref byte[] scratch, string path, long position)
     {
@@ -334,11 +333,13 @@ internal static class SegmentCompactor
         private bool TryBuild(ReadOnlySpan<byte> batch, in RecordBatchHeader header, int kept, int survivorsLength)
         {
             var survivors = _survivors.AsSpan(0, survivorsLength);
-            int capacity = RecordBatch.HeaderSize + (header.Codec == CompressionCodec.Lz4 ? Lz4Frame.MaxEncodedLength(survivorsLength) : survivorsLength);
+            // The survivors keep their batch's codec (re-compressed with it).
+            bool compressed = header.Codec != CompressionCodec.None;
+            int capacity = RecordBatch.HeaderSize + (compressed ? BatchCompression.MaxCompressedLength(header.Codec, survivorsLength) : survivorsLength);
             var built = new byte[capacity];
             batch[..RecordBatch.HeaderSize].CopyTo(built);
-            int size = header.Codec == CompressionCodec.Lz4
-                ? RecordBatch.HeaderSize + Lz4Frame.Encode(survivors, built.AsSpan(RecordBatch.HeaderSize))
+            int size = compressed
+                ? RecordBatch.HeaderSize + BatchCompression.Compress(header.Codec, survivors, built.AsSpan(RecordBatch.HeaderSize))
                 : RecordBatch.HeaderSize + survivors.Length;
             if (header.Codec == CompressionCodec.None)
             {

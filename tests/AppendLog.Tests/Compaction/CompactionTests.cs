@@ -14,7 +14,7 @@ public sealed class CompactionTests
 
     [Test]
     public async Task CompactAsync_LeavesEachKeysNewestRecordAtItsOffset_TombstonesOnlyAfterRetention_AndSurvivesReopen(
-        [Values(CompressionCodec.None, CompressionCodec.Lz4)] CompressionCodec codec)
+        [Values(CompressionCodec.None, CompressionCodec.Gzip, CompressionCodec.Snappy, CompressionCodec.Lz4, CompressionCodec.Zstd)] CompressionCodec codec)
     {
         int seed = Seeds.Get();
         for (int run = 0; run < 3; run++)
