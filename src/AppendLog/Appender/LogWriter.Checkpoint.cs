@@ -30,7 +30,7 @@ internal sealed partial class LogWriter
         }
 
         long interval = (long)(_options.DurableCheckpointInterval.TotalSeconds * _time.TimestampFrequency);
-        if (_lastCheckpointTimestamp != 0 && now - _lastCheckpointTimestamp < interval)
+        if (now - _lastCheckpointTimestamp < interval)
         {
             if (!_checkpointTimerArmed)
             {

@@ -79,6 +79,10 @@ internal sealed partial class LogWriter
         _waiters = new DurableWaiters(active.EndOffset, active.GlobalEnd);
         _sync = new SyncScheduler(options.FlushPolicy ?? FlushPolicy.Default, options.Tuning.SyncsInFlightMax, _time.TimestampFrequency, active.GlobalEnd);
         _allocationStep = options.PreallocationMinimumStep;
+
+        // The first claim waits a whole interval too: a burst right after an open (a restart of many logs) does not
+        // pay for a checkpoint write per log on the shared I/O workers.
+        _lastCheckpointTimestamp = _time.GetTimestamp();
         _timer = _time.CreateTimer(static s => ((LogWriter)s!).OnFlushTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 

@@ -4,7 +4,9 @@ namespace AppendLog.Segments;
 
 /// <summary>
 /// Writes a log's checkpoint file (<see cref="Checkpoint"/>): one record at a time (a record is written and synced
-/// under this instance's lock), slots alternating by sequence number. A record prepared before
+/// under this instance's lock), slots alternating by sequence number. The file is opened for each record and closed
+/// after it (a record is written at most about once a second): an idle log holds no descriptor for it, which matters
+/// with thousands of logs under one descriptor limit. A record prepared before
 /// <see cref="Invalidate"/> was called is dropped instead of written: a truncation lowers the data, and a claim taken
 /// before it may no longer hold.
 /// </summary>
@@ -15,7 +17,7 @@ internal sealed class CheckpointFile : IDisposable
     private readonly string _directory;
     private readonly string _path;
     private readonly byte[] _slot = new byte[Checkpoint.SlotSize];
-    private IDirectFile? _file;
+    private bool _exists;
     private long _sequence;
     private long _generation;
     private bool _disposed;
@@ -134,29 +136,28 @@ internal sealed class CheckpointFile : IDisposable
 
     private void WriteUnderLock(CheckpointRecord record, ReadOnlySpan<byte> index)
     {
-        bool created = false;
-        if (_file is null)
+        bool created = !_exists && !_storage.FileExists(_path);
+        using (var file = _storage.Open(_path, FileCreation.OpenOrCreate, DirectIoMode.Disabled))
         {
-            created = !_storage.FileExists(_path);
-            _file = _storage.Open(_path, FileCreation.OpenOrCreate, DirectIoMode.Disabled);
+            record = record with { Sequence = ++_sequence };
+            if (!index.IsEmpty)
+            {
+                // The index first: the slot names its length, and a slot that lands without its index fails the
+                // index's own checksum at the next open (then the record is only a claim).
+                file.Write(index, Checkpoint.IndexStart);
+            }
+
+            Checkpoint.Encode(record, _slot);
+            file.Write(_slot, Checkpoint.SlotOf(record.Sequence));
+            file.SyncData();
         }
 
-        record = record with { Sequence = ++_sequence };
-        if (!index.IsEmpty)
-        {
-            // The index first: the slot names its length, and a slot that lands without its index fails the index's
-            // own checksum at the next open (then the record is only a claim).
-            _file.Write(index, Checkpoint.IndexStart);
-        }
-
-        Checkpoint.Encode(record, _slot);
-        _file.Write(_slot, Checkpoint.SlotOf(record.Sequence));
-        _file.SyncData();
         if (created)
         {
             _storage.SyncDirectory(_directory);
         }
 
+        _exists = true;
         WriteCount++;
     }
 
@@ -165,8 +166,6 @@ internal sealed class CheckpointFile : IDisposable
         lock (_lock)
         {
             _disposed = true;
-            _file?.Dispose();
-            _file = null;
         }
     }
 }
