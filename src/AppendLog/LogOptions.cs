@@ -51,6 +51,12 @@ public sealed record LogOptions
     public long PreallocationMaximumStep { get; init; } = 32L * 1024 * 1024;
 
     /// <summary>
+    /// <see cref="AppendLog.TimestampType.CreateTime"/> (default) keeps the appended timestamps;
+    /// <see cref="AppendLog.TimestampType.LogAppendTime"/> stamps every batch with the log's clock when it is appended.
+    /// </summary>
+    public TimestampType TimestampType { get; init; } = TimestampType.CreateTime;
+
+    /// <summary>
     /// How often, at most, the durable position is recorded in the log's checkpoint file (one small write and sync,
     /// off the append path, only while appends make progress). Recovery never truncates below the recorded position:
     /// damage there raises <see cref="LogCorruptedException"/> instead of being cut off as a torn tail. Damage to data
@@ -159,6 +165,7 @@ public sealed record LogOptions
         Check(Enum.IsDefined(CompactionPolicy), nameof(CompactionPolicy), CompactionPolicy, "is not a defined value");
         Check(TombstoneRetention >= TimeSpan.Zero, nameof(TombstoneRetention), TombstoneRetention, "must not be negative");
         Check(CompactionKeyMapBytes >= 1024 * 1024, nameof(CompactionKeyMapBytes), CompactionKeyMapBytes, "must be at least 1 MiB");
+        Check(Enum.IsDefined(TimestampType), nameof(TimestampType), TimestampType, "is not a defined value");
         Check(Enum.IsDefined(Compression), nameof(Compression), Compression, "is not a supported codec");
         Check(!Enum.IsDefined(DirectIo) is false, nameof(DirectIo), DirectIo, "is not a defined value");
     }

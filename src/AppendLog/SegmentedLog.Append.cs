@@ -242,6 +242,11 @@ public sealed partial class SegmentedLog
             length = RecordBatchEncoder.Encode(scratch, records, timestamp, leaderEpoch);
         }
 
+        if (_options.TimestampType == TimestampType.LogAppendTime)
+        {
+            RecordBatchEncoder.StampLogAppendTime(scratch.AsSpan(0, length), timestamp);
+        }
+
         return scratch.AsSpan(0, length);
     }
 

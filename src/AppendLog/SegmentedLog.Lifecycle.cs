@@ -54,7 +54,14 @@ public sealed partial class SegmentedLog
         var header = RecordBatchValidator.Validate(batch.Span, _options.MaximumBatchSize, DecompressedBatchLimit, nameof(batch));
         var copy = RentScratch(batch.Length).AsSpan(0, batch.Length);
         batch.Span.CopyTo(copy);
-        return AppendEncoded(copy, OffsetRange.OffsetCount(header), header.MaxTimestamp, cancellationToken);
+        long maxTimestamp = header.MaxTimestamp;
+        if (_options.TimestampType == TimestampType.LogAppendTime)
+        {
+            maxTimestamp = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            RecordBatchEncoder.StampLogAppendTime(copy, maxTimestamp);
+        }
+
+        return AppendEncoded(copy, OffsetRange.OffsetCount(header), maxTimestamp, cancellationToken);
     }
 
     /// <summary>

@@ -305,6 +305,19 @@ internal static class RecordBatchEncoder
         BinaryPrimitives.WriteUInt32BigEndian(batch[RecordBatch.CrcOffset..], crc);
     }
 
+    /// <summary>
+    /// Stamps a complete batch with LogAppendTime (Kafka's broker-side rule): sets the timestamp-type attribute, makes
+    /// <paramref name="appendTimeMs"/> the max timestamp and recomputes the CRC, which covers both.
+    /// </summary>
+    public static void StampLogAppendTime(Span<byte> batch, long appendTimeMs)
+    {
+        CheckHeader(batch);
+        short attributes = BinaryPrimitives.ReadInt16BigEndian(batch[RecordBatch.AttributesOffset..]);
+        BinaryPrimitives.WriteInt16BigEndian(batch[RecordBatch.AttributesOffset..], (short)(attributes | RecordBatch.LogAppendTimeFlag));
+        BinaryPrimitives.WriteInt64BigEndian(batch[RecordBatch.MaxTimestampOffset..], appendTimeMs);
+        BinaryPrimitives.WriteUInt32BigEndian(batch[RecordBatch.CrcOffset..], Crc32C.Compute(batch[RecordBatch.AttributesOffset..]));
+    }
+
     private static void CheckHeader(Span<byte> batch)
     {
         if (batch.Length < RecordBatch.HeaderSize)

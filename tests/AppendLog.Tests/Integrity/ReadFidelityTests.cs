@@ -72,6 +72,43 @@ public sealed class ReadFidelityTests
     }
 
     [Test]
+    public async Task TheLogAppendTimeOption_StampsEveryBatchWithTheLogsClock_EncodedAndRaw()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(5_000_000));
+        byte[] records = [.. Record(0, value: [1], timestampDelta: 5), .. Record(1, value: [2], timestampDelta: 9)];
+        byte[] raw = WithHeaderFields(Batch(records, 2, 1), 0, baseTimestamp: 1_000, maxTimestamp: 1_009);
+        await using var log = await SegmentedLog.OpenAsync(Options with { TimestampType = TimestampType.LogAppendTime, TimeProvider = time });
+        await log.AppendRawBatchAsync(raw);
+        time.Advance(TimeSpan.FromSeconds(10));
+        await log.AppendAsync(new AppendRecord(new byte[] { 3 }));
+
+        var read = await ReadAll(log);
+        Assert.That(read.Select(r => r.TimestampMs), Is.EqualTo(new long[] { 5_000_000, 5_000_000, 5_010_000 }));
+        var batches = new List<LogBatch>();
+        await foreach (var b in log.ReadBatchesAsync(0))
+        {
+            batches.Add(b);
+        }
+
+        Assert.That(batches.Select(b => b.IsLogAppendTime), Is.All.True);
+        Assert.That(batches.Select(b => RecordBatchDecoder.Check(b.Bytes.Span, int.MaxValue, out _)), Is.All.EqualTo(BatchCheck.Valid), "the CRC covers the stamp");
+        Assert.That(await log.FindOffsetAsync(DateTimeOffset.FromUnixTimeMilliseconds(5_005_000)), Is.EqualTo(2), "the time index uses the append time");
+        Assert.That(raw, Is.EqualTo(WithHeaderFields(Batch(records, 2, 1), 0, baseTimestamp: 1_000, maxTimestamp: 1_009)), "the caller's buffer is not changed");
+    }
+
+    [Test]
+    public async Task CreateTime_StoresARawBatchByteForByte()
+    {
+        byte[] raw = WithHeaderFields(Batch(Records(2), 2, 1), 0, baseTimestamp: 1_000, maxTimestamp: 1_009);
+        await using var log = await SegmentedLog.OpenAsync(Options);
+        await log.AppendRawBatchAsync(raw);
+        await foreach (var b in log.ReadBatchesAsync(0))
+        {
+            Assert.That(b.Bytes.ToArray(), Is.EqualTo(raw));
+        }
+    }
+
+    [Test]
     public async Task NullHeaderValue_ReadsBackAsNull_AndEmptyAsEmpty()
     {
         await using var log = await SegmentedLog.OpenAsync(Options);
