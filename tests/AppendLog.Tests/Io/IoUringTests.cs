@@ -1,0 +1,302 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Versioning;
+using AppendLog.Io;
+using AppendLog.Io.Interop;
+using AppendLog.Io.Uring;
+using AppendLog.Testing;
+using NUnit.Framework;
+
+namespace AppendLog.Tests.Io;
+
+/// <summary>
+/// The raw io_uring binding against a real kernel and a real file: linked write + fdatasync, batches, failures as
+/// typed exceptions, a full ring, disposal with operations in flight. Skipped (with the probe's reason) where the
+/// kernel or the sandbox has no io_uring.
+/// </summary>
+[TestFixture]
+[Platform("Linux")]
+[SupportedOSPlatform("linux")]
+[CancelAfter(30_000)]
+public sealed unsafe class IoUringTests
+{
+    private const int Block = 4096;
+
+    private TempDirectory _directory = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        IoUringProbeResult probe = IoUringSupport.Probe();
+        if (!probe.IsSupported)
+        {
+            Assert.Ignore($"io_uring unavailable: {probe.Reason}");
+        }
+        _directory = new TempDirectory("appendlog-uring");
+    }
+
+    [TearDown]
+    public void TearDown() => _directory?.Dispose();
+
+    [Test]
+    public void AbiLayouts_MatchTheKernelHeader()
+    {
+        // include/uapi/linux/io_uring.h: the SQE is 64 bytes, the CQE 16, io_uring_params 120.
+        Assert.That(sizeof(IoUringNative.Sqe), Is.EqualTo(64));
+        Assert.That(sizeof(IoUringNative.Cqe), Is.EqualTo(16));
+        Assert.That(sizeof(IoUringNative.Params), Is.EqualTo(120));
+        Assert.That((uint)IoUringSetupFlags.SingleIssuer, Is.EqualTo(IoUringNative.SetupSingleIssuer));
+        Assert.That((uint)IoUringSetupFlags.CoopTaskRun, Is.EqualTo(IoUringNative.SetupCoopTaskRun));
+        Assert.That((uint)IoUringSetupFlags.SubmitAll, Is.EqualTo(IoUringNative.SetupSubmitAll));
+    }
+
+    [Test]
+    public void Probe_ReportsTheFlagsARingObtains()
+    {
+        using var ring = new IoUring(8);
+
+        Assert.That(IoUringSupport.Probe().SetupFlags, Is.EqualTo(ring.SetupFlags));
+        Assert.That(ring.SubmissionEntries, Is.EqualTo(8));
+        Assert.That(ring.CompletionEntries, Is.GreaterThanOrEqualTo(8));
+    }
+
+    [Test]
+    public void WriteThenDataSync_WritesTheBytesAndCompletesTheWriteBeforeTheSync()
+    {
+        using var buffer = new AlignedBuffer(2 * Block);
+        Fill(buffer.Span, seed: 7);
+        using FileHandle file = FileHandle.Create(_directory.File("linked.dat"));
+        using var ring = new IoUring(8);
+
+        bool prepared = ring.TryPrepareWriteThenDataSync(file.Fd, Pointer(buffer), 2 * Block, Block, 1, 2);
+        int submitted = ring.SubmitAndWait(2);
+        IoUringCompletion[] completions = ReapAll(ring, 2);
+
+        Assert.That(prepared, Is.True);
+        Assert.That(submitted, Is.EqualTo(2));
+        // Linked: the sync starts only after the write, so it also completes after it.
+        Assert.That(completions, Is.EqualTo(new[] { new IoUringCompletion(1, 2 * Block), new IoUringCompletion(2, 0) }));
+        Assert.That(ring.InFlight, Is.Zero);
+        byte[] onDisk = File.ReadAllBytes(file.Path);
+        Assert.That(onDisk, Has.Length.EqualTo(3 * Block));
+        Assert.That(onDisk.AsSpan(0, Block).IndexOfAnyExcept((byte)0), Is.EqualTo(-1), "the hole before the write");
+        Assert.That(onDisk.AsSpan(Block).SequenceEqual(buffer.Span), Is.True);
+    }
+
+    [Test]
+    public void ManyWritesInOneSubmission_AllCompleteAndAreReapedInBatches()
+    {
+        const int writes = 64;
+        using var buffer = new AlignedBuffer(writes * Block);
+        Fill(buffer.Span, seed: 11);
+        using FileHandle file = FileHandle.Create(_directory.File("batch.dat"));
+        using var ring = new IoUring(writes);
+
+        for (int i = 0; i < writes; i++)
+        {
+            Assert.That(ring.TryPrepareWrite(file.Fd, Pointer(buffer) + (i * Block), Block, (long)i * Block,
+                (ulong)i, linkNext: false), Is.True);
+        }
+        Assert.That(ring.FreeEntries, Is.Zero, "64 prepared in a 64-entry submission ring");
+        int submitted = ring.SubmitAndWait(writes);
+        var seen = new List<IoUringCompletion>();
+        Span<IoUringCompletion> batch = stackalloc IoUringCompletion[16];
+        int reaps = 0;
+        while (seen.Count < writes)
+        {
+            int count = ring.Reap(batch);
+            Assert.That(count, Is.InRange(1, 16), "everything was posted before SubmitAndWait returned");
+            seen.AddRange(batch[..count].ToArray());
+            reaps++;
+        }
+
+        Assert.That(submitted, Is.EqualTo(writes));
+        Assert.That(reaps, Is.EqualTo(writes / 16));
+        Assert.That(seen.Select(c => c.UserData), Is.EquivalentTo(Enumerable.Range(0, writes).Select(i => (ulong)i)));
+        Assert.That(seen.Select(c => c.Result), Is.All.EqualTo(Block));
+        Assert.That(File.ReadAllBytes(file.Path).AsSpan().SequenceEqual(buffer.Span), Is.True);
+    }
+
+    [Test]
+    public void AFailingWrite_CompletesWithItsErrnoAndCancelsTheLinkedSync()
+    {
+        using var buffer = new AlignedBuffer(Block);
+        using var ring = new IoUring(8);
+        const int badFd = -1;
+
+        _ = ring.TryPrepareWriteThenDataSync(badFd, Pointer(buffer), Block, 0, 1, 2);
+        _ = ring.SubmitAndWait(2);
+        IoUringCompletion[] completions = ReapAll(ring, 2);
+
+        Assert.That(completions[0].Errno, Is.EqualTo(Errno.EBADF));
+        Assert.That(completions[1].Errno, Is.EqualTo(Errno.ECANCELED), "the sync never ran");
+        StorageIOException failure = Assert.Throws<StorageIOException>(
+            () => completions[0].ThrowIfFailed("io_uring write", "bad.dat"))!;
+        Assert.That(failure.Errno, Is.EqualTo(Errno.EBADF));
+        Assert.That(failure.HResult, Is.EqualTo((int)Errno.EBADF));
+        Assert.That(failure.Message, Does.Contain("io_uring write").And.Contain("bad.dat"));
+        Assert.That(() => new IoUringCompletion(3, 0).ToException("x", "y"), Throws.InvalidOperationException);
+    }
+
+    [Test]
+    public void AFullRing_RefusesMoreUntilCompletionsAreReaped()
+    {
+        using var ring = new IoUring(4);
+        Assume.That(ring.CompletionEntries, Is.EqualTo(8), "the kernel's default CQ ring is twice the SQ ring");
+
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.That(ring.TryPrepareNop((ulong)i), Is.True);
+        }
+        Assert.That(ring.TryPrepareNop(99), Is.False, "submission ring full");
+        Assert.That(ring.Submit(), Is.EqualTo(4));
+        for (int i = 4; i < 8; i++)
+        {
+            Assert.That(ring.TryPrepareNop((ulong)i), Is.True);
+        }
+        // 4 in flight + 4 prepared: every CQ slot is promised, though the submission ring has room again.
+        Assert.That(ring.FreeEntries, Is.Zero);
+        Assert.That(ring.TryPrepareNop(99), Is.False, "completion ring fully promised");
+        Assert.That(ring.TryPrepareWriteThenDataSync(0, null, 0, 0, 98, 99), Is.False);
+        _ = ring.SubmitAndWait(8);
+        IoUringCompletion[] completions = ReapAll(ring, 8);
+
+        Assert.That(completions.Select(c => c.UserData), Is.EquivalentTo(Enumerable.Range(0, 8).Select(i => (ulong)i)));
+        Assert.That(ring.FreeEntries, Is.EqualTo(4));
+        Assert.That(() => ring.SubmitAndWait(1), Throws.TypeOf<ArgumentOutOfRangeException>(), "nothing could complete");
+    }
+
+    [Test]
+    public void RegisteredBuffer_WriteFixedWritesFromIt()
+    {
+        using var buffer = new AlignedBuffer(4 * Block);
+        Fill(buffer.Span, seed: 3);
+        using FileHandle file = FileHandle.Create(_directory.File("fixed.dat"));
+        using var ring = new IoUring(8);
+
+        Assert.That(() => ring.TryPrepareWriteFixed(file.Fd, Pointer(buffer), Block, 0, 0, 1, false),
+            Throws.InvalidOperationException, "nothing registered yet");
+        ring.RegisterBuffers([((nint)Pointer(buffer), 4 * Block)]);
+        _ = ring.TryPrepareWriteThenDataSync(file.Fd, Pointer(buffer) + Block, 2 * Block, 0, 1, 2, registeredBufferIndex: 0);
+        _ = ring.SubmitAndWait(2);
+        IoUringCompletion[] completions = ReapAll(ring, 2);
+
+        Assert.That(ring.HasRegisteredBuffers, Is.True);
+        Assert.That(completions, Is.EqualTo(new[] { new IoUringCompletion(1, 2 * Block), new IoUringCompletion(2, 0) }));
+        Assert.That(File.ReadAllBytes(file.Path).AsSpan().SequenceEqual(buffer.Span.Slice(Block, 2 * Block)), Is.True);
+    }
+
+    [Test]
+    public void WriteFixedOutsideTheRegisteredBuffer_FailsWithEfault()
+    {
+        using var buffer = new AlignedBuffer(2 * Block);
+        using FileHandle file = FileHandle.Create(_directory.File("outside.dat"));
+        using var ring = new IoUring(8);
+        ring.RegisterBuffers([((nint)Pointer(buffer), Block)]);
+
+        _ = ring.TryPrepareWriteFixed(file.Fd, Pointer(buffer) + Block, Block, 0, 0, 1, linkNext: false);
+        _ = ring.SubmitAndWait(1);
+        IoUringCompletion[] completions = ReapAll(ring, 1);
+
+        Assert.That((int)completions[0].Errno, Is.EqualTo(14), "EFAULT: the range is checked against the registration");
+        Assert.That(new FileInfo(file.Path).Length, Is.Zero);
+    }
+
+    [Test]
+    public void Dispose_WaitsForOperationsInFlightAndThenRefusesUse()
+    {
+        using var buffer = new AlignedBuffer(Block);
+        Fill(buffer.Span, seed: 5);
+        using FileHandle file = FileHandle.Create(_directory.File("dispose.dat"));
+        var ring = new IoUring(8);
+
+        _ = ring.TryPrepareWriteThenDataSync(file.Fd, Pointer(buffer), Block, 0, 1, 2);
+        _ = ring.Submit();
+        _ = ring.TryPrepareNop(3); // prepared, never submitted: dropped
+        ring.Dispose();
+        ring.Dispose();
+
+        Assert.That(ring.InFlight, Is.Zero, "drained before closing: the kernel no longer reads the buffer");
+        Assert.That(File.ReadAllBytes(file.Path).AsSpan().SequenceEqual(buffer.Span), Is.True);
+        Assert.That(() => ring.TryPrepareNop(4), Throws.TypeOf<ObjectDisposedException>());
+    }
+
+    [Test]
+    public void AnotherThread_CannotUseTheRing()
+    {
+        using var ring = new IoUring(4);
+        Exception? seen = null;
+
+        var other = new Thread(() => seen = Record(() => ring.TryPrepareNop(1)));
+        other.Start();
+        Assert.That(other.Join(TimeSpan.FromSeconds(10)), Is.True);
+
+        Assert.That(seen, Is.TypeOf<InvalidOperationException>());
+        Assert.That(ring.Prepared, Is.Zero);
+    }
+
+    [Test]
+    public void SubmittingAHalfPreparedLink_IsRefused()
+    {
+        using var ring = new IoUring(4);
+        using var buffer = new AlignedBuffer(Block);
+        using FileHandle file = FileHandle.Create(_directory.File("half.dat"));
+
+        _ = ring.TryPrepareWrite(file.Fd, Pointer(buffer), Block, 0, 1, linkNext: true);
+
+        Assert.That(() => ring.Submit(), Throws.InvalidOperationException);
+        _ = ring.TryPrepareDataSync(file.Fd, 2, linkNext: false);
+        Assert.That(ring.SubmitAndWait(2), Is.EqualTo(2));
+        Assert.That(ReapAll(ring, 2).Select(c => c.Result), Is.EqualTo(new[] { Block, 0 }));
+    }
+
+    private static Exception? Record(Action action)
+    {
+        try
+        {
+            action();
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+    }
+
+    private static IoUringCompletion[] ReapAll(IoUring ring, int count)
+    {
+        var completions = new IoUringCompletion[count];
+        int reaped = ring.Reap(completions);
+        Assert.That(reaped, Is.EqualTo(count), "SubmitAndWait returned after all were posted");
+        return completions;
+    }
+
+    private static byte* Pointer(AlignedBuffer buffer) => (byte*)Unsafe.AsPointer(ref buffer.Span[0]);
+
+    private static void Fill(Span<byte> span, int seed) => new Random(seed).NextBytes(span);
+
+    /// <summary>A file opened read-write through open(2), for operations that take a raw descriptor.</summary>
+    private sealed class FileHandle : IDisposable
+    {
+        private FileHandle(string path, int fd)
+        {
+            Path = path;
+            Fd = fd;
+        }
+
+        public string Path { get; }
+
+        public int Fd { get; }
+
+        public static FileHandle Create(string path)
+        {
+            int fd = LibC.Open(path, LibC.O_RDWR | LibC.O_CREAT | LibC.O_CLOEXEC, 0b110_100_100);
+            if (fd < 0)
+            {
+                LibC.ThrowLastError("open", path);
+            }
+            return new FileHandle(path, fd);
+        }
+
+        public void Dispose() => _ = LibC.Close(Fd);
+    }
+}
