@@ -226,7 +226,7 @@ public sealed unsafe class IoUringTests
         using var ring = new IoUring(4);
         Exception? seen = null;
 
-        var other = new Thread(() => seen = Record(() => ring.TryPrepareNop(1)));
+        var other = new Thread(() => seen = Record(() => ring.TryPrepareNop(1))) { IsBackground = true };
         other.Start();
         Assert.That(other.Join(TimeSpan.FromSeconds(10)), Is.True);
 
@@ -247,6 +247,67 @@ public sealed unsafe class IoUringTests
         _ = ring.TryPrepareDataSync(file.Fd, 2, linkNext: false);
         Assert.That(ring.SubmitAndWait(2), Is.EqualTo(2));
         Assert.That(ReapAll(ring, 2).Select(c => c.Result), Is.EqualTo(new[] { Block, 0 }));
+    }
+
+    [Test]
+    public void Wakeup_SignalFromAnotherThreadEndsTheOwnersWait()
+    {
+        using var wakeup = new IoUringWakeup(userData: 42);
+        using var waiting = new ManualResetEventSlim();
+        IoUringCompletion? seen = null;
+        bool consumed = false;
+        Exception? failure = null;
+        var owner = new Thread(() => failure = Record(() =>
+        {
+            using var ring = new IoUring(4);
+            _ = wakeup.TryArm(ring);
+            _ = ring.Submit();
+            waiting.Set();
+            _ = ring.SubmitAndWait(1); // only the signal can complete anything
+            var completions = new IoUringCompletion[4];
+            if (ring.Reap(completions) == 1)
+            {
+                seen = completions[0];
+                consumed = wakeup.TryConsume(completions[0]);
+            }
+        }));
+        owner.IsBackground = true; // a wake-up that never comes fails the Join, it does not keep the test host alive
+        owner.Start();
+
+        Assert.That(waiting.Wait(TimeSpan.FromSeconds(10)), Is.True);
+        Task.Delay(20).GetAwaiter().GetResult(); // most likely asleep in io_uring_enter by now; either way it must wake
+        wakeup.Signal();
+        Assert.That(owner.Join(TimeSpan.FromSeconds(10)), Is.True, "the signal ended the wait");
+
+        Assert.That(failure, Is.Null);
+        Assert.That(seen, Is.EqualTo(new IoUringCompletion(42, sizeof(ulong))));
+        Assert.That(consumed, Is.True);
+        Assert.That(wakeup.IsArmed, Is.False);
+    }
+
+    [Test]
+    public void Wakeup_SignalsBeforeTheReadMergeIntoOneCompletion()
+    {
+        using var wakeup = new IoUringWakeup(userData: 7);
+        using (var ring = new IoUring(4))
+        {
+            wakeup.Signal();
+            wakeup.Signal();
+            Assert.That(wakeup.TryArm(ring), Is.True);
+            Assert.That(wakeup.TryArm(ring), Is.True, "armed once");
+            Assert.That(ring.Prepared, Is.EqualTo(1));
+            _ = ring.SubmitAndWait(1);
+            IoUringCompletion[] first = ReapAll(ring, 1);
+            Assert.That(wakeup.TryConsume(first[0]), Is.True);
+            Assert.That(wakeup.TryConsume(new IoUringCompletion(8, 0)), Is.False, "another tag");
+
+            _ = wakeup.TryArm(ring);
+            _ = ring.Submit();
+            Assert.That(ring.Reap(new IoUringCompletion[4]), Is.Zero, "the counter was reset by the first read");
+            Assert.That(ring.InFlight, Is.EqualTo(1));
+            wakeup.Release(); // completes the armed read, so disposing the ring does not wait forever
+        }
+        Assert.That(() => wakeup.Signal(), Throws.Nothing);
     }
 
     private static Exception? Record(Action action)

@@ -206,6 +206,16 @@ internal sealed unsafe class IoUring : IDisposable
         return true;
     }
 
+    /// <summary>Prepares a read of up to <paramref name="length"/> bytes of <paramref name="fd"/> at <paramref name="position"/> into <paramref name="buffer"/>.</summary>
+    /// <param name="fd">An open file descriptor the caller keeps open until the completion is reaped.</param>
+    /// <param name="buffer">Where the bytes go; alive until the completion is reaped.</param>
+    /// <param name="length">Bytes to read at most.</param>
+    /// <param name="position">File position (ignored by files without one, such as an eventfd).</param>
+    /// <param name="userData">The tag the completion carries.</param>
+    /// <returns>False when the ring is full.</returns>
+    public bool TryPrepareRead(int fd, byte* buffer, int length, long position, ulong userData) =>
+        TryPrepareReadWrite(OpRead, fd, buffer, length, position, 0, userData, linkNext: false);
+
     /// <summary>Prepares an operation that does nothing and completes with 0: a ring round trip.</summary>
     /// <param name="userData">The tag the completion carries.</param>
     /// <returns>False when the ring is full.</returns>

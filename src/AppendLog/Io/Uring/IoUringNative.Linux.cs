@@ -37,6 +37,7 @@ internal static unsafe partial class IoUringNative
     public const byte OpNop = 0;
     public const byte OpFsync = 3;
     public const byte OpWriteFixed = 5;
+    public const byte OpRead = 22;               // 5.6
     public const byte OpWrite = 23;              // 5.6
 
     // SQE flags.
@@ -137,6 +138,12 @@ internal static unsafe partial class IoUringNative
     [LibraryImport(Library, EntryPoint = "munmap", SetLastError = true)]
     private static partial int MunmapNative(nint address, nuint length);
 
+    [LibraryImport(Library, EntryPoint = "eventfd", SetLastError = true)]
+    private static partial int EventFdNative(uint initialValue, int flags);
+
+    [LibraryImport(Library, EntryPoint = "write", SetLastError = true)]
+    private static partial nint WriteNative(int fd, void* buffer, nuint count);
+
     [LibraryImport(Library, EntryPoint = "close", SetLastError = true)]
     private static partial int CloseNative(int fd);
 
@@ -162,6 +169,24 @@ internal static unsafe partial class IoUringNative
 
     /// <summary>munmap(2).</summary>
     public static int Unmap(byte* address, nuint length) => MunmapNative((nint)address, length);
+
+    /// <summary>EFD_CLOEXEC (= O_CLOEXEC, octal 02000000): no fd leaks into child processes.</summary>
+    public const int EventFdCloseOnExec = 0x80000;
+
+    /// <summary>eventfd(2): a counter file descriptor, or -1 with <see cref="LibC.LastErrno"/> set.</summary>
+    public static int EventFd(int flags) => EventFdNative(0, flags);
+
+    /// <summary>write(2) of one 8-byte value, retried on EINTR: 8, or -1 with <see cref="LibC.LastErrno"/> set.</summary>
+    public static nint WriteCounter(int fd, ulong value)
+    {
+        nint written;
+        do
+        {
+            written = WriteNative(fd, &value, sizeof(ulong));
+        }
+        while (written < 0 && LibC.LastErrno == Errno.EINTR);
+        return written;
+    }
 
     /// <summary>close(2); never retried (Linux releases the descriptor even on EINTR).</summary>
     public static int Close(int fd) => CloseNative(fd);
