@@ -83,6 +83,22 @@ public sealed unsafe class IoUringTests
     }
 
     [Test]
+    public void DsyncWrite_CompletesWithTheByteCountAndNeedsNoSeparateSync()
+    {
+        using var buffer = new AlignedBuffer(Block);
+        Fill(buffer.Span, seed: 13);
+        using FileHandle file = FileHandle.Create(_directory.File("dsync.dat"));
+        using var ring = new IoUring(4);
+
+        _ = ring.TryPrepareWrite(file.Fd, Pointer(buffer), Block, 0, 1, linkNext: false, IoUringNative.RwfDsync);
+        _ = ring.SubmitAndWait(1);
+        IoUringCompletion[] completions = ReapAll(ring, 1);
+
+        Assert.That(completions[0], Is.EqualTo(new IoUringCompletion(1, Block)));
+        Assert.That(File.ReadAllBytes(file.Path).AsSpan().SequenceEqual(buffer.Span), Is.True);
+    }
+
+    [Test]
     public void ManyWritesInOneSubmission_AllCompleteAndAreReapedInBatches()
     {
         const int writes = 64;

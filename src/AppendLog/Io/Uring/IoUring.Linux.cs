@@ -161,9 +161,11 @@ internal sealed unsafe class IoUring : IDisposable
     /// <param name="position">File position.</param>
     /// <param name="userData">The tag the completion carries.</param>
     /// <param name="linkNext">The next prepared operation starts only after this one completes in full (IOSQE_IO_LINK).</param>
+    /// <param name="writeFlags">pwritev2(2)'s RWF_* flags, for example <see cref="IoUringNative.RwfDsync"/> (0: none).</param>
     /// <returns>False when the ring is full (<see cref="FreeEntries"/> is 0): submit and reap first.</returns>
-    public bool TryPrepareWrite(int fd, byte* buffer, int length, long position, ulong userData, bool linkNext) =>
-        TryPrepareReadWrite(OpWrite, fd, buffer, length, position, 0, userData, linkNext);
+    public bool TryPrepareWrite(int fd, byte* buffer, int length, long position, ulong userData, bool linkNext,
+        uint writeFlags = 0) =>
+        TryPrepareReadWrite(OpWrite, fd, buffer, length, position, 0, userData, linkNext, writeFlags);
 
     /// <summary>
     /// Prepares a write from registered buffer <paramref name="bufferIndex"/> (IORING_OP_WRITE_FIXED): the kernel
@@ -176,16 +178,17 @@ internal sealed unsafe class IoUring : IDisposable
     /// <param name="bufferIndex">Index of the registered buffer holding the data.</param>
     /// <param name="userData">The tag the completion carries.</param>
     /// <param name="linkNext">The next prepared operation starts only after this one completes in full.</param>
+    /// <param name="writeFlags">pwritev2(2)'s RWF_* flags (0: none).</param>
     /// <returns>False when the ring is full.</returns>
     /// <exception cref="InvalidOperationException">No buffers are registered.</exception>
     public bool TryPrepareWriteFixed(int fd, byte* buffer, int length, long position, ushort bufferIndex,
-        ulong userData, bool linkNext)
+        ulong userData, bool linkNext, uint writeFlags = 0)
     {
         if (!_buffersRegistered)
         {
             throw new InvalidOperationException("WRITE_FIXED needs registered buffers (RegisterBuffers)");
         }
-        return TryPrepareReadWrite(OpWriteFixed, fd, buffer, length, position, bufferIndex, userData, linkNext);
+        return TryPrepareReadWrite(OpWriteFixed, fd, buffer, length, position, bufferIndex, userData, linkNext, writeFlags);
     }
 
     /// <summary>Prepares an fdatasync of <paramref name="fd"/> (IORING_OP_FSYNC with IORING_FSYNC_DATASYNC).</summary>
@@ -456,7 +459,7 @@ internal sealed unsafe class IoUring : IDisposable
     }
 
     private bool TryPrepareReadWrite(byte opcode, int fd, byte* buffer, int length, long position, ushort bufferIndex,
-        ulong userData, bool linkNext)
+        ulong userData, bool linkNext, uint writeFlags = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfNegative(position);
@@ -470,6 +473,7 @@ internal sealed unsafe class IoUring : IDisposable
         sqe->Length = (uint)length;
         sqe->Offset = (ulong)position;
         sqe->BufIndex = bufferIndex;
+        sqe->OpFlags = writeFlags;
         Finish(sqe, userData, linkNext);
         return true;
     }

@@ -43,6 +43,13 @@ internal static unsafe partial class IoUringNative
     // SQE flags.
     public const byte SqeIoLink = 1 << 2;        // the next SQE starts only after this one succeeds in full
 
+    /// <summary>
+    /// rw_flags RWF_DSYNC (include/uapi/linux/fs.h): the write completes only once it is durable, as with O_DSYNC:
+    /// a FUA write where the device supports it and the blocks are already written, otherwise the write and then a
+    /// data sync of its range, done by the kernel on the write's completion.
+    /// </summary>
+    public const uint RwfDsync = 0x2;
+
     /// <summary>fsync_flags: fdatasync(2) semantics instead of fsync(2).</summary>
     public const uint FsyncDataSync = 1;
 
