@@ -40,6 +40,7 @@ internal static class EngineRegistry
         new MinimalUringFactory("minimal-uring-overlap", UringOverlap.TwoSyncs, registerBuffer: true),
         new MinimalUringFactory("minimal-uring-unregistered", UringOverlap.None, registerBuffer: false),
         new MinimalUringFactory("minimal-uring-dsync", UringOverlap.DsyncWrite, registerBuffer: true),
+        new MinimalUringFactory("minimal-uring-worker", UringOverlap.WorkerPair, registerBuffer: true),
         new FileStreamGroupCommitFactory(),
         // "fasterlog" is PEERS.md's fair configuration (Enqueue + one commit tracker, as FASTER's samples drive it
         // for throughput); the others vary one setting each. The "-await" and "-autocommit" ones await one

@@ -24,6 +24,12 @@ internal enum UringOverlap
     /// fsync: the kernel syncs the written range when the write completes (a FUA write where the device offers FUA).
     /// </summary>
     DsyncWrite,
+
+    /// <summary>
+    /// As <see cref="None"/>, with the write issued on an io-wq worker (IOSQE_ASYNC): the worker that completes the
+    /// write runs the linked fsync next, with no round trip through the loop thread between them.
+    /// </summary>
+    WorkerPair,
 }
 
 /// <summary>
@@ -338,7 +344,7 @@ internal sealed class MinimalUringEngine : IEngine
             (UringOverlap.DsyncWrite, false) => ring.TryPrepareWrite(_fd, _staging, writeBytes, _blockStart,
                 writeTag, linkNext: false, IoUringNative.RwfDsync),
             _ => ring.TryPrepareWriteThenDataSync(_fd, _staging, writeBytes, _blockStart, writeTag,
-                SyncTag | (ulong)sequence, _fixedBuffer ? (ushort)0 : null),
+                SyncTag | (ulong)sequence, _fixedBuffer ? (ushort)0 : null, onWorker: _overlap == UringOverlap.WorkerPair),
         };
         if (!prepared)
         {
@@ -488,7 +494,9 @@ internal sealed class MinimalUringFactory(string name, UringOverlap overlap, boo
         "fdatasync: each round one " + (registerBuffer ? "WRITE_FIXED (staging buffer registered once)" : "WRITE") +
         (overlap == UringOverlap.DsyncWrite
             ? " with RWF_DSYNC (durable on completion, no separate sync)"
-            : " linked (IOSQE_IO_LINK) to an FSYNC(DATASYNC)") + " in one io_uring_enter; ring setup flags " +
+            : " linked (IOSQE_IO_LINK) to an FSYNC(DATASYNC)") +
+        (overlap == UringOverlap.WorkerPair ? ", the write issued on an io-wq worker (IOSQE_ASYNC)" : "") +
+        " in one io_uring_enter; ring setup flags " +
         IoUringSupport.Probe() switch
         {
             { IsSupported: true } p => p.SetupFlags.ToString(),

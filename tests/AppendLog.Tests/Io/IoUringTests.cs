@@ -83,6 +83,22 @@ public sealed unsafe class IoUringTests
     }
 
     [Test]
+    public void WriteThenDataSyncOnAWorker_CompletesInTheSameOrderWithTheSameResults()
+    {
+        using var buffer = new AlignedBuffer(Block);
+        Fill(buffer.Span, seed: 17);
+        using FileHandle file = FileHandle.Create(_directory.File("worker.dat"));
+        using var ring = new IoUring(8);
+
+        _ = ring.TryPrepareWriteThenDataSync(file.Fd, Pointer(buffer), Block, 0, 1, 2, onWorker: true);
+        _ = ring.SubmitAndWait(2);
+        IoUringCompletion[] completions = ReapAll(ring, 2);
+
+        Assert.That(completions, Is.EqualTo(new[] { new IoUringCompletion(1, Block), new IoUringCompletion(2, 0) }));
+        Assert.That(File.ReadAllBytes(file.Path).AsSpan().SequenceEqual(buffer.Span), Is.True);
+    }
+
+    [Test]
     public void DsyncWrite_CompletesWithTheByteCountAndNeedsNoSeparateSync()
     {
         using var buffer = new AlignedBuffer(Block);

@@ -245,9 +245,14 @@ internal sealed unsafe class IoUring : IDisposable
     /// <param name="writeUserData">The write completion's tag.</param>
     /// <param name="syncUserData">The sync completion's tag.</param>
     /// <param name="registeredBufferIndex">Write with WRITE_FIXED from this registered buffer, or null for a plain write.</param>
+    /// <param name="onWorker">
+    /// Issue the write on an io-wq worker (IOSQE_ASYNC): the worker that completes it runs the linked sync next, so the
+    /// pair costs no round trip through the submitting thread between write and sync. False: the write is tried
+    /// without blocking from the submitting thread, and the sync (which never runs without blocking) goes to a worker.
+    /// </param>
     /// <returns>False when fewer than two entries are free.</returns>
     public bool TryPrepareWriteThenDataSync(int fd, byte* buffer, int length, long position, ulong writeUserData,
-        ulong syncUserData, ushort? registeredBufferIndex = null)
+        ulong syncUserData, ushort? registeredBufferIndex = null, bool onWorker = false)
     {
         CheckOwner();
         if (FreeEntries < 2)
@@ -257,6 +262,10 @@ internal sealed unsafe class IoUring : IDisposable
         bool prepared = registeredBufferIndex is ushort index
             ? TryPrepareWriteFixed(fd, buffer, length, position, index, writeUserData, linkNext: true)
             : TryPrepareWrite(fd, buffer, length, position, writeUserData, linkNext: true);
+        if (prepared && onWorker)
+        {
+            _sqes[(_sqTailPrepared - 1) & _sqMask].Flags |= SqeAsync;
+        }
         prepared &= TryPrepareDataSync(fd, syncUserData, linkNext: false);
         if (!prepared)
         {

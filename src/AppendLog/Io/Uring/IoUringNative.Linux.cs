@@ -42,6 +42,7 @@ internal static unsafe partial class IoUringNative
 
     // SQE flags.
     public const byte SqeIoLink = 1 << 2;        // the next SQE starts only after this one succeeds in full
+    public const byte SqeAsync = 1 << 4;         // 5.6: issue on an io-wq worker at once, no non-blocking attempt first
 
     /// <summary>
     /// rw_flags RWF_DSYNC (include/uapi/linux/fs.h): the write completes only once it is durable, as with O_DSYNC:
