@@ -213,7 +213,14 @@ internal sealed class MinimalUringEngine : IEngine
         if (signal)
         {
             Interlocked.Increment(ref _wakeSignals);
-            _wakeup!.Signal(); // outside the lock: one write(2) ends the loop's io_uring_enter
+            try
+            {
+                _wakeup!.Signal(); // outside the lock: one write(2) ends the loop's io_uring_enter
+            }
+            catch (ObjectDisposedException)
+            {
+                // The loop has stopped, which it does only once everything staged (this record too) is durable.
+            }
         }
         return new ValueTask(round);
     }
@@ -230,6 +237,14 @@ internal sealed class MinimalUringEngine : IEngine
         try
         {
             ring = new IoUring(RingEntries);
+        }
+        catch (IOException e)
+        {
+            _ringReady.TrySetException(e);
+            return;
+        }
+        try
+        {
             if (_registerBuffer)
             {
                 try
@@ -246,6 +261,7 @@ internal sealed class MinimalUringEngine : IEngine
         }
         catch (IOException e)
         {
+            ring.Dispose();
             _ringReady.TrySetException(e);
             return;
         }
@@ -260,14 +276,15 @@ internal sealed class MinimalUringEngine : IEngine
                 }
                 catch (Exception e) when (e is IOException or InvalidOperationException)
                 {
-                    Fault(e); // a failed write, sync or fallocate, or a broken invariant, faults the engine, not the process
+                    Fault(e); // a failed write, sync or fallocate, or a broken invariant, faults the engine
                 }
                 _wakeup?.Release(); // the armed read completes, so disposing the ring (which waits for it) ends
             }
-        }
-        finally
-        {
             _wakeup?.Dispose();
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException)
+        {
+            Fault(e); // nothing escapes the loop thread: an unhandled exception there would end the process
         }
     }
 

@@ -342,6 +342,26 @@ public sealed unsafe class IoUringTests
         Assert.That(() => wakeup.Signal(), Throws.Nothing);
     }
 
+    [Test]
+    public void Wakeup_RefusesToFreeItsBufferWhileArmedInAnOpenRing()
+    {
+        var wakeup = new IoUringWakeup(userData: 9);
+        var ring = new IoUring(4);
+        using var other = new IoUring(4);
+        _ = wakeup.TryArm(ring);
+        _ = ring.Submit();
+
+        Assert.That(() => wakeup.Dispose(), Throws.InvalidOperationException, "the kernel could still write the buffer");
+        Assert.That(() => wakeup.TryArm(other), Throws.InvalidOperationException, "armed in the first ring");
+        wakeup.Release();
+        ring.Dispose(); // waits for the released read
+
+        Assert.That(ring.IsDisposed, Is.True);
+        Assert.That(() => ring.Prepared, Throws.TypeOf<ObjectDisposedException>());
+        Assert.That(() => wakeup.Dispose(), Throws.Nothing);
+        Assert.That(() => wakeup.Signal(), Throws.TypeOf<ObjectDisposedException>(), "never a reused descriptor");
+    }
+
     private static Exception? Record(Action action)
     {
         try

@@ -136,7 +136,18 @@ internal sealed unsafe class IoUring : IDisposable
     public int InFlight => _inFlight;
 
     /// <summary>Operations prepared and not yet submitted.</summary>
-    public int Prepared => (int)(_sqTailPrepared - Volatile.Read(ref *_sqHead));
+    /// <exception cref="ObjectDisposedException">The ring is disposed (its memory is unmapped).</exception>
+    public int Prepared
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_fd < 0, this);
+            return (int)(_sqTailPrepared - Volatile.Read(ref *_sqHead));
+        }
+    }
+
+    /// <summary>True once <see cref="Dispose"/> closed the ring: the kernel no longer touches any buffer it was given.</summary>
+    public bool IsDisposed => _fd < 0;
 
     /// <summary>
     /// How many more operations can be prepared now: bounded by the free SQ entries and by the CQ entries not yet
@@ -286,7 +297,8 @@ internal sealed unsafe class IoUring : IDisposable
     /// <param name="completionsMin">Completions to wait for, at most <see cref="InFlight"/> after the submission.</param>
     /// <returns>Operations the kernel consumed.</returns>
     /// <exception cref="ArgumentOutOfRangeException">More completions asked for than operations could produce.</exception>
-    /// <exception cref="InvalidOperationException">A linked chain is half prepared.</exception>
+    /// <exception cref="InvalidOperationException">A linked chain is half prepared, or the caller is not the owner.</exception>
+    /// <exception cref="ObjectDisposedException">The ring is disposed.</exception>
     /// <exception cref="StorageIOException">io_uring_enter failed.</exception>
     public int SubmitAndWait(int completionsMin)
     {
@@ -490,7 +502,6 @@ internal sealed unsafe class IoUring : IDisposable
     private bool TryNextSqe(out Sqe* sqe)
     {
         CheckOwner();
-        ObjectDisposedException.ThrowIf(_fd < 0, this);
         if (FreeEntries <= 0)
         {
             sqe = null;
@@ -509,8 +520,10 @@ internal sealed unsafe class IoUring : IDisposable
         _sqTailPrepared++;
     }
 
+    /// <summary>Every use but <see cref="Dispose"/>: the ring is open and this is its owner thread.</summary>
     private void CheckOwner()
     {
+        ObjectDisposedException.ThrowIf(_fd < 0, this);
         if (Environment.CurrentManagedThreadId != _ownerThreadId)
         {
             throw new InvalidOperationException(

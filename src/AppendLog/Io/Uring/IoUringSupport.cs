@@ -52,9 +52,9 @@ internal static class IoUringSupport
         {
             ring = new IoUring(entries: 2);
         }
-        catch (StorageIOException e)
+        catch (IOException e)
         {
-            string cause = e.Errno switch
+            string cause = (e as StorageIOException)?.Errno switch
             {
                 Errno.ENOSYS => "the kernel has no io_uring",
                 Errno.EPERM => "io_uring is disabled (sysctl kernel.io_uring_disabled) or blocked by a seccomp profile",

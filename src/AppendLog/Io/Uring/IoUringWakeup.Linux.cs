@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
 using AppendLog.Io.Interop;
+using Microsoft.Win32.SafeHandles;
 
 namespace AppendLog.Io.Uring;
 
@@ -13,16 +14,18 @@ namespace AppendLog.Io.Uring;
 /// <remarks>
 /// The read completes when the counter is non-zero (eventfd(2)); it returns the counter and resets it, so signals
 /// sent while a read is pending merge into one completion. The kernel parks the read on the eventfd's wait queue
-/// (a poll, no worker thread). At shutdown <see cref="Release"/> signals once more so the armed read completes and
-/// the ring can drain.
+/// (a poll, no worker thread). Shutdown, on the owner thread: <see cref="Release"/> (the armed read completes), the
+/// ring's <see cref="IoUring.Dispose"/> (which waits for it), then <see cref="Dispose"/>. The eventfd is held by a
+/// <see cref="SafeFileHandle"/>, so a <see cref="Signal"/> racing with <see cref="Dispose"/> either writes to this
+/// eventfd or throws <see cref="ObjectDisposedException"/>, never to a descriptor number reused meanwhile.
 /// </remarks>
 [SupportedOSPlatform("linux")]
 internal sealed unsafe class IoUringWakeup : IDisposable
 {
     private readonly ulong _userData;
-    private readonly ulong* _readBuffer;
-    private int _fd;
-    private bool _armed;
+    private readonly SafeFileHandle _eventFd;
+    private ulong* _readBuffer;
+    private IoUring? _armedIn; // the ring holding the armed read, or null
 
     /// <summary>Creates the eventfd.</summary>
     /// <param name="userData">The tag of the wake-up read's completions; must differ from every other tag on the ring.</param>
@@ -30,37 +33,44 @@ internal sealed unsafe class IoUringWakeup : IDisposable
     public IoUringWakeup(ulong userData)
     {
         _userData = userData;
-        _fd = IoUringNative.EventFd(IoUringNative.EventFdCloseOnExec);
-        if (_fd < 0)
+        int fd = IoUringNative.EventFd(IoUringNative.EventFdCloseOnExec);
+        if (fd < 0)
         {
             throw LibC.ToException(LibC.LastErrno, "eventfd", "io_uring wake-up");
         }
+        _eventFd = new SafeFileHandle(fd, ownsHandle: true);
         _readBuffer = (ulong*)NativeMemory.Alloc(sizeof(ulong));
     }
 
     /// <summary>The tag of the wake-up read's completions.</summary>
     public ulong UserData => _userData;
 
-    /// <summary>True while a read is armed in the ring (one operation of <see cref="IoUring.InFlight"/> is ours).</summary>
-    public bool IsArmed => _armed;
+    /// <summary>True while a read is armed in a ring (one operation of its <see cref="IoUring.InFlight"/> is ours).</summary>
+    public bool IsArmed => _armedIn is not null;
 
     /// <summary>Arms the read in <paramref name="ring"/> if it is not armed; the owner calls this before it waits.</summary>
     /// <param name="ring">The ring, on its owner thread.</param>
     /// <returns>False when the ring is full (nothing armed; try again after reaping).</returns>
+    /// <exception cref="InvalidOperationException">The read is armed in another ring.</exception>
     public bool TryArm(IoUring ring)
     {
-        ObjectDisposedException.ThrowIf(_fd < 0, this);
-        if (_armed)
+        ObjectDisposedException.ThrowIf(_readBuffer is null, this);
+        if (_armedIn is not null)
         {
-            return true;
+            return ReferenceEquals(_armedIn, ring)
+                ? true
+                : throw new InvalidOperationException("the wake-up read is armed in another ring");
         }
-        _armed = ring.TryPrepareRead(_fd, (byte*)_readBuffer, sizeof(ulong), 0, _userData);
-        return _armed;
+        int fd = (int)_eventFd.DangerousGetHandle(); // open until Dispose, which refuses while the read is armed
+        if (!ring.TryPrepareRead(fd, (byte*)_readBuffer, sizeof(ulong), 0, _userData))
+        {
+            return false;
+        }
+        _armedIn = ring;
+        return true;
     }
 
-    /// <summary>
-    /// Handles <paramref name="completion"/> if it is the wake-up read's (the read is then disarmed).
-    /// </summary>
+    /// <summary>Handles <paramref name="completion"/> if it is the wake-up read's (the read is then disarmed).</summary>
     /// <param name="completion">A completion reaped from the ring.</param>
     /// <returns>True when it was the wake-up's: the caller looks for new work and re-arms.</returns>
     /// <exception cref="StorageIOException">The read failed.</exception>
@@ -70,44 +80,61 @@ internal sealed unsafe class IoUringWakeup : IDisposable
         {
             return false;
         }
-        _armed = false;
+        _armedIn = null;
         completion.ThrowIfFailed("io_uring read(eventfd)", "io_uring wake-up");
         return true;
     }
 
     /// <summary>Wakes the owner (any thread): adds one to the counter, which completes the armed read.</summary>
+    /// <exception cref="ObjectDisposedException">The wake-up is disposed.</exception>
     /// <exception cref="StorageIOException">write(2) failed.</exception>
     public void Signal()
     {
-        int fd = Volatile.Read(ref _fd);
-        ObjectDisposedException.ThrowIf(fd < 0, this);
-        if (IoUringNative.WriteCounter(fd, 1) < 0)
+        bool added = false;
+        try
         {
-            throw LibC.ToException(LibC.LastErrno, "write(eventfd)", "io_uring wake-up");
+            _eventFd.DangerousAddRef(ref added); // keeps the descriptor from being closed and reused during the write
+            if (IoUringNative.WriteCounter((int)_eventFd.DangerousGetHandle(), 1) < 0)
+            {
+                throw LibC.ToException(LibC.LastErrno, "write(eventfd)", "io_uring wake-up");
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                _eventFd.DangerousRelease();
+            }
         }
     }
 
-    /// <summary>
-    /// Closes the eventfd and frees the read's buffer. Order at shutdown: <see cref="Release"/> (the armed read
-    /// completes), the ring's <see cref="IoUring.Dispose"/> (which waits for it), then this.
-    /// </summary>
-    public void Dispose()
-    {
-        if (_fd < 0)
-        {
-            return;
-        }
-        _ = IoUringNative.Close(_fd);
-        _fd = -1;
-        NativeMemory.Free(_readBuffer);
-    }
-
-    /// <summary>Signals so the armed read completes; the ring's owner then reaps it (or disposes the ring, which waits for it).</summary>
+    /// <summary>Signals if a read is armed, so it completes and the ring's owner can reap it or dispose the ring.</summary>
     public void Release()
     {
-        if (_armed && _fd >= 0)
+        if (_armedIn is not null && !_eventFd.IsClosed)
         {
             Signal();
         }
+    }
+
+    /// <summary>Closes the eventfd and frees the read's buffer. Idempotent.</summary>
+    /// <exception cref="InvalidOperationException">
+    /// The read is armed in a ring that is still open: the kernel could still write into the buffer. Dispose that
+    /// ring first (after <see cref="Release"/>), or reap the read.
+    /// </exception>
+    public void Dispose()
+    {
+        if (_readBuffer is null)
+        {
+            return;
+        }
+        if (_armedIn is { IsDisposed: false })
+        {
+            throw new InvalidOperationException("the wake-up read is armed in an open ring: release it and dispose the ring first");
+        }
+        _eventFd.Dispose();
+        NativeMemory.Free(_readBuffer);
+        _readBuffer = null;
+        _armedIn = null;
     }
 }
