@@ -5,7 +5,7 @@ using AppendLog.Io.Uring;
 namespace AppendLog.LoadGen.Engines;
 
 /// <summary>How the io_uring floor makes a round durable, and how many rounds it keeps in flight.</summary>
-internal enum UringOverlap
+internal enum UringRound
 {
     /// <summary>
     /// The minimal loop's shape exactly: one round at a time, its write and linked fdatasync submitted in one
@@ -43,7 +43,7 @@ internal enum UringOverlap
 /// <para>The ring is created by, and only used on, the loop thread (single issuer). When nothing is in flight the
 /// loop sleeps on the monitor as the minimal loop does; when something is in flight it sleeps in io_uring_enter
 /// until a completion arrives.</para>
-/// <para>Overlap (<see cref="UringOverlap.TwoSyncs"/>): write k+1 is submitted only after write k completed, so two
+/// <para>Overlap (<see cref="UringRound.TwoSyncs"/>): write k+1 is submitted only after write k completed, so two
 /// writes never touch the partial block at once, and the staging buffer is compacted only while no write is in
 /// flight (the kernel reads it during a write). Sync k+1 starts after write k+1 completed, which is after write k
 /// completed: when it succeeds, every round up to k+1 is durable, whatever the order the syncs finish in. When only
@@ -70,7 +70,7 @@ internal sealed class MinimalUringEngine : IEngine
     private readonly int _fd;
     private readonly unsafe byte* _staging;
     private readonly FilePreparation _preparation;
-    private readonly UringOverlap _overlap;
+    private readonly UringRound _mode;
     private readonly bool _registerBuffer;
     private readonly long _fileBytes;
     private readonly Thread _loop;
@@ -101,7 +101,7 @@ internal sealed class MinimalUringEngine : IEngine
     private long _wraps;
     private long _allocations;
 
-    public unsafe MinimalUringEngine(string directory, FilePreparation preparation, UringOverlap overlap,
+    public unsafe MinimalUringEngine(string directory, FilePreparation preparation, UringRound mode,
         bool registerBuffer, long fileBytes)
     {
         if (fileBytes < 2L * StagingBytes || fileBytes % BlockBytes != 0)
@@ -115,7 +115,7 @@ internal sealed class MinimalUringEngine : IEngine
             throw new PlatformNotSupportedException($"io_uring unavailable: {probe.Reason}");
         }
         _preparation = preparation;
-        _overlap = overlap;
+        _mode = mode;
         _registerBuffer = registerBuffer;
         _fileBytes = fileBytes;
         _fd = MinimalLoopFile.OpenDirect(Path.Combine(directory, "minimal-uring.log"));
@@ -257,7 +257,7 @@ internal sealed class MinimalUringEngine : IEngine
                     // ENOMEM: the memlock limit is below the staging buffer; plain writes then (counter writeFixed 0).
                 }
             }
-            _wakeup = _overlap == UringOverlap.TwoSyncs ? new IoUringWakeup(WakeTag) : null;
+            _wakeup = _mode == UringRound.TwoSyncs ? new IoUringWakeup(WakeTag) : null;
         }
         catch (IOException e)
         {
@@ -327,7 +327,7 @@ internal sealed class MinimalUringEngine : IEngine
             }
             // One enter submits the pair (if any) and sleeps until completions arrive: no overlap, the round's write
             // and sync; overlap, whichever completes first (or a wake-up), after which the loop decides again.
-            int waitFor = _overlap == UringOverlap.TwoSyncs ? 1 : ring.InFlight + ring.Prepared;
+            int waitFor = _mode == UringRound.TwoSyncs ? 1 : ring.InFlight + ring.Prepared;
             _ = ring.SubmitAndWait(waitFor);
             Interlocked.Increment(ref _enters);
             int count = ring.Reap(completions);
@@ -354,14 +354,14 @@ internal sealed class MinimalUringEngine : IEngine
         int writeBytes = (end + BlockBytes - 1) / BlockBytes * BlockBytes;
         long sequence = _nextSequence++;
         ulong writeTag = WriteTag | (ulong)sequence;
-        bool prepared = (_overlap, _fixedBuffer) switch
+        bool prepared = (_mode, _fixedBuffer) switch
         {
-            (UringOverlap.DsyncWrite, true) => ring.TryPrepareWriteFixed(_fd, _staging, writeBytes, _blockStart, 0,
+            (UringRound.DsyncWrite, true) => ring.TryPrepareWriteFixed(_fd, _staging, writeBytes, _blockStart, 0,
                 writeTag, linkNext: false, IoUringNative.RwfDsync),
-            (UringOverlap.DsyncWrite, false) => ring.TryPrepareWrite(_fd, _staging, writeBytes, _blockStart,
+            (UringRound.DsyncWrite, false) => ring.TryPrepareWrite(_fd, _staging, writeBytes, _blockStart,
                 writeTag, linkNext: false, IoUringNative.RwfDsync),
             _ => ring.TryPrepareWriteThenDataSync(_fd, _staging, writeBytes, _blockStart, writeTag,
-                SyncTag | (ulong)sequence, _fixedBuffer ? (ushort)0 : null, onWorker: _overlap == UringOverlap.WorkerPair),
+                SyncTag | (ulong)sequence, _fixedBuffer ? (ushort)0 : null, onWorker: _mode == UringRound.WorkerPair),
         };
         if (!prepared)
         {
@@ -392,7 +392,7 @@ internal sealed class MinimalUringEngine : IEngine
             _writingSequence = -1;
             Interlocked.Add(ref _bytesWritten, round.WriteBytes);
             Advance(round.End); // no write in flight now: the buffer may move
-            if (_overlap == UringOverlap.DsyncWrite)
+            if (_mode == UringRound.DsyncWrite)
             {
                 CompleteDurable(sequence); // an RWF_DSYNC write completes once durable
             }
@@ -501,31 +501,31 @@ internal sealed class MinimalUringEngine : IEngine
     private readonly record struct PendingRound(long Sequence, int End, int WriteBytes, TaskCompletionSource Round);
 }
 
-/// <summary>Registers <see cref="MinimalUringEngine"/> with one overlap mode.</summary>
-internal sealed class MinimalUringFactory(string name, UringOverlap overlap, bool registerBuffer) : IEngineFactory
+/// <summary>Registers <see cref="MinimalUringEngine"/> with one round mode.</summary>
+internal sealed class MinimalUringFactory(string name, UringRound mode, bool registerBuffer) : IEngineFactory
 {
     public string Name => name;
 
     public string Settings =>
         "the minimal loop (pre-zeroed ring file, same staging buffer and lock) with io_uring instead of pwrite + " +
         "fdatasync: each round one " + (registerBuffer ? "WRITE_FIXED (staging buffer registered once)" : "WRITE") +
-        (overlap == UringOverlap.DsyncWrite
+        (mode == UringRound.DsyncWrite
             ? " with RWF_DSYNC (durable on completion, no separate sync)"
             : " linked (IOSQE_IO_LINK) to an FSYNC(DATASYNC)") +
-        (overlap == UringOverlap.WorkerPair ? ", the write issued on an io-wq worker (IOSQE_ASYNC)" : "") +
+        (mode == UringRound.WorkerPair ? ", the write issued on an io-wq worker (IOSQE_ASYNC)" : "") +
         " in one io_uring_enter; ring setup flags " +
         IoUringSupport.Probe() switch
         {
             { IsSupported: true } p => p.SetupFlags.ToString(),
             { Reason: var reason } => $"unavailable ({reason})",
         } + "; " +
-        (overlap != UringOverlap.TwoSyncs
+        (mode != UringRound.TwoSyncs
             ? "one round in flight, the enter that submits it waits for its completions"
             : "the next pair is submitted when the previous write completed, up to 2 syncs in flight; completions reaped in batches");
 
     public bool IsDurable => true;
 
     public IEngine Open(string directory, EngineContext context) => OperatingSystem.IsLinux()
-        ? new MinimalUringEngine(directory, FilePreparation.PreZeroed, overlap, registerBuffer, context.MinimalLoopFileBytes)
+        ? new MinimalUringEngine(directory, FilePreparation.PreZeroed, mode, registerBuffer, context.MinimalLoopFileBytes)
         : throw new PlatformNotSupportedException("io_uring is a Linux interface");
 }
