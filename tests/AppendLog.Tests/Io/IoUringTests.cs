@@ -5,6 +5,7 @@ using AppendLog.Io.Interop;
 using AppendLog.Io.Uring;
 using AppendLog.Testing;
 using NUnit.Framework;
+using PropertyAttribute = FsCheck.NUnit.PropertyAttribute;
 
 namespace AppendLog.Tests.Io;
 
@@ -195,6 +196,71 @@ public sealed unsafe class IoUringTests
         Assert.That(completions.Select(c => c.UserData), Is.EquivalentTo(Enumerable.Range(0, 8).Select(i => (ulong)i)));
         Assert.That(ring.FreeEntries, Is.EqualTo(4));
         Assert.That(() => ring.SubmitAndWait(1), Throws.TypeOf<ArgumentOutOfRangeException>(), "nothing could complete");
+    }
+
+    /// <summary>
+    /// Property: over any sequence of prepare / submit / wait-and-reap steps, the ring accepts an operation exactly
+    /// when a model of its two bounds has room (SQ entries for prepared ones, CQ entries for prepared plus in flight),
+    /// and every accepted tag comes back exactly once.
+    /// </summary>
+#pragma warning disable NUnit1027 // FsCheck generates the arguments; NUnit.Analyzers does not know that
+    [Property(MaxTest = 100)]
+    public bool RingBounds_FollowAModelAndEveryTagCompletesOnce(byte[] steps)
+#pragma warning restore NUnit1027
+    {
+        using var ring = new IoUring(4);
+        int sqEntries = ring.SubmissionEntries, cqEntries = ring.CompletionEntries;
+        int prepared = 0, inFlight = 0;
+        ulong nextTag = 0;
+        var outstanding = new HashSet<ulong>();
+        var reaped = new IoUringCompletion[cqEntries];
+        bool consistent = true;
+
+        void ReapAtLeastOne()
+        {
+            int min = Math.Min(1, prepared + inFlight);
+            _ = ring.SubmitAndWait(min);
+            inFlight += prepared;
+            prepared = 0;
+            int count = ring.Reap(reaped);
+            consistent &= count >= min && count <= inFlight;
+            for (int i = 0; i < count; i++)
+            {
+                consistent &= outstanding.Remove(reaped[i].UserData) && reaped[i].Result == 0;
+            }
+            inFlight -= count;
+        }
+
+        foreach (byte step in steps ?? [])
+        {
+            switch (step % 3)
+            {
+                case 0:
+                    bool room = prepared < sqEntries && prepared + inFlight < cqEntries;
+                    bool accepted = ring.TryPrepareNop(nextTag);
+                    consistent &= accepted == room;
+                    if (accepted)
+                    {
+                        _ = outstanding.Add(nextTag++);
+                        prepared++;
+                    }
+                    break;
+                case 1:
+                    consistent &= ring.Submit() == prepared;
+                    inFlight += prepared;
+                    prepared = 0;
+                    break;
+                default:
+                    ReapAtLeastOne();
+                    break;
+            }
+            consistent &= ring.Prepared == prepared && ring.InFlight == inFlight;
+        }
+        while (prepared + inFlight > 0)
+        {
+            ReapAtLeastOne();
+        }
+        return consistent && outstanding.Count == 0;
     }
 
     [Test]
