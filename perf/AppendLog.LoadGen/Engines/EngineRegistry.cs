@@ -35,6 +35,12 @@ internal static class EngineRegistry
         // The floor of issue 14: every table prints AppendLog ÷ "minimal-loop" (pre-zeroed file).
         new MinimalLoopFactory(MinimalLoopName, FilePreparation.PreZeroed),
         new MinimalLoopFactory("minimal-loop-fallocated", FilePreparation.Fallocated),
+        // Issue 14's io_uring evaluation: the same floor with a write linked to its fdatasync in one submission.
+        new MinimalUringFactory("minimal-uring", UringRound.None, registerBuffer: true),
+        new MinimalUringFactory("minimal-uring-overlap", UringRound.TwoSyncs, registerBuffer: true),
+        new MinimalUringFactory("minimal-uring-unregistered", UringRound.None, registerBuffer: false),
+        new MinimalUringFactory("minimal-uring-dsync", UringRound.DsyncWrite, registerBuffer: true),
+        new MinimalUringFactory("minimal-uring-worker", UringRound.WorkerPair, registerBuffer: true),
         new FileStreamGroupCommitFactory(),
         // "fasterlog" is PEERS.md's fair configuration (Enqueue + one commit tracker, as FASTER's samples drive it
         // for throughput); the others vary one setting each. The "-await" and "-autocommit" ones await one

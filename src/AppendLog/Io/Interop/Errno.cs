@@ -34,6 +34,9 @@ internal enum Errno
     /// <summary>Permission denied.</summary>
     EACCES = 13,
 
+    /// <summary>Device or resource busy: io_uring_enter while completions wait in the overflow backlog.</summary>
+    EBUSY = 16,
+
     /// <summary>File exists (O_CREAT | O_EXCL).</summary>
     EEXIST = 17,
 
@@ -61,9 +64,15 @@ internal enum Errno
     /// <summary>File name too long.</summary>
     ENAMETOOLONG = 36,
 
+    /// <summary>Function not implemented: a kernel built without the system call (io_uring).</summary>
+    ENOSYS = 38,
+
     /// <summary>Operation not supported (also ENOTSUP): fallocate on a file system without it.</summary>
     EOPNOTSUPP = 95,
 
     /// <summary>Disk quota exceeded: treated like <see cref="ENOSPC"/>.</summary>
     EDQUOT = 122,
+
+    /// <summary>Operation canceled: an io_uring operation linked to one that failed or completed short.</summary>
+    ECANCELED = 125,
 }
