@@ -38,6 +38,26 @@ public sealed record BrokerOptions
     public int MaximumRequestSize { get; init; } = 100 * 1024 * 1024;
 
     /// <summary>
+    /// Most requests one connection may have read and not yet answered (Produce requests overlap; others wait for
+    /// their turn). When reached, the connection reads nothing more until an answer is sent. Default 16.
+    /// </summary>
+    public int MaximumInflightRequestsPerConnection { get; init; } = 16;
+
+    /// <summary>
+    /// Most request bytes one connection may hold at once, in bytes: the frames read and not yet answered. When
+    /// reached, the connection reads nothing more until an answer is sent. At least <see cref="MaximumRequestSize"/>
+    /// (one request always fits). Default 100 MiB.
+    /// </summary>
+    public long MaximumInflightBytesPerConnection { get; init; } = 100 * 1024 * 1024;
+
+    /// <summary>
+    /// Largest total of record batches in one fetch response, in bytes, whatever the client asks (Kafka's broker
+    /// setting <c>fetch.max.bytes</c>, 55 MiB); as in Kafka, the first batch is sent even when larger, so a consumer
+    /// always progresses. Default 55 MiB.
+    /// </summary>
+    public int MaximumFetchResponseSize { get; init; } = 55 * 1024 * 1024;
+
+    /// <summary>
     /// Largest record batch accepted, in bytes (Kafka's <c>message.max.bytes</c> is 1 MiB + 12); at most AppendLog's
     /// <c>LogOptions.DefaultMaximumBatchSize</c>.
     /// </summary>
@@ -72,6 +92,9 @@ public sealed record BrokerOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(DefaultPartitions, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumRequestSize, 1024);
         ArgumentOutOfRangeException.ThrowIfLessThan(MaximumBatchSize, 61);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaximumInflightRequestsPerConnection, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaximumInflightBytesPerConnection, MaximumRequestSize);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaximumFetchResponseSize, 1);
 
         // The partitions' logs use AppendLog's default batch limit; a larger broker limit would let through batches
         // that AppendRawBatchAsync then refuses.

@@ -14,6 +14,9 @@ internal sealed class PartitionLog
     private readonly Dictionary<long, ProducerState> _producers = [];
     private TaskCompletionSource _appended = NewSignal();
 
+    /// <summary>The last append started but not accepted by the log when it was started; later ones wait for it.</summary>
+    private Task<long>? _notYetAccepted;
+
     private PartitionLog(string topic, int partition, SegmentedLog log)
     {
         Topic = topic;
@@ -89,7 +92,7 @@ internal sealed class PartitionLog
     {
         if (batch.ProducerId < 0)
         {
-            appends.Add(Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask());
+            appends.Add(StartRawAppendUnsynchronized(batch, cancellationToken));
             return ErrorCode.None;
         }
 
@@ -116,13 +119,43 @@ internal sealed class PartitionLog
             return ErrorCode.None;
         }
 
-        // The offset is assigned when the log accepts the batch, inside this call (the connection sends a
-        // producer's next request only after this one is answered, so its batches reach the log in order).
-        var append = Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask();
+        // The sequence was checked in order (a connection starts its requests in the order they came), and the batch
+        // reaches the log in that order too (StartRawAppendUnsynchronized).
+        var append = StartRawAppendUnsynchronized(batch, cancellationToken);
         state.Remember(batch, append);
         _producers[batch.ProducerId] = state;
         appends.Add(append);
         return ErrorCode.None;
+    }
+
+    /// <summary>
+    /// Starts storing one batch so that batches reach the log in the order they are started, even when the log
+    /// pushes back: AppendRawBatchAsync accepts a batch (assigns its offsets) inside the call unless its buffers are
+    /// spent, in which case it accepts it later, and a later call could then be accepted first. A batch not accepted
+    /// inside the call (EndOffset did not move past it; only this partition's lock appends to the log) therefore
+    /// holds back every later one until it is stored.
+    /// </summary>
+    private Task<long> StartRawAppendUnsynchronized(RecordBatchView batch, CancellationToken cancellationToken)
+    {
+        if (_notYetAccepted is { IsCompleted: false } earlier)
+        {
+            var chained = AppendAfterAsync(earlier, batch.Bytes, cancellationToken);
+            _notYetAccepted = chained;
+            return chained;
+        }
+
+        long endBefore = Log.EndOffset;
+        var append = Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask();
+        bool accepted = append.IsCompleted || Log.EndOffset == endBefore + batch.LastOffsetDelta + 1;
+        _notYetAccepted = accepted ? null : append;
+        return append;
+    }
+
+    private async Task<long> AppendAfterAsync(
+        Task<long> earlier, ReadOnlyMemory<byte> batch, CancellationToken cancellationToken)
+    {
+        await ((Task)earlier).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        return await Log.AppendRawBatchAsync(batch, cancellationToken).ConfigureAwait(false);
     }
 
     private ProducerState StateFor(RecordBatchView batch)
