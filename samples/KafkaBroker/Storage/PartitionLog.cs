@@ -30,6 +30,12 @@ internal sealed class PartitionLog
 
     public SegmentedLog Log { get; }
 
+    /// <summary>
+    /// In a replicated cluster, the partition's Raft member: produce goes through it, and <see cref="Log"/> holds what
+    /// it applied (rebuilt by replay at every start). Null on a single broker.
+    /// </summary>
+    public PartitionReplica? Replica { get; set; }
+
     /// <summary>The log name of a topic-partition.</summary>
     public static string LogName(string topic, int partition) => $"{topic}-{partition}";
 
@@ -67,6 +73,15 @@ internal sealed class PartitionLog
     public async Task<(ErrorCode Error, long BaseOffset)> AppendAsync(
         List<RecordBatchView> batches, CancellationToken cancellationToken)
     {
+        if (Replica is { } replica)
+        {
+            // Each batch is proposed now, in order (ReplicateAsync queues it before it first waits).
+            var replications = batches.Select(b => replica.ReplicateAsync(b, cancellationToken)).ToArray();
+            var outcomes = await Task.WhenAll(replications).ConfigureAwait(false);
+            var failed = Array.Find(outcomes, o => o.Error != ErrorCode.None);
+            return failed.Error != ErrorCode.None ? (failed.Error, -1) : (ErrorCode.None, outcomes[0].BaseOffset);
+        }
+
         var appends = new List<Task<long>>(batches.Count);
         lock (_lock)
         {
@@ -85,6 +100,49 @@ internal sealed class PartitionLog
         long[] offsets = await Task.WhenAll(appends).ConfigureAwait(false);
         Notify();
         return (ErrorCode.None, offsets[0]);
+    }
+
+    /// <summary>
+    /// Applies one batch committed by the partition's Raft group (on every member, in commit order): the idempotent
+    /// producer's check, then the append to <see cref="Log"/>, which assigns the Kafka offsets. Answers as soon as the
+    /// local log has accepted the batch: the batch is already durable on a quorum's Raft logs, and the local log is
+    /// rebuilt from them at start. Never throws for a bad batch (an exception would stop the Raft member).
+    /// </summary>
+    public async Task<(ErrorCode Error, long BaseOffset)> ApplyCommittedAsync(
+        ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        var batch = RecordBatchView.OfStored(bytes);
+        var appends = new List<Task<long>>(1);
+        ErrorCode error;
+        long endBefore;
+        bool acceptedNow;
+        try
+        {
+            lock (_lock)
+            {
+                endBefore = Log.EndOffset;
+                error = StartAppendUnsynchronized(batch, appends, cancellationToken);
+                acceptedNow = error == ErrorCode.None && Log.EndOffset != endBefore;
+            }
+        }
+        catch (ArgumentException)
+        {
+            return (ErrorCode.CorruptMessage, -1); // AppendLog's own check refused it (the leader checked it first)
+        }
+
+        if (error != ErrorCode.None)
+        {
+            return (error, -1);
+        }
+
+        var append = appends[0];
+        _ = append.ContinueWith(
+            static (_, self) => ((PartitionLog)self!).Notify(),
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        return acceptedNow ? (ErrorCode.None, endBefore) : (ErrorCode.None, await append.ConfigureAwait(false));
     }
 
     private ErrorCode StartAppendUnsynchronized(
