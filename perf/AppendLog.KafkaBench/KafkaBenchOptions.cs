@@ -14,8 +14,12 @@ internal sealed record KafkaBenchOptions
           --warmup S            unmeasured seconds per produce run (default 5)
           --duration S          measured seconds per produce run (default 30)
           --linger-ms N         the producer's linger.ms (default 0: a record waits for no batch-mate)
+          --broker-inflight N   the broker's MaximumInflightRequestsPerConnection (default: the broker's, 16;
+                                1 serves one request at a time per connection)
           --catchup-mib N       consumer catch-up data size in MiB (default 2048)
           --fetch-max-mib N     the consumer's max.partition.fetch.bytes in MiB, also the raw fetch's (default 1)
+          --replicated          also run the replicated mode: produce against three broker processes (each
+                                partition a Raft group) and a leader SIGKILL under a steady producer
           --skip-produce        run only the catch-up part
           --skip-catchup        run only the produce part
           --out PREFIX          also write PREFIX.md and PREFIX.json
@@ -30,7 +34,9 @@ internal sealed record KafkaBenchOptions
     public double Duration { get; init; } = 30;
     public int LingerMs { get; init; }
     public long CatchupMib { get; init; } = 2048;
+    public int? BrokerInflight { get; init; }
     public int FetchMaxMib { get; init; } = 1;
+    public bool Replicated { get; init; }
     public bool SkipProduce { get; init; }
     public bool SkipCatchup { get; init; }
     public string? Out { get; init; }
@@ -53,8 +59,10 @@ internal sealed record KafkaBenchOptions
                 "--warmup" => o with { Warmup = Seconds(Next()) },
                 "--duration" => o with { Duration = Seconds(Next()) },
                 "--linger-ms" => o with { LingerMs = Int(Next()) },
+                "--broker-inflight" => o with { BrokerInflight = Int(Next()) },
                 "--catchup-mib" => o with { CatchupMib = long.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--fetch-max-mib" => o with { FetchMaxMib = Int(Next()) },
+                "--replicated" => o with { Replicated = true },
                 "--skip-produce" => o with { SkipProduce = true },
                 "--skip-catchup" => o with { SkipCatchup = true },
                 "--out" => o with { Out = Next() },

@@ -46,6 +46,7 @@ report.Json["options"] = options;
 report.Json["librdkafka"] = Library.VersionString;
 string runDirectory = Path.Combine(options.Directory, $"kafkabench-{Guid.NewGuid():N}"[..20]);
 bool complete = true;
+var singleBroker = new List<ProduceResult>();
 try
 {
     if (!options.SkipProduce)
@@ -56,6 +57,11 @@ try
     if (!options.SkipCatchup)
     {
         await CatchUpAsync();
+    }
+
+    if (options.Replicated)
+    {
+        complete &= await ReplicatedAsync();
     }
 }
 finally
@@ -79,6 +85,7 @@ async Task<bool> ProduceAsync()
         Port = 0,
         AutoCreateTopics = false,
         Log = Console.Error,
+        MaximumInflightRequestsPerConnection = options.BrokerInflight ?? 16,
     }))
     {
         string bootstrap = $"127.0.0.1:{broker.Port}";
@@ -116,7 +123,36 @@ async Task<bool> ProduceAsync()
             };
         }));
     report.Json["produce"] = results;
+    singleBroker.AddRange(results);
     return results.All(r => r.Complete && r.Errors == 0);
+}
+
+async Task<bool> ReplicatedAsync()
+{
+    var (produce, failover) = await ReplicatedRuns.RunAsync(Path.Combine(runDirectory, "replicated"), options);
+    report.Line($"## Replicated mode: three broker processes, each partition a Raft group; closed loop, warmup " +
+        $"{options.Warmup} s, measured {options.Duration} s");
+    report.Line();
+    report.Table(
+        ["partitions", "path", "durable records/s", "p50", "p99", "p99.99", "max", "errors", "p99 ÷ single broker's"],
+        produce.Select(r =>
+        {
+            var single = singleBroker.FirstOrDefault(s => s.Partitions == r.Partitions && s.Engine.StartsWith("Confluent", StringComparison.Ordinal));
+            string ratio = single is null || single.Latency.P99Micros == 0 ? "n/a" : Report.F((double)r.Latency.P99Micros / single.Latency.P99Micros, 2) + "×";
+            return new[]
+            {
+                r.Partitions.ToString(CultureInfo.InvariantCulture), r.Engine + (r.Complete ? "" : " (incomplete)"),
+                Report.F(r.DurableRecordsPerSecond, 0), Report.Micros(r.Latency.P50Micros), Report.Micros(r.Latency.P99Micros),
+                Report.Micros(r.Latency.P9999Micros), Report.Micros(r.Latency.MaxMicros),
+                r.Errors.ToString(CultureInfo.InvariantCulture), ratio,
+            };
+        }));
+    report.Line($"Leader SIGKILL under a steady producer (1,000 records/s, acks=all, idempotent): node {failover.KilledNode} " +
+        $"killed; first acknowledgement of a record sent after the kill {Report.F(failover.KillToFirstAckMilliseconds, 0)} ms " +
+        $"after it; {failover.Acknowledged:N0} acknowledged, {failover.Errors} delivery errors.");
+    report.Line();
+    report.Json["replicated"] = new { produce, failover };
+    return produce.All(r => r.Complete && r.Errors == 0) && failover.Errors == 0;
 }
 
 async Task CatchUpAsync()
