@@ -14,13 +14,21 @@ namespace KafkaBroker.Storage;
 /// idempotent producer's sequence and appends the batch to a local log that assigns the Kafka offsets (the same on
 /// every member, since every member applies the same batches in the same order). The member whose incarnation is in
 /// the tag hands the outcome to the produce that is waiting for it.
+/// <para>
+/// AppendLog.Raft offers no raw-batch replication, so the batch travels as one record's payload inside the group's own
+/// record batch and is stored twice on every member (the Raft log, and the local log that serves fetches); and the
+/// plain <c>Apply</c> callback returns no response, hence the tag.
+/// </para>
 /// </summary>
 internal sealed class PartitionReplica : IAsyncDisposable
 {
     public const int TagSize = 16;
 
-    /// <summary>Tells this process's payloads from those of other brokers and of its own earlier runs (replayed at start).</summary>
-    private static readonly long s_incarnation = BitConverter.ToInt64(RandomNumberGenerator.GetBytes(8));
+    /// <summary>
+    /// Tells this member's payloads from those of the other members and of its own earlier runs (replayed at start);
+    /// random per member, so brokers hosted in one process do not share it either.
+    /// </summary>
+    private readonly long _incarnation = BitConverter.ToInt64(RandomNumberGenerator.GetBytes(8));
 
     private readonly ConcurrentDictionary<long, TaskCompletionSource<(ErrorCode Error, long BaseOffset)>> _waiting = new();
     private long _nextTag;
@@ -79,7 +87,7 @@ internal sealed class PartitionReplica : IAsyncDisposable
         var outcome = new TaskCompletionSource<(ErrorCode, long)>(TaskCreationOptions.RunContinuationsAsynchronously);
         _waiting[tag] = outcome;
         var payload = new byte[TagSize + batch.Bytes.Length];
-        BinaryPrimitives.WriteInt64BigEndian(payload, s_incarnation);
+        BinaryPrimitives.WriteInt64BigEndian(payload, _incarnation);
         BinaryPrimitives.WriteInt64BigEndian(payload.AsSpan(8), tag);
         batch.Bytes.Span.CopyTo(payload.AsSpan(TagSize));
         try
@@ -118,7 +126,7 @@ internal sealed class PartitionReplica : IAsyncDisposable
         var outcome = await partition.ApplyCommittedAsync(payload[TagSize..], cancellationToken).ConfigureAwait(false);
         long incarnation = BinaryPrimitives.ReadInt64BigEndian(payload.Span);
         long tag = BinaryPrimitives.ReadInt64BigEndian(payload.Span[8..]);
-        if (incarnation == s_incarnation && _waiting.TryGetValue(tag, out var waiting))
+        if (incarnation == _incarnation && _waiting.TryGetValue(tag, out var waiting))
         {
             waiting.TrySetResult(outcome);
         }
