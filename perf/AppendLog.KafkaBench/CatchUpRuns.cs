@@ -8,7 +8,8 @@ namespace AppendLog.KafkaBench;
 /// <summary>
 /// Consumer catch-up over one partition of <c>--catchup-mib</c>: filled through the broker by a Confluent.Kafka
 /// producer, then read from the start three ways, each after a fresh open (cold: AppendLog reads with O_DIRECT, so
-/// the page cache does not carry one read over to the next): the library's own <c>ReadBatchesAsync</c> scan, a
+/// the page cache does not carry one read over to the next, and the process's shared BatchCache is cleared before
+/// each): the library's own <c>ReadBatchesAsync</c> scan, a
 /// Confluent.Kafka consumer through the broker, and a raw fetch loop that allocates nothing itself, so that the
 /// process's allocation delta over it is the broker's alone.
 /// </summary>
@@ -79,6 +80,7 @@ internal static class CatchUpRuns
     /// <summary>The library's own cold scan: open the partition's log and read every batch.</summary>
     public static async Task<ScanResult> LibraryScanAsync(string dataDirectory)
     {
+        BatchCache.Shared.Clear();
         var topics = new LogManagerOptions { RootDirectory = Path.Combine(dataDirectory, "topics") };
         await using var manager = LogManager.Create(topics);
         var log = await manager.GetOrOpenAsync(LogName).ConfigureAwait(false);
@@ -108,6 +110,7 @@ internal static class CatchUpRuns
     /// <summary>A Confluent.Kafka consumer assigned the partition from its start, until it has the last record.</summary>
     public static async Task<ScanResult> ConsumerAsync(string dataDirectory, ScanResult scan, KafkaBenchOptions options)
     {
+        BatchCache.Shared.Clear();
         await using var broker = await StartBrokerAsync(dataDirectory).ConfigureAwait(false);
         var config = new ConsumerConfig
         {
@@ -148,6 +151,7 @@ internal static class CatchUpRuns
     /// </summary>
     public static async Task<RawFetchResult> RawFetchAsync(string dataDirectory, ScanResult scan, KafkaBenchOptions options)
     {
+        BatchCache.Shared.Clear();
         await using var broker = await StartBrokerAsync(dataDirectory).ConfigureAwait(false);
         var done = new TaskCompletionSource<RawFetchResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
