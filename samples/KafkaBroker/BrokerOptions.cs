@@ -58,6 +58,12 @@ public sealed record BrokerOptions
     public int MaximumFetchResponseSize { get; init; } = 55 * 1024 * 1024;
 
     /// <summary>
+    /// The write-buffer pool of the partitions' logs; its budget bounds the memory held by every append of the broker
+    /// not yet written (an append past it waits, and the produce with it). Null: AppendLog's shared default pool.
+    /// </summary>
+    public AppendLog.LogBufferPool? BufferPool { get; init; }
+
+    /// <summary>
     /// Largest record batch accepted, in bytes (Kafka's <c>message.max.bytes</c> is 1 MiB + 12); at most AppendLog's
     /// <c>LogOptions.DefaultMaximumBatchSize</c>.
     /// </summary>

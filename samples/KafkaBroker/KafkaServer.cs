@@ -29,6 +29,9 @@ public sealed class KafkaServer : IAsyncDisposable
         _acceptLoop = AcceptAsync();
     }
 
+    /// <summary>The topics (tests).</summary>
+    internal TopicStore Topics => _context.Topics;
+
     /// <summary>The port the broker listens on.</summary>
     public int Port => _context.Port;
 
@@ -50,7 +53,7 @@ public sealed class KafkaServer : IAsyncDisposable
                     options,
                     cancellationToken)
                 .ConfigureAwait(false)
-            : await TopicStore.OpenAsync(Path.Combine(options.DataDirectory, "topics"), cancellationToken)
+            : await TopicStore.OpenAsync(Path.Combine(options.DataDirectory, "topics"), options.BufferPool, cancellationToken)
                 .ConfigureAwait(false);
         string offsetsDirectory = Path.Combine(options.DataDirectory, "group-offsets");
         var offsets = await OffsetStore.OpenAsync(offsetsDirectory, cancellationToken).ConfigureAwait(false);

@@ -110,6 +110,44 @@ public sealed class LimitsTests
             Is.EqualTo(Enumerable.Range(0, Requests).Select(i => $"r{i}")));
     }
 
+    /// <summary>
+    /// A write-buffer pool of the least a log accepts (its largest batch plus two chunks, about 1.1 MiB) against twenty
+    /// pipelined 900 kB batches, up to sixteen in flight: one batch fills the pool, the log pushes back, so some
+    /// appends are not accepted inside the call; the batches must still get offsets in the order they were sent (the
+    /// producer's sequences are checked in that order, so a reordering would store them out of sequence).
+    /// </summary>
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task PipelinedProduces_WhenTheLogPushesBack_ReachTheLogInTheOrderSent(CancellationToken cancellationToken)
+    {
+        const int Requests = 20;
+        const int Chunk = 65536;
+        long budget = (((LogOptions.DefaultMaximumBatchSize + Chunk - 1) / Chunk) + 2) * (long)Chunk;
+        using var pool = new LogBufferPool(budget, Chunk);
+        await using var broker = await StartWithTopicAsync("t", o => o with { BufferPool = pool });
+        await using var client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers, cancellationToken);
+        string filler = new('f', 900_000);
+        for (int i = 0; i < Requests; i++)
+        {
+            await client.SendOnlyAsync(Produce, 7, ProduceBody(22, i, $"{i:D3}{filler}"), cancellationToken);
+        }
+
+        var offsets = new List<(short Error, long BaseOffset)>();
+        for (int i = 0; i < Requests; i++)
+        {
+            var frame = await client.ReceiveFrameAsync(cancellationToken);
+            Assert.That(frame, Is.Not.Null, $"answer {i}");
+            offsets.Add(RawKafkaClient.ParseProduce(frame!.Value.Body));
+        }
+
+        var partition = broker.Server.Topics.Find("t", 0)!;
+        TestContext.Progress.WriteLine($"deferred appends: {partition.DeferredAppends}");
+        Assert.That(partition.DeferredAppends, Is.GreaterThan(0), "the premise: the log pushed back");
+        Assert.That(offsets, Is.EqualTo(Enumerable.Range(0, Requests).Select(i => (None, (long)i))));
+        var values = await ReadValuesAsync(broker, "t", Requests, cancellationToken);
+        Assert.That(values.Select(v => v[..3]), Is.EqualTo(Enumerable.Range(0, Requests).Select(i => $"{i:D3}")));
+    }
+
     [Test]
     [CancelAfter(30_000)]
     public async Task Fetch_AskingForMoreThanTheBrokersCap_GetsWhatFitsTheCap(CancellationToken cancellationToken)

@@ -36,6 +36,12 @@ internal sealed class PartitionLog
     /// </summary>
     public PartitionReplica? Replica { get; set; }
 
+    /// <summary>
+    /// Appends the log did not accept inside the call (its buffers were spent), and appends held back behind one
+    /// (diagnostics: tests check that a backpressure case really met backpressure). Changed under the lock.
+    /// </summary>
+    public long DeferredAppends { get; private set; }
+
     /// <summary>The log name of a topic-partition.</summary>
     public static string LogName(string topic, int partition) => $"{topic}-{partition}";
 
@@ -197,6 +203,7 @@ internal sealed class PartitionLog
     {
         if (_notYetAccepted is { IsCompleted: false } earlier)
         {
+            DeferredAppends++;
             var chained = AppendAfterAsync(earlier, batch.Bytes, cancellationToken);
             _notYetAccepted = chained;
             return chained;
@@ -206,6 +213,7 @@ internal sealed class PartitionLog
         var append = Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask();
         bool accepted = append.IsCompleted || Log.EndOffset == endBefore + batch.LastOffsetDelta + 1;
         _notYetAccepted = accepted ? null : append;
+        DeferredAppends += accepted ? 0 : 1;
         return append;
     }
 

@@ -40,9 +40,10 @@ internal sealed class TopicStore : IAsyncDisposable
     public IEnumerable<KeyValuePair<string, PartitionLog[]>> Topics => _topics;
 
     /// <summary>Opens the manager over <paramref name="directory"/> and every topic found there.</summary>
-    public static async Task<TopicStore> OpenAsync(string directory, CancellationToken cancellationToken)
+    public static async Task<TopicStore> OpenAsync(
+        string directory, LogBufferPool? bufferPool, CancellationToken cancellationToken)
     {
-        var manager = LogManager.Create(new LogManagerOptions { RootDirectory = directory });
+        var manager = LogManager.Create(new LogManagerOptions { RootDirectory = directory, BufferPool = bufferPool });
         var store = new TopicStore(manager, replicated: false);
         var partitionsByTopic = manager.ListLogNames()
             .Select(ParseLogName)
@@ -81,7 +82,7 @@ internal sealed class TopicStore : IAsyncDisposable
             Directory.Delete(directory, recursive: true);
         }
 
-        var manager = LogManager.Create(new LogManagerOptions { RootDirectory = directory });
+        var manager = LogManager.Create(new LogManagerOptions { RootDirectory = directory, BufferPool = options.BufferPool });
         var store = new TopicStore(manager, replicated: true);
         try
         {
