@@ -64,6 +64,12 @@ public sealed record BrokerOptions
     public AppendLog.LogBufferPool? BufferPool { get; init; }
 
     /// <summary>
+    /// The options of the partitions' logs (flush policy, segment size, …); null: AppendLog's defaults. Its
+    /// <c>MaximumBatchSize</c> must be at least <see cref="MaximumBatchSize"/>.
+    /// </summary>
+    public AppendLog.LogOptions? LogDefaults { get; init; }
+
+    /// <summary>
     /// Largest record batch accepted, in bytes (Kafka's <c>message.max.bytes</c> is 1 MiB + 12); at most AppendLog's
     /// <c>LogOptions.DefaultMaximumBatchSize</c>.
     /// </summary>
@@ -131,7 +137,8 @@ public sealed record BrokerOptions
 
         // The partitions' logs use AppendLog's default batch limit; a larger broker limit would let through batches
         // that AppendRawBatchAsync then refuses.
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(MaximumBatchSize, AppendLog.LogOptions.DefaultMaximumBatchSize);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(
+            MaximumBatchSize, LogDefaults?.MaximumBatchSize ?? AppendLog.LogOptions.DefaultMaximumBatchSize);
     }
 
     /// <summary>A Kafka batch and its 16-byte tag must fit one Raft entry, with room for the entry's own framing.</summary>

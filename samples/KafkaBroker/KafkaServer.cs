@@ -53,7 +53,7 @@ public sealed class KafkaServer : IAsyncDisposable
                     options,
                     cancellationToken)
                 .ConfigureAwait(false)
-            : await TopicStore.OpenAsync(Path.Combine(options.DataDirectory, "topics"), options.BufferPool, cancellationToken)
+            : await TopicStore.OpenAsync(Path.Combine(options.DataDirectory, "topics"), options, cancellationToken)
                 .ConfigureAwait(false);
         string offsetsDirectory = Path.Combine(options.DataDirectory, "group-offsets");
         var offsets = await OffsetStore.OpenAsync(offsetsDirectory, cancellationToken).ConfigureAwait(false);

@@ -41,9 +41,14 @@ internal sealed class TopicStore : IAsyncDisposable
 
     /// <summary>Opens the manager over <paramref name="directory"/> and every topic found there.</summary>
     public static async Task<TopicStore> OpenAsync(
-        string directory, LogBufferPool? bufferPool, CancellationToken cancellationToken)
+        string directory, BrokerOptions options, CancellationToken cancellationToken)
     {
-        var manager = LogManager.Create(new LogManagerOptions { RootDirectory = directory, BufferPool = bufferPool });
+        var manager = LogManager.Create(new LogManagerOptions
+        {
+            RootDirectory = directory,
+            BufferPool = options.BufferPool,
+            LogDefaults = options.LogDefaults,
+        });
         var store = new TopicStore(manager, replicated: false);
         var partitionsByTopic = manager.ListLogNames()
             .Select(ParseLogName)
@@ -82,7 +87,12 @@ internal sealed class TopicStore : IAsyncDisposable
             Directory.Delete(directory, recursive: true);
         }
 
-        var manager = LogManager.Create(new LogManagerOptions { RootDirectory = directory, BufferPool = options.BufferPool });
+        var manager = LogManager.Create(new LogManagerOptions
+        {
+            RootDirectory = directory,
+            BufferPool = options.BufferPool,
+            LogDefaults = options.LogDefaults,
+        });
         var store = new TopicStore(manager, replicated: true);
         try
         {
