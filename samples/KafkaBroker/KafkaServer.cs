@@ -29,6 +29,9 @@ public sealed class KafkaServer : IAsyncDisposable
         _acceptLoop = AcceptAsync();
     }
 
+    /// <summary>The topics (tests).</summary>
+    internal TopicStore Topics => _context.Topics;
+
     /// <summary>The port the broker listens on.</summary>
     public int Port => _context.Port;
 
@@ -43,8 +46,15 @@ public sealed class KafkaServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var topics = await TopicStore.OpenAsync(Path.Combine(options.DataDirectory, "topics"), cancellationToken)
-            .ConfigureAwait(false);
+        var topics = options.IsReplicated
+            ? await TopicStore.OpenReplicatedAsync(
+                    Path.Combine(options.DataDirectory, "replica-views"),
+                    Path.Combine(options.DataDirectory, "raft"),
+                    options,
+                    cancellationToken)
+                .ConfigureAwait(false)
+            : await TopicStore.OpenAsync(Path.Combine(options.DataDirectory, "topics"), options, cancellationToken)
+                .ConfigureAwait(false);
         string offsetsDirectory = Path.Combine(options.DataDirectory, "group-offsets");
         var offsets = await OffsetStore.OpenAsync(offsetsDirectory, cancellationToken).ConfigureAwait(false);
         var groups = new GroupCoordinator(options.TimeProvider, options.InitialRebalanceDelay);

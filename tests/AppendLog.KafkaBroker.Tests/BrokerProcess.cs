@@ -20,14 +20,22 @@ internal sealed partial class BrokerProcess : IDisposable
 
     public string BootstrapServers { get; }
 
-    public static async Task<BrokerProcess> StartAsync(string dataDirectory, CancellationToken cancellationToken)
+    public static Task<BrokerProcess> StartAsync(string dataDirectory, CancellationToken cancellationToken) =>
+        StartAsync(dataDirectory, ["--port", "0"], cancellationToken);
+
+    /// <summary>Starts <c>KafkaBroker.dll --data DIR</c> with more arguments (a replicated cluster's).</summary>
+    public static async Task<BrokerProcess> StartAsync(
+        string dataDirectory, IEnumerable<string> arguments, CancellationToken cancellationToken)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "KafkaBroker.dll"));
         info.ArgumentList.Add("--data");
         info.ArgumentList.Add(dataDirectory);
-        info.ArgumentList.Add("--port");
-        info.ArgumentList.Add("0");
+        foreach (string argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the broker");
         try
         {

@@ -38,17 +38,16 @@ internal sealed class RawKafkaClient : IAsyncDisposable
         return await ReceiveAsync(cancellationToken);
     }
 
-    /// <summary>Writes a size prefix and the bytes as given (the size may lie).</summary>
-    public async Task SendRawAsync(int sizePrefix, byte[] bytes, CancellationToken cancellationToken)
+    /// <summary>Sends one request without waiting for its response (pipelining); returns its correlation id.</summary>
+    public async Task<int> SendOnlyAsync(short apiKey, short version, byte[] body, CancellationToken cancellationToken)
     {
-        var prefix = new byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(prefix, sizePrefix);
-        await _stream.WriteAsync(prefix, cancellationToken);
-        await _stream.WriteAsync(bytes, cancellationToken);
+        var header = new Bytes().Int16(apiKey).Int16(version).Int32(++_correlationId).String("raw").ToArray();
+        await SendFrameAsync([.. header, .. body], cancellationToken);
+        return _correlationId;
     }
 
-    /// <summary>Reads one response body (after the correlation id); null when the connection is closed.</summary>
-    public async Task<byte[]?> ReceiveAsync(CancellationToken cancellationToken)
+    /// <summary>Reads one response: its correlation id and body; null when the connection is closed.</summary>
+    public async Task<(int CorrelationId, byte[] Body)?> ReceiveFrameAsync(CancellationToken cancellationToken)
     {
         var prefix = new byte[4];
         try
@@ -60,13 +59,26 @@ internal sealed class RawKafkaClient : IAsyncDisposable
 
             var frame = new byte[BinaryPrimitives.ReadInt32BigEndian(prefix)];
             await _stream.ReadExactlyAsync(frame, cancellationToken);
-            return frame[4..];
+            return (BinaryPrimitives.ReadInt32BigEndian(frame), frame[4..]);
         }
         catch (IOException)
         {
             return null;
         }
     }
+
+    /// <summary>Writes a size prefix and the bytes as given (the size may lie).</summary>
+    public async Task SendRawAsync(int sizePrefix, byte[] bytes, CancellationToken cancellationToken)
+    {
+        var prefix = new byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(prefix, sizePrefix);
+        await _stream.WriteAsync(prefix, cancellationToken);
+        await _stream.WriteAsync(bytes, cancellationToken);
+    }
+
+    /// <summary>Reads one response body (after the correlation id); null when the connection is closed.</summary>
+    public async Task<byte[]?> ReceiveAsync(CancellationToken cancellationToken) =>
+        (await ReceiveFrameAsync(cancellationToken))?.Body;
 
     public ValueTask DisposeAsync()
     {

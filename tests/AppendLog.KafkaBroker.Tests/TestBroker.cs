@@ -22,6 +22,8 @@ internal sealed class TestBroker : IAsyncDisposable
 
     public string DataDirectory => _options.DataDirectory;
 
+    public KafkaServer Server => _server;
+
     public static async Task<TestBroker> StartAsync(Func<BrokerOptions, BrokerOptions>? configure = null)
     {
         string directory = Path.Combine(Path.GetTempPath(), "kafka-broker-tests", Guid.NewGuid().ToString("N"));

@@ -56,6 +56,11 @@ internal static class CreateTopicsHandler
     private static async Task<(ErrorCode, string?)> CreateAsync(
         BrokerContext broker, TopicRequest topic, bool validateOnly)
     {
+        if (broker.Topics.IsReplicated)
+        {
+            return (ErrorCode.PolicyViolation, "The topics of a replicated cluster are fixed when it starts.");
+        }
+
         if (topic.AssignmentCount > 0)
         {
             return (ErrorCode.InvalidRequest, "Manual replica assignment is not supported by a single node.");

@@ -8,7 +8,8 @@ namespace KafkaBroker.Handlers;
 /// <summary>
 /// Fetch v4–v11. Reads each partition's stored batches from <see cref="SegmentedLog.ReadBatchesAsync"/> and sends
 /// their bytes as they are on disk (no decoding, no re-encoding). Only durable records are visible: the high
-/// watermark and last stable offset are <see cref="SegmentedLog.DurableEndOffset"/>. Limits follow KIP-74: the
+/// watermark and last stable offset are <see cref="SegmentedLog.DurableEndOffset"/>. Limits follow KIP-74 (max_bytes capped by
+/// <see cref="BrokerOptions.MaximumFetchResponseSize"/>, so a client cannot make the broker hold a whole log): the
 /// first batch of the response is sent even when larger than max_bytes or partition_max_bytes, so a consumer can
 /// always make progress; later batches must fit both. Long poll: while fewer than min_bytes are available the
 /// request waits for an append to one of its partitions, up to max_wait_ms (bounded by
@@ -114,9 +115,9 @@ internal static class FetchHandler
             _ = body.ReadString(); // rack_id
         }
 
-        var waitMax = request.Broker.Options.MaximumFetchWait;
-        var cappedWait = maxWait < waitMax ? maxWait : waitMax;
-        return (cappedWait, minBytes, maxBytes, topics);
+        var options = request.Broker.Options;
+        var cappedWait = maxWait < options.MaximumFetchWait ? maxWait : options.MaximumFetchWait;
+        return (cappedWait, minBytes, Math.Min(maxBytes, options.MaximumFetchResponseSize), topics);
     }
 
     private static async Task<PartitionResult> ReadAsync(

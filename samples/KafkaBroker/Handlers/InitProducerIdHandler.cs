@@ -28,6 +28,12 @@ internal static class InitProducerIdHandler
             {
                 producerId = await request.Broker.Offsets.AllocateProducerIdAsync(request.Broker.Stopping)
                     .ConfigureAwait(false);
+                if (request.Broker.Options.IsReplicated)
+                {
+                    // Each broker allocates from its own offsets log: the node id (1 to 7) in the low three bits
+                    // keeps two brokers from handing out the same producer id.
+                    producerId = (producerId << 3) | (long)request.Broker.Options.NodeId;
+                }
             }
             catch (Exception e) when (e is LogFaultedException or LogDiskFullException)
             {

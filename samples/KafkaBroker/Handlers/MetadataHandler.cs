@@ -5,8 +5,8 @@ using KafkaBroker.Storage;
 namespace KafkaBroker.Handlers;
 
 /// <summary>
-/// Metadata v1–v8: this one broker, and the requested topics (all of them when the list is null) with this broker
-/// as every partition's leader, sole replica and in-sync replica. A missing topic is created when
+/// Metadata v1–v8: the brokers (this one, or every broker of a replicated cluster) and the requested topics (all of
+/// them when the list is null) with each partition's leader and replicas. A missing topic is created when
 /// <see cref="BrokerOptions.AutoCreateTopics"/> is on and the request allows it (v4+: allow_auto_topic_creation).
 /// </summary>
 internal static class MetadataHandler
@@ -82,11 +82,17 @@ internal static class MetadataHandler
             w.WriteInt32(0); // throttle_time_ms
         }
 
-        w.WriteArrayCount(1);
-        w.WriteInt32(options.NodeId);
-        w.WriteString(request.AdvertisedHost);
-        w.WriteInt32(request.Broker.Port);
-        w.WriteNullableString(null); // rack
+        var brokers = options.Cluster?.Select(n => (n.NodeId, n.Host, n.KafkaPort)).ToArray()
+            ?? [(options.NodeId, request.AdvertisedHost, request.Broker.Port)];
+        w.WriteArrayCount(brokers.Length);
+        foreach (var (nodeId, host, port) in brokers)
+        {
+            w.WriteInt32(nodeId);
+            w.WriteString(host);
+            w.WriteInt32(port);
+            w.WriteNullableString(null); // rack
+        }
+
         if (version >= 2)
         {
             w.WriteNullableString(options.ClusterId);
@@ -102,7 +108,7 @@ internal static class MetadataHandler
             w.WriteArrayCount(partitions.Length);
             for (int i = 0; i < partitions.Length; i++)
             {
-                WritePartition(w, version, i, options.NodeId);
+                WritePartition(w, version, partitions[i], options);
             }
 
             if (version >= 8)
@@ -119,20 +125,34 @@ internal static class MetadataHandler
         return w;
     }
 
-    private static void WritePartition(KafkaWriter w, short version, int partition, int nodeId)
+    /// <summary>
+    /// A single broker leads every partition. In a replicated cluster the leader is the partition's current Raft
+    /// leader (LEADER_NOT_AVAILABLE while an election runs), its epoch the Raft term, and every broker a replica.
+    /// </summary>
+    private static void WritePartition(KafkaWriter w, short version, PartitionLog partition, BrokerOptions options)
     {
-        w.WriteError(ErrorCode.None);
-        w.WriteInt32(partition);
-        w.WriteInt32(nodeId); // leader_id
+        int leader = partition.Replica?.LeaderNodeId ?? options.NodeId;
+        int[] replicas = options.Cluster?.Select(n => n.NodeId).ToArray() ?? [options.NodeId];
+        w.WriteError(leader < 0 ? ErrorCode.LeaderNotAvailable : ErrorCode.None);
+        w.WriteInt32(partition.Partition);
+        w.WriteInt32(leader); // leader_id
         if (version >= 7)
         {
-            w.WriteInt32(0); // leader_epoch: one leader forever
+            w.WriteInt32(partition.Replica?.LeaderEpoch ?? 0); // leader_epoch
         }
 
-        w.WriteArrayCount(1);
-        w.WriteInt32(nodeId); // replica_nodes
-        w.WriteArrayCount(1);
-        w.WriteInt32(nodeId); // isr_nodes
+        w.WriteArrayCount(replicas.Length);
+        foreach (int replica in replicas)
+        {
+            w.WriteInt32(replica); // replica_nodes
+        }
+
+        w.WriteArrayCount(replicas.Length);
+        foreach (int replica in replicas)
+        {
+            w.WriteInt32(replica); // isr_nodes
+        }
+
         if (version >= 5)
         {
             w.WriteArrayCount(0); // offline_replicas

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using System.Threading.Channels;
 using AppendLog;
 using KafkaBroker.Protocol;
 
@@ -10,97 +11,161 @@ namespace KafkaBroker.Server;
 
 /// <summary>
 /// One client connection. Kafka's framing: every request and response is a 4-byte big-endian size followed by that
-/// many bytes. Requests are served one at a time, in order, as a Kafka broker does (it mutes a connection while a
-/// request is in progress), so responses go back in request order and a producer's batches reach the log in the
-/// order it sent them. The connection is closed on a framing error: a size below the smallest header or above
-/// <see cref="BrokerOptions.MaximumRequestSize"/>, a body that does not parse, or a version not advertised.
+/// many bytes. Requests are pipelined: the reader reads, parses and starts each request in order (so a producer's
+/// batches reach each log in the order it sent them: a handler starts its appends before it first waits), while the
+/// writer awaits the answers in request order and sends them, as Kafka requires. What one connection holds is
+/// bounded by <see cref="InflightRequests"/> (<see cref="BrokerOptions.MaximumInflightRequestsPerConnection"/>,
+/// <see cref="BrokerOptions.MaximumInflightBytesPerConnection"/>); the reader waits, reading nothing, while the bound
+/// is reached. The connection is closed on a framing error: a size below the smallest header or above
+/// <see cref="BrokerOptions.MaximumRequestSize"/> (before any of the body is read), a body that does not parse, or a
+/// version not advertised; requests read after the bad one are not started.
 /// </summary>
-internal sealed class ClientConnection(Socket socket, BrokerContext broker)
+internal sealed class ClientConnection
 {
     /// <summary>api_key (2) + api_version (2) + correlation_id (4): the smallest request header.</summary>
     private const int RequestSizeMin = 8;
 
-    private readonly NetworkStream _stream = new(socket, ownsSocket: true);
-    private readonly string _advertisedHost =
-        broker.Options.AdvertisedHost ?? ((IPEndPoint)socket.LocalEndPoint!).Address.ToString();
+    private readonly Socket _socket;
+    private readonly BrokerContext _broker;
+    private readonly NetworkStream _stream;
+    private readonly string _advertisedHost;
+    private readonly InflightRequests _inflight;
+    private readonly Channel<Pending> _pending = Channel.CreateUnbounded<Pending>(
+        new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+
+    /// <summary>The reader's list of started requests not known to be handled (whether each is a Produce).</summary>
+    private readonly List<(Task<KafkaWriter?> Handling, bool IsProduce)> _outstanding = [];
+
+    /// <summary>Set once the connection is being closed: no more responses are sent.</summary>
+    private volatile bool _closing;
+
+    public ClientConnection(Socket socket, BrokerContext broker)
+    {
+        _socket = socket;
+        _broker = broker;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _advertisedHost = broker.Options.AdvertisedHost ?? ((IPEndPoint)socket.LocalEndPoint!).Address.ToString();
+        _inflight = new InflightRequests(
+            broker.Options.MaximumInflightRequestsPerConnection, broker.Options.MaximumInflightBytesPerConnection);
+    }
+
+    /// <summary>A request started and not yet answered: its frame stays rented until its handler is done.</summary>
+    private sealed record Pending(Task<KafkaWriter?> Handling, byte[] Frame, int Size);
 
     public async Task RunAsync()
     {
-        socket.NoDelay = true; // as Kafka brokers do: answers are whole frames, never worth delaying
+        _socket.NoDelay = true; // as Kafka brokers do: answers are whole frames, never worth delaying
         await using var stream = _stream.ConfigureAwait(false);
-        var sizePrefix = new byte[4];
+        var writer = WriteResponsesAsync();
         try
         {
-            while (!broker.Stopping.IsCancellationRequested)
-            {
-                if (!await TryReadExactlyAsync(sizePrefix).ConfigureAwait(false))
-                {
-                    return;
-                }
-
-                int size = BinaryPrimitives.ReadInt32BigEndian(sizePrefix);
-                if (size < RequestSizeMin || size > broker.Options.MaximumRequestSize)
-                {
-                    Log($"request size {size} outside [{RequestSizeMin}, {broker.Options.MaximumRequestSize}]");
-                    return;
-                }
-
-                if (!await ServeOneAsync(size).ConfigureAwait(false))
-                {
-                    return;
-                }
-            }
+            await ReadRequestsAsync().ConfigureAwait(false);
         }
-        catch (Exception e)
-            when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (IsDisconnect(e))
         {
             // The client went away or the broker is stopping.
         }
-        catch (KafkaProtocolException e)
+        finally
         {
-            Log($"malformed request: {e.Message}");
+            _pending.Writer.TryComplete();
         }
-        catch (Exception e) when (e is LogFaultedException or LogCorruptedException)
+
+        // Every started handler is awaited before the frames go back to the pool and the socket is closed.
+        await writer.ConfigureAwait(false);
+    }
+
+    private async Task ReadRequestsAsync()
+    {
+        var sizePrefix = new byte[4];
+        while (!_broker.Stopping.IsCancellationRequested && !_closing)
         {
-            Log($"storage failure: {e.Message}");
-        }
-        catch (Exception e)
-        {
-            // A bug in a handler: one connection is closed, the broker and its other clients carry on.
-            Log($"unexpected {e.GetType().Name} serving a request: {e.Message}");
+            if (!await TryReadExactlyAsync(sizePrefix).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            int size = BinaryPrimitives.ReadInt32BigEndian(sizePrefix);
+            if (size < RequestSizeMin || size > _broker.Options.MaximumRequestSize)
+            {
+                Close($"request size {size} outside [{RequestSizeMin}, {_broker.Options.MaximumRequestSize}]");
+                return;
+            }
+
+            await _inflight.EnterAsync(size, _broker.Stopping).ConfigureAwait(false);
+            byte[] frame = ArrayPool<byte>.Shared.Rent(size);
+            var handling = await ReadAndStartAsync(frame, size).ConfigureAwait(false);
+            _pending.Writer.TryWrite(new Pending(handling, frame, size));
+            if (handling.IsFaulted)
+            {
+                return; // a request that does not parse fails before it acts: read nothing after it
+            }
         }
     }
 
-    /// <summary>
-    /// Reads one request of <paramref name="size"/> bytes, serves it, and writes its response (if any).
-    /// </summary>
-    /// <returns>False when the connection must be closed.</returns>
-    private async Task<bool> ServeOneAsync(int size)
+    /// <summary>Reads one request's body and starts its handler (its synchronous part runs here, in order).</summary>
+    private async Task<Task<KafkaWriter?>> ReadAndStartAsync(byte[] frame, int size)
     {
-        byte[] frame = ArrayPool<byte>.Shared.Rent(size);
         try
         {
-            await _stream.ReadExactlyAsync(frame.AsMemory(0, size), broker.Stopping).ConfigureAwait(false);
+            await _stream.ReadExactlyAsync(frame.AsMemory(0, size), _broker.Stopping).ConfigureAwait(false);
             var reader = new KafkaReader(frame.AsMemory(0, size));
             var header = RequestHeader.Read(reader);
             if (!SupportedApis.IsSupported(header.ApiKey, header.ApiVersion) && header.ApiKey != ApiKey.ApiVersions)
             {
-                Log($"{header.ApiKey} v{header.ApiVersion} is not supported");
-                return false;
+                throw new KafkaProtocolException($"{header.ApiKey} v{header.ApiVersion} is not supported");
             }
 
-            var request = new RequestContext(broker, header, reader, _advertisedHost);
-            var response = await RequestDispatcher.HandleAsync(request).ConfigureAwait(false);
-            if (response is not null)
-            {
-                await SendAsync(response.Complete()).ConfigureAwait(false);
-            }
-
-            return true;
+            await WaitForTurnAsync(header.ApiKey).ConfigureAwait(false);
+            var handling = RequestDispatcher.HandleAsync(new RequestContext(_broker, header, reader, _advertisedHost));
+            _outstanding.Add((handling, header.ApiKey == ApiKey.Produce));
+            return handling;
         }
-        finally
+        catch (Exception e)
         {
-            ArrayPool<byte>.Shared.Return(frame);
+            return Task.FromException<KafkaWriter?>(e);
+        }
+    }
+
+    /// <summary>
+    /// Produce requests overlap one another (a producer's batches are still appended in order: each handler starts
+    /// its appends before it first waits). Any other request waits until every earlier request of the connection has
+    /// been handled, and a Produce after it waits for it: an OffsetFetch after an OffsetCommit, or a Fetch after a
+    /// Produce, sees what a client that waited for each answer would see.
+    /// </summary>
+    private async Task WaitForTurnAsync(ApiKey apiKey)
+    {
+        _outstanding.RemoveAll(o => o.Handling.IsCompleted);
+        if (_outstanding.Count == 0 || (apiKey == ApiKey.Produce && _outstanding.TrueForAll(o => o.IsProduce)))
+        {
+            return;
+        }
+
+        await Task.WhenAll(_outstanding.Select(o => (Task)o.Handling)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _outstanding.Clear();
+    }
+
+    /// <summary>Awaits each started request in order and sends its answer; closes the connection on a failure.</summary>
+    private async Task WriteResponsesAsync()
+    {
+        await foreach (var pending in _pending.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            try
+            {
+                var response = await pending.Handling.ConfigureAwait(false);
+                if (response is not null && !_closing)
+                {
+                    await SendAsync(response.Complete()).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e)
+            {
+                Close(Describe(e));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(pending.Frame);
+                _inflight.Exit(pending.Size);
+            }
         }
     }
 
@@ -109,19 +174,19 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
     {
         if (parts.Count == 1)
         {
-            await _stream.WriteAsync(parts[0], broker.Stopping).ConfigureAwait(false);
+            await _stream.WriteAsync(parts[0], _broker.Stopping).ConfigureAwait(false);
             return;
         }
 
         var segments = parts
             .Select(p => MemoryMarshal.TryGetArray(p, out var array) ? array : new ArraySegment<byte>(p.ToArray()))
             .ToList();
-        await socket.SendAsync(segments, SocketFlags.None).ConfigureAwait(false);
+        await _socket.SendAsync(segments, SocketFlags.None).ConfigureAwait(false);
     }
 
     private async Task<bool> TryReadExactlyAsync(byte[] buffer)
     {
-        int read = await _stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, broker.Stopping)
+        int read = await _stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, _broker.Stopping)
             .ConfigureAwait(false);
         if (read == 0)
         {
@@ -131,6 +196,44 @@ internal sealed class ClientConnection(Socket socket, BrokerContext broker)
         return read == buffer.Length ? true : throw new IOException("The connection closed inside a size prefix.");
     }
 
-    private void Log(string message) =>
-        broker.Options.Log?.WriteLine($"kafka-broker: {socket.RemoteEndPoint}: {message}: closing");
+    /// <summary>
+    /// Stops the connection: nothing more is sent, and shutting the socket down ends the reader's wait for the next
+    /// request (requests already started still complete, their answers dropped).
+    /// </summary>
+    private void Close(string? reason)
+    {
+        if (_closing)
+        {
+            return;
+        }
+
+        _closing = true;
+        if (reason is not null)
+        {
+            _broker.Options.Log?.WriteLine($"kafka-broker: {_socket.RemoteEndPoint}: {reason}: closing");
+        }
+
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
+    }
+
+    private static bool IsDisconnect(Exception e) =>
+        e is IOException or SocketException or OperationCanceledException or ObjectDisposedException;
+
+    /// <summary>What is logged when a request fails; null for a disconnect (nothing worth a line).</summary>
+    private static string? Describe(Exception e) => e switch
+    {
+        KafkaProtocolException => $"malformed request: {e.Message}",
+        LogFaultedException or LogCorruptedException => $"storage failure: {e.Message}",
+        _ when IsDisconnect(e) => null,
+
+        // A bug in a handler: one connection is closed, the broker and its other clients carry on.
+        _ => $"unexpected {e.GetType().Name} serving a request: {e.Message}",
+    };
 }

@@ -14,6 +14,9 @@ internal sealed class PartitionLog
     private readonly Dictionary<long, ProducerState> _producers = [];
     private TaskCompletionSource _appended = NewSignal();
 
+    /// <summary>The last append started but not accepted by the log when it was started; later ones wait for it.</summary>
+    private Task<long>? _notYetAccepted;
+
     private PartitionLog(string topic, int partition, SegmentedLog log)
     {
         Topic = topic;
@@ -26,6 +29,18 @@ internal sealed class PartitionLog
     public int Partition { get; }
 
     public SegmentedLog Log { get; }
+
+    /// <summary>
+    /// In a replicated cluster, the partition's Raft member: produce goes through it, and <see cref="Log"/> holds what
+    /// it applied (rebuilt by replay at every start). Null on a single broker.
+    /// </summary>
+    public PartitionReplica? Replica { get; set; }
+
+    /// <summary>
+    /// Appends the log did not accept inside the call (its buffers were spent), and appends held back behind one
+    /// (diagnostics: tests check that a backpressure case really met backpressure). Changed under the lock.
+    /// </summary>
+    public long DeferredAppends { get; private set; }
 
     /// <summary>The log name of a topic-partition.</summary>
     public static string LogName(string topic, int partition) => $"{topic}-{partition}";
@@ -64,6 +79,15 @@ internal sealed class PartitionLog
     public async Task<(ErrorCode Error, long BaseOffset)> AppendAsync(
         List<RecordBatchView> batches, CancellationToken cancellationToken)
     {
+        if (Replica is { } replica)
+        {
+            // Each batch is proposed now, in order (ReplicateAsync queues it before it first waits).
+            var replications = batches.Select(b => replica.ReplicateAsync(b, cancellationToken)).ToArray();
+            var outcomes = await Task.WhenAll(replications).ConfigureAwait(false);
+            var failed = Array.Find(outcomes, o => o.Error != ErrorCode.None);
+            return failed.Error != ErrorCode.None ? (failed.Error, -1) : (ErrorCode.None, outcomes[0].BaseOffset);
+        }
+
         var appends = new List<Task<long>>(batches.Count);
         lock (_lock)
         {
@@ -84,12 +108,55 @@ internal sealed class PartitionLog
         return (ErrorCode.None, offsets[0]);
     }
 
+    /// <summary>
+    /// Applies one batch committed by the partition's Raft group (on every member, in commit order): the idempotent
+    /// producer's check, then the append to <see cref="Log"/>, which assigns the Kafka offsets. Answers as soon as the
+    /// local log has accepted the batch: the batch is already durable on a quorum's Raft logs, and the local log is
+    /// rebuilt from them at start. Never throws for a bad batch (an exception would stop the Raft member).
+    /// </summary>
+    public async Task<(ErrorCode Error, long BaseOffset)> ApplyCommittedAsync(
+        ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        var batch = RecordBatchView.OfStored(bytes);
+        var appends = new List<Task<long>>(1);
+        ErrorCode error;
+        long endBefore;
+        bool acceptedNow;
+        try
+        {
+            lock (_lock)
+            {
+                endBefore = Log.EndOffset;
+                error = StartAppendUnsynchronized(batch, appends, cancellationToken);
+                acceptedNow = error == ErrorCode.None && Log.EndOffset != endBefore;
+            }
+        }
+        catch (ArgumentException)
+        {
+            return (ErrorCode.CorruptMessage, -1); // AppendLog's own check refused it (the leader checked it first)
+        }
+
+        if (error != ErrorCode.None)
+        {
+            return (error, -1);
+        }
+
+        var append = appends[0];
+        _ = append.ContinueWith(
+            static (_, self) => ((PartitionLog)self!).Notify(),
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        return acceptedNow ? (ErrorCode.None, endBefore) : (ErrorCode.None, await append.ConfigureAwait(false));
+    }
+
     private ErrorCode StartAppendUnsynchronized(
         RecordBatchView batch, List<Task<long>> appends, CancellationToken cancellationToken)
     {
         if (batch.ProducerId < 0)
         {
-            appends.Add(Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask());
+            appends.Add(StartRawAppendUnsynchronized(batch, cancellationToken));
             return ErrorCode.None;
         }
 
@@ -116,13 +183,45 @@ internal sealed class PartitionLog
             return ErrorCode.None;
         }
 
-        // The offset is assigned when the log accepts the batch, inside this call (the connection sends a
-        // producer's next request only after this one is answered, so its batches reach the log in order).
-        var append = Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask();
+        // The sequence was checked in order (a connection starts its requests in the order they came), and the batch
+        // reaches the log in that order too (StartRawAppendUnsynchronized).
+        var append = StartRawAppendUnsynchronized(batch, cancellationToken);
         state.Remember(batch, append);
         _producers[batch.ProducerId] = state;
         appends.Add(append);
         return ErrorCode.None;
+    }
+
+    /// <summary>
+    /// Starts storing one batch so that batches reach the log in the order they are started, even when the log
+    /// pushes back: AppendRawBatchAsync accepts a batch (assigns its offsets) inside the call unless its buffers are
+    /// spent, in which case it accepts it later, and a later call could then be accepted first. A batch not accepted
+    /// inside the call (EndOffset did not move past it; only this partition's lock appends to the log) therefore
+    /// holds back every later one until it is stored.
+    /// </summary>
+    private Task<long> StartRawAppendUnsynchronized(RecordBatchView batch, CancellationToken cancellationToken)
+    {
+        if (_notYetAccepted is { IsCompleted: false } earlier)
+        {
+            DeferredAppends++;
+            var chained = AppendAfterAsync(earlier, batch.Bytes, cancellationToken);
+            _notYetAccepted = chained;
+            return chained;
+        }
+
+        long endBefore = Log.EndOffset;
+        var append = Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask();
+        bool accepted = append.IsCompleted || Log.EndOffset == endBefore + batch.LastOffsetDelta + 1;
+        _notYetAccepted = accepted ? null : append;
+        DeferredAppends += accepted ? 0 : 1;
+        return append;
+    }
+
+    private async Task<long> AppendAfterAsync(
+        Task<long> earlier, ReadOnlyMemory<byte> batch, CancellationToken cancellationToken)
+    {
+        await ((Task)earlier).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        return await Log.AppendRawBatchAsync(batch, cancellationToken).ConfigureAwait(false);
     }
 
     private ProducerState StateFor(RecordBatchView batch)

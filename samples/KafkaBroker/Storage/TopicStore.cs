@@ -25,15 +25,31 @@ internal sealed class TopicStore : IAsyncDisposable
     private readonly ConcurrentDictionary<string, PartitionLog[]> _topics = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _createGate = new(1, 1);
 
-    private TopicStore(LogManager manager) => _manager = manager;
+    /// <summary>In a replicated cluster, every partition's Raft member (stopped before the local logs close).</summary>
+    private readonly List<PartitionReplica> _replicas = [];
+
+    private TopicStore(LogManager manager, bool replicated)
+    {
+        _manager = manager;
+        IsReplicated = replicated;
+    }
+
+    /// <summary>True when topics are the fixed, Raft-replicated set of a cluster.</summary>
+    public bool IsReplicated { get; }
 
     public IEnumerable<KeyValuePair<string, PartitionLog[]>> Topics => _topics;
 
     /// <summary>Opens the manager over <paramref name="directory"/> and every topic found there.</summary>
-    public static async Task<TopicStore> OpenAsync(string directory, CancellationToken cancellationToken)
+    public static async Task<TopicStore> OpenAsync(
+        string directory, BrokerOptions options, CancellationToken cancellationToken)
     {
-        var manager = LogManager.Create(new LogManagerOptions { RootDirectory = directory });
-        var store = new TopicStore(manager);
+        var manager = LogManager.Create(new LogManagerOptions
+        {
+            RootDirectory = directory,
+            BufferPool = options.BufferPool,
+            LogDefaults = options.LogDefaults,
+        });
+        var store = new TopicStore(manager, replicated: false);
         var partitionsByTopic = manager.ListLogNames()
             .Select(ParseLogName)
             .Where(p => p.Topic is not null)
@@ -52,6 +68,54 @@ internal sealed class TopicStore : IAsyncDisposable
                 store._topics[group.Key] = await OpenPartitionsAsync(manager, group.Key, count, cancellationToken)
                     .ConfigureAwait(false);
             }
+        }
+
+        return store;
+    }
+
+    /// <summary>
+    /// Opens a replicated cluster's topics: each partition gets an empty local log under <paramref name="directory"/>
+    /// (what an earlier run left there is deleted: the Raft group replays every committed batch into it) and a Raft
+    /// member under <paramref name="raftDirectory"/>, on its broker's Raft port base + the partition's index over the
+    /// topics in name order.
+    /// </summary>
+    public static async Task<TopicStore> OpenReplicatedAsync(
+        string directory, string raftDirectory, BrokerOptions options, CancellationToken cancellationToken)
+    {
+        if (Directory.Exists(directory))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        var manager = LogManager.Create(new LogManagerOptions
+        {
+            RootDirectory = directory,
+            BufferPool = options.BufferPool,
+            LogDefaults = options.LogDefaults,
+        });
+        var store = new TopicStore(manager, replicated: true);
+        try
+        {
+            int raftPortOffset = 0;
+            foreach (var (topic, count) in options.ReplicatedTopics!.OrderBy(t => t.Key, StringComparer.Ordinal))
+            {
+                var partitions = await OpenPartitionsAsync(manager, topic, count, cancellationToken).ConfigureAwait(false);
+                foreach (var partition in partitions)
+                {
+                    string name = PartitionLog.LogName(topic, partition.Partition);
+                    partition.Replica = await PartitionReplica.StartAsync(
+                            partition, options, Path.Combine(raftDirectory, name), raftPortOffset++, cancellationToken)
+                        .ConfigureAwait(false);
+                    store._replicas.Add(partition.Replica);
+                }
+
+                store._topics[topic] = partitions;
+            }
+        }
+        catch
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
 
         return store;
@@ -81,6 +145,11 @@ internal sealed class TopicStore : IAsyncDisposable
             return ErrorCode.InvalidTopic;
         }
 
+        if (IsReplicated)
+        {
+            return ErrorCode.PolicyViolation;
+        }
+
         if (partitionCount is < 1 or > PartitionsMax)
         {
             return ErrorCode.InvalidPartitions;
@@ -106,6 +175,11 @@ internal sealed class TopicStore : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        foreach (var replica in _replicas)
+        {
+            await replica.DisposeAsync().ConfigureAwait(false);
+        }
+
         await _manager.DisposeAsync().ConfigureAwait(false);
         _createGate.Dispose();
     }

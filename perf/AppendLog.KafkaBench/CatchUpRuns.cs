@@ -1,0 +1,201 @@
+using System.Diagnostics;
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+using KafkaBroker;
+
+namespace AppendLog.KafkaBench;
+
+/// <summary>
+/// Consumer catch-up over one partition of <c>--catchup-mib</c>: filled through the broker by a Confluent.Kafka
+/// producer, then read from the start three ways, each after a fresh open (cold: AppendLog reads with O_DIRECT, so
+/// the page cache does not carry one read over to the next, and the process's shared BatchCache is cleared before
+/// each): the library's own <c>ReadBatchesAsync</c> scan, a
+/// Confluent.Kafka consumer through the broker, and a raw fetch loop that allocates nothing itself, so that the
+/// process's allocation delta over it is the broker's alone.
+/// </summary>
+internal static class CatchUpRuns
+{
+    public const string Topic = "catchup";
+    public const string LogName = Topic + "-0";
+
+    /// <summary>Fetches before the allocation count starts (buffers grown, pools and caches warm).</summary>
+    private const int WarmupFetches = 16;
+
+    private static readonly TimeSpan ConsumeDeadline = TimeSpan.FromMinutes(20);
+
+    public static async Task<long> FillAsync(string dataDirectory, KafkaBenchOptions options)
+    {
+        await using var broker = await StartBrokerAsync(dataDirectory).ConfigureAwait(false);
+        string bootstrap = $"127.0.0.1:{broker.Port}";
+        using (var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrap }).Build())
+        {
+            await admin.CreateTopicsAsync(
+                [new TopicSpecification { Name = Topic, NumPartitions = 1, ReplicationFactor = 1 }]).ConfigureAwait(false);
+        }
+
+        long records = (options.CatchupMib << 20) / options.RecordSize;
+        var config = new ProducerConfig
+        {
+            BootstrapServers = bootstrap,
+            Acks = Acks.All,
+            EnableIdempotence = true,
+            LingerMs = 20,
+            BatchSize = 1_000_000,
+            CompressionType = CompressionType.None,
+        };
+        long errors = 0;
+        using var producer = new ProducerBuilder<Null, byte[]>(config).Build();
+        var message = new Message<Null, byte[]> { Value = ProduceRuns.Payload(options.RecordSize) };
+        Action<DeliveryReport<Null, byte[]>> onDelivered = r =>
+        {
+            if (r.Error.IsError)
+            {
+                Interlocked.Increment(ref errors);
+            }
+        };
+        for (long i = 0; i < records; i++)
+        {
+            while (true)
+            {
+                try
+                {
+                    producer.Produce(Topic, message, onDelivered);
+                    break;
+                }
+                catch (ProduceException<Null, byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
+                {
+                    producer.Poll(TimeSpan.FromMilliseconds(10));
+                }
+            }
+        }
+
+        if (producer.Flush(TimeSpan.FromMinutes(5)) != 0 || Interlocked.Read(ref errors) != 0)
+        {
+            throw new InvalidOperationException($"filling the catch-up topic failed ({errors} delivery errors)");
+        }
+
+        return records;
+    }
+
+    /// <summary>The library's own cold scan: open the partition's log and read every batch.</summary>
+    public static async Task<ScanResult> LibraryScanAsync(string dataDirectory)
+    {
+        BatchCache.Shared.Clear();
+        var topics = new LogManagerOptions { RootDirectory = Path.Combine(dataDirectory, "topics") };
+        await using var manager = LogManager.Create(topics);
+        var log = await manager.GetOrOpenAsync(LogName).ConfigureAwait(false);
+        long bytes = 0;
+        long batches = 0;
+        long end = log.DurableEndOffset;
+        long allocatedAtStart = GC.GetTotalAllocatedBytes(precise: true);
+        var clock = Stopwatch.StartNew();
+        await foreach (var batch in log.ReadBatchesAsync(log.StartOffset).ConfigureAwait(false))
+        {
+            bytes += batch.Bytes.Length;
+            batches++;
+            if (batch.LastOffset + 1 >= end)
+            {
+                break;
+            }
+        }
+
+        double seconds = clock.Elapsed.TotalSeconds;
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedAtStart;
+        return new ScanResult("AppendLog ReadBatchesAsync (cold scan)", bytes, batches, end, seconds)
+        {
+            AllocatedBytes = allocated,
+        };
+    }
+
+    /// <summary>A Confluent.Kafka consumer assigned the partition from its start, until it has the last record.</summary>
+    public static async Task<ScanResult> ConsumerAsync(string dataDirectory, ScanResult scan, KafkaBenchOptions options)
+    {
+        BatchCache.Shared.Clear();
+        await using var broker = await StartBrokerAsync(dataDirectory).ConfigureAwait(false);
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = $"127.0.0.1:{broker.Port}",
+            GroupId = "catchup-bench",
+            EnableAutoCommit = false,
+            MaxPartitionFetchBytes = options.FetchMaxMib << 20,
+        };
+        return await Task.Run(() =>
+        {
+            using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).Build();
+            long last = scan.EndOffset - 1;
+            var clock = Stopwatch.StartNew();
+            consumer.Assign(new TopicPartitionOffset(Topic, 0, Offset.Beginning));
+            while (clock.Elapsed < ConsumeDeadline)
+            {
+                var result = consumer.Consume(TimeSpan.FromSeconds(1));
+                if (result is null)
+                {
+                    continue;
+                }
+
+                if (result.Offset.Value >= last)
+                {
+                    var seconds = clock.Elapsed.TotalSeconds;
+                    consumer.Close();
+                    return new ScanResult("Confluent.Kafka consumer → broker", scan.Bytes, scan.Batches, scan.EndOffset, seconds);
+                }
+            }
+
+            throw new TimeoutException($"the consumer did not reach offset {last} in {ConsumeDeadline}");
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Raw Fetch v11 requests on one blocking socket with reused buffers (so nothing of the client is allocated),
+    /// counting <see cref="GC.GetTotalAllocatedBytes(bool)"/> over all threads after <see cref="WarmupFetches"/>.
+    /// </summary>
+    public static async Task<RawFetchResult> RawFetchAsync(string dataDirectory, ScanResult scan, KafkaBenchOptions options)
+    {
+        BatchCache.Shared.Clear();
+        await using var broker = await StartBrokerAsync(dataDirectory).ConfigureAwait(false);
+        var done = new TaskCompletionSource<RawFetchResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                using var client = new RawFetchClient(broker.Port, Topic, options.FetchMaxMib << 20);
+                done.SetResult(client.CatchUp(scan.EndOffset, WarmupFetches, ConsumeDeadline));
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        })
+        { IsBackground = true, Name = "raw fetch" };
+        thread.Start();
+        return await done.Task.ConfigureAwait(false);
+    }
+
+    private static Task<KafkaServer> StartBrokerAsync(string dataDirectory) => KafkaServer.StartAsync(new BrokerOptions
+    {
+        DataDirectory = dataDirectory,
+        Port = 0,
+        AutoCreateTopics = false,
+        Log = Console.Error,
+    });
+}
+
+/// <summary>One read of the whole partition.</summary>
+internal sealed record ScanResult(string Path, long Bytes, long Batches, long EndOffset, double Seconds)
+{
+    public double MegabytesPerSecond => Bytes / 1e6 / Seconds;
+
+    /// <summary>Bytes allocated by the whole process during the library's scan (no broker runs then).</summary>
+    public long? AllocatedBytes { get; init; }
+}
+
+/// <summary>The raw fetch loop: its rate, and the broker's allocation per fetched batch in steady state.</summary>
+internal sealed record RawFetchResult(
+    long Bytes, double Seconds, long MeasuredFetches, long MeasuredBatches, long AllocatedBytes)
+{
+    public double MegabytesPerSecond => Bytes / 1e6 / Seconds;
+
+    public double AllocatedBytesPerBatch => MeasuredBatches == 0 ? double.NaN : (double)AllocatedBytes / MeasuredBatches;
+
+    public double AllocatedBytesPerFetch => MeasuredFetches == 0 ? double.NaN : (double)AllocatedBytes / MeasuredFetches;
+}
