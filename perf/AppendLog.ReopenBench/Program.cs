@@ -250,10 +250,12 @@ internal sealed record DiskUsage(long SegmentAllocated, long SegmentData, long A
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(pattern is null
             ? $"du -sB1 '{root}' | tail -1 | cut -f1"
-            : $"find '{root}' -name '{pattern}' -type f -print0 | xargs -0 -r {du} | grep total$ | awk '{{s+=$1}} END {{print s+0}}'");
+            : $"find '{root}' -name '{pattern}' -type f -print0 | xargs -0 -r {du} | grep total$ | cut -f1");
         using var p = Process.Start(psi)!;
         string output = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
-        return long.Parse(output.Trim(), CultureInfo.InvariantCulture);
+
+        // xargs may run du several times: one "total" line each.
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Sum(line => long.Parse(line.Trim(), CultureInfo.InvariantCulture));
     }
 }
