@@ -232,6 +232,7 @@ public sealed class LogManager : IAsyncDisposable
                 {
                     log.ReleaseIdleBuffers(_options.IdleBufferRelease);
                     log.TrimIdleReservation(_options.IdleReservationRelease);
+                    log.ReleaseIdleFile(_options.IdleReservationRelease);
                     log.ApplyRetention();
                 }
                 catch (Exception e) when (e is ObjectDisposedException or IOException)

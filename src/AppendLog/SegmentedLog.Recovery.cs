@@ -62,6 +62,15 @@ public sealed partial class SegmentedLog
             var checkpoint = CheckpointFile.Read(storage, options.Directory);
             var (segments, tail) = Recover(storage, options, checkpoint, logger);
             var active = segments[^1];
+            bool isDirect = active.File!.IsDirect;
+            if (active.Size > 0)
+            {
+                // A reopened log holds no handle on its active segment until it is written (one descriptor per idle
+                // log: its lock). An empty log is about to be written and keeps it.
+                active.File.Dispose();
+                active.File = null;
+            }
+
             var writer = new LogWriter(storage, options, io, segments, active, new CheckpointFile(storage, options.Directory, checkpoint?.Record.Sequence ?? 0));
             writer.InitializeTail(tail);
             if (segments.Count == 1 && active.Size == 0)
@@ -70,7 +79,7 @@ public sealed partial class SegmentedLog
                 await writer.ReserveFirstStep().WaitAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            return new SegmentedLog(storage, options, directoryLock, segments, writer, active.File!.IsDirect);
+            return new SegmentedLog(storage, options, directoryLock, segments, writer, isDirect);
         }
         catch (Exception e) when (Log.OpenFailed(options, e))
         {

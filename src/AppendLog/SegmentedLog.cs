@@ -129,6 +129,9 @@ public sealed partial class SegmentedLog : IAsyncDisposable
     /// <summary>Gives back the space reserved ahead of the data when idle for <paramref name="idleFor"/> (LogManager housekeeping).</summary>
     internal bool TrimIdleReservation(TimeSpan idleFor) => Volatile.Read(ref _disposed) == 0 && _writer.TrimIdleReservation(idleFor);
 
+    /// <summary>Closes the active segment's handle when idle for <paramref name="idleFor"/> (LogManager housekeeping).</summary>
+    internal bool ReleaseIdleFile(TimeSpan idleFor) => Volatile.Read(ref _disposed) == 0 && _writer.ReleaseIdleFile(idleFor);
+
     /// <summary>Completed sync rounds (each one fdatasync per file with unsynced data).</summary>
     internal long SyncCount => _writer.SyncCount;
 

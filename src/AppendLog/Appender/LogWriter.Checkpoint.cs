@@ -1,4 +1,5 @@
 using AppendLog.Diagnostics;
+using AppendLog.Io;
 using AppendLog.Segments;
 
 namespace AppendLog.Appender;
@@ -119,9 +120,14 @@ internal sealed partial class LogWriter
         var active = _active;
         try
         {
-            if (active.File is { } file && file.Length != active.Size)
+            // An idle log may have closed its handle (ReleaseIdleFile); its file still ends past the data's last byte.
+            using (var opened = active.File is null ? _storage.Open(active.Path, FileCreation.OpenExisting, _options.DirectIo) : null)
             {
-                file.Truncate(active.Size);
+                var file = active.File ?? opened!;
+                if (file.Length != active.Size)
+                {
+                    file.Truncate(active.Size);
+                }
             }
 
             byte[] index = active.Index.Serialize(active.BaseOffset, active.EndOffset, active.Size, active.MaxTimestampMs);

@@ -269,6 +269,36 @@ internal sealed partial class LogWriter
         }
     }
 
+    /// <summary>
+    /// Closes the active segment's handle of a log idle for <paramref name="idleFor"/> with nothing in flight and
+    /// everything durable (after a reopen, or once <see cref="TrimIdleReservation"/> has run): an idle log then holds
+    /// one descriptor, its directory lock. The next append opens the file again. True when it closed the handle.
+    /// </summary>
+    public bool ReleaseIdleFile(TimeSpan idleFor)
+    {
+        lock (_lock)
+        {
+            if (_fault is not null || _closing || _frozen is not null || _allocation is not null || _preparing || _prepared is not null
+                || _ioInFlight > 0 || _current is not null || _liveSlots.Count > 0 || DurableGlobal != HeadGlobal
+                || !_active.DirectoryEntryDurable || _active.File is null || _active.AllocatedEnd > Alignment.AlignUp(_active.Size)
+                || _time.GetElapsedTime(_lastAppendTimestamp) < idleFor)
+            {
+                return false;
+            }
+
+            _active.File.Dispose();
+            _active.File = null;
+            return true;
+        }
+    }
+
+    /// <summary>Opens the active segment again after <see cref="ReleaseIdleFile"/> (the first append after idleness).</summary>
+    /// <exception cref="IOException">The file could not be opened (for example the process's descriptor limit); nothing changed.</exception>
+    private void EnsureActiveFileUnsynchronized()
+    {
+        _active.File ??= _storage.Open(_active.Path, FileCreation.OpenExisting, _options.DirectIo);
+    }
+
     private static bool IsDiskFull(Exception e) => e is IOException io && StorageErrors.IsDiskFull(io);
 
     /// <summary>Queues the seal of every rolled segment whose data is all durable.</summary>

@@ -231,6 +231,7 @@ internal sealed partial class LogWriter
                 return AppendStatus.Frozen;
             }
 
+            EnsureActiveFileUnsynchronized();
             int length = batch.Length;
             if (ShouldRollUnsynchronized(length))
             {

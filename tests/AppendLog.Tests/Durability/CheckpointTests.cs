@@ -273,4 +273,50 @@ public sealed class CheckpointTests
         await AppendAsync(log, 200, 300);
         Assert.That((await ReadAllAsync(log)).Select(r => r.Offset), Is.EqualTo(Enumerable.Range(0, 500).Select(i => (long)i)));
     }
+
+    /// <summary>As LogManager housekeeping does: the idle chunk first, then the handle (bounded).</summary>
+    private static async Task ReleaseIdleFileAsync(SegmentedLog log, DateTime deadline)
+    {
+        while (true)
+        {
+            log.ReleaseIdleBuffers(TimeSpan.Zero);
+            if (log.ReleaseIdleFile(TimeSpan.Zero))
+            {
+                return;
+            }
+
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "the handle was never released");
+            await Task.Delay(5);
+        }
+    }
+
+    [Test]
+    public async Task AnIdleLog_ClosesItsActiveSegment_AndReopensItAtTheNextAppend_AndStillClosesCleanly()
+    {
+        var storage = new SimulatedStorage(Seeds.Get());
+        await using (var log = await OpenAsync(storage))
+        {
+            await AppendAsync(log, 0, 20);
+        }
+
+        await using (var log = await OpenAsync(storage))
+        {
+            Assert.That(log.ReleaseIdleFile(TimeSpan.Zero), Is.False, "a reopened log holds no handle on its active segment");
+            await AppendAsync(log, 20, 20);
+            Assert.That(log.ReleaseIdleFile(TimeSpan.Zero), Is.False, "not while space is reserved ahead");
+            Assert.That(log.TrimIdleReservation(TimeSpan.Zero), Is.True);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            await ReleaseIdleFileAsync(log, deadline);
+
+            await AppendAsync(log, 40, 20);
+            Assert.That(log.TrimIdleReservation(TimeSpan.Zero), Is.True);
+            await ReleaseIdleFileAsync(log, deadline);
+        }
+
+        // Closed while its handle was released: the clean-close record still holds (the file was cut to the data).
+        long syncs = storage.GetOperationCount(StorageOperation.SyncData);
+        await using var reopened = await OpenAsync(storage);
+        Assert.That(storage.GetOperationCount(StorageOperation.SyncData), Is.EqualTo(syncs), "the clean path");
+        Assert.That((await ReadAllAsync(reopened)).Select(r => r.Offset), Is.EqualTo(Enumerable.Range(0, 60).Select(i => (long)i)));
+    }
 }
