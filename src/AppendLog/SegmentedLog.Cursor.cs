@@ -11,7 +11,8 @@ public sealed partial class SegmentedLog
     /// <see cref="BatchCache"/>; the writer's chunks (the durable tail of the active segment, still in memory); the
     /// segment file through the reader's <see cref="ReadWindow"/> of pooled aligned buffers (O_DIRECT). A reader that
     /// stays sequential doubles its read-ahead on each refill up to <see cref="LogOptions.MaximumReadAhead"/> and reads
-    /// the next stretch in the background while it decodes the current one; a seek resets it to one chunk.
+    /// the next stretch in the background while it decodes the current one; a seek resets it to one chunk. A scanning
+    /// reader's disk batches enter the cache with <see cref="BatchAdmission.Scan"/> (free room only).
     /// Every batch is checksum-verified and must start at the offset where the previous one ended. A suffix truncation
     /// under the reader is detected by the segment's content key: a reader that had not yet returned any removed record
     /// continues over the new content; one that had ends with <see cref="LogTruncatedException"/>.
@@ -22,6 +23,7 @@ public sealed partial class SegmentedLog
         private readonly SegmentedLog _log;
         private readonly ReadWindow _window;
         private readonly byte[] _header = new byte[RecordBatch.HeaderSize];
+        private byte[] _borrowed = [];
         private readonly int _chunkSize;
         private readonly int _readAheadMaximumPieces;
         private Segment? _segment;
@@ -52,7 +54,15 @@ public sealed partial class SegmentedLog
         /// The next batch holding offsets at or after <see cref="Next"/> and starting below <paramref name="end"/>, or null
         /// when the reader has reached <paramref name="end"/> or the log's durable end.
         /// </summary>
-        public async ValueTask<LogBatch?> NextAsync(long end, CancellationToken cancellationToken)
+        public async ValueTask<LogBatch?> NextAsync(long end, CancellationToken cancellationToken) =>
+            (await NextBatchAsync(end, borrow: false, cancellationToken).ConfigureAwait(false))?.Owned;
+
+        /// <summary>
+        /// As <see cref="NextAsync"/>; with <paramref name="borrow"/>, a batch read from disk that the cache does not keep
+        /// is copied into this reader's reusable buffer instead of a new array (<see cref="BatchRef.Owned"/> is then null
+        /// and the bytes are valid until the next call).
+        /// </summary>
+        public async ValueTask<BatchRef?> NextBatchAsync(long end, bool borrow, CancellationToken cancellationToken)
         {
             while (_next < end)
             {
@@ -120,8 +130,8 @@ public sealed partial class SegmentedLog
                     continue;
                 }
 
-                var batch = await ReadBatchAsync(limit, active, cancellationToken).ConfigureAwait(false);
-                if (batch is null)
+                var found = await ReadBatchAsync(limit, active, borrow, cancellationToken).ConfigureAwait(false);
+                if (found is not { } batch)
                 {
                     continue; // the content changed under the read: the next round sees the cut
                 }
@@ -264,24 +274,43 @@ public sealed partial class SegmentedLog
 
         private bool ContentChanged() => _segment!.ContentKey != _contentKey;
 
-        private async ValueTask<LogBatch?> ReadBatchAsync(long limit, bool active, CancellationToken cancellationToken)
+        private async ValueTask<BatchRef?> ReadBatchAsync(long limit, bool active, bool borrow, CancellationToken cancellationToken)
         {
             var cache = _log._batchCache;
             if (cache.TryGet(_contentKey, _position, out var cached))
             {
-                return cached;
+                return BatchRef.Of(cached);
             }
 
-            var batch = (active ? TryReadFromWriter() : null) ?? await ReadFromDiskAsync(limit, cancellationToken).ConfigureAwait(false);
+            if ((active ? TryReadFromWriter() : null) is { } fromWriter)
+            {
+                // The durable tail that tailing readers share: cached like any first touch.
+                return ContentChanged() ? null : Keep(fromWriter, BatchAdmission.Normal);
+            }
+
+            var batch = await ReadFromDiskAsync(limit, borrow, cancellationToken).ConfigureAwait(false);
             if (batch is null || ContentChanged())
             {
                 return null;
             }
 
-            // Cached under the key read before and checked after the read: its bytes are that content's.
-            cache.Add(_contentKey, _position, batch);
-            return batch;
+            return batch.Value.Owned is { } owned ? Keep(owned, DiskAdmission) : batch;
         }
+
+        /// <summary>Caches <paramref name="batch"/> under the key read before and checked after the read: its bytes are that content's.</summary>
+        private BatchRef Keep(LogBatch batch, BatchAdmission admission)
+        {
+            _log._batchCache.Add(_contentKey, _position, batch, admission);
+            return BatchRef.Of(batch);
+        }
+
+        /// <summary>
+        /// How a batch read from disk enters the cache: a reader whose read-ahead has grown past one chunk is scanning
+        /// (it stayed sequential over several refills), and a scan's batches are admitted only into free room, so a cold
+        /// scan never evicts what other readers use (see <see cref="BatchCache"/>). A reader that just seeked (a lookup,
+        /// the start of a read) admits normally.
+        /// </summary>
+        private BatchAdmission DiskAdmission => _readAheadPieces > 1 ? BatchAdmission.Scan : BatchAdmission.Normal;
 
         private LogBatch? TryReadFromWriter()
         {
@@ -308,7 +337,7 @@ public sealed partial class SegmentedLog
                 : null;
         }
 
-        private async ValueTask<LogBatch?> ReadFromDiskAsync(long limit, CancellationToken cancellationToken)
+        private async ValueTask<BatchRef?> ReadFromDiskAsync(long limit, bool borrow, CancellationToken cancellationToken)
         {
             if (!await EnsureAsync(RecordBatch.HeaderSize, limit, cancellationToken).ConfigureAwait(false))
             {
@@ -327,9 +356,28 @@ public sealed partial class SegmentedLog
                 return CorruptUnlessChanged("the batch extends past the readable end of the segment");
             }
 
-            var bytes = new byte[header.TotalSize];
-            _window.CopyTo(_position, bytes);
-            check = RecordBatchDecoder.Check(bytes, _log._options.MaximumBatchSize, out header);
+            int size = (int)header.TotalSize;
+            bool keep = !borrow || _log._batchCache.WouldKeep(size, DiskAdmission);
+            Memory<byte> bytes;
+            if (keep)
+            {
+                bytes = new byte[size];
+            }
+            else
+            {
+                // Not cached, so not shared: the reader's own buffer, reused for every such batch (0 B per batch). A
+                // managed copy rather than a view of the pooled chunk: a caller who keeps a stale view reads stale
+                // bytes at worst, never memory the pool has freed.
+                if (_borrowed.Length < size)
+                {
+                    _borrowed = new byte[Math.Max(size, Math.Min(2 * _borrowed.Length, _log._options.MaximumBatchSize))];
+                }
+
+                bytes = _borrowed.AsMemory(0, size);
+            }
+
+            _window.CopyTo(_position, bytes.Span);
+            check = RecordBatchDecoder.Check(bytes.Span, _log._options.MaximumBatchSize, out header);
             if (check != BatchCheck.Valid)
             {
                 return CorruptUnlessChanged($"batch check failed: {check}");
@@ -340,17 +388,19 @@ public sealed partial class SegmentedLog
                 return CorruptUnlessChanged($"batch base offset {header.BaseOffset} precedes the segment's {_segment.BaseOffset}");
             }
 
-            return NewBatch(header, bytes);
+            return keep
+                ? BatchRef.Of(NewBatch(header, bytes))
+                : new BatchRef(null, bytes, header.BaseOffset, header.LastOffset, _segment.Path, _position);
         }
 
-        private LogBatch NewBatch(in RecordBatchHeader header, byte[] bytes) =>
+        private LogBatch NewBatch(in RecordBatchHeader header, ReadOnlyMemory<byte> bytes) =>
             new(header.BaseOffset, header.RecordCount, header.PartitionLeaderEpoch, header.MaxTimestamp, bytes)
             {
                 SourcePath = _segment!.Path,
                 SourcePosition = _position,
             };
 
-        private LogBatch? CorruptUnlessChanged(string reason)
+        private BatchRef? CorruptUnlessChanged(string reason)
         {
             if (ContentChanged())
             {
@@ -537,5 +587,15 @@ public sealed partial class SegmentedLog
                 // A failed read-ahead is not this reader's error: the bytes it needed are read again in the foreground.
             }
         }
+    }
+
+    /// <summary>
+    /// A batch as a <see cref="Cursor"/> found it: <see cref="Owned"/> when it is a <see cref="LogBatch"/> (cached, or a
+    /// fresh copy), else null with <see cref="Bytes"/> in the cursor's reusable buffer, valid until its next call.
+    /// </summary>
+    private readonly record struct BatchRef(LogBatch? Owned, ReadOnlyMemory<byte> Bytes, long BaseOffset, long LastOffset, string SourcePath, long SourcePosition)
+    {
+        public static BatchRef Of(LogBatch batch) =>
+            new(batch, batch.Bytes, batch.BaseOffset, batch.LastOffset, batch.SourcePath, batch.SourcePosition);
     }
 }
