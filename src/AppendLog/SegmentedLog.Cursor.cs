@@ -1,3 +1,4 @@
+using AppendLog.Diagnostics;
 using AppendLog.Format;
 using AppendLog.Segments;
 
@@ -10,9 +11,10 @@ public sealed partial class SegmentedLog
     /// One reader's position in the log and its read state. Each batch comes from the first of: the shared
     /// <see cref="BatchCache"/>; the writer's chunks (the durable tail of the active segment, still in memory); the
     /// segment file through the reader's <see cref="ReadWindow"/> of pooled aligned buffers (O_DIRECT). A reader that
-    /// stays sequential doubles its read-ahead on each refill up to <see cref="LogOptions.MaximumReadAhead"/> and reads
-    /// the next stretch in the background while it decodes the current one; a seek resets it to one chunk. A scanning
-    /// reader's disk batches enter the cache with <see cref="BatchAdmission.Scan"/> (free room only).
+    /// stays sequential doubles its read-ahead on each refill up to <see cref="LogOptions.MaximumReadAhead"/> (and an
+    /// eighth of the pool's budget) and keeps up to <see cref="ReadAhead.ReadsInFlightMax"/> reads of the stretch ahead in
+    /// flight while it decodes the current one; a seek drops them and resets it to one chunk. A scanning reader's disk
+    /// batches enter the cache with <see cref="BatchAdmission.Scan"/> (free room only).
     /// Every batch is checksum-verified and must start at the offset where the previous one ended. A suffix truncation
     /// under the reader is detected by the segment's content key: a reader that had not yet returned any removed record
     /// continues over the new content; one that had ends with <see cref="LogTruncatedException"/>.
@@ -22,6 +24,7 @@ public sealed partial class SegmentedLog
     {
         private readonly SegmentedLog _log;
         private readonly ReadWindow _window;
+        private readonly ReadAhead _readAhead;
         private readonly byte[] _header = new byte[RecordBatch.HeaderSize];
         private byte[] _borrowed = [];
         private readonly int _chunkSize;
@@ -33,8 +36,6 @@ public sealed partial class SegmentedLog
         private long _expectedBase;
         private long _next;
         private int _readAheadPieces = 1;
-        private Task<List<ReadWindow.Piece>>? _prefetch;
-        private long _prefetchStart;
         private long _sealedLimit = -1;
         private long _sealedEnd;
 
@@ -42,8 +43,11 @@ public sealed partial class SegmentedLog
         {
             _log = log;
             _window = new ReadWindow(log._pool);
+            _readAhead = new ReadAhead(log._pool);
             _chunkSize = log._pool.ChunkSize;
-            _readAheadMaximumPieces = (int)Math.Max(1, log._options.MaximumReadAhead / _chunkSize);
+            // At most the option, and at most an eighth of the shared pool: one reader never takes the budget alone.
+            long readAheadMax = Math.Min(log._options.MaximumReadAhead, log._pool.BudgetBytes / 8);
+            _readAheadMaximumPieces = (int)Math.Max(1, readAheadMax / _chunkSize);
             _next = next;
         }
 
@@ -411,8 +415,10 @@ public sealed partial class SegmentedLog
         }
 
         /// <summary>
-        /// Makes the window hold [position, position + length): reuses what it holds, takes the background read-ahead when
-        /// it continues the window, reads the rest. False when those bytes are not all readable.
+        /// Makes the window hold [position, position + length): reuses what it holds, takes the reads in flight that
+        /// continue the window, reads the rest in the foreground; then, while sequential, doubles the lookahead and tops
+        /// up the reads in flight (<see cref="ReadAhead"/>). A seek drops them and starts again from one chunk. False when
+        /// those bytes are not all readable.
         /// </summary>
         private async ValueTask<bool> EnsureAsync(long length, long limit, CancellationToken cancellationToken)
         {
@@ -441,28 +447,20 @@ public sealed partial class SegmentedLog
             }
 
             long fileStart = _window.IsEmpty ? position - (position % _chunkSize) : _window.End;
-            if (_prefetch is not null)
+            while (!_window.Covers(position, length) && _readAhead.Count > 0)
             {
-                var prefetch = _prefetch;
-                _prefetch = null;
-                List<ReadWindow.Piece> pieces;
-                try
+                var pieces = await _readAhead.TakeAsync(fileStart).ConfigureAwait(false);
+                if (pieces.Count == 0)
                 {
-                    pieces = await prefetch.ConfigureAwait(false);
-                }
-                catch (IOException)
-                {
-                    pieces = []; // read again below, in the foreground, where an error is this reader's
+                    break;
                 }
 
-                if (_prefetchStart == fileStart && pieces.Count > 0)
+                _window.Append(pieces);
+                fileStart = _window.End;
+                if (!_window.CanExtend)
                 {
-                    _window.Append(pieces);
-                    fileStart = _window.End;
-                }
-                else
-                {
-                    ReadWindow.Return(_log._pool, pieces);
+                    await _readAhead.ClearAsync().ConfigureAwait(false); // a short piece: nothing continues it
+                    break;
                 }
             }
 
@@ -473,8 +471,9 @@ public sealed partial class SegmentedLog
                     return false;
                 }
 
+                Invariant.Assert(_readAhead.Count == 0, "the foreground reads only where no read is in flight");
                 int needed = (int)((position + length - fileStart + _chunkSize - 1) / _chunkSize);
-                var pieces = ReadWindow.Read(_log._pool, _file!.File, fileStart, Math.Max(needed, _readAheadPieces), limit, foreground: true);
+                var pieces = ReadWindow.Read(_log._pool, _file!.File, fileStart, needed, limit, foreground: true);
                 if (pieces.Count == 0)
                 {
                     return false;
@@ -489,104 +488,16 @@ public sealed partial class SegmentedLog
                 _readAheadPieces = Math.Min(_readAheadPieces * 2, _readAheadMaximumPieces);
                 if (_window.CanExtend && _window.End < limit && _readAheadPieces > 1)
                 {
-                    StartPrefetch(_window.End, limit);
+                    var (reads, piecesPerRead) = ReadAhead.Shape(_readAheadPieces);
+                    long from = _readAhead.Count > 0 ? _readAhead.End : _window.End;
+                    _readAhead.TopUp(_file!.File, from, _window.End + ((long)_readAheadPieces * _chunkSize), limit, reads, piecesPerRead);
                 }
             }
 
             return true;
         }
 
-        private void StartPrefetch(long fileStart, long limit)
-        {
-            var pool = _log._pool;
-            var file = _file!.File;
-            int count = _readAheadPieces;
-            _prefetchStart = fileStart;
-
-            // The file lease is held until the prefetch is awaited (CloseSegmentAsync), so the handle outlives it.
-            // Two halves read at once: the disk serves O_DIRECT reads at about the same rate whatever their size at
-            // queue depth 1, so a second request in flight is what raises a cold scan's throughput.
-            if (count < 2)
-            {
-                _prefetch = Task.Run(() => ReadWindow.Read(pool, file, fileStart, count, limit, foreground: false));
-                return;
-            }
-
-            int half = count / 2;
-            long secondStart = fileStart + ((long)half * _chunkSize);
-            var first = Task.Run(() => ReadWindow.Read(pool, file, fileStart, half, limit, foreground: false));
-            var second = Task.Run(() => ReadWindow.Read(pool, file, secondStart, count - half, limit, foreground: false));
-            _prefetch = JoinAsync(pool, first, second, half);
-        }
-
-        /// <summary>
-        /// The two halves as one run of pieces: the second is kept only when the first is whole (no short piece, no
-        /// piece refused by the pool), else its chunks go back to the pool.
-        /// </summary>
-        private static async Task<List<ReadWindow.Piece>> JoinAsync(LogBufferPool pool, Task<List<ReadWindow.Piece>> first, Task<List<ReadWindow.Piece>> second, int half)
-        {
-            List<ReadWindow.Piece> head;
-            try
-            {
-                head = await first.ConfigureAwait(false);
-            }
-            catch (IOException)
-            {
-                await ReturnQuietlyAsync(pool, second).ConfigureAwait(false);
-                throw;
-            }
-
-            bool whole = head.Count == half && head[^1].Length == pool.ChunkSize;
-            if (!whole)
-            {
-                await ReturnQuietlyAsync(pool, second).ConfigureAwait(false);
-                return head;
-            }
-
-            List<ReadWindow.Piece> tail;
-            try
-            {
-                tail = await second.ConfigureAwait(false);
-            }
-            catch (IOException)
-            {
-                return head; // the foreground reads the rest again, where an error is this reader's
-            }
-
-            head.AddRange(tail);
-            return head;
-        }
-
-        private static async Task ReturnQuietlyAsync(LogBufferPool pool, Task<List<ReadWindow.Piece>> read)
-        {
-            try
-            {
-                ReadWindow.Return(pool, await read.ConfigureAwait(false));
-            }
-            catch (IOException)
-            {
-                // Nothing was kept.
-            }
-        }
-
-        private async ValueTask DiscardPrefetchAsync()
-        {
-            if (_prefetch is null)
-            {
-                return;
-            }
-
-            var prefetch = _prefetch;
-            _prefetch = null;
-            try
-            {
-                ReadWindow.Return(_log._pool, await prefetch.ConfigureAwait(false));
-            }
-            catch (IOException)
-            {
-                // A failed read-ahead is not this reader's error: the bytes it needed are read again in the foreground.
-            }
-        }
+        private ValueTask DiscardPrefetchAsync() => _readAhead.ClearAsync();
     }
 
     /// <summary>
