@@ -1,3 +1,4 @@
+using AppendLog.Testing;
 using NUnit.Framework;
 
 namespace AppendLog.Tests.Read;
@@ -150,5 +151,56 @@ public sealed class BatchCacheTests
             Assert.That(cache.Contains(1, 14), Is.True, "the newest hit stays protected");
             Assert.That(cache.Contains(1, 100), Is.True);
         });
+    }
+
+    /// <summary>
+    /// Through logs: a hot log's batches, read twice, stay cached while a cold log four times the cache's size is
+    /// scanned once beside them (records without copies): the third read of the hot log is all hits.
+    /// </summary>
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task AColdScanOfAnotherLog_LeavesTheHotLogCached()
+    {
+        using var dir = new TempDirectory("appendlog-cache");
+        var cache = new BatchCache(Budget);
+        LogOptions Options(string name) => new() { Directory = dir.File(name), BatchCache = cache, DirectIo = DirectIoMode.Preferred };
+        await using var hot = await SegmentedLog.OpenAsync(Options("hot"));
+        await using var cold = await SegmentedLog.OpenAsync(Options("cold"));
+        var appends = new List<Task<long>>();
+        for (int i = 0; i < 100; i++)
+        {
+            appends.Add(hot.AppendAsync(new byte[1000]).AsTask());
+        }
+
+        for (int i = 0; i < 4 * 1024; i++)
+        {
+            appends.Add(cold.AppendAsync(new byte[1000]).AsTask());
+        }
+
+        await Task.WhenAll(appends);
+        int hotBatches = await CountBatchesAsync(hot);
+        await CountBatchesAsync(hot); // found again: protected
+
+        long coldRecords = 0;
+        await foreach (var view in cold.ReadViewsAsync(0))
+        {
+            coldRecords += view.Value.Length == 1000 ? 1 : 0;
+        }
+
+        long hitsBefore = cache.Hits;
+        Assert.That(await CountBatchesAsync(hot), Is.EqualTo(hotBatches));
+        Assert.That(coldRecords, Is.EqualTo(4 * 1024));
+        Assert.That(cache.Hits - hitsBefore, Is.EqualTo(hotBatches), "every hot batch is still cached");
+    }
+
+    private static async Task<int> CountBatchesAsync(SegmentedLog log)
+    {
+        int n = 0;
+        await foreach (var unused in log.ReadBatchesAsync(0))
+        {
+            n++;
+        }
+
+        return n;
     }
 }
