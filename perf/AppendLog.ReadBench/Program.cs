@@ -50,6 +50,9 @@ try
         case "tail":
             await TailAsync();
             break;
+        case "scan-tail":
+            await ScanTailAsync();
+            break;
         default:
             await PageCacheAsync();
             break;
@@ -89,7 +92,7 @@ async Task SequentialAsync()
     report.Line($"Sequential read of the whole log, {options.Rounds} rounds, engines alternated (first engine rotates), "
         + $"cold = after sync + drop_caches and a fresh log instance; {cacheNote}. MB/s = segment-file bytes ÷ read time.");
     report.Line();
-    string[] engines = ["appendlog-records", "appendlog-batches", "filestream"];
+    string[] engines = ["appendlog-views", "appendlog-records", "appendlog-batches", "filestream"];
     var results = engines.ToDictionary(e => e, _ => (Cold: new List<double>(), Warm: new List<double>(), Open: new List<double>()));
     for (int round = 0; round < options.Rounds; round++)
     {
@@ -107,7 +110,12 @@ async Task SequentialAsync()
             var open = Stopwatch.StartNew();
             await using var log = await SegmentedLog.OpenAsync(logOptions);
             results[engine].Open.Add(open.Elapsed.TotalMilliseconds);
-            Func<Task<long>> read = engine == "appendlog-records" ? () => Bench.ReadRecordsAsync(log) : () => Bench.ReadBatchesAsync(log);
+            Func<Task<long>> read = engine switch
+            {
+                "appendlog-views" => () => Bench.ReadViewsAsync(log),
+                "appendlog-records" => () => Bench.ReadRecordsAsync(log),
+                _ => () => Bench.ReadBatchesAsync(log),
+            };
             results[engine].Cold.Add(Time(read));
             results[engine].Warm.Add(Time(read));
         }
@@ -130,6 +138,7 @@ async Task SequentialAsync()
             results[e].Open.Count == 0 ? "-" : Bench.F(Bench.Median(results[e].Open), 1),
         }));
     report.Json["seq"] = results.ToDictionary(r => r.Key, r => new { cold = r.Value.Cold, warm = r.Value.Warm, openMs = r.Value.Open });
+    DiskBaselineTable(dir, results.ToDictionary(r => r.Key, r => Bench.Median(r.Value.Cold)));
 
     double Time(Func<Task<long>> read)
     {
@@ -143,6 +152,93 @@ async Task SequentialAsync()
 
         return data / 1e6 / seconds;
     }
+}
+
+void DiskBaselineTable(string dir, Dictionary<string, double> coldMedians)
+{
+    string[] files = Bench.SegmentFiles(dir);
+    string largest = files.OrderByDescending(f => new FileInfo(f).Length).First();
+    var rows = new List<string[]>();
+    var json = new Dictionary<string, object?>();
+    double bestDirect = 0, bestFio = 0;
+    foreach (int size in DiskBaselines.BlockSizes)
+    {
+        foreach (int depth in DiskBaselines.Depths)
+        {
+            double direct = DiskBaselines.DirectSequential(files, size, depth);
+            double? fio = DiskBaselines.Fio(largest, size, depth);
+            bestDirect = Math.Max(bestDirect, direct);
+            bestFio = Math.Max(bestFio, fio ?? 0);
+            rows.Add([DiskBaselines.Label(size, depth), Bench.F(direct, 0), fio is { } f ? Bench.F(f, 0) : "-"]);
+            json[DiskBaselines.Label(size, depth)] = new { direct, fio };
+            Console.WriteLine($"# O_DIRECT {DiskBaselines.Label(size, depth)}: {direct:N0} MB/s, fio {(fio is { } g ? g.ToString("N0", CultureInfo.InvariantCulture) : "-")}");
+        }
+    }
+
+    report.Line("The disk beside it: sequential O_DIRECT reads of the same segment files, block size × requests in flight "
+        + "(C#: dedicated threads, RandomAccess.Read; fio: libaio on the largest segment, when fio is installed).");
+    report.Line();
+    report.Table(["block × depth", "C# O_DIRECT MB/s", "fio MB/s"], rows);
+    double best = Math.Max(bestDirect, bestFio);
+    report.Table(
+        ["engine", "cold MB/s (median)", "÷ best O_DIRECT (C# or fio)", "÷ best fio", "÷ filestream cold"],
+        coldMedians.Select(e => new[]
+        {
+            e.Key,
+            Bench.F(e.Value, 0),
+            Bench.F(e.Value / best, 2) + "×",
+            bestFio > 0 ? Bench.F(e.Value / bestFio, 2) + "×" : "-",
+            Bench.F(e.Value / coldMedians["filestream"], 2) + "×",
+        }));
+    report.Json["disk"] = new { baselines = json, bestDirect, bestFio };
+}
+
+async Task ScanTailAsync()
+{
+    long cacheMib = options.CacheMib ?? 64;
+    int rate = options.Rates[0];
+    int readerCount = options.Readers[0];
+    string coldDir = await WriteAsync();
+    report.Line($"Tailing readers beside a cold scan: {readerCount} tail reader(s) of a log appended at {rate:N0} records/s, "
+        + $"one batch cache of {cacheMib} MiB shared with a second log of {Bench.DataBytes(coldDir) / 1e6:N0} MB that one reader scans "
+        + "over and over (ReadBatchesAsync) during the measured seconds of the second run. Hit ratio = the tailing readers' cache "
+        + "hits ÷ their lookups (all lookups minus the scan's, which each miss once: its batches are cold). "
+        + "ack→receive (wake-up) as in the tail mode.");
+    report.Line();
+    var rows = new List<string[]>();
+    var json = new List<object>();
+    foreach (bool scan in new[] { false, true })
+    {
+        var cache = new BatchCache(cacheMib * 1024 * 1024);
+        await using var coldLog = await SegmentedLog.OpenAsync(Bench.Options(coldDir, null, out _) with { BatchCache = cache });
+        long scanBatches = 0;
+        long scanBytes = 0;
+        var r = await TailRunAsync(Path.Combine(runDirectory, $"scan-tail-{(scan ? "scan" : "alone")}"), rate, readerCount, cache, scan ? async token =>
+        {
+            try
+            {
+                while (true)
+                {
+                    await foreach (var batch in coldLog.ReadBatchesAsync(coldLog.StartOffset, token))
+                    {
+                        Interlocked.Increment(ref scanBatches);
+                        Interlocked.Add(ref scanBytes, batch.Bytes.Length);
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        } : null, () => Interlocked.Read(ref scanBatches));
+        double tailLookups = r.Lookups - r.ScanLookups;
+        double hitRatio = tailLookups > 0 ? r.Hits / tailLookups : double.NaN;
+        rows.Add([scan ? "with cold scan" : "alone", Bench.F(r.Achieved, 0), Bench.F(100 * hitRatio, 1) + "%", $"{r.Hits:N0}/{tailLookups:N0}",
+            .. Bench.PercentileCells(r.AckToReceive, 3), Bench.F(scanBytes / 1e6 / Math.Max(options.Duration, 1e-9), 0)]);
+        json.Add(new { scan, achieved = r.Achieved, hitRatio, hits = r.Hits, tailLookups, ackToReceive = Bench.Summary(r.AckToReceive), scanMBps = scanBytes / 1e6 / options.Duration });
+    }
+
+    report.Table(["tail readers", "achieved/s", "hit ratio", "hits/lookups", "ack→r p50", "p90", "p99", "max", "scan MB/s"], rows);
+    report.Json["scanTail"] = json;
 }
 
 async Task LookupAsync()
@@ -220,7 +316,7 @@ async Task TailAsync()
     {
         foreach (int readers in options.Readers)
         {
-            var r = await TailRunAsync(Path.Combine(runDirectory, $"tail-{run++}"), rate, readers);
+            var r = await TailRunAsync(Path.Combine(runDirectory, $"tail-{run++}"), rate, readers, null, null, null);
             rows.Add([
                 $"{rate:N0}", $"{options.Appenders}", $"{readers}", Bench.F(r.Achieved, 0),
                 .. Bench.PercentileCells(r.AppendToReceive, 5),
@@ -237,9 +333,16 @@ async Task TailAsync()
     report.Json["tail"] = json;
 }
 
-async Task<(double Achieved, LongHistogram AppendToReceive, LongHistogram AckToReceive, long ReaderFirst)> TailRunAsync(string dir, int rate, int readerCount)
+// beside: work run during the measured seconds only (cancelled at their end); besideLookups: its cache lookups so far.
+async Task<(double Achieved, LongHistogram AppendToReceive, LongHistogram AckToReceive, long ReaderFirst, long Hits, long Lookups, long ScanLookups)> TailRunAsync(
+    string dir, int rate, int readerCount, BatchCache? sharedCache, Func<CancellationToken, Task>? beside, Func<long>? besideLookups)
 {
     var logOptions = Bench.Options(dir, options.CacheMib, out _);
+    if (sharedCache is not null)
+    {
+        logOptions = logOptions with { BatchCache = sharedCache };
+    }
+
     await using var log = await SegmentedLog.OpenAsync(logOptions);
     double total = options.Warmup + options.Duration;
     long capacity = (long)(rate * total * 1.1) + 10_000;
@@ -334,10 +437,27 @@ async Task<(double Achieved, LongHistogram AppendToReceive, LongHistogram AckToR
         t.Start();
     }
 
+    // Cache counters over the measured seconds, with the work beside running during them only.
+    var counted = Task.Run(async () =>
+    {
+        var cache = logOptions.BatchCache ?? BatchCache.Shared;
+        await Task.Delay(TimeSpan.FromTicks(Math.Max(0, (measureFrom - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
+        long hits = cache.Hits, lookups = cache.Hits + cache.Misses, scan = besideLookups?.Invoke() ?? 0;
+        using var stopBeside = new CancellationTokenSource();
+        var besideTask = beside is null ? Task.CompletedTask : Task.Run(() => beside(stopBeside.Token));
+        await Task.Delay(TimeSpan.FromTicks(Math.Max(0, (measureTo - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
+        long hitsEnd = cache.Hits, lookupsEnd = cache.Hits + cache.Misses, scanEnd = besideLookups?.Invoke() ?? 0;
+        await stopBeside.CancelAsync();
+        await besideTask;
+        return (Hits: hitsEnd - hits, Lookups: lookupsEnd - lookups, Scan: scanEnd - scan);
+    });
+
     foreach (var t in threads)
     {
         t.Join();
     }
+
+    var cacheCounts = await counted;
 
     var drain = Stopwatch.StartNew();
     long last = log.EndOffset - 1;
@@ -367,7 +487,7 @@ async Task<(double Achieved, LongHistogram AppendToReceive, LongHistogram AckToR
 
     double achieved = appendAll.TotalCount / (double)readerCount / options.Duration;
     Console.WriteLine($"# tail rate {rate}, readers {readerCount}: achieved {achieved:N0}/s, a→r p99 {Bench.Duration(appendAll.GetValueAtPercentile(99))}, ack→r p99 {Bench.Duration(ackAll.GetValueAtPercentile(99))}");
-    return (achieved, appendAll, ackAll, readerFirst.Sum());
+    return (achieved, appendAll, ackAll, readerFirst.Sum(), cacheCounts.Hits, cacheCounts.Lookups, cacheCounts.Scan);
 }
 
 async Task PageCacheAsync()

@@ -6,18 +6,20 @@ namespace AppendLog.ReadBench;
 internal sealed record ReadBenchOptions
 {
     public const string Usage = """
-        AppendLog.ReadBench MODE [options]        MODE: seq | lookup | tail | pagecache
+        AppendLog.ReadBench MODE [options]        MODE: seq | lookup | tail | scan-tail | pagecache
+          seq prints beside AppendLog the disk's sequential O_DIRECT rates (C#, and fio when installed);
+          scan-tail runs tail readers alone, then beside a reader scanning a cold log, sharing one batch cache
           --dir PATH            data directory (a fresh subdirectory per run; required)
-          --gib N               log size for seq, lookup, pagecache (default 2; fractions allowed)
+          --gib N               log size for seq, lookup, pagecache, and scan-tail's cold log (default 2; fractions allowed)
           --record-size N       bytes per record value (default 1024)
           --rounds N            seq: rounds, engines alternated, medians reported (default 3)
           --probes N            lookup: probes per kind and pass (default 10000)
-          --rates LIST          tail: appended records/s, comma-separated (default 1000,10000,50000)
+          --rates LIST          tail: appended records/s, comma-separated (default 1000,10000,50000); scan-tail: the first
           --appenders N         tail: concurrent appenders sharing the rate (default 1)
-          --readers LIST        tail: tail readers per run (default 1,4)
+          --readers LIST        tail: tail readers per run (default 1,4); scan-tail: the first
           --warmup S            tail: unmeasured seconds per run (default 1)
           --duration S          tail: measured seconds per run (default 4)
-          --cache-mib N         batch-cache budget, applied through LogOptions.BatchCache when the library has it
+          --cache-mib N         batch-cache budget, applied through LogOptions.BatchCache when the library has it (scan-tail: default 64)
           --out PREFIX          also write PREFIX.md and PREFIX.json
           --keep-data           keep the data directory
         """;
@@ -39,9 +41,9 @@ internal sealed record ReadBenchOptions
 
     public static ReadBenchOptions Parse(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("seq" or "lookup" or "tail" or "pagecache"))
+        if (args.Length == 0 || args[0] is not ("seq" or "lookup" or "tail" or "scan-tail" or "pagecache"))
         {
-            throw new ArgumentException("the first argument is the mode: seq, lookup, tail or pagecache");
+            throw new ArgumentException("the first argument is the mode: seq, lookup, tail, scan-tail or pagecache");
         }
 
         var o = new ReadBenchOptions { Mode = args[0] };

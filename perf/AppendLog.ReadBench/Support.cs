@@ -230,6 +230,17 @@ internal static class Bench
         return bytes;
     }
 
+    public static async Task<long> ReadViewsAsync(SegmentedLog log)
+    {
+        long bytes = 0;
+        await foreach (var r in log.ReadViewsAsync(log.StartOffset))
+        {
+            bytes += r.Value.Length;
+        }
+
+        return bytes;
+    }
+
     public static async Task<long> ReadBatchesAsync(SegmentedLog log)
     {
         long bytes = 0;

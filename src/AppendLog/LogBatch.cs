@@ -9,7 +9,7 @@ namespace AppendLog;
 /// </summary>
 public sealed class LogBatch
 {
-    internal LogBatch(long baseOffset, int recordCount, int leaderEpoch, long maxTimestampMs, byte[] bytes)
+    internal LogBatch(long baseOffset, int recordCount, int leaderEpoch, long maxTimestampMs, ReadOnlyMemory<byte> bytes)
     {
         BaseOffset = baseOffset;
         RecordCount = recordCount;

@@ -1,3 +1,4 @@
+using AppendLog.Diagnostics;
 using AppendLog.Format;
 using AppendLog.Segments;
 
@@ -10,8 +11,10 @@ public sealed partial class SegmentedLog
     /// One reader's position in the log and its read state. Each batch comes from the first of: the shared
     /// <see cref="BatchCache"/>; the writer's chunks (the durable tail of the active segment, still in memory); the
     /// segment file through the reader's <see cref="ReadWindow"/> of pooled aligned buffers (O_DIRECT). A reader that
-    /// stays sequential doubles its read-ahead on each refill up to <see cref="LogOptions.MaximumReadAhead"/> and reads
-    /// the next stretch in the background while it decodes the current one; a seek resets it to one chunk.
+    /// stays sequential doubles its read-ahead on each refill up to <see cref="LogOptions.MaximumReadAhead"/> (and an
+    /// eighth of the pool's budget) and keeps up to <see cref="ReadAhead.ReadsInFlightMax"/> reads of the stretch ahead in
+    /// flight while it decodes the current one; a seek drops them and resets it to one chunk. A scanning reader's disk
+    /// batches enter the cache with <see cref="BatchAdmission.Scan"/> (free room only).
     /// Every batch is checksum-verified and must start at the offset where the previous one ended. A suffix truncation
     /// under the reader is detected by the segment's content key: a reader that had not yet returned any removed record
     /// continues over the new content; one that had ends with <see cref="LogTruncatedException"/>.
@@ -21,7 +24,9 @@ public sealed partial class SegmentedLog
     {
         private readonly SegmentedLog _log;
         private readonly ReadWindow _window;
+        private readonly ReadAhead _readAhead;
         private readonly byte[] _header = new byte[RecordBatch.HeaderSize];
+        private byte[] _borrowed = [];
         private readonly int _chunkSize;
         private readonly int _readAheadMaximumPieces;
         private Segment? _segment;
@@ -31,8 +36,6 @@ public sealed partial class SegmentedLog
         private long _expectedBase;
         private long _next;
         private int _readAheadPieces = 1;
-        private Task<List<ReadWindow.Piece>>? _prefetch;
-        private long _prefetchStart;
         private long _sealedLimit = -1;
         private long _sealedEnd;
 
@@ -40,8 +43,11 @@ public sealed partial class SegmentedLog
         {
             _log = log;
             _window = new ReadWindow(log._pool);
+            _readAhead = new ReadAhead(log._pool);
             _chunkSize = log._pool.ChunkSize;
-            _readAheadMaximumPieces = (int)Math.Max(1, log._options.MaximumReadAhead / _chunkSize);
+            // At most the option, and at most an eighth of the shared pool: one reader never takes the budget alone.
+            long readAheadMax = Math.Min(log._options.MaximumReadAhead, log._pool.BudgetBytes / 8);
+            _readAheadMaximumPieces = (int)Math.Max(1, readAheadMax / _chunkSize);
             _next = next;
         }
 
@@ -52,7 +58,15 @@ public sealed partial class SegmentedLog
         /// The next batch holding offsets at or after <see cref="Next"/> and starting below <paramref name="end"/>, or null
         /// when the reader has reached <paramref name="end"/> or the log's durable end.
         /// </summary>
-        public async ValueTask<LogBatch?> NextAsync(long end, CancellationToken cancellationToken)
+        public async ValueTask<LogBatch?> NextAsync(long end, CancellationToken cancellationToken) =>
+            (await NextBatchAsync(end, borrow: false, cancellationToken).ConfigureAwait(false))?.Owned;
+
+        /// <summary>
+        /// As <see cref="NextAsync"/>; with <paramref name="borrow"/>, a batch read from disk that the cache does not keep
+        /// is copied into this reader's reusable buffer instead of a new array (<see cref="BatchRef.Owned"/> is then null
+        /// and the bytes are valid until the next call).
+        /// </summary>
+        public async ValueTask<BatchRef?> NextBatchAsync(long end, bool borrow, CancellationToken cancellationToken)
         {
             while (_next < end)
             {
@@ -120,8 +134,8 @@ public sealed partial class SegmentedLog
                     continue;
                 }
 
-                var batch = await ReadBatchAsync(limit, active, cancellationToken).ConfigureAwait(false);
-                if (batch is null)
+                var found = await ReadBatchAsync(limit, active, borrow, cancellationToken).ConfigureAwait(false);
+                if (found is not { } batch)
                 {
                     continue; // the content changed under the read: the next round sees the cut
                 }
@@ -264,24 +278,43 @@ public sealed partial class SegmentedLog
 
         private bool ContentChanged() => _segment!.ContentKey != _contentKey;
 
-        private async ValueTask<LogBatch?> ReadBatchAsync(long limit, bool active, CancellationToken cancellationToken)
+        private async ValueTask<BatchRef?> ReadBatchAsync(long limit, bool active, bool borrow, CancellationToken cancellationToken)
         {
             var cache = _log._batchCache;
             if (cache.TryGet(_contentKey, _position, out var cached))
             {
-                return cached;
+                return BatchRef.Of(cached);
             }
 
-            var batch = (active ? TryReadFromWriter() : null) ?? await ReadFromDiskAsync(limit, cancellationToken).ConfigureAwait(false);
+            if ((active ? TryReadFromWriter() : null) is { } fromWriter)
+            {
+                // The durable tail that tailing readers share: cached like any first touch.
+                return ContentChanged() ? null : Keep(fromWriter, BatchAdmission.Normal);
+            }
+
+            var batch = await ReadFromDiskAsync(limit, borrow, cancellationToken).ConfigureAwait(false);
             if (batch is null || ContentChanged())
             {
                 return null;
             }
 
-            // Cached under the key read before and checked after the read: its bytes are that content's.
-            cache.Add(_contentKey, _position, batch);
-            return batch;
+            return batch.Value.Owned is { } owned ? Keep(owned, DiskAdmission) : batch;
         }
+
+        /// <summary>Caches <paramref name="batch"/> under the key read before and checked after the read: its bytes are that content's.</summary>
+        private BatchRef Keep(LogBatch batch, BatchAdmission admission)
+        {
+            _log._batchCache.Add(_contentKey, _position, batch, admission);
+            return BatchRef.Of(batch);
+        }
+
+        /// <summary>
+        /// How a batch read from disk enters the cache: a reader whose read-ahead has grown past one chunk is scanning
+        /// (it stayed sequential over several refills), and a scan's batches are admitted only into free room, so a cold
+        /// scan never evicts what other readers use (see <see cref="BatchCache"/>). A reader that just seeked (a lookup,
+        /// the start of a read) admits normally.
+        /// </summary>
+        private BatchAdmission DiskAdmission => _readAheadPieces > 1 ? BatchAdmission.Scan : BatchAdmission.Normal;
 
         private LogBatch? TryReadFromWriter()
         {
@@ -308,7 +341,7 @@ public sealed partial class SegmentedLog
                 : null;
         }
 
-        private async ValueTask<LogBatch?> ReadFromDiskAsync(long limit, CancellationToken cancellationToken)
+        private async ValueTask<BatchRef?> ReadFromDiskAsync(long limit, bool borrow, CancellationToken cancellationToken)
         {
             if (!await EnsureAsync(RecordBatch.HeaderSize, limit, cancellationToken).ConfigureAwait(false))
             {
@@ -327,9 +360,28 @@ public sealed partial class SegmentedLog
                 return CorruptUnlessChanged("the batch extends past the readable end of the segment");
             }
 
-            var bytes = new byte[header.TotalSize];
-            _window.CopyTo(_position, bytes);
-            check = RecordBatchDecoder.Check(bytes, _log._options.MaximumBatchSize, out header);
+            int size = (int)header.TotalSize;
+            bool keep = !borrow || _log._batchCache.WouldKeep(size, DiskAdmission);
+            Memory<byte> bytes;
+            if (keep)
+            {
+                bytes = new byte[size];
+            }
+            else
+            {
+                // Not cached, so not shared: the reader's own buffer, reused for every such batch (0 B per batch). A
+                // managed copy rather than a view of the pooled chunk: a caller who keeps a stale view reads stale
+                // bytes at worst, never memory the pool has freed.
+                if (_borrowed.Length < size)
+                {
+                    _borrowed = new byte[Math.Max(size, Math.Min(2 * _borrowed.Length, _log._options.MaximumBatchSize))];
+                }
+
+                bytes = _borrowed.AsMemory(0, size);
+            }
+
+            _window.CopyTo(_position, bytes.Span);
+            check = RecordBatchDecoder.Check(bytes.Span, _log._options.MaximumBatchSize, out header);
             if (check != BatchCheck.Valid)
             {
                 return CorruptUnlessChanged($"batch check failed: {check}");
@@ -346,17 +398,19 @@ public sealed partial class SegmentedLog
                 return CorruptUnlessChanged($"leader epoch {header.PartitionLeaderEpoch} does not match the segment's epoch history");
             }
 
-            return NewBatch(header, bytes);
+            return keep
+                ? BatchRef.Of(NewBatch(header, bytes))
+                : new BatchRef(null, bytes, header.BaseOffset, header.LastOffset, _segment.Path, _position);
         }
 
-        private LogBatch NewBatch(in RecordBatchHeader header, byte[] bytes) =>
+        private LogBatch NewBatch(in RecordBatchHeader header, ReadOnlyMemory<byte> bytes) =>
             new(header.BaseOffset, header.RecordCount, header.PartitionLeaderEpoch, header.MaxTimestamp, bytes)
             {
                 SourcePath = _segment!.Path,
                 SourcePosition = _position,
             };
 
-        private LogBatch? CorruptUnlessChanged(string reason)
+        private BatchRef? CorruptUnlessChanged(string reason)
         {
             if (ContentChanged())
             {
@@ -367,8 +421,10 @@ public sealed partial class SegmentedLog
         }
 
         /// <summary>
-        /// Makes the window hold [position, position + length): reuses what it holds, takes the background read-ahead when
-        /// it continues the window, reads the rest. False when those bytes are not all readable.
+        /// Makes the window hold [position, position + length): reuses what it holds, takes the reads in flight that
+        /// continue the window, reads the rest in the foreground; then, while sequential, doubles the lookahead and tops
+        /// up the reads in flight (<see cref="ReadAhead"/>). A seek drops them and starts again from one chunk. False when
+        /// those bytes are not all readable.
         /// </summary>
         private async ValueTask<bool> EnsureAsync(long length, long limit, CancellationToken cancellationToken)
         {
@@ -397,28 +453,20 @@ public sealed partial class SegmentedLog
             }
 
             long fileStart = _window.IsEmpty ? position - (position % _chunkSize) : _window.End;
-            if (_prefetch is not null)
+            while (!_window.Covers(position, length) && _readAhead.Count > 0)
             {
-                var prefetch = _prefetch;
-                _prefetch = null;
-                List<ReadWindow.Piece> pieces;
-                try
+                var pieces = await _readAhead.TakeAsync(fileStart).ConfigureAwait(false);
+                if (pieces.Count == 0)
                 {
-                    pieces = await prefetch.ConfigureAwait(false);
-                }
-                catch (IOException)
-                {
-                    pieces = []; // read again below, in the foreground, where an error is this reader's
+                    break;
                 }
 
-                if (_prefetchStart == fileStart && pieces.Count > 0)
+                _window.Append(pieces);
+                fileStart = _window.End;
+                if (!_window.CanExtend)
                 {
-                    _window.Append(pieces);
-                    fileStart = _window.End;
-                }
-                else
-                {
-                    ReadWindow.Return(_log._pool, pieces);
+                    await _readAhead.ClearAsync().ConfigureAwait(false); // a short piece: nothing continues it
+                    break;
                 }
             }
 
@@ -429,8 +477,9 @@ public sealed partial class SegmentedLog
                     return false;
                 }
 
+                Invariant.Assert(_readAhead.Count == 0, "the foreground reads only where no read is in flight");
                 int needed = (int)((position + length - fileStart + _chunkSize - 1) / _chunkSize);
-                var pieces = ReadWindow.Read(_log._pool, _file!.File, fileStart, Math.Max(needed, _readAheadPieces), limit, foreground: true);
+                var pieces = ReadWindow.Read(_log._pool, _file!.File, fileStart, needed, limit, foreground: true);
                 if (pieces.Count == 0)
                 {
                     return false;
@@ -445,103 +494,25 @@ public sealed partial class SegmentedLog
                 _readAheadPieces = Math.Min(_readAheadPieces * 2, _readAheadMaximumPieces);
                 if (_window.CanExtend && _window.End < limit && _readAheadPieces > 1)
                 {
-                    StartPrefetch(_window.End, limit);
+                    var (reads, piecesPerRead) = ReadAhead.Shape(_readAheadPieces);
+                    long from = _readAhead.Count > 0 ? _readAhead.End : _window.End;
+                    _readAhead.TopUp(_file!.File, from, _window.End + ((long)_readAheadPieces * _chunkSize), limit, reads, piecesPerRead);
                 }
             }
 
             return true;
         }
 
-        private void StartPrefetch(long fileStart, long limit)
-        {
-            var pool = _log._pool;
-            var file = _file!.File;
-            int count = _readAheadPieces;
-            _prefetchStart = fileStart;
+        private ValueTask DiscardPrefetchAsync() => _readAhead.ClearAsync();
+    }
 
-            // The file lease is held until the prefetch is awaited (CloseSegmentAsync), so the handle outlives it.
-            // Two halves read at once: the disk serves O_DIRECT reads at about the same rate whatever their size at
-            // queue depth 1, so a second request in flight is what raises a cold scan's throughput.
-            if (count < 2)
-            {
-                _prefetch = Task.Run(() => ReadWindow.Read(pool, file, fileStart, count, limit, foreground: false));
-                return;
-            }
-
-            int half = count / 2;
-            long secondStart = fileStart + ((long)half * _chunkSize);
-            var first = Task.Run(() => ReadWindow.Read(pool, file, fileStart, half, limit, foreground: false));
-            var second = Task.Run(() => ReadWindow.Read(pool, file, secondStart, count - half, limit, foreground: false));
-            _prefetch = JoinAsync(pool, first, second, half);
-        }
-
-        /// <summary>
-        /// The two halves as one run of pieces: the second is kept only when the first is whole (no short piece, no
-        /// piece refused by the pool), else its chunks go back to the pool.
-        /// </summary>
-        private static async Task<List<ReadWindow.Piece>> JoinAsync(LogBufferPool pool, Task<List<ReadWindow.Piece>> first, Task<List<ReadWindow.Piece>> second, int half)
-        {
-            List<ReadWindow.Piece> head;
-            try
-            {
-                head = await first.ConfigureAwait(false);
-            }
-            catch (IOException)
-            {
-                await ReturnQuietlyAsync(pool, second).ConfigureAwait(false);
-                throw;
-            }
-
-            bool whole = head.Count == half && head[^1].Length == pool.ChunkSize;
-            if (!whole)
-            {
-                await ReturnQuietlyAsync(pool, second).ConfigureAwait(false);
-                return head;
-            }
-
-            List<ReadWindow.Piece> tail;
-            try
-            {
-                tail = await second.ConfigureAwait(false);
-            }
-            catch (IOException)
-            {
-                return head; // the foreground reads the rest again, where an error is this reader's
-            }
-
-            head.AddRange(tail);
-            return head;
-        }
-
-        private static async Task ReturnQuietlyAsync(LogBufferPool pool, Task<List<ReadWindow.Piece>> read)
-        {
-            try
-            {
-                ReadWindow.Return(pool, await read.ConfigureAwait(false));
-            }
-            catch (IOException)
-            {
-                // Nothing was kept.
-            }
-        }
-
-        private async ValueTask DiscardPrefetchAsync()
-        {
-            if (_prefetch is null)
-            {
-                return;
-            }
-
-            var prefetch = _prefetch;
-            _prefetch = null;
-            try
-            {
-                ReadWindow.Return(_log._pool, await prefetch.ConfigureAwait(false));
-            }
-            catch (IOException)
-            {
-                // A failed read-ahead is not this reader's error: the bytes it needed are read again in the foreground.
-            }
-        }
+    /// <summary>
+    /// A batch as a <see cref="Cursor"/> found it: <see cref="Owned"/> when it is a <see cref="LogBatch"/> (cached, or a
+    /// fresh copy), else null with <see cref="Bytes"/> in the cursor's reusable buffer, valid until its next call.
+    /// </summary>
+    private readonly record struct BatchRef(LogBatch? Owned, ReadOnlyMemory<byte> Bytes, long BaseOffset, long LastOffset, string SourcePath, long SourcePosition)
+    {
+        public static BatchRef Of(LogBatch batch) =>
+            new(batch, batch.Bytes, batch.BaseOffset, batch.LastOffset, batch.SourcePath, batch.SourcePosition);
     }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text;
+using AppendLog.Diagnostics;
 using AppendLog.Format;
 
 namespace AppendLog;
@@ -9,7 +10,9 @@ public sealed partial class SegmentedLog
 {
     /// <summary>
     /// Reads the records from <paramref name="fromOffset"/> up to the durable end offset as it was when the
-    /// enumeration started. Every batch's checksum is verified before its records are returned.
+    /// enumeration started, as copies: every key, value and header is a new array the caller owns, which costs an
+    /// allocation per record. To read without copying, use <see cref="ReadViewsAsync"/>. Every batch's checksum is
+    /// verified before its records are returned.
     /// </summary>
     /// <param name="fromOffset">The first offset to return: from <see cref="StartOffset"/> to <see cref="DurableEndOffset"/>.</param>
     /// <param name="cancellationToken">Ends the enumeration.</param>
@@ -28,6 +31,74 @@ public sealed partial class SegmentedLog
                     yield return record;
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Reads the records from <paramref name="fromOffset"/> up to the durable end offset as it was when the
+    /// enumeration started, without copying them: each <see cref="LogRecordView"/> views the batch's bytes where the
+    /// reader holds them, and is valid only until the enumeration moves to the next record (a stale view throws
+    /// <see cref="InvalidOperationException"/>; copy what must outlive it, for example with
+    /// <see cref="LogRecordView.ToRecord"/>). In steady state it allocates nothing per record: batches come from the
+    /// shared <see cref="BatchCache"/>, or are read from disk into the reader's pooled buffers and one reusable array.
+    /// The records and their order are those of <see cref="ReadAsync"/>.
+    /// </summary>
+    /// <param name="fromOffset">The first offset to return: from <see cref="StartOffset"/> to <see cref="DurableEndOffset"/>.</param>
+    /// <param name="cancellationToken">Ends the enumeration (the enumerator then throws <see cref="OperationCanceledException"/>).</param>
+    /// <returns>The records, in offset order.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromOffset"/> is outside the readable range, or was deleted by retention while being read.</exception>
+    /// <exception cref="LogCorruptedException">A batch failed its checksum or does not decode (names file and position).</exception>
+    /// <exception cref="LogTruncatedException">A suffix truncation removed records this reader had returned.</exception>
+    /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public async IAsyncEnumerable<LogRecordView> ReadViewsAsync(long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        long end = DurableEndOffset;
+        long start = StartOffset;
+        if (fromOffset < start || fromOffset > end)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromOffset), fromOffset, $"The readable offsets are [{start}, {end}).");
+        }
+
+        var cursor = new Cursor(this, fromOffset);
+        await using var closeCursor = cursor.ConfigureAwait(false);
+        var source = new RecordViewSource();
+        try
+        {
+            while (await cursor.NextBatchAsync(end, borrow: true, cancellationToken).ConfigureAwait(false) is { } batch)
+            {
+                LoadViews(source, batch, fromOffset);
+                while (source.MoveNext())
+                {
+                    yield return source.CurrentView;
+                }
+            }
+        }
+        finally
+        {
+            // The cursor's buffers go back to the pool (or are reused): no view may read them any more.
+            source.Close();
+        }
+    }
+
+    private void LoadViews(RecordViewSource source, in BatchRef batch, long fromOffset)
+    {
+        // The cursor verified the checksum when it read the batch (from disk or the writer's memory) before it was
+        // cached or lent: the header only needs decoding here.
+        bool complete = RecordBatchHeader.TryRead(batch.Bytes.Span, out var header);
+        Invariant.Assert(complete && header.TotalSize == batch.Bytes.Length, "the cursor returns whole batches");
+        try
+        {
+            source.Load(batch.Bytes, header, fromOffset, DecompressedBatchLimit);
+        }
+        catch (RecordBatchFormatException ex)
+        {
+            throw new LogCorruptedException(batch.SourcePath, batch.SourcePosition, $"the batch does not decode ({ex.Check}): {ex.Message}");
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new LogCorruptedException(batch.SourcePath, batch.SourcePosition, ex.Message);
         }
     }
 

@@ -21,6 +21,9 @@ internal ref struct RecordHeaderEnumerator
     /// <summary>The number of headers.</summary>
     public int Count { get; }
 
+    /// <summary>The encoded headers (all of them, whatever the position).</summary>
+    public readonly ReadOnlySpan<byte> Bytes => _headers;
+
     /// <summary>The header at the current position.</summary>
     public readonly RecordHeaderView Current => _current;
 
