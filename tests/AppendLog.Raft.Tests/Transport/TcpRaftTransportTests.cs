@@ -119,8 +119,12 @@ public sealed class TcpRaftTransportTests
         b.Start();
 
         var config = new AppendLog.Raft.Membership.ClusterConfig([A, B], []);
-        var huge = new RaftSnapshot(new SnapshotMetadata(100, 3, config), new byte[RaftFrame.PayloadBytesMax + 1]);
-        a.Send(new RaftMessage { Type = RaftMessageType.Snapshot, From = A, To = B, Term = 3, Snapshot = huge });
+        var huge = new RaftSnapshot(new SnapshotMetadata(100, 3, config), SnapshotImage.Empty);
+        a.Send(new RaftMessage
+        {
+            Type = RaftMessageType.Snapshot, From = A, To = B, Term = 3, Snapshot = huge,
+            SnapshotLength = RaftFrame.PayloadBytesMax + 1, SnapshotChunk = new byte[RaftFrame.PayloadBytesMax + 1],
+        });
         for (var i = 0; i < 10; i++)
         {
             a.Send(new RaftMessage { Type = RaftMessageType.Heartbeat, From = A, To = B, Term = 3, Index = i });
