@@ -111,6 +111,13 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <summary>The Raft index the latest snapshot covers.</summary>
     internal long SnapshotIndex => _raftLog?.Snapshot.Index ?? 0;
 
+    /// <summary>The transport (tests: dropping messages and connections).</summary>
+    internal TcpRaftTransport? Transport => _transport;
+
+    /// <summary>Raft indexes handed to the apply task, and applied by it (tests and diagnostics).</summary>
+    internal (long HandedOut, long Applied, long Committed) ApplyProgress =>
+        _host?.Status is { } s ? (s.HandedOut, s.Applied, s.Committed) : (0, 0, 0);
+
     /// <summary>Application payload bytes the Raft log holds in memory now (tests and diagnostics).</summary>
     internal long LogResidentBytes => _raftLog?.ResidentBytes ?? 0;
 
@@ -187,6 +194,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
                 LeadershipChanged = OnLeadershipChanged,
                 TakeSnapshot = TakeSnapshotAsync,
                 PipelineLeaderWrites = true,
+                ApplyEntriesQueuedMax = _options.ApplyEntriesQueuedMax,
             };
         }
         catch

@@ -96,6 +96,9 @@ public sealed class ReplicatedLogOptions
     /// <summary>The local log's segment size (tests use small segments so that prefix truncation deletes files); null: the core's default.</summary>
     internal long? SegmentSize { get; init; }
 
+    /// <summary>Committed entries handed to the state machine's task beyond the last one applied, at most (tests lower it).</summary>
+    internal int ApplyEntriesQueuedMax { get; init; } = 4096;
+
     /// <summary>The clock for ticks, timeouts and timestamps; null means <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; init; }
 

@@ -12,6 +12,9 @@ internal sealed record RaftHostStatus(RaftRole Role, RaftNodeId Leader, long Ter
 
     public long Applied { get; init; }
 
+    /// <summary>The last index handed to the apply task (at most <see cref="RaftHost.ApplyEntriesQueuedMax"/> past <see cref="Applied"/>).</summary>
+    public long HandedOut { get; init; }
+
     public long LastIndex { get; init; }
 
     /// <summary>On a leader: each other member, the highest index known to match its log, whether it is a learner, and
@@ -702,6 +705,7 @@ internal sealed class RaftHost
         {
             Committed = _node.Committed,
             Applied = Volatile.Read(ref _applied),
+            HandedOut = _node.Applied,
             LastIndex = _node.LastIndex,
             Followers = followers,
             Config = config,

@@ -94,10 +94,27 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         }
     }
 
+    /// <summary>Tests: messages for which this returns true are dropped as if lost (it also sees every message sent).</summary>
+    internal Func<RaftMessage, bool>? DropOutgoing { get; set; }
+
+    /// <summary>Tests: closes every connection, in and out, as a network failure would; the send loops reconnect.</summary>
+    internal void DropConnections()
+    {
+        foreach (var socket in _incoming.Keys)
+        {
+            socket.Dispose();
+        }
+
+        foreach (var peer in _peers.Values)
+        {
+            peer.Socket?.Dispose();
+        }
+    }
+
     public void Send(RaftMessage message)
     {
         Invariant.Assert(message.From == _self, "a transport sends only its own node's messages");
-        if (!_peers.TryGetValue(message.To, out var peer) || !peer.Queue.Writer.TryWrite(message))
+        if (DropOutgoing?.Invoke(message) == true || !_peers.TryGetValue(message.To, out var peer) || !peer.Queue.Writer.TryWrite(message))
         {
             Interlocked.Increment(ref _dropped);
         }
