@@ -21,9 +21,10 @@ namespace AppendLog.Raft;
 /// </para>
 /// <para>
 /// Memory is bounded by <see cref="ReplicatedLogOptions.MaximumCachedLogBytes"/> plus a few dozen bytes per entry:
-/// batches older than that are read back from the local log for a follower that is behind. Limits today: the state
-/// machine is rebuilt by replay at start, membership is fixed at bootstrap, and there are no snapshots (the core has no
-/// prefix truncation yet). Messages between members are neither encrypted nor authenticated: use a private network.
+/// batches older than that are read back from the local log for a follower that is behind. The state machine runs on its
+/// own task behind a bounded backlog of committed entries, so it never delays elections or heartbeats; its snapshots are
+/// files, sent to lagging members in chunks. Messages between members are neither encrypted nor authenticated: use a
+/// private network.
 /// </para>
 /// </summary>
 [Experimental(RaftExperiments.Raft)]
@@ -96,7 +97,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <summary>This member's id.</summary>
     public RaftNodeId NodeId => _options.NodeId;
 
-    /// <summary>Messages the transport dropped because they exceed a frame (a snapshot above 64 MiB; tests and diagnostics).</summary>
+    /// <summary>Messages the transport dropped because they exceed a frame (none since snapshots travel in chunks; tests and diagnostics).</summary>
     internal long OversizeMessagesDropped => _transport?.OversizeMessagesDropped ?? 0;
 
     /// <summary>Reads of dropped batches back from the local log (tests and diagnostics).</summary>

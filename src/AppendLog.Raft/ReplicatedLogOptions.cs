@@ -64,7 +64,7 @@ public sealed class ReplicatedLogOptions
     /// The state machine: called once per committed record, in offset order, on every member, after the record is
     /// durable on a quorum and on this member. After a restart it is called again for every record from the start of the
     /// log (the state machine is rebuilt by replay; use <see cref="StateMachine"/> for snapshots). Must not throw: an exception
-    /// stops the member.
+    /// stops the member. It runs on the member's apply task, not its Raft loop: a slow callback delays applying only.
     /// </summary>
     public Func<CommittedRecord, CancellationToken, ValueTask>? Apply { get; init; }
 

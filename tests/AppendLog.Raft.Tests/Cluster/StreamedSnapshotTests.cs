@@ -185,7 +185,7 @@ public sealed class StreamedSnapshotTests
     [CancelAfter(60_000)]
     public async Task ASlowSnapshotWriter_DoesNotStopTheRaftLoop_NoMemberStartsAnElection()
     {
-        // Writing a snapshot takes 8 maximum election timeouts on every member. Taken on the Raft loop (as it was), the
+        // Writing a snapshot takes 5 maximum election timeouts on every member. Taken on the Raft loop (as it was), the
         // leader's heartbeats stopped meanwhile and the others elected a new leader.
         var machines = new ConcurrentDictionary<RaftNodeId, BlobStateMachine>();
         LoopbackCluster? self = null;
@@ -195,7 +195,7 @@ public sealed class StreamedSnapshotTests
             Members = o.Members,
             Directory = o.Directory,
             RandomSeed = o.RandomSeed,
-            StateMachine = machines[o.NodeId] = new BlobStateMachine(self!.Applied[o.NodeId], 1024) { SnapshotDelay = TimeSpan.FromMilliseconds(2400) },
+            StateMachine = machines[o.NodeId] = new BlobStateMachine(self!.Applied[o.NodeId], 1024) { SnapshotDelay = TimeSpan.FromMilliseconds(1500) },
             SnapshotInterval = 50,
         })
         {
@@ -220,7 +220,7 @@ public sealed class StreamedSnapshotTests
     [CancelAfter(60_000)]
     public async Task ASlowStateMachine_DoesNotStopTheRaftLoop_NoMemberStartsAnElection()
     {
-        // One record takes 8 maximum election timeouts to apply, on every member. Applied on the Raft loop (as it was),
+        // One record takes 5 maximum election timeouts to apply, on every member. Applied on the Raft loop (as it was),
         // no heartbeat left or was answered meanwhile, and the members elected a new leader.
         var slow = "slow"u8.ToArray();
         LoopbackCluster? self = null;
@@ -234,7 +234,7 @@ public sealed class StreamedSnapshotTests
             {
                 if (record.Payload.Span.SequenceEqual(slow))
                 {
-                    await Task.Delay(2400, cancellationToken);
+                    await Task.Delay(1500, cancellationToken);
                 }
 
                 self!.Applied[o.NodeId][record.Offset] = record.Payload.ToArray();
@@ -246,7 +246,7 @@ public sealed class StreamedSnapshotTests
         var term = Terms(cluster);
         var clock = Stopwatch.StartNew();
         var slowOffset = await leader.ReplicateAsync(slow);
-        Assert.That(clock.Elapsed, Is.GreaterThan(TimeSpan.FromSeconds(2)), "the call completed once the record was applied here");
+        Assert.That(clock.Elapsed, Is.GreaterThan(TimeSpan.FromSeconds(1.4)), "the call completed once the record was applied here");
         var after = await leader.ReplicateAsync(Payload(10));
         await AwaitAsync(() => cluster.Ids.All(id => cluster.Applied[id].ContainsKey(after)), Wait, "every member applied past the slow record");
         Assert.Multiple(() =>
