@@ -187,7 +187,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
             var hardState = new FileHardStateStore(_options.Directory);
             var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
             var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);
-            _transport = new TcpRaftTransport(NodeId, _options.Members[NodeId], _options.Members, Receive, _time);
+            _transport = new TcpRaftTransport(NodeId, _options.Members[NodeId], _options.Members, Receive, _time, _options.ClusterId);
             var raftLog = _raftLog;
             _host = new RaftHost(node, raftLog, hardState, _transport, _time, _options.Raft, ApplyAsync, RestoreAsync,
                 entry => raftLog.BaseOffsetOf(entry.Index))

@@ -99,6 +99,14 @@ public sealed class ReplicatedLogOptions
     /// <summary>Committed entries handed to the state machine's task beyond the last one applied, at most (tests lower it).</summary>
     internal int ApplyEntriesQueuedMax { get; init; } = 4096;
 
+    /// <summary>
+    /// Names the group (empty by default). Every connection between members opens with it, and a member refuses a
+    /// connection from one configured with another id, so a member of another group that was given this group's
+    /// addresses (a copied configuration, a reused host or port) cannot join its elections or its log. At most 255 bytes
+    /// in UTF-8. A guard against mistakes, not authentication.
+    /// </summary>
+    public string ClusterId { get; init; } = "";
+
     /// <summary>The clock for ticks, timeouts and timestamps; null means <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
@@ -107,12 +115,18 @@ public sealed class ReplicatedLogOptions
 
     /// <summary>Checks the options and returns them.</summary>
     /// <returns>This instance.</returns>
-    /// <exception cref="ArgumentException"><see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, InitialVoters is empty or names an id outside Members, or both Apply and StateMachine are set.</exception>
+    /// <exception cref="ArgumentException"><see cref="ClusterId"/> is longer than 255 bytes in UTF-8, <see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, InitialVoters is empty or names an id outside Members, or both Apply and StateMachine are set.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
     public ReplicatedLogOptions Validate()
     {
         ArgumentNullException.ThrowIfNull(Members);
         ArgumentException.ThrowIfNullOrEmpty(Directory);
+        ArgumentNullException.ThrowIfNull(ClusterId);
+        if (System.Text.Encoding.UTF8.GetByteCount(ClusterId) > Transport.ClusterHello.ClusterIdBytesMax)
+        {
+            throw new ArgumentException($"ClusterId is at most {Transport.ClusterHello.ClusterIdBytesMax} bytes in UTF-8.", nameof(ClusterId));
+        }
+
         if (NodeId.IsNone || !Members.ContainsKey(NodeId))
         {
             throw new ArgumentException($"Members must contain this node's id {NodeId}.", nameof(Members));

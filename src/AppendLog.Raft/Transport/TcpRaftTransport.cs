@@ -43,15 +43,23 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
     private long _dropped;
     private long _framesReceived;
     private long _oversize;
+    private long _refused;
+
+    /// <summary>The hello each connection opens with: the sender's cluster id and node id (see <see cref="ClusterHello"/>).</summary>
+    private readonly byte[] _hello;
+    private readonly byte[] _clusterId;
 
     public TcpRaftTransport(
         RaftNodeId self,
         IPEndPoint listen,
         IReadOnlyDictionary<RaftNodeId, IPEndPoint> peers,
         Action<RaftMessage> receive,
-        TimeProvider time)
+        TimeProvider time,
+        string clusterId = "")
     {
         _self = self;
+        _clusterId = ClusterHello.EncodeId(clusterId);
+        _hello = ClusterHello.Encode(_clusterId, self);
         _receive = receive;
         _time = time;
         foreach (var (id, endpoint) in peers)
@@ -84,6 +92,9 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
     public long OversizeMessagesDropped => Interlocked.Read(ref _oversize);
 
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
+
+    /// <summary>Connections refused because the peer's hello named another cluster (or was not a hello).</summary>
+    public long RefusedConnections => Interlocked.Read(ref _refused);
 
     public void Start()
     {
@@ -184,6 +195,13 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         {
             var stream = new BufferedStream(new NetworkStream(socket, ownsSocket: true), ReadBufferBytes);
             await using var streamScope = stream.ConfigureAwait(false);
+            if (!await ClusterHello.AcceptAsync(stream, _clusterId, token).ConfigureAwait(false))
+            {
+                // A member of another cluster (or something that is not a member): close before reading any frame.
+                Interlocked.Increment(ref _refused);
+                return;
+            }
+
             var header = new byte[RaftFrame.HeaderBytes];
             while (!token.IsCancellationRequested)
             {
@@ -223,6 +241,7 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
             try
             {
                 await socket.ConnectAsync(peer.Endpoint, token).ConfigureAwait(false);
+                await socket.SendAsync(_hello, SocketFlags.None, token).ConfigureAwait(false);
                 delay = ReconnectDelayMin;
                 var reader = peer.Queue.Reader;
                 while (await reader.WaitToReadAsync(token).ConfigureAwait(false))
@@ -285,5 +304,57 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         });
 
         public volatile Socket? Socket;
+    }
+}
+
+/// <summary>
+/// The first bytes of every connection: magic u32 "ALRH", version u8 = 1, cluster id length u8 + UTF-8 bytes, node id
+/// u64 (little-endian). A receiver reads it before any frame and closes a connection whose cluster id differs from its
+/// own, so a member of another group given this group's addresses (a copied configuration, a reused port) never gets a
+/// message in. It is a guard against mistakes, not authentication: anyone who knows the id can send it.
+/// </summary>
+internal static class ClusterHello
+{
+    public const int ClusterIdBytesMax = 255;
+
+    private const uint Magic = 0x48524C41; // "ALRH" read little-endian
+    private const byte Version = 1;
+
+    /// <exception cref="ArgumentException">The id is longer than <see cref="ClusterIdBytesMax"/> bytes in UTF-8.</exception>
+    public static byte[] EncodeId(string clusterId)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(clusterId);
+        if (bytes.Length > ClusterIdBytesMax)
+        {
+            throw new ArgumentException($"A cluster id is at most {ClusterIdBytesMax} bytes in UTF-8.", nameof(clusterId));
+        }
+
+        return bytes;
+    }
+
+    public static byte[] Encode(byte[] clusterId, RaftNodeId self)
+    {
+        var hello = new byte[4 + 1 + 1 + clusterId.Length + 8];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(hello, Magic);
+        hello[4] = Version;
+        hello[5] = (byte)clusterId.Length;
+        clusterId.CopyTo(hello, 6);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(6 + clusterId.Length), self.Value);
+        return hello;
+    }
+
+    /// <summary>Reads a hello from <paramref name="stream"/>: whether it names <paramref name="clusterId"/>.</summary>
+    public static async ValueTask<bool> AcceptAsync(Stream stream, byte[] clusterId, CancellationToken cancellationToken)
+    {
+        var head = new byte[6];
+        await stream.ReadExactlyAsync(head, cancellationToken).ConfigureAwait(false);
+        if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(head) != Magic || head[4] != Version || head[5] != clusterId.Length)
+        {
+            return false;
+        }
+
+        var rest = new byte[head[5] + 8];
+        await stream.ReadExactlyAsync(rest, cancellationToken).ConfigureAwait(false);
+        return rest.AsSpan(0, head[5]).SequenceEqual(clusterId);
     }
 }
