@@ -187,7 +187,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
             var hardState = new FileHardStateStore(_options.Directory);
             var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
             var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);
-            _transport = new TcpRaftTransport(NodeId, _options.Members[NodeId], _options.Members, Receive, _time, _options.ClusterId);
+            _transport = new TcpRaftTransport(
+                NodeId, _options.Members[NodeId], _options.Members, Receive, _time, _options.ClusterId, _options.AdvertisedAddress);
             var raftLog = _raftLog;
             _host = new RaftHost(node, raftLog, hardState, _transport, _time, _options.Raft, ApplyAsync, RestoreAsync,
                 entry => raftLog.BaseOffsetOf(entry.Index))
@@ -977,7 +978,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
     }
 
     private NotLeaderException NotLeader(RaftNodeId leader) =>
-        new(NodeId, leader, !leader.IsNone && _options.Members.TryGetValue(leader, out var endpoint) ? endpoint : null);
+        new(NodeId, leader, !leader.IsNone && _options.Members.TryGetValue(leader, out var endpoint) ? endpoint : null,
+            leader.IsNone ? null : leader == NodeId ? _options.AdvertisedAddress : _transport?.AdvertisedAddressOf(leader));
 
     private void OnLeadershipChanged(RaftHostStatus status) =>
         _leadershipEvents.Writer.TryWrite(new LeadershipChangedEventArgs(status.Term, status.Leader, status.Leader == NodeId));

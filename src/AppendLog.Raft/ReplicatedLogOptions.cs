@@ -107,6 +107,13 @@ public sealed class ReplicatedLogOptions
     /// </summary>
     public string ClusterId { get; init; } = "";
 
+    /// <summary>
+    /// The address clients should use to reach this member when it leads (any text the application understands, for
+    /// example "host:9092"), or null. Members tell each other when they connect, and a member that is not the leader names
+    /// the leader's in <see cref="NotLeaderException.LeaderAddress"/>. At most 1024 bytes in UTF-8.
+    /// </summary>
+    public string? AdvertisedAddress { get; init; }
+
     /// <summary>The clock for ticks, timeouts and timestamps; null means <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
@@ -115,13 +122,18 @@ public sealed class ReplicatedLogOptions
 
     /// <summary>Checks the options and returns them.</summary>
     /// <returns>This instance.</returns>
-    /// <exception cref="ArgumentException"><see cref="ClusterId"/> is longer than 255 bytes in UTF-8, <see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, InitialVoters is empty or names an id outside Members, or both Apply and StateMachine are set.</exception>
+    /// <exception cref="ArgumentException"><see cref="ClusterId"/> is longer than 255 bytes or <see cref="AdvertisedAddress"/> longer than 1024 in UTF-8, <see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, InitialVoters is empty or names an id outside Members, or both Apply and StateMachine are set.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
     public ReplicatedLogOptions Validate()
     {
         ArgumentNullException.ThrowIfNull(Members);
         ArgumentException.ThrowIfNullOrEmpty(Directory);
         ArgumentNullException.ThrowIfNull(ClusterId);
+        if (AdvertisedAddress is not null && System.Text.Encoding.UTF8.GetByteCount(AdvertisedAddress) > Transport.ClusterHello.AddressBytesMax)
+        {
+            throw new ArgumentException($"AdvertisedAddress is at most {Transport.ClusterHello.AddressBytesMax} bytes in UTF-8.", nameof(AdvertisedAddress));
+        }
+
         if (System.Text.Encoding.UTF8.GetByteCount(ClusterId) > Transport.ClusterHello.ClusterIdBytesMax)
         {
             throw new ArgumentException($"ClusterId is at most {Transport.ClusterHello.ClusterIdBytesMax} bytes in UTF-8.", nameof(ClusterId));

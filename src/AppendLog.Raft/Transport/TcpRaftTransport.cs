@@ -55,11 +55,12 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         IReadOnlyDictionary<RaftNodeId, IPEndPoint> peers,
         Action<RaftMessage> receive,
         TimeProvider time,
-        string clusterId = "")
+        string clusterId = "",
+        string? advertisedAddress = null)
     {
         _self = self;
         _clusterId = ClusterHello.EncodeId(clusterId);
-        _hello = ClusterHello.Encode(_clusterId, self);
+        _hello = ClusterHello.Encode(_clusterId, self, advertisedAddress);
         _receive = receive;
         _time = time;
         foreach (var (id, endpoint) in peers)
@@ -92,6 +93,12 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
     public long OversizeMessagesDropped => Interlocked.Read(ref _oversize);
 
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
+
+    /// <summary>The address each peer advertised in its latest hello (peers that advertise none are absent).</summary>
+    private readonly ConcurrentDictionary<RaftNodeId, string> _advertised = new();
+
+    /// <summary>The address <paramref name="id"/> advertised when it last connected here, or null.</summary>
+    public string? AdvertisedAddressOf(RaftNodeId id) => _advertised.TryGetValue(id, out var address) ? address : null;
 
     /// <summary>Connections refused because the peer's hello named another cluster (or was not a hello).</summary>
     public long RefusedConnections => Interlocked.Read(ref _refused);
@@ -195,11 +202,17 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         {
             var stream = new BufferedStream(new NetworkStream(socket, ownsSocket: true), ReadBufferBytes);
             await using var streamScope = stream.ConfigureAwait(false);
-            if (!await ClusterHello.AcceptAsync(stream, _clusterId, token).ConfigureAwait(false))
+            var (accepted, peer, address) = await ClusterHello.AcceptAsync(stream, _clusterId, token).ConfigureAwait(false);
+            if (!accepted)
             {
                 // A member of another cluster (or something that is not a member): close before reading any frame.
                 Interlocked.Increment(ref _refused);
                 return;
+            }
+
+            if (address is not null)
+            {
+                _advertised[peer] = address;
             }
 
             var header = new byte[RaftFrame.HeaderBytes];
@@ -309,13 +322,19 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
 
 /// <summary>
 /// The first bytes of every connection: magic u32 "ALRH", version u8 = 1, cluster id length u8 + UTF-8 bytes, node id
-/// u64 (little-endian). A receiver reads it before any frame and closes a connection whose cluster id differs from its
+/// u64, advertised address length u16 (0xFFFF: none) + UTF-8 bytes (little-endian). The address is the one clients
+/// should use to reach the sender (<see cref="ReplicatedLogOptions.AdvertisedAddress"/>): every member learns the
+/// leader's when the leader connects to send it heartbeats, and names it in <see cref="NotLeaderException"/>. A receiver reads it before any frame and closes a connection whose cluster id differs from its
 /// own, so a member of another group given this group's addresses (a copied configuration, a reused port) never gets a
 /// message in. It is a guard against mistakes, not authentication: anyone who knows the id can send it.
 /// </summary>
 internal static class ClusterHello
 {
     public const int ClusterIdBytesMax = 255;
+
+    public const int AddressBytesMax = 1024;
+
+    private const ushort NoAddress = ushort.MaxValue;
 
     private const uint Magic = 0x48524C41; // "ALRH" read little-endian
     private const byte Version = 1;
@@ -332,29 +351,59 @@ internal static class ClusterHello
         return bytes;
     }
 
-    public static byte[] Encode(byte[] clusterId, RaftNodeId self)
+    public static byte[] Encode(byte[] clusterId, RaftNodeId self, string? advertisedAddress)
     {
-        var hello = new byte[4 + 1 + 1 + clusterId.Length + 8];
+        var address = advertisedAddress is null ? [] : System.Text.Encoding.UTF8.GetBytes(advertisedAddress);
+        if (address.Length > AddressBytesMax)
+        {
+            throw new ArgumentException($"An advertised address is at most {AddressBytesMax} bytes in UTF-8.", nameof(advertisedAddress));
+        }
+
+        var hello = new byte[4 + 1 + 1 + clusterId.Length + 8 + 2 + address.Length];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(hello, Magic);
         hello[4] = Version;
         hello[5] = (byte)clusterId.Length;
         clusterId.CopyTo(hello, 6);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(6 + clusterId.Length), self.Value);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(
+            hello.AsSpan(14 + clusterId.Length), advertisedAddress is null ? NoAddress : (ushort)address.Length);
+        address.CopyTo(hello, 16 + clusterId.Length);
         return hello;
     }
 
-    /// <summary>Reads a hello from <paramref name="stream"/>: whether it names <paramref name="clusterId"/>.</summary>
-    public static async ValueTask<bool> AcceptAsync(Stream stream, byte[] clusterId, CancellationToken cancellationToken)
+    /// <summary>Reads a hello from <paramref name="stream"/>: whether it names <paramref name="clusterId"/>, the sender, and the address it advertises.</summary>
+    /// <exception cref="InvalidDataException">The advertised address is longer than <see cref="AddressBytesMax"/>.</exception>
+    public static async ValueTask<(bool Accepted, RaftNodeId Sender, string? Address)> AcceptAsync(
+        Stream stream, byte[] clusterId, CancellationToken cancellationToken)
     {
         var head = new byte[6];
         await stream.ReadExactlyAsync(head, cancellationToken).ConfigureAwait(false);
         if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(head) != Magic || head[4] != Version || head[5] != clusterId.Length)
         {
-            return false;
+            return (false, RaftNodeId.None, null);
         }
 
-        var rest = new byte[head[5] + 8];
+        var rest = new byte[head[5] + 8 + 2];
         await stream.ReadExactlyAsync(rest, cancellationToken).ConfigureAwait(false);
-        return rest.AsSpan(0, head[5]).SequenceEqual(clusterId);
+        if (!rest.AsSpan(0, head[5]).SequenceEqual(clusterId))
+        {
+            return (false, RaftNodeId.None, null);
+        }
+
+        var sender = new RaftNodeId(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(rest.AsSpan(head[5])));
+        var length = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(rest.AsSpan(head[5] + 8));
+        if (length == NoAddress)
+        {
+            return (true, sender, null);
+        }
+
+        if (length > AddressBytesMax)
+        {
+            throw new InvalidDataException($"An advertised address of {length} bytes is longer than {AddressBytesMax}.");
+        }
+
+        var address = new byte[length];
+        await stream.ReadExactlyAsync(address, cancellationToken).ConfigureAwait(false);
+        return (true, sender, System.Text.Encoding.UTF8.GetString(address));
     }
 }
