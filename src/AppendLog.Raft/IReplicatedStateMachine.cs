@@ -9,9 +9,11 @@ namespace AppendLog.Raft;
 /// (whole segments), so neither disk use nor restart time grows without bound; a member that is too far behind (or
 /// new) receives the leader's snapshot instead of the records it covers.
 /// <para>
-/// All its methods are called on the member's Raft loop, one at a time, never concurrently: a snapshot sees exactly
-/// the records applied so far. They must not throw (an exception stops the member) and should be quick, since the loop
-/// waits for them. Every member of a group must be configured alike.
+/// All its methods are called on the member's apply task (not its Raft loop), one at a time, never concurrently: a
+/// snapshot sees exactly the records applied so far. They must not throw (an exception stops the member). A slow method
+/// delays only applying (and the replications waiting for it), never elections or heartbeats; committed records wait
+/// for it in a bounded backlog. A snapshot is written to a file and restored from a stream over one, so its size is
+/// bounded by the disk, not by memory. Every member of a group must be configured alike.
 /// </para>
 /// </summary>
 [Experimental(RaftExperiments.Raft)]

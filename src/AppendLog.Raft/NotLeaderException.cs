@@ -32,6 +32,24 @@ public sealed class NotLeaderException : InvalidOperationException
         LeaderEndpoint = leaderEndpoint;
     }
 
+    /// <summary>Creates the exception with the leader's Raft endpoint and its application-defined address.</summary>
+    /// <param name="nodeId">The node that refused the operation.</param>
+    /// <param name="leaderId">The leader as <paramref name="nodeId"/> knows it, or <see cref="RaftNodeId.None"/>.</param>
+    /// <param name="leaderEndpoint">The leader's Raft endpoint, or null when unknown.</param>
+    /// <param name="leaderAddress">The address the leader advertises to clients (<see cref="ReplicatedLogOptions.AdvertisedAddress"/>), or null when unknown.</param>
+    public NotLeaderException(RaftNodeId nodeId, RaftNodeId leaderId, EndPoint? leaderEndpoint, string? leaderAddress)
+        : this(nodeId, leaderId, leaderEndpoint)
+    {
+        LeaderAddress = leaderAddress;
+    }
+
+    /// <summary>
+    /// The address clients should use to reach the leader, as the leader advertises it
+    /// (<see cref="ReplicatedLogOptions.AdvertisedAddress"/>): null when the leader is unknown, advertises none, or has not
+    /// connected to the refusing member since it started.
+    /// </summary>
+    public string? LeaderAddress { get; }
+
     /// <summary>The node that refused the operation.</summary>
     public RaftNodeId NodeId { get; }
 

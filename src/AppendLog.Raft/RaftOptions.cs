@@ -114,6 +114,16 @@ public sealed class RaftOptions
     /// <summary>Deliberately broken rules, for tests that prove the simulation's checkers catch them. Never set in production.</summary>
     internal RaftTestingFaults TestingFaults { get; init; }
 
+    /// <summary>
+    /// The most image bytes one snapshot message carries (STYLE.md 2). A leader sends one chunk at a time and the next
+    /// when the follower acknowledges it, so a snapshot of any size costs the leader one chunk of memory per follower
+    /// being caught up, and a frame far below <see cref="Transport.RaftFrame.PayloadBytesMax"/>. 1 MiB: a loopback round
+    /// trip per MiB keeps a transfer near disk speed; tests lower it to exercise resumption.
+    /// </summary>
+    internal int SnapshotChunkBytes { get; init; } = DefaultSnapshotChunkBytes;
+
+    internal const int DefaultSnapshotChunkBytes = 1024 * 1024;
+
     private int Ticks(TimeSpan span) => (int)Math.Max(1, span.Ticks / TickInterval.Ticks);
 }
 

@@ -21,9 +21,10 @@ namespace AppendLog.Raft;
 /// </para>
 /// <para>
 /// Memory is bounded by <see cref="ReplicatedLogOptions.MaximumCachedLogBytes"/> plus a few dozen bytes per entry:
-/// batches older than that are read back from the local log for a follower that is behind. Limits today: the state
-/// machine is rebuilt by replay at start, membership is fixed at bootstrap, and there are no snapshots (the core has no
-/// prefix truncation yet). Messages between members are neither encrypted nor authenticated: use a private network.
+/// batches older than that are read back from the local log for a follower that is behind. The state machine runs on its
+/// own task behind a bounded backlog of committed entries, so it never delays elections or heartbeats; its snapshots are
+/// files, sent to lagging members in chunks. Messages between members are neither encrypted nor authenticated: use a
+/// private network.
 /// </para>
 /// </summary>
 [Experimental(RaftExperiments.Raft)]
@@ -34,6 +35,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
     /// <summary>Bytes a session header adds to a record, at most (header count, key "alog.raft.session" and a 16-byte value, with their varint lengths).</summary>
     private const int SessionHeaderBytesMax = 40;
+
+    /// <summary>The write buffer of a snapshot file being taken: the state machine's small writes reach the disk in runs this size.</summary>
+    private const int SnapshotWriteBufferBytes = 256 * 1024;
 
     /// <summary>Records read under one read lease (see <see cref="ReadChunkAsync"/>).</summary>
     private const int ReadChunkRecordsMax = 4096;
@@ -46,7 +50,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
         new UnboundedChannelOptions { SingleReader = true });
     private readonly int _entryPayloadBytesMax;
 
-    /// <summary>The replicated client session table: touched only on the Raft loop (apply, snapshot, restore).</summary>
+    /// <summary>The replicated client session table: touched only on the apply task (apply, snapshot, restore).</summary>
     private readonly ClientSessions _sessions;
 
     /// <summary>
@@ -93,7 +97,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <summary>This member's id.</summary>
     public RaftNodeId NodeId => _options.NodeId;
 
-    /// <summary>Messages the transport dropped because they exceed a frame (a snapshot above 64 MiB; tests and diagnostics).</summary>
+    /// <summary>Messages the transport dropped because they exceed a frame (none since snapshots travel in chunks; tests and diagnostics).</summary>
     internal long OversizeMessagesDropped => _transport?.OversizeMessagesDropped ?? 0;
 
     /// <summary>Reads of dropped batches back from the local log (tests and diagnostics).</summary>
@@ -107,6 +111,13 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
     /// <summary>The Raft index the latest snapshot covers.</summary>
     internal long SnapshotIndex => _raftLog?.Snapshot.Index ?? 0;
+
+    /// <summary>The transport (tests: dropping messages and connections).</summary>
+    internal TcpRaftTransport? Transport => _transport;
+
+    /// <summary>Raft indexes handed to the apply task, and applied by it (tests and diagnostics).</summary>
+    internal (long HandedOut, long Applied, long Committed) ApplyProgress =>
+        _host?.Status is { } s ? (s.HandedOut, s.Applied, s.Committed) : (0, 0, 0);
 
     /// <summary>Application payload bytes the Raft log holds in memory now (tests and diagnostics).</summary>
     internal long LogResidentBytes => _raftLog?.ResidentBytes ?? 0;
@@ -176,7 +187,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
             var hardState = new FileHardStateStore(_options.Directory);
             var random = new Random(_options.RandomSeed ?? Random.Shared.Next());
             var node = new RaftNode(NodeId, _options.Raft, _raftLog, hardState.Load(), random);
-            _transport = new TcpRaftTransport(NodeId, _options.Members[NodeId], _options.Members, Receive, _time);
+            _transport = new TcpRaftTransport(
+                NodeId, _options.Members[NodeId], _options.Members, Receive, _time, _options.ClusterId, _options.AdvertisedAddress);
             var raftLog = _raftLog;
             _host = new RaftHost(node, raftLog, hardState, _transport, _time, _options.Raft, ApplyAsync, RestoreAsync,
                 entry => raftLog.BaseOffsetOf(entry.Index))
@@ -184,6 +196,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
                 LeadershipChanged = OnLeadershipChanged,
                 TakeSnapshot = TakeSnapshotAsync,
                 PipelineLeaderWrites = true,
+                ApplyEntriesQueuedMax = _options.ApplyEntriesQueuedMax,
             };
         }
         catch
@@ -714,9 +727,9 @@ public sealed class ReplicatedLog : IAsyncDisposable
     private static InvalidOperationException Stopped(Exception fault) =>
         new("The replicated log stopped after a failure; see the inner exception. Dispose it and start it again.", fault);
 
-    private async ValueTask ApplyAsync(RaftEntry entry, CancellationToken cancellationToken)
+    /// <summary>Applies one committed entry, on the host's apply task; <paramref name="baseOffset"/> is its first record's offset.</summary>
+    private async ValueTask ApplyAsync(RaftEntry entry, long baseOffset, CancellationToken cancellationToken)
     {
-        var baseOffset = _raftLog!.BaseOffsetOf(entry.Index);
         var end = baseOffset + 1;
         if (entry.Kind == RaftEntryKind.Normal && !entry.Data.IsEmpty)
         {
@@ -801,17 +814,25 @@ public sealed class ReplicatedLog : IAsyncDisposable
         }
     }
 
-    /// <summary>Restores the state machine from <paramref name="snapshot"/> (at start, or installing the leader's).</summary>
+    /// <summary>
+    /// Restores the state machine from <paramref name="snapshot"/> (at start, or installing the leader's), streaming the
+    /// image from its file: the state machine reads a stream of its own image only, however large.
+    /// </summary>
     private async ValueTask RestoreAsync(RaftSnapshot snapshot, CancellationToken cancellationToken)
     {
         var stateMachine = _options.StateMachine
             ?? throw new NotSupportedException("A member without a StateMachine cannot restore a snapshot: configure every member alike.");
-        var endOffset = SnapshotPayload.EndOffset(snapshot.Data.Span)
+        var endOffset = SnapshotPayload.EndOffset(snapshot.Data)
             ?? throw new InvalidDataException("A snapshot carries the offset where its log continues.");
+
         // The image is the session table, then the state machine's own (see TakeSnapshotAsync).
-        var image = SnapshotPayload.Image(snapshot.Data);
-        var sessionBytes = _sessions.ReadFrom(image.Span);
-        using (var source = new MemoryStream(image[sessionBytes..].ToArray(), writable: false))
+        int sessionBytes;
+        using (var sessions = snapshot.Data.OpenRead(SnapshotPayload.HeaderBytes))
+        {
+            sessionBytes = _sessions.ReadFrom(sessions);
+        }
+
+        using (var source = snapshot.Data.OpenRead(SnapshotPayload.HeaderBytes + sessionBytes))
         {
             await stateMachine.RestoreSnapshotAsync(source, cancellationToken).ConfigureAwait(false);
         }
@@ -822,31 +843,45 @@ public sealed class ReplicatedLog : IAsyncDisposable
         SignalCommit();
     }
 
-    /// <summary>After each batch: every <see cref="ReplicatedLogOptions.SnapshotInterval"/> offsets, snapshot the state machine.</summary>
-    private async ValueTask<byte[]?> TakeSnapshotAsync(long applied, CancellationToken cancellationToken)
+    /// <summary>
+    /// On the apply task, once it has applied what was queued: every <see cref="ReplicatedLogOptions.SnapshotInterval"/>
+    /// offsets, writes a snapshot of the state machine as of <paramref name="applied"/> to a file (the offset after it,
+    /// the session table, then the state machine's image), fsyncs it and renames it into place. Nothing is applied
+    /// meanwhile, so the image is of one consistent point; the Raft loop goes on (heartbeats, votes, replication).
+    /// </summary>
+    private async ValueTask<SnapshotImage?> TakeSnapshotAsync(long applied, CancellationToken cancellationToken)
     {
         if (_options.StateMachine is not { } stateMachine || _options.SnapshotInterval <= 0)
         {
             return null;
         }
 
-        var endOffset = _raftLog!.EndOffsetOf(applied);
+        // The apply task wrote it after the entry at `applied`: the offset where the log continues after the snapshot.
+        var endOffset = Volatile.Read(ref _committedEndOffset);
         if (endOffset - _snapshotEndOffset < _options.SnapshotInterval)
         {
             return null;
         }
 
-        using var destination = new MemoryStream();
-        destination.Write(stackalloc byte[SnapshotPayload.HeaderBytes]);
-        var sessions = new byte[_sessions.EncodedSize];
-        _sessions.WriteTo(sessions);
-        destination.Write(sessions);
-        await stateMachine.WriteSnapshotAsync(destination, cancellationToken).ConfigureAwait(false);
-        var data = destination.ToArray();
-        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(data, endOffset);
+        var temp = Path.Combine(_options.Directory, SnapshotFile.TakeFileName);
+        var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, SnapshotWriteBufferBytes, FileOptions.Asynchronous);
+        await using (file.ConfigureAwait(false))
+        {
+            var header = new byte[SnapshotPayload.HeaderBytes];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(header, endOffset);
+            await file.WriteAsync(header, cancellationToken).ConfigureAwait(false);
+            var sessions = new byte[_sessions.EncodedSize];
+            _sessions.WriteTo(sessions);
+            await file.WriteAsync(sessions, cancellationToken).ConfigureAwait(false);
+            await stateMachine.WriteSnapshotAsync(file, cancellationToken).ConfigureAwait(false);
+            await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+            file.Flush(flushToDisk: true);
+        }
+
+        var image = SnapshotFile.Publish(_options.Directory, temp, applied);
         _snapshotEndOffset = endOffset;
         Interlocked.Increment(ref _snapshotsTaken);
-        return data;
+        return image;
     }
 
     private void SignalCommit()
@@ -943,7 +978,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
     }
 
     private NotLeaderException NotLeader(RaftNodeId leader) =>
-        new(NodeId, leader, !leader.IsNone && _options.Members.TryGetValue(leader, out var endpoint) ? endpoint : null);
+        new(NodeId, leader, !leader.IsNone && _options.Members.TryGetValue(leader, out var endpoint) ? endpoint : null,
+            leader.IsNone ? null : leader == NodeId ? _options.AdvertisedAddress : _transport?.AdvertisedAddressOf(leader));
 
     private void OnLeadershipChanged(RaftHostStatus status) =>
         _leadershipEvents.Writer.TryWrite(new LeadershipChangedEventArgs(status.Term, status.Leader, status.Leader == NodeId));

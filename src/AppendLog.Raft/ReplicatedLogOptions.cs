@@ -64,7 +64,7 @@ public sealed class ReplicatedLogOptions
     /// The state machine: called once per committed record, in offset order, on every member, after the record is
     /// durable on a quorum and on this member. After a restart it is called again for every record from the start of the
     /// log (the state machine is rebuilt by replay; use <see cref="StateMachine"/> for snapshots). Must not throw: an exception
-    /// stops the member.
+    /// stops the member. It runs on the member's apply task, not its Raft loop: a slow callback delays applying only.
     /// </summary>
     public Func<CommittedRecord, CancellationToken, ValueTask>? Apply { get; init; }
 
@@ -96,6 +96,24 @@ public sealed class ReplicatedLogOptions
     /// <summary>The local log's segment size (tests use small segments so that prefix truncation deletes files); null: the core's default.</summary>
     internal long? SegmentSize { get; init; }
 
+    /// <summary>Committed entries handed to the state machine's task beyond the last one applied, at most (tests lower it).</summary>
+    internal int ApplyEntriesQueuedMax { get; init; } = 4096;
+
+    /// <summary>
+    /// Names the group (empty by default). Every connection between members opens with it, and a member refuses a
+    /// connection from one configured with another id, so a member of another group that was given this group's
+    /// addresses (a copied configuration, a reused host or port) cannot join its elections or its log. At most 255 bytes
+    /// in UTF-8. A guard against mistakes, not authentication.
+    /// </summary>
+    public string ClusterId { get; init; } = "";
+
+    /// <summary>
+    /// The address clients should use to reach this member when it leads (any text the application understands, for
+    /// example "host:9092"), or null. Members tell each other when they connect, and a member that is not the leader names
+    /// the leader's in <see cref="NotLeaderException.LeaderAddress"/>. At most 1024 bytes in UTF-8.
+    /// </summary>
+    public string? AdvertisedAddress { get; init; }
+
     /// <summary>The clock for ticks, timeouts and timestamps; null means <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
@@ -104,12 +122,23 @@ public sealed class ReplicatedLogOptions
 
     /// <summary>Checks the options and returns them.</summary>
     /// <returns>This instance.</returns>
-    /// <exception cref="ArgumentException"><see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, InitialVoters is empty or names an id outside Members, or both Apply and StateMachine are set.</exception>
+    /// <exception cref="ArgumentException"><see cref="ClusterId"/> is longer than 255 bytes or <see cref="AdvertisedAddress"/> longer than 1024 in UTF-8, <see cref="Members"/> does not contain <see cref="NodeId"/>, holds the reserved id 0, the flush policy is Manual, InitialVoters is empty or names an id outside Members, or both Apply and StateMachine are set.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of its range.</exception>
     public ReplicatedLogOptions Validate()
     {
         ArgumentNullException.ThrowIfNull(Members);
         ArgumentException.ThrowIfNullOrEmpty(Directory);
+        ArgumentNullException.ThrowIfNull(ClusterId);
+        if (AdvertisedAddress is not null && System.Text.Encoding.UTF8.GetByteCount(AdvertisedAddress) > Transport.ClusterHello.AddressBytesMax)
+        {
+            throw new ArgumentException($"AdvertisedAddress is at most {Transport.ClusterHello.AddressBytesMax} bytes in UTF-8.", nameof(AdvertisedAddress));
+        }
+
+        if (System.Text.Encoding.UTF8.GetByteCount(ClusterId) > Transport.ClusterHello.ClusterIdBytesMax)
+        {
+            throw new ArgumentException($"ClusterId is at most {Transport.ClusterHello.ClusterIdBytesMax} bytes in UTF-8.", nameof(ClusterId));
+        }
+
         if (NodeId.IsNone || !Members.ContainsKey(NodeId))
         {
             throw new ArgumentException($"Members must contain this node's id {NodeId}.", nameof(Members));

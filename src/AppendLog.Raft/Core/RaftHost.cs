@@ -12,6 +12,9 @@ internal sealed record RaftHostStatus(RaftRole Role, RaftNodeId Leader, long Ter
 
     public long Applied { get; init; }
 
+    /// <summary>The last index handed to the apply task (at most <see cref="RaftHost.ApplyEntriesQueuedMax"/> past <see cref="Applied"/>).</summary>
+    public long HandedOut { get; init; }
+
     public long LastIndex { get; init; }
 
     /// <summary>On a leader: each other member, the highest index known to match its log, whether it is a learner, and
@@ -25,8 +28,17 @@ internal sealed record RaftHostStatus(RaftRole Role, RaftNodeId Leader, long Ter
 /// <summary>
 /// Runs one <see cref="RaftNode"/> for real: a single loop owns the node, takes inputs (peer messages, ticks from
 /// a <see cref="TimeProvider"/> timer, proposals) from a bounded channel, and processes each <see cref="Ready"/> in
-/// the contract's order: write the log and hard state, await their sync, send, apply, advance. It is generic over
-/// the storage seams and the transport, so the SegmentedLog adapter and the TCP transport plug in unchanged.
+/// the contract's order: write the log and hard state, await their sync, send, hand committed entries to apply, advance.
+/// It is generic over the storage seams and the transport, so the SegmentedLog adapter and the TCP transport plug in
+/// unchanged.
+/// <para>
+/// The state machine runs on its own task, not on the loop: the loop hands committed entries (and snapshots to restore)
+/// to a queue that the apply task drains in order, so a slow state machine never delays votes, heartbeats or
+/// acknowledgements. The queue is bounded by back-pressure on the node (<see cref="RaftNode.LimitApplyTo"/>): at most
+/// <see cref="ApplyEntriesQueuedMax"/> entries are handed out beyond the last one applied. Snapshots are taken on the
+/// apply task too, between two entries (a consistent point of the state machine), into a file
+/// (<see cref="TakeSnapshot"/>); the loop then compacts the log with it.
+/// </para>
 /// <para>
 /// A proposal completes when its entry is applied here, with its index; it fails with
 /// <see cref="NotLeaderException"/> when this node is not the leader or when a different entry (of another leader)
@@ -48,7 +60,7 @@ internal sealed class RaftHost
     private readonly TimeProvider _time;
     private readonly TimeSpan _tickInterval;
     private readonly int _ticksCatchUpMax;
-    private readonly Func<RaftEntry, CancellationToken, ValueTask> _apply;
+    private readonly Func<RaftEntry, long, CancellationToken, ValueTask> _apply;
     private readonly Func<RaftSnapshot, CancellationToken, ValueTask> _restore;
     private readonly Func<RaftEntry, long> _resultOf;
     private readonly Channel<Input> _inputs = Channel.CreateBounded<Input>(new BoundedChannelOptions(InputsQueuedMax)
@@ -56,6 +68,22 @@ internal sealed class RaftHost
         SingleReader = true,
         FullMode = BoundedChannelFullMode.Wait,
     });
+
+    /// <summary>Work for the apply task, in log order. Bounded through <see cref="RaftNode.LimitApplyTo"/>, not by the channel.</summary>
+    private readonly Channel<ApplyWork> _applyQueue = Channel.CreateUnbounded<ApplyWork>(new UnboundedChannelOptions
+    {
+        SingleReader = true,
+        SingleWriter = true,
+    });
+
+    /// <summary>The last index the apply task applied (or restored a snapshot through); written there, read anywhere.</summary>
+    private long _applied;
+
+    /// <summary>1 while an <see cref="AppliedInput"/> is queued for the loop (so the apply task queues at most one).</summary>
+    private int _appliedSignalled;
+
+    /// <summary>What stopped the apply task (the state machine or snapshot writer threw), handed to the loop.</summary>
+    private volatile Exception? _applyFault;
 
     /// <summary>Proposals waiting to be applied, by index; each remembers the term it was proposed in.</summary>
     private readonly Dictionary<long, (long Term, TaskCompletionSource<long> Completion)> _pending = [];
@@ -78,7 +106,7 @@ internal sealed class RaftHost
         IRaftTransport transport,
         TimeProvider time,
         RaftOptions options,
-        Func<RaftEntry, CancellationToken, ValueTask> apply,
+        Func<RaftEntry, long, CancellationToken, ValueTask> apply,
         Func<RaftSnapshot, CancellationToken, ValueTask> restore,
         Func<RaftEntry, long>? resultOf = null)
     {
@@ -94,7 +122,30 @@ internal sealed class RaftHost
         _resultOf = resultOf ?? (static entry => entry.Index);
     }
 
+    /// <summary>
+    /// The most committed entries handed to the apply task and not yet applied (STYLE.md 2). Past it the node keeps
+    /// committed entries to itself until the state machine catches up: memory stays bounded (the entries' payloads stay
+    /// in the log, which drops and re-reads them under its own budget), and the loop never waits.
+    /// </summary>
+    public int ApplyEntriesQueuedMax { get; init; } = 4096;
+
+    private abstract record ApplyWork;
+
+    /// <summary>Apply <paramref name="Entry"/> (whose result for its proposer is <paramref name="Result"/>), then complete <paramref name="Proposal"/>.</summary>
+    private sealed record EntryWork(RaftEntry Entry, long Result, TaskCompletionSource<long>? Proposal) : ApplyWork;
+
+    private sealed record RestoreWork(RaftSnapshot Snapshot) : ApplyWork;
+
     private abstract record Input;
+
+    /// <summary>The apply task moved <see cref="_applied"/>.</summary>
+    private sealed record AppliedInput : Input
+    {
+        public static readonly AppliedInput Instance = new();
+    }
+
+    /// <summary>The apply task took a snapshot through <paramref name="Index"/>: compact the log with it.</summary>
+    private sealed record CompactInput(long Index, SnapshotImage Image) : Input;
 
     private sealed record TickInput : Input
     {
@@ -124,10 +175,11 @@ internal sealed class RaftHost
     public Action<RaftHostStatus>? LeadershipChanged { get; init; }
 
     /// <summary>
-    /// Called on the loop after each batch with the applied index: returns a snapshot's data to compact the log through
-    /// that index, or null to wait. Must not block.
+    /// Called on the apply task whenever it has applied what was queued, with the applied index: returns a snapshot's
+    /// image (of the state machine as of that index) to compact the log through that index, or null to wait. It may take
+    /// long (a large state machine written to disk): the loop goes on meanwhile, and only applying waits.
     /// </summary>
-    public Func<long, CancellationToken, ValueTask<byte[]?>>? TakeSnapshot { get; init; }
+    public Func<long, CancellationToken, ValueTask<SnapshotImage?>>? TakeSnapshot { get; init; }
 
     /// <summary>
     /// Lets a leader go on to its next batch while its own write of the previous one is being made durable
@@ -207,6 +259,10 @@ internal sealed class RaftHost
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         _startTimestamp = _time.GetTimestamp();
+        _applied = _node.Applied;
+        _node.LimitApplyTo(_applied + ApplyEntriesQueuedMax);
+        using var applyStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var applyTask = Task.Run(() => ApplyLoopAsync(applyStop), CancellationToken.None);
         using var timer = _time.CreateTimer(
             static state => ((RaftHost)state!)._inputs.Writer.TryWrite(TickInput.Instance), this, _tickInterval, _tickInterval);
         try
@@ -241,7 +297,18 @@ internal sealed class RaftHost
         }
         catch (Exception ex)
         {
+            // The apply task failed (it closed the inputs with its exception), or the host was stopped, or storage failed.
+            ex = _applyFault ?? (ex is ChannelClosedException { InnerException: { } inner } ? inner : ex);
             var failure = ex is OperationCanceledException ? new OperationCanceledException("The Raft host stopped.", ex) : ex;
+
+            // Stop applying before anything is failed: no state machine call runs after the host stopped.
+            await applyStop.CancelAsync().ConfigureAwait(false);
+            _applyQueue.Writer.TryComplete();
+            await applyTask.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            while (_applyQueue.Reader.TryRead(out var work))
+            {
+                (work as EntryWork)?.Proposal?.TrySetException(failure);
+            }
 
             // Nothing reads the inputs any more: close them (later submissions fail at once) and fail what is queued.
             _inputs.Writer.TryComplete(failure);
@@ -265,7 +332,81 @@ internal sealed class RaftHost
             }
 
             FailAll(failure);
+            if (ReferenceEquals(ex, _applyFault))
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex);
+            }
+
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The apply task: applies the queued work in order, completes proposals with their results, tells the loop how far
+    /// it got, and takes snapshots when it has caught up with the queue. A failure stops the host (as a storage failure
+    /// does): the inputs are closed with it, and the loop rethrows it.
+    /// </summary>
+    private async Task ApplyLoopAsync(CancellationTokenSource stop)
+    {
+        var cancellationToken = stop.Token;
+        ApplyWork? current = null;
+        try
+        {
+            var reader = _applyQueue.Reader;
+            while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var work))
+                {
+                    current = work;
+                    switch (work)
+                    {
+                        case RestoreWork restore:
+                            await _restore(restore.Snapshot, cancellationToken).ConfigureAwait(false);
+                            Volatile.Write(ref _applied, restore.Snapshot.Index);
+                            break;
+                        case EntryWork entry:
+                            Invariant.Assert(entry.Entry.Index == Volatile.Read(ref _applied) + 1, "entries are applied in index order, each once");
+                            await _apply(entry.Entry, entry.Result, cancellationToken).ConfigureAwait(false);
+                            Volatile.Write(ref _applied, entry.Entry.Index);
+                            entry.Proposal?.TrySetResult(entry.Result);
+                            break;
+                    }
+
+                    current = null;
+                    await SignalAppliedAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                var applied = Volatile.Read(ref _applied);
+                if (TakeSnapshot is { } take && await take(applied, cancellationToken).ConfigureAwait(false) is { } image)
+                {
+                    await _inputs.Writer.WriteAsync(new CompactInput(applied, image), cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The host stopped.
+        }
+        catch (ChannelClosedException)
+        {
+            // The loop stopped: nothing reads the inputs any more.
+        }
+#pragma warning disable CA1031 // The state machine's failure stops the host; the loop rethrows it.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _applyFault = ex;
+            (current as EntryWork)?.Proposal?.TrySetException(ex);
+            _inputs.Writer.TryComplete(ex);
+        }
+    }
+
+    /// <summary>Queues one <see cref="AppliedInput"/> unless one already waits (the loop reads the latest applied index).</summary>
+    private async ValueTask SignalAppliedAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _appliedSignalled, 1) == 0)
+        {
+            await _inputs.Writer.WriteAsync(AppliedInput.Instance, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -283,6 +424,19 @@ internal sealed class RaftHost
         {
             case TickInput:
                 TickToNow();
+                break;
+            case AppliedInput:
+                Volatile.Write(ref _appliedSignalled, 0);
+                _node.LimitApplyTo(Volatile.Read(ref _applied) + ApplyEntriesQueuedMax);
+                ServeReads();
+                break;
+            case CompactInput c:
+                if (c.Index > _node.SnapshotIndex)
+                {
+                    _node.Compact(c.Index, c.Image);
+                }
+
+                // Otherwise a snapshot from the leader overtook it; its file goes with the next compaction or restart.
                 break;
             case MessageInput m:
                 _node.Step(m.Message);
@@ -406,10 +560,10 @@ internal sealed class RaftHost
                 _ = NotifyDurableAsync(written, cancellationToken);
             }
 
-            await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
+            HandOutToApply(ready);
             _node.AdvanceBeforeDurable(ready);
             HandleReads(ready);
-            await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
+            PublishStatus();
             return;
         }
 
@@ -425,35 +579,39 @@ internal sealed class RaftHost
             _transport.Send(message);
         }
 
-        // 6: apply, completing the proposals whose entries these are.
-        await ApplyAsync(ready, cancellationToken).ConfigureAwait(false);
+        // 6: apply (on the apply task), completing the proposals whose entries these are.
+        HandOutToApply(ready);
         _node.Advance(ready);
         HandleReads(ready);
-        await AfterAdvanceAsync(cancellationToken).ConfigureAwait(false);
+        PublishStatus();
     }
 
-    private async ValueTask ApplyAsync(Ready ready, CancellationToken cancellationToken)
+    /// <summary>Queues the batch's snapshot and committed entries for the apply task, with their proposals and results.</summary>
+    private void HandOutToApply(Ready ready)
     {
         if (ready.Snapshot is not null)
         {
-            await _restore(ready.Snapshot, cancellationToken).ConfigureAwait(false);
+            _applyQueue.Writer.TryWrite(new RestoreWork(ready.Snapshot));
             FailPendingThrough(ready.Snapshot.Index);
         }
 
         foreach (var entry in ready.CommittedEntries)
         {
-            await _apply(entry, cancellationToken).ConfigureAwait(false);
+            TaskCompletionSource<long>? completion = null;
             if (_pending.Remove(entry.Index, out var proposal))
             {
                 if (proposal.Term == entry.Term)
                 {
-                    proposal.Completion.TrySetResult(_resultOf(entry));
+                    completion = proposal.Completion;
                 }
                 else
                 {
                     proposal.Completion.TrySetException(new NotLeaderException(_node.Id, _node.Leader));
                 }
             }
+
+            // The result is computed here, on the loop, which owns the log (the apply task must not read it).
+            Invariant.Assert(_applyQueue.Writer.TryWrite(new EntryWork(entry, _resultOf(entry), completion)), "the apply queue is open while the loop runs");
         }
     }
 
@@ -479,7 +637,18 @@ internal sealed class RaftHost
             return;
         }
 
-        var applied = _node.Applied;
+        ServeReads();
+    }
+
+    /// <summary>Completes every confirmed read whose index the state machine has applied.</summary>
+    private void ServeReads()
+    {
+        if (_readsWaiting.Count == 0)
+        {
+            return;
+        }
+
+        var applied = Volatile.Read(ref _applied);
         foreach (var (read, completion) in _readsWaiting)
         {
             if (read.Index <= applied)
@@ -489,17 +658,6 @@ internal sealed class RaftHost
         }
 
         _readsWaiting.RemoveAll(waiting => waiting.Read.Index <= applied);
-    }
-
-    private async ValueTask AfterAdvanceAsync(CancellationToken cancellationToken)
-    {
-        if (TakeSnapshot is { } take && _node.Applied > _log.Snapshot.Index
-            && await take(_node.Applied, cancellationToken).ConfigureAwait(false) is { } data)
-        {
-            _node.Compact(_node.Applied, data);
-        }
-
-        PublishStatus();
     }
 
     /// <summary>Waits (off the loop) for a write to become durable, then tells the loop.</summary>
@@ -546,7 +704,8 @@ internal sealed class RaftHost
         _status = new RaftHostStatus(_node.Role, _node.Leader, _node.Term)
         {
             Committed = _node.Committed,
-            Applied = _node.Applied,
+            Applied = Volatile.Read(ref _applied),
+            HandedOut = _node.Applied,
             LastIndex = _node.LastIndex,
             Followers = followers,
             Config = config,

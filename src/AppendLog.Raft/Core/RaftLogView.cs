@@ -157,8 +157,11 @@ internal sealed class RaftLogView
     /// <summary>Whether committed, durable entries wait to be applied (and are not waiting for a fetch).</summary>
     public bool HasEntriesToApply => !ApplyWaitsForFetch && ApplicableTo > Applied;
 
+    /// <summary>The last index the host accepts to apply now (<see cref="RaftNode.LimitApplyTo"/>); unbounded by default.</summary>
+    public long ApplyLimit { get; set; } = long.MaxValue;
+
     /// <summary>Entries are applied once committed and durable here (a leader may commit through its followers alone).</summary>
-    private long ApplicableTo => Math.Min(Committed, Math.Min(StableLastIndex, _stable.DurableIndex));
+    private long ApplicableTo => Math.Min(ApplyLimit, Math.Min(Committed, Math.Min(StableLastIndex, _stable.DurableIndex)));
 
     /// <summary>The next entries to apply are not in memory: the host fetches them, then <see cref="EntriesFetched"/>.</summary>
     public bool ApplyWaitsForFetch { get; private set; }

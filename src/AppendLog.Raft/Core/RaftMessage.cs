@@ -25,11 +25,22 @@ internal enum RaftMessageType : byte
 
     PreVoteResponse,
 
-    /// <summary>Leader → follower: replace your log with this snapshot.</summary>
+    /// <summary>
+    /// Leader → follower: one chunk of a snapshot's image (<see cref="RaftMessage.SnapshotOffset"/>,
+    /// <see cref="RaftMessage.SnapshotChunk"/>, of <see cref="RaftMessage.SnapshotLength"/> bytes in all); the last chunk
+    /// completes it, and the follower then replaces its log with the snapshot (thesis §5 / paper §7, InstallSnapshot with
+    /// offset and done).
+    /// </summary>
     Snapshot,
 
     /// <summary>Leader → transfer target: start an election now, ignoring leases (thesis §3.10).</summary>
     TimeoutNow,
+
+    /// <summary>
+    /// Follower → leader: of the snapshot at Index, I hold the first <see cref="RaftMessage.SnapshotOffset"/> bytes; send
+    /// from there (a lost chunk, a reconnection or a restart of mine moves it back; the leader resumes where it says).
+    /// </summary>
+    SnapshotResponse,
 }
 
 /// <summary>
@@ -62,11 +73,21 @@ internal sealed record RaftMessage
     /// <summary>AppendResponse rejection: the follower's guess at the last index where it may match the leader.</summary>
     public long RejectHint { get; init; }
 
+    /// <summary>Snapshot: what the snapshot covers. Only its metadata travels; the image comes in <see cref="SnapshotChunk"/>s.</summary>
     public RaftSnapshot? Snapshot { get; init; }
+
+    /// <summary>Snapshot: the image's whole length in bytes.</summary>
+    public long SnapshotLength { get; init; }
+
+    /// <summary>Snapshot: where <see cref="SnapshotChunk"/> starts in the image. SnapshotResponse: the bytes the follower holds.</summary>
+    public long SnapshotOffset { get; init; }
+
+    /// <summary>Snapshot: the image's bytes from <see cref="SnapshotOffset"/> (at most <see cref="RaftOptions.SnapshotChunkBytes"/>).</summary>
+    public ReadOnlyMemory<byte> SnapshotChunk { get; init; }
 
     /// <summary>Vote request caused by leadership transfer: receivers ignore their leader lease.</summary>
     public bool Transfer { get; init; }
 
     public override string ToString() =>
-        $"{Type} {From}->{To} t{Term} idx{Index} lt{LogTerm} n{Entries.Count} c{Commit}{(Reject ? " reject hint" + RejectHint : "")}";
+        $"{Type} {From}->{To} t{Term} idx{Index} lt{LogTerm} n{Entries.Count} c{Commit}{(Type is RaftMessageType.Snapshot or RaftMessageType.SnapshotResponse ? $" so{SnapshotOffset}+{SnapshotChunk.Length}/{SnapshotLength}" : "")}{(Reject ? " reject hint" + RejectHint : "")}";
 }

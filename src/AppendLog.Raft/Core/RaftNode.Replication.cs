@@ -32,9 +32,7 @@ internal sealed partial class RaftNode
         var prevIndex = pr.Next - 1;
         if (pr.Next < _log.FirstIndex || !_log.TryGetTerm(prevIndex, out var prevTerm))
         {
-            var snapshot = _storage.Snapshot;
-            pr.BecomeSnapshot(snapshot.Index);
-            Send(new RaftMessage { Type = RaftMessageType.Snapshot, From = Id, To = to, Term = Term, Snapshot = snapshot });
+            SendSnapshotChunk(to, pr);
             return true;
         }
 
@@ -77,6 +75,39 @@ internal sealed partial class RaftNode
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Sends <paramref name="to"/> the chunk of this leader's snapshot that starts where the follower's acknowledgements
+    /// reached (0 for a snapshot it has not acknowledged any of). One chunk is in flight at a time: the next leaves when
+    /// this one is acknowledged (<see cref="RaftMessageType.SnapshotResponse"/>), and a chunk lost with no acknowledgement
+    /// is sent again after the next heartbeat answer. The chunk is read from the image here, on the loop: a bounded read
+    /// (<see cref="RaftOptions.SnapshotChunkBytes"/>) of a file the page cache usually still holds.
+    /// </summary>
+    private void SendSnapshotChunk(RaftNodeId to, Progress pr)
+    {
+        var snapshot = _storage.Snapshot;
+        if (pr.State != ProgressState.Snapshot || pr.PendingSnapshot != snapshot.Index)
+        {
+            pr.BecomeSnapshot(snapshot.Index);
+        }
+
+        var length = snapshot.Data.Length;
+        var offset = Math.Min(pr.SnapshotAcked, length);
+        var chunk = new byte[(int)Math.Min(_options.SnapshotChunkBytes, length - offset)];
+        var read = chunk.Length == 0 ? 0 : snapshot.Data.Read(offset, chunk);
+        Invariant.Assert(read == chunk.Length, "a snapshot image yields every byte of its length");
+        Send(new RaftMessage
+        {
+            Type = RaftMessageType.Snapshot,
+            From = Id,
+            To = to,
+            Term = Term,
+            Snapshot = snapshot,
+            SnapshotLength = length,
+            SnapshotOffset = offset,
+            SnapshotChunk = chunk,
+        });
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using AppendLog.Raft.Replication;
+using AppendLog.Raft.Storage;
 
 namespace AppendLog.Raft.Core;
 
@@ -397,25 +398,42 @@ internal sealed partial class RaftNode
         Send(new RaftMessage { Type = RaftMessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term, Index = m.Index });
     }
 
+    /// <summary>
+    /// One chunk of the leader's snapshot. The chunk goes to storage (<see cref="IRaftLog.ReceiveSnapshotChunk"/>), which
+    /// assembles the image on disk and answers how much of it it holds; the node acknowledges that, and when the image is
+    /// whole (made durable by storage) replaces its log with the snapshot, as the single-message install did. Only the
+    /// message's metadata and chunk are used: a message sent in memory carries the leader's whole image, one decoded from
+    /// the network only the chunk.
+    /// </summary>
     private void HandleSnapshot(RaftMessage m)
     {
-        var snapshot = m.Snapshot!;
-        if (snapshot.Index <= _log.Committed)
+        var metadata = m.Snapshot!.Metadata;
+        if (metadata.Index <= _log.Committed)
         {
             Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = _log.Committed });
             return;
         }
 
-        if (_log.MatchTerm(snapshot.Index, snapshot.Term))
+        if (_log.MatchTerm(metadata.Index, metadata.Term))
         {
             // Our log already holds the snapshot's last entry: it is committed, keep the log.
-            _log.CommitTo(snapshot.Index);
+            _log.CommitTo(metadata.Index);
         }
         else
         {
-            _log.Restore(snapshot);
+            var (received, image) = _storage.ReceiveSnapshotChunk(metadata, m.SnapshotLength, m.SnapshotOffset, m.SnapshotChunk.Span);
+            if (image is null)
+            {
+                Send(new RaftMessage
+                {
+                    Type = RaftMessageType.SnapshotResponse, From = Id, To = m.From, Term = Term, Index = metadata.Index, SnapshotOffset = received,
+                });
+                return;
+            }
+
+            _log.Restore(new RaftSnapshot(metadata, image));
             _configs.Clear();
-            _configs.Add((snapshot.Index, snapshot.Metadata.Config));
+            _configs.Add((metadata.Index, metadata.Config));
         }
 
         Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = _log.Committed });
@@ -444,13 +462,32 @@ internal sealed partial class RaftNode
                 }
                 else if (pr.State == ProgressState.Snapshot)
                 {
-                    // The snapshot (or its answer) may have been lost: probe again, which resends it if still needed.
+                    if (pr.SnapshotAdvanced)
+                    {
+                        // Chunks are flowing: leave the transfer alone until the next heartbeat answer.
+                        pr.SnapshotAdvanced = false;
+                        break;
+                    }
+
+                    // No chunk acknowledged since the last heartbeat answer: a chunk, or the last one's answer, was lost.
+                    // Probe again: a follower that installed the snapshot answers the probe; one that still needs it
+                    // rejects it, and the transfer resumes where its acknowledgements reached (Progress keeps that).
                     pr.BecomeProbe();
                 }
 
                 if (pr.Match < _log.LastIndex)
                 {
                     SendAppend(m.From, sendIfEmpty: true);
+                }
+
+                break;
+            case RaftMessageType.SnapshotResponse:
+                pr.RecentActive = true;
+                if (pr.State == ProgressState.Snapshot && pr.PendingSnapshot == m.Index && m.SnapshotOffset != pr.SnapshotAcked)
+                {
+                    // A duplicate answer (same offset) sends nothing: one chunk stays in flight.
+                    pr.SnapshotAcknowledged(m.SnapshotOffset);
+                    SendSnapshotChunk(m.From, pr);
                 }
 
                 break;

@@ -71,7 +71,11 @@ internal sealed partial class RaftNode
 
     public long Committed => _log.Committed;
 
+    /// <summary>The last index handed out to apply (Ready.CommittedEntries); a host that applies off its loop may be behind it.</summary>
     public long Applied => _log.Applied;
+
+    /// <summary>The index the node's snapshot covers (a snapshot from the leader not yet installed included).</summary>
+    public long SnapshotIndex => _log.Snapshot.Index;
 
     public long LastIndex => _log.LastIndex;
 
@@ -180,7 +184,7 @@ internal sealed partial class RaftNode
     /// Replaces the applied log prefix through <paramref name="index"/> with a snapshot of the state machine
     /// (<paramref name="data"/>) and drops those entries from the log.
     /// </summary>
-    public void Compact(long index, ReadOnlyMemory<byte> data)
+    public void Compact(long index, SnapshotImage data)
     {
         AssertNoOutstandingReady();
         Invariant.Assert(index <= _log.Applied, "only applied entries are compacted");
@@ -194,6 +198,14 @@ internal sealed partial class RaftNode
 
         _configs[0] = (index, config);
     }
+
+    /// <summary>
+    /// Back-pressure from a host that applies off its loop: committed entries are handed out (Ready.CommittedEntries)
+    /// only through <paramref name="index"/>. The host raises it as its state machine catches up, so committed but
+    /// unapplied entries stay bounded however slow the state machine is; the node meanwhile keeps replicating,
+    /// committing, voting and sending heartbeats.
+    /// </summary>
+    public void LimitApplyTo(long index) => _log.ApplyLimit = index;
 
     /// <summary>
     /// The host loaded the entries its log asked for (<see cref="IRaftLog.NeedsFetch"/>): applying resumes, and a

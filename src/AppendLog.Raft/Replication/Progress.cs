@@ -40,6 +40,18 @@ internal sealed class Progress
     /// <summary>Snapshot state: the index of the snapshot being sent.</summary>
     public long PendingSnapshot { get; private set; }
 
+    /// <summary>Snapshot state: image bytes of <see cref="PendingSnapshot"/> the follower holds (the next chunk starts here).</summary>
+    public long SnapshotAcked { get; private set; }
+
+    /// <summary>Snapshot state: an acknowledgement moved <see cref="SnapshotAcked"/> since the last heartbeat answer.</summary>
+    public bool SnapshotAdvanced { get; set; }
+
+    /// <summary>
+    /// The last snapshot acknowledged in part, and how far: kept when the progress leaves the snapshot state (a probe after
+    /// a heartbeat answer, a rejection), so sending the same snapshot again resumes instead of starting over.
+    /// </summary>
+    private (long Index, long Offset) _snapshotResume;
+
     /// <summary>Heard from within the current check-quorum period.</summary>
     public bool RecentActive { get; set; }
 
@@ -72,6 +84,17 @@ internal sealed class Progress
         State = ProgressState.Snapshot;
         ResetState();
         PendingSnapshot = snapshotIndex;
+        SnapshotAcked = _snapshotResume.Index == snapshotIndex ? _snapshotResume.Offset : 0;
+    }
+
+    /// <summary>The follower holds the first <paramref name="received"/> bytes of the pending snapshot's image.</summary>
+    public void SnapshotAcknowledged(long received)
+    {
+        Invariant.Assert(State == ProgressState.Snapshot, "snapshot acknowledgements move only a snapshot transfer");
+        Invariant.Assert(received >= 0, "a follower holds a non-negative number of bytes");
+        SnapshotAcked = received;
+        SnapshotAdvanced = true;
+        _snapshotResume = (PendingSnapshot, received);
     }
 
     /// <summary>The follower acknowledged everything through <paramref name="index"/>.</summary>
@@ -129,6 +152,8 @@ internal sealed class Progress
     {
         ProbeSent = false;
         PendingSnapshot = 0;
+        SnapshotAcked = 0;
+        SnapshotAdvanced = false;
         Inflights.Reset();
     }
 

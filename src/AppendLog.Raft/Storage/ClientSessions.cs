@@ -163,6 +163,53 @@ internal sealed class ClientSessions
         return position;
     }
 
+    /// <summary>
+    /// Replaces the table with one written by <see cref="WriteTo"/> at the start of <paramref name="source"/> (a snapshot
+    /// image streamed from disk), reading no further than the table; returns the bytes read.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The stream does not start with a session table.</exception>
+    public int ReadFrom(Stream source)
+    {
+        using var table = new MemoryStream();
+        var fixedBytes = new byte[SessionFixedBytes];
+        ReadExactly(source, fixedBytes.AsSpan(0, 4));
+        table.Write(fixedBytes, 0, 4);
+        var count = BinaryPrimitives.ReadInt32LittleEndian(fixedBytes);
+        if (count < 0)
+        {
+            throw new InvalidDataException("A snapshot's session table has a negative count.");
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            ReadExactly(source, fixedBytes);
+            table.Write(fixedBytes);
+            var length = BinaryPrimitives.ReadInt32LittleEndian(fixedBytes.AsSpan(32));
+            if (length < 0 || length > ResponseBytesMax)
+            {
+                throw new InvalidDataException("A snapshot's session table holds a response of an impossible length.");
+            }
+
+            var response = new byte[length];
+            ReadExactly(source, response);
+            table.Write(response);
+        }
+
+        return ReadFrom(table.GetBuffer().AsSpan(0, (int)table.Length));
+    }
+
+    private static void ReadExactly(Stream source, Span<byte> destination)
+    {
+        try
+        {
+            source.ReadExactly(destination);
+        }
+        catch (EndOfStreamException ex)
+        {
+            throw new InvalidDataException("A snapshot's session table is truncated.", ex);
+        }
+    }
+
     public void Clear() => _sessions.Clear();
 
     private const int SessionFixedBytes = (4 * 8) + 4;

@@ -71,6 +71,14 @@ internal interface IRaftLog
 
     /// <summary>Records <paramref name="snapshot"/> (durably) and drops the entries it covers. Its index must be durable.</summary>
     void Compact(RaftSnapshot snapshot);
+
+    /// <summary>
+    /// Stores one chunk of the image of the leader's snapshot <paramref name="metadata"/> (see <see cref="SnapshotReceiver"/>).
+    /// Nothing of the log changes: a complete image is installed later, through the node and <see cref="InstallSnapshot"/>.
+    /// </summary>
+    /// <returns>The image bytes now held from its start (the leader sends from there), and the image once it is whole
+    /// and durable.</returns>
+    (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk);
 }
 
 /// <summary>What <see cref="IRaftLog.WriteAsync"/> handed to storage: durable when <see cref="Durable"/> completes.</summary>

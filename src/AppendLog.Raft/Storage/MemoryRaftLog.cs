@@ -205,9 +205,16 @@ internal sealed class MemoryRaftLog : IRaftLog
         Snapshot = snapshot;
     }
 
+    /// <summary>Assembles a leader's snapshot from its chunks; a crash drops a half-received one.</summary>
+    public MemorySnapshotReceiver Receiver { get; } = new();
+
+    public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk) =>
+        Receiver.Receive(metadata, length, offset, chunk);
+
     /// <summary>Simulates a power cut and restart: the log becomes its durable image.</summary>
     public void Crash()
     {
+        Receiver.Abandon();
         _entries.RemoveRange(_durableCommon, _entries.Count - _durableCommon);
         _entries.AddRange(_durableTail);
         _durableTail.Clear();

@@ -8,11 +8,11 @@ namespace AppendLog.Raft.Storage;
 /// </summary>
 internal sealed record SnapshotMetadata(long Index, long Term, ClusterConfig Config);
 
-/// <summary>A snapshot: its metadata and the application's opaque state-machine image.</summary>
-internal sealed record RaftSnapshot(SnapshotMetadata Metadata, ReadOnlyMemory<byte> Data)
+/// <summary>A snapshot: its metadata and the application's opaque state-machine image (in memory or in a file).</summary>
+internal sealed record RaftSnapshot(SnapshotMetadata Metadata, SnapshotImage Data)
 {
     /// <summary>The empty snapshot a group is bootstrapped from: index 0, term 0, the initial members.</summary>
-    public static RaftSnapshot Bootstrap(ClusterConfig initial) => new(new SnapshotMetadata(0, 0, initial), ReadOnlyMemory<byte>.Empty);
+    public static RaftSnapshot Bootstrap(ClusterConfig initial) => new(new SnapshotMetadata(0, 0, initial), SnapshotImage.Empty);
 
     public long Index => Metadata.Index;
 

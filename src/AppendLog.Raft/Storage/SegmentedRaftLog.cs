@@ -91,6 +91,9 @@ internal sealed class SegmentedRaftLog : IRaftLog
     /// <summary>A snapshot from the leader that the next sync installs (reset of the log included).</summary>
     private RaftSnapshot? _pendingInstall;
 
+    /// <summary>Assembles the leader's snapshot images on disk (created at the first chunk).</summary>
+    private FileSnapshotReceiver? _receiver;
+
     /// <summary>After a compaction: the next sync deletes whole segments below this offset.</summary>
     private long? _prefixBefore;
 
@@ -171,6 +174,12 @@ internal sealed class SegmentedRaftLog : IRaftLog
         }
 
         var snapshot = stored?.Snapshot ?? bootstrap;
+        if (snapshotDirectory is not null)
+        {
+            // Images no snapshot file names: half received or half taken when the member stopped, or superseded.
+            SnapshotFile.DeleteStaleImages(snapshotDirectory, snapshot.Index, atOpen: true);
+        }
+
         var firstOffset = stored?.EndOffset ?? log.StartOffset;
         Invariant.Assert(firstOffset >= log.StartOffset, "the snapshot's end is in the log");
         Invariant.Assert(firstOffset <= log.EndOffset, "the log holds every entry the snapshot covers");
@@ -380,7 +389,11 @@ internal sealed class SegmentedRaftLog : IRaftLog
     }
 
     /// <summary>Closes the reader fetches keep open (call before disposing the SegmentedLog).</summary>
-    public ValueTask CloseAsync() => CloseFetchCursorAsync();
+    public ValueTask CloseAsync()
+    {
+        _receiver?.Abandon(); // a half-received image is discarded (the leader sends it again)
+        return CloseFetchCursorAsync();
+    }
 
     private async ValueTask CloseFetchCursorAsync()
     {
@@ -573,7 +586,7 @@ internal sealed class SegmentedRaftLog : IRaftLog
             throw new NotSupportedException("This adapter was opened without a snapshot directory.");
         }
 
-        var endOffset = SnapshotPayload.EndOffset(snapshot.Data.Span)
+        var endOffset = SnapshotPayload.EndOffset(snapshot.Data)
             ?? throw new InvalidDataException("An installed snapshot carries the offset where its log continues.");
         _epoch++;
         _pendingInstall = snapshot;
@@ -622,7 +635,7 @@ internal sealed class SegmentedRaftLog : IRaftLog
         var last = _slots[drop - 1];
         var endOffset = last.BaseOffset + last.RecordCount;
         Invariant.Assert(last.Term == snapshot.Term, "the snapshot's term is its last entry's");
-        var named = SnapshotPayload.EndOffset(snapshot.Data.Span);
+        var named = SnapshotPayload.EndOffset(snapshot.Data);
         Invariant.Assert(named is null || named == endOffset, "a snapshot's data names the offset after it");
         SnapshotFile.Write(_snapshotDirectory, snapshot, endOffset);
         _prefixBefore = endOffset;
@@ -640,6 +653,17 @@ internal sealed class SegmentedRaftLog : IRaftLog
         _firstOffset = endOffset;
         Snapshot = snapshot;
         AssertWatermarks();
+    }
+
+    public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk)
+    {
+        if (_snapshotDirectory is null)
+        {
+            throw new NotSupportedException("This adapter was opened without a snapshot directory.");
+        }
+
+        _receiver ??= new FileSnapshotReceiver(_snapshotDirectory);
+        return _receiver.Receive(metadata, length, offset, chunk);
     }
 
     private int Position(long index) => checked((int)(index - FirstIndex));

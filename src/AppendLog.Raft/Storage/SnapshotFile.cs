@@ -16,16 +16,33 @@ namespace AppendLog.Raft.Storage;
 /// the flag after it, and an adapter that opens with the flag set repeats the reset first. That makes the install
 /// all-or-nothing although a crash in the middle of the reset leaves part of the old log.
 /// </para>
-/// <para>Layout (little-endian): magic u32 "ALSN", version u32 = 2, flags u32 (version 2 only), index i64, term i64,
-/// endOffset i64, voters i32 + u64 each, learners i32 + u64 each, data length i32 + bytes, then CRC-32C u32 of
-/// everything before it. Version 1 files (no flags) are still read.</para>
+/// <para>
+/// <see cref="Flags.ExternalData"/> marks a snapshot whose image is a file of its own beside this one
+/// (<see cref="DataFileName"/>, named by the snapshot's index): a <see cref="ReplicatedLog"/>'s images are written there
+/// by the state machine (taken) or chunk by chunk from the leader (received), fsynced and renamed into place before
+/// this file names them, so this file stays small and an image is bounded by the disk, not by memory. Older images are
+/// deleted once a newer snapshot is recorded (a reader holding one open keeps reading it).
+/// </para>
+/// <para>Layout (little-endian): magic u32 "ALSN", version u32 = 3, flags u32 (versions 2 and 3), index i64, term i64,
+/// endOffset i64, voters i32 + u64 each, learners i32 + u64 each, then the data: with <see cref="Flags.ExternalData"/>
+/// its length i64 (version 3), otherwise its length i32 + bytes; then CRC-32C u32 of everything before it. Version 1
+/// files (no flags) and version 2 files (inline data) are still read.</para>
 /// </summary>
 internal static class SnapshotFile
 {
     public const string FileName = "snapshot";
 
     private const uint Magic = 0x4E534C41; // "ALSN" read little-endian
-    private const uint Version = 2;
+    private const uint Version = 3;
+
+    /// <summary>Where an image being received from the leader is assembled (one at a time; discarded at open).</summary>
+    public const string ReceiveFileName = "snapshot-recv.tmp";
+
+    /// <summary>Where an image being taken from the state machine is written (discarded at open).</summary>
+    public const string TakeFileName = "snapshot-take.tmp";
+
+    private const string DataFilePrefix = "snapshot-";
+    private const string DataFileSuffix = ".data";
 
     [Flags]
     public enum Flags : uint
@@ -34,12 +51,70 @@ internal static class SnapshotFile
 
         /// <summary>Installed from the leader; the log's reset to the end offset may be unfinished.</summary>
         ResetPending = 1,
+
+        /// <summary>The image is in its own file (<see cref="DataFileName"/>), not in this one.</summary>
+        ExternalData = 2,
+    }
+
+    /// <summary>The name of the image file of the snapshot at <paramref name="index"/> (a committed index names one state).</summary>
+    public static string DataFileName(long index) => $"{DataFilePrefix}{index:D20}{DataFileSuffix}";
+
+    public static string DataPath(string directory, long index) => Path.Combine(directory, DataFileName(index));
+
+    /// <summary>Renames a finished image file (fsynced by the caller) to its place for <paramref name="index"/>, durably.</summary>
+    public static FileSnapshotImage Publish(string directory, string tempPath, long index)
+    {
+        var path = DataPath(directory, index);
+        File.Move(tempPath, path, overwrite: true);
+        FileHardStateStore.SyncDirectory(directory);
+        return new FileSnapshotImage(path);
+    }
+
+    /// <summary>
+    /// Deletes image files no snapshot file names any more: those below <paramref name="keepFromIndex"/>, and (at open,
+    /// <paramref name="atOpen"/>) every one but <paramref name="keepFromIndex"/>'s and the half-written temp files.
+    /// </summary>
+    public static void DeleteStaleImages(string directory, long keepFromIndex, bool atOpen)
+    {
+        foreach (var path in Directory.EnumerateFiles(directory, DataFilePrefix + "*"))
+        {
+            var name = Path.GetFileName(path);
+            if (name is ReceiveFileName or TakeFileName)
+            {
+                if (atOpen)
+                {
+                    File.Delete(path);
+                }
+
+                continue;
+            }
+
+            if (!name.EndsWith(DataFileSuffix, StringComparison.Ordinal)
+                || !long.TryParse(name.AsSpan(DataFilePrefix.Length, name.Length - DataFilePrefix.Length - DataFileSuffix.Length), out var index))
+            {
+                continue;
+            }
+
+            if (index < keepFromIndex || (atOpen && index != keepFromIndex))
+            {
+                File.Delete(path);
+            }
+        }
     }
 
     public static void Write(string directory, RaftSnapshot snapshot, long endOffset, Flags flags = Flags.None)
     {
         var config = snapshot.Metadata.Config;
-        var size = 4 + 4 + 4 + 8 + 8 + 8 + 4 + (8 * config.Voters.Count) + 4 + (8 * config.Learners.Count) + 4 + snapshot.Data.Length + 4;
+        var external = snapshot.Data as FileSnapshotImage;
+        if (external is not null)
+        {
+            Invariant.Assert(external.Path == DataPath(directory, snapshot.Index), "an image file sits beside its snapshot file, named by its index");
+            flags |= Flags.ExternalData;
+        }
+
+        var inline = external is null ? ((MemorySnapshotImage)snapshot.Data).Bytes : ReadOnlyMemory<byte>.Empty;
+        var dataBytes = external is null ? 4 + inline.Length : 8;
+        var size = 4 + 4 + 4 + 8 + 8 + 8 + 4 + (8 * config.Voters.Count) + 4 + (8 * config.Learners.Count) + dataBytes + 4;
         var bytes = new byte[size];
         var position = 0;
         void U32(uint v) { BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(position), v); position += 4; }
@@ -59,9 +134,17 @@ internal static class SnapshotFile
             }
         }
 
-        U32((uint)snapshot.Data.Length);
-        snapshot.Data.Span.CopyTo(bytes.AsSpan(position));
-        position += snapshot.Data.Length;
+        if (external is not null)
+        {
+            I64(external.Length);
+        }
+        else
+        {
+            U32((uint)inline.Length);
+            inline.Span.CopyTo(bytes.AsSpan(position));
+            position += inline.Length;
+        }
+
         U32(Crc32.HashToUInt32(Crc32ParameterSet.Crc32C, bytes.AsSpan(0, position)));
         Invariant.Assert(position == size, "the snapshot file is written in exactly its computed size");
 
@@ -75,6 +158,7 @@ internal static class SnapshotFile
 
         File.Move(temp, path, overwrite: true);
         FileHardStateStore.SyncDirectory(directory);
+        DeleteStaleImages(directory, snapshot.Index, atOpen: false);
     }
 
     /// <summary>Reads the snapshot and the offset where the entries after it begin; null when there is none.</summary>
@@ -90,7 +174,7 @@ internal static class SnapshotFile
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < 48
             || BinaryPrimitives.ReadUInt32LittleEndian(bytes) != Magic
-            || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(4)) is not (1 or Version)
+            || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(4)) is not (1 or 2 or Version)
             || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)) != Crc32.HashToUInt32(Crc32ParameterSet.Crc32C, bytes.AsSpan(0, bytes.Length - 4)))
         {
             throw new InvalidDataException($"The Raft snapshot file '{path}' is damaged.");
@@ -106,8 +190,25 @@ internal static class SnapshotFile
         var endOffset = I64();
         var voters = Enumerable.Range(0, Count()).Select(_ => new RaftNodeId((ulong)I64())).ToList();
         var learners = Enumerable.Range(0, Count()).Select(_ => new RaftNodeId((ulong)I64())).ToList();
-        var length = Count();
-        var data = bytes.AsSpan(position, length).ToArray();
-        return (new RaftSnapshot(new SnapshotMetadata(index, term, new ClusterConfig(voters, learners)), data), endOffset, flags);
+        SnapshotImage data;
+        if ((flags & Flags.ExternalData) != 0)
+        {
+            var length = I64();
+            var image = new FileSnapshotImage(DataPath(directory, index));
+            if (image.Length != length)
+            {
+                image.Close();
+                throw new InvalidDataException($"The Raft snapshot image '{image.Path}' holds {image.Length} bytes; its snapshot file says {length}.");
+            }
+
+            data = image;
+        }
+        else
+        {
+            var length = Count();
+            data = bytes.AsSpan(position, length).ToArray();
+        }
+
+        return (new RaftSnapshot(new SnapshotMetadata(index, term, new ClusterConfig(voters, learners)), data), endOffset, flags & ~Flags.ExternalData);
     }
 }

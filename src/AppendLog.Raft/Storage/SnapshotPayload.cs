@@ -37,5 +37,14 @@ internal static class SnapshotPayload
         return BinaryPrimitives.ReadInt64LittleEndian(data);
     }
 
+    /// <summary>The offset after the snapshot read from the first bytes of <paramref name="image"/> (see <see cref="EndOffset(ReadOnlySpan{byte})"/>).</summary>
+    /// <exception cref="InvalidDataException">The image is too short to hold the offset.</exception>
+    public static long? EndOffset(SnapshotImage image)
+    {
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        var read = image.Length == 0 ? 0 : image.Read(0, header);
+        return EndOffset(header[..read]);
+    }
+
     public static ReadOnlyMemory<byte> Image(ReadOnlyMemory<byte> data) => data.Length <= HeaderBytes ? ReadOnlyMemory<byte>.Empty : data[HeaderBytes..];
 }

@@ -7,21 +7,24 @@ namespace AppendLog.Raft.Transport;
 
 /// <summary>
 /// Encodes every <see cref="RaftMessage"/> type into the payload of one frame (<see cref="RaftFrame"/>), and back.
-/// All integers little-endian. Layout, version 1:
+/// All integers little-endian. Layout, version 2 (version 1 carried a whole snapshot image in one message):
 /// <code>
 /// u8 version | u8 type | u8 flags (1 reject, 2 transfer, 4 has snapshot) | u64 from | u64 to | i64 term
-/// | i64 logTerm | i64 index | i64 commit | i64 rejectHint | i32 entryCount
+/// | i64 logTerm | i64 index | i64 commit | i64 rejectHint | i64 snapshotOffset | i32 entryCount
 /// | entryCount × (i64 term | i64 index | u8 kind | i32 length | bytes)
-/// | [snapshot: i64 index | i64 term | i32 voters | voters × u64 | i32 learners | learners × u64 | i32 length | bytes]
+/// | [snapshot: i64 index | i64 term | i32 voters | voters × u64 | i32 learners | learners × u64
+///    | i64 imageLength | i32 chunkLength | chunk bytes]
 /// </code>
+/// A snapshot message carries one chunk of the image (<see cref="RaftMessage.SnapshotChunk"/>), never the image: the
+/// decoded snapshot has an empty image, and the receiver uses the chunk.
 /// Entry payloads are record batches (or Raft's small control payloads) and travel as they are: the follower stores
 /// the leader's bytes. Decoded entries slice the frame's buffer, which the caller must not reuse.
 /// </summary>
 internal static class RaftMessageCodec
 {
-    public const byte Version = 1;
+    public const byte Version = 2;
 
-    private const int FixedBytes = 3 + 8 + 8 + (8 * 5) + 4;
+    private const int FixedBytes = 3 + 8 + 8 + (8 * 6) + 4;
     private const int EntryFixedBytes = 8 + 8 + 1 + 4;
 
     private const byte RejectFlag = 1;
@@ -41,7 +44,7 @@ internal static class RaftMessageCodec
 
         if (message.Snapshot is { } snapshot)
         {
-            size += 8 + 8 + 4 + (8 * snapshot.Metadata.Config.Voters.Count) + 4 + (8 * snapshot.Metadata.Config.Learners.Count) + 4 + snapshot.Data.Length;
+            size += 8 + 8 + 4 + (8 * snapshot.Metadata.Config.Voters.Count) + 4 + (8 * snapshot.Metadata.Config.Learners.Count) + 8 + 4 + message.SnapshotChunk.Length;
         }
 
         return size;
@@ -61,6 +64,7 @@ internal static class RaftMessageCodec
         w.I64(message.Index);
         w.I64(message.Commit);
         w.I64(message.RejectHint);
+        w.I64(message.SnapshotOffset);
         w.I32(message.Entries.Count);
         foreach (var entry in message.Entries)
         {
@@ -76,7 +80,8 @@ internal static class RaftMessageCodec
             w.I64(snapshot.Term);
             w.Ids(snapshot.Metadata.Config.Voters);
             w.Ids(snapshot.Metadata.Config.Learners);
-            w.Bytes(snapshot.Data.Span);
+            w.I64(message.SnapshotLength);
+            w.Bytes(message.SnapshotChunk.Span);
         }
 
         Invariant.Assert(w.Position == destination.Length, "a message fills exactly its encoded size");
@@ -94,7 +99,7 @@ internal static class RaftMessageCodec
         }
 
         var type = r.U8();
-        if (type > (byte)RaftMessageType.TimeoutNow)
+        if (type > (byte)RaftMessageType.SnapshotResponse)
         {
             throw new InvalidDataException($"Unknown Raft message type {type}.");
         }
@@ -107,6 +112,7 @@ internal static class RaftMessageCodec
         var index = r.I64();
         var commit = r.I64();
         var rejectHint = r.I64();
+        var snapshotOffset = r.I64();
         var count = r.I32();
         if (count < 0 || count > payload.Length / EntryFixedBytes)
         {
@@ -128,12 +134,16 @@ internal static class RaftMessageCodec
         }
 
         RaftSnapshot? snapshot = null;
+        long snapshotLength = 0;
+        var chunk = ReadOnlyMemory<byte>.Empty;
         if ((flags & SnapshotFlag) != 0)
         {
             var snapshotIndex = r.I64();
             var snapshotTerm = r.I64();
             var config = new ClusterConfig(r.Ids(), r.Ids());
-            snapshot = new RaftSnapshot(new SnapshotMetadata(snapshotIndex, snapshotTerm, config), r.Bytes());
+            snapshot = new RaftSnapshot(new SnapshotMetadata(snapshotIndex, snapshotTerm, config), SnapshotImage.Empty);
+            snapshotLength = r.I64();
+            chunk = r.Bytes();
         }
 
         if (!r.AtEnd)
@@ -155,6 +165,9 @@ internal static class RaftMessageCodec
             RejectHint = rejectHint,
             Entries = entries,
             Snapshot = snapshot,
+            SnapshotLength = snapshotLength,
+            SnapshotOffset = snapshotOffset,
+            SnapshotChunk = chunk,
         };
     }
 

@@ -43,15 +43,24 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
     private long _dropped;
     private long _framesReceived;
     private long _oversize;
+    private long _refused;
+
+    /// <summary>The hello each connection opens with: the sender's cluster id and node id (see <see cref="ClusterHello"/>).</summary>
+    private readonly byte[] _hello;
+    private readonly byte[] _clusterId;
 
     public TcpRaftTransport(
         RaftNodeId self,
         IPEndPoint listen,
         IReadOnlyDictionary<RaftNodeId, IPEndPoint> peers,
         Action<RaftMessage> receive,
-        TimeProvider time)
+        TimeProvider time,
+        string clusterId = "",
+        string? advertisedAddress = null)
     {
         _self = self;
+        _clusterId = ClusterHello.EncodeId(clusterId);
+        _hello = ClusterHello.Encode(_clusterId, self, advertisedAddress);
         _receive = receive;
         _time = time;
         foreach (var (id, endpoint) in peers)
@@ -85,6 +94,15 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
 
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
 
+    /// <summary>The address each peer advertised in its latest hello (peers that advertise none are absent).</summary>
+    private readonly ConcurrentDictionary<RaftNodeId, string> _advertised = new();
+
+    /// <summary>The address <paramref name="id"/> advertised when it last connected here, or null.</summary>
+    public string? AdvertisedAddressOf(RaftNodeId id) => _advertised.TryGetValue(id, out var address) ? address : null;
+
+    /// <summary>Connections refused because the peer's hello named another cluster (or was not a hello).</summary>
+    public long RefusedConnections => Interlocked.Read(ref _refused);
+
     public void Start()
     {
         _loops.Add(Task.Run(AcceptLoopAsync));
@@ -94,10 +112,27 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         }
     }
 
+    /// <summary>Tests: messages for which this returns true are dropped as if lost (it also sees every message sent).</summary>
+    internal Func<RaftMessage, bool>? DropOutgoing { get; set; }
+
+    /// <summary>Tests: closes every connection, in and out, as a network failure would; the send loops reconnect.</summary>
+    internal void DropConnections()
+    {
+        foreach (var socket in _incoming.Keys)
+        {
+            socket.Dispose();
+        }
+
+        foreach (var peer in _peers.Values)
+        {
+            peer.Socket?.Dispose();
+        }
+    }
+
     public void Send(RaftMessage message)
     {
         Invariant.Assert(message.From == _self, "a transport sends only its own node's messages");
-        if (!_peers.TryGetValue(message.To, out var peer) || !peer.Queue.Writer.TryWrite(message))
+        if (DropOutgoing?.Invoke(message) == true || !_peers.TryGetValue(message.To, out var peer) || !peer.Queue.Writer.TryWrite(message))
         {
             Interlocked.Increment(ref _dropped);
         }
@@ -167,6 +202,19 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         {
             var stream = new BufferedStream(new NetworkStream(socket, ownsSocket: true), ReadBufferBytes);
             await using var streamScope = stream.ConfigureAwait(false);
+            var (accepted, peer, address) = await ClusterHello.AcceptAsync(stream, _clusterId, token).ConfigureAwait(false);
+            if (!accepted)
+            {
+                // A member of another cluster (or something that is not a member): close before reading any frame.
+                Interlocked.Increment(ref _refused);
+                return;
+            }
+
+            if (address is not null)
+            {
+                _advertised[peer] = address;
+            }
+
             var header = new byte[RaftFrame.HeaderBytes];
             while (!token.IsCancellationRequested)
             {
@@ -206,6 +254,7 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
             try
             {
                 await socket.ConnectAsync(peer.Endpoint, token).ConfigureAwait(false);
+                await socket.SendAsync(_hello, SocketFlags.None, token).ConfigureAwait(false);
                 delay = ReconnectDelayMin;
                 var reader = peer.Queue.Reader;
                 while (await reader.WaitToReadAsync(token).ConfigureAwait(false))
@@ -268,5 +317,93 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         });
 
         public volatile Socket? Socket;
+    }
+}
+
+/// <summary>
+/// The first bytes of every connection: magic u32 "ALRH", version u8 = 1, cluster id length u8 + UTF-8 bytes, node id
+/// u64, advertised address length u16 (0xFFFF: none) + UTF-8 bytes (little-endian). The address is the one clients
+/// should use to reach the sender (<see cref="ReplicatedLogOptions.AdvertisedAddress"/>): every member learns the
+/// leader's when the leader connects to send it heartbeats, and names it in <see cref="NotLeaderException"/>. A receiver reads it before any frame and closes a connection whose cluster id differs from its
+/// own, so a member of another group given this group's addresses (a copied configuration, a reused port) never gets a
+/// message in. It is a guard against mistakes, not authentication: anyone who knows the id can send it.
+/// </summary>
+internal static class ClusterHello
+{
+    public const int ClusterIdBytesMax = 255;
+
+    public const int AddressBytesMax = 1024;
+
+    private const ushort NoAddress = ushort.MaxValue;
+
+    private const uint Magic = 0x48524C41; // "ALRH" read little-endian
+    private const byte Version = 1;
+
+    /// <exception cref="ArgumentException">The id is longer than <see cref="ClusterIdBytesMax"/> bytes in UTF-8.</exception>
+    public static byte[] EncodeId(string clusterId)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(clusterId);
+        if (bytes.Length > ClusterIdBytesMax)
+        {
+            throw new ArgumentException($"A cluster id is at most {ClusterIdBytesMax} bytes in UTF-8.", nameof(clusterId));
+        }
+
+        return bytes;
+    }
+
+    public static byte[] Encode(byte[] clusterId, RaftNodeId self, string? advertisedAddress)
+    {
+        var address = advertisedAddress is null ? [] : System.Text.Encoding.UTF8.GetBytes(advertisedAddress);
+        if (address.Length > AddressBytesMax)
+        {
+            throw new ArgumentException($"An advertised address is at most {AddressBytesMax} bytes in UTF-8.", nameof(advertisedAddress));
+        }
+
+        var hello = new byte[4 + 1 + 1 + clusterId.Length + 8 + 2 + address.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(hello, Magic);
+        hello[4] = Version;
+        hello[5] = (byte)clusterId.Length;
+        clusterId.CopyTo(hello, 6);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(6 + clusterId.Length), self.Value);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(
+            hello.AsSpan(14 + clusterId.Length), advertisedAddress is null ? NoAddress : (ushort)address.Length);
+        address.CopyTo(hello, 16 + clusterId.Length);
+        return hello;
+    }
+
+    /// <summary>Reads a hello from <paramref name="stream"/>: whether it names <paramref name="clusterId"/>, the sender, and the address it advertises.</summary>
+    /// <exception cref="InvalidDataException">The advertised address is longer than <see cref="AddressBytesMax"/>.</exception>
+    public static async ValueTask<(bool Accepted, RaftNodeId Sender, string? Address)> AcceptAsync(
+        Stream stream, byte[] clusterId, CancellationToken cancellationToken)
+    {
+        var head = new byte[6];
+        await stream.ReadExactlyAsync(head, cancellationToken).ConfigureAwait(false);
+        if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(head) != Magic || head[4] != Version || head[5] != clusterId.Length)
+        {
+            return (false, RaftNodeId.None, null);
+        }
+
+        var rest = new byte[head[5] + 8 + 2];
+        await stream.ReadExactlyAsync(rest, cancellationToken).ConfigureAwait(false);
+        if (!rest.AsSpan(0, head[5]).SequenceEqual(clusterId))
+        {
+            return (false, RaftNodeId.None, null);
+        }
+
+        var sender = new RaftNodeId(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(rest.AsSpan(head[5])));
+        var length = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(rest.AsSpan(head[5] + 8));
+        if (length == NoAddress)
+        {
+            return (true, sender, null);
+        }
+
+        if (length > AddressBytesMax)
+        {
+            throw new InvalidDataException($"An advertised address of {length} bytes is longer than {AddressBytesMax}.");
+        }
+
+        var address = new byte[length];
+        await stream.ReadExactlyAsync(address, cancellationToken).ConfigureAwait(false);
+        return (true, sender, System.Text.Encoding.UTF8.GetString(address));
     }
 }

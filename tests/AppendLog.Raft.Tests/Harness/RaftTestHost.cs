@@ -293,8 +293,9 @@ internal sealed class RaftTestHost
         }
         else
         {
-            AppliedIndex = BinaryPrimitives.ReadInt64LittleEndian(snapshot.Data.Span);
-            AppliedHash = BinaryPrimitives.ReadUInt64LittleEndian(snapshot.Data.Span[8..]);
+            var data = snapshot.Data.ToArray();
+            AppliedIndex = BinaryPrimitives.ReadInt64LittleEndian(data);
+            AppliedHash = BinaryPrimitives.ReadUInt64LittleEndian(data.AsSpan(8));
         }
 
         _hashBase = AppliedHash;

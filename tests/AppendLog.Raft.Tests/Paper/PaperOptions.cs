@@ -3,8 +3,10 @@ namespace AppendLog.Raft.Tests.Paper;
 internal static class PaperOptions
 {
     public static RaftOptions Create(
-        bool preVote = true, bool checkQuorum = true, int batchBytes = 1024 * 1024, int inflight = 64, RaftTestingFaults faults = RaftTestingFaults.None) => new()
+        bool preVote = true, bool checkQuorum = true, int batchBytes = 1024 * 1024, int inflight = 64, RaftTestingFaults faults = RaftTestingFaults.None,
+        int snapshotChunkBytes = RaftOptions.DefaultSnapshotChunkBytes) => new()
     {
+        SnapshotChunkBytes = snapshotChunkBytes,
         TestingFaults = faults,
         TickInterval = TimeSpan.FromMilliseconds(10),
         HeartbeatInterval = TimeSpan.FromMilliseconds(10),

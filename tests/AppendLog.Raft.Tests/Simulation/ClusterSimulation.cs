@@ -71,6 +71,9 @@ internal sealed class ClusterSimulation
     private const int KeysCount = 4;
     private readonly List<RaftNodeId> _ids;
     private readonly RaftOptions _raftOptions;
+
+    /// <summary>Snapshot chunks sent past the first, by (from, to, term, snapshot index, offset): a repeat is a resumption.</summary>
+    private readonly HashSet<(RaftNodeId, RaftNodeId, long, long, long)> _snapshotChunksSent = [];
     /// <summary>Each node's clock rate (1: real time) and its fractional ticks not yet delivered.</summary>
     private readonly Dictionary<RaftNodeId, double> _tickRate = [];
     private readonly Dictionary<RaftNodeId, double> _tickCredit = [];
@@ -107,6 +110,7 @@ internal sealed class ClusterSimulation
             // not suffer). Chosen from the seed, not drawn: the runs of every seed stay what they were.
             CampaignApplyLagEntries = seed % 3 == 0 ? 1 : 1024,
             TestingFaults = options.TestingFaults,
+            SnapshotChunkBytes = options.SnapshotChunkBytes,
         };
         _ids = [.. Enumerable.Range(1, voters + spares).Select(i => new RaftNodeId((ulong)i))];
         var bootstrap = new ClusterConfig(_ids.Take(voters), []);
@@ -463,7 +467,18 @@ internal sealed class ClusterSimulation
         Stats.MessagesSent++;
         if (m.Type == RaftMessageType.Snapshot)
         {
-            Stats.SnapshotsSent++;
+            if (m.SnapshotOffset == 0)
+            {
+                Stats.SnapshotsSent++;
+            }
+            else
+            {
+                Stats.SnapshotChunksAfterFirst++;
+                if (!_snapshotChunksSent.Add((m.From, m.To, m.Term, m.Snapshot!.Index, m.SnapshotOffset)))
+                {
+                    Stats.SnapshotChunksResent++;
+                }
+            }
         }
 
         if (!Connected(m.From, m.To) || _random.NextDouble() < (_chaos ? _options.DropProbability : 0))
@@ -776,7 +791,13 @@ internal sealed class SimulationStats
 
     public long Transfers { get; set; }
 
+    /// <summary>Snapshot transfers started (first chunks sent, or the only one).</summary>
     public long SnapshotsSent { get; set; }
+
+    /// <summary>Snapshot chunks sent at a non-zero offset, and how many of those were sent again (resumed after a loss).</summary>
+    public long SnapshotChunksAfterFirst { get; set; }
+
+    public long SnapshotChunksResent { get; set; }
 
     public long ConfigChanges { get; set; }
 
@@ -818,6 +839,8 @@ internal sealed class SimulationStats
         OneWayCuts += o.OneWayCuts;
         Transfers += o.Transfers;
         SnapshotsSent += o.SnapshotsSent;
+        SnapshotChunksAfterFirst += o.SnapshotChunksAfterFirst;
+        SnapshotChunksResent += o.SnapshotChunksResent;
         ConfigChanges += o.ConfigChanges;
         ConfigChangesRefused += o.ConfigChangesRefused;
         Proposals += o.Proposals;
@@ -835,7 +858,7 @@ internal sealed class SimulationStats
     public override string ToString() =>
         $"events {Events}, simulated {TimeSpan.FromMilliseconds(SimulatedMs)}, leaders {Leaders}, messages {MessagesSent} " +
         $"(dropped {MessagesDropped}, duplicated {MessagesDuplicated}), crashes {Crashes} ({CrashesDuringSync} during a sync), " +
-        $"restarts {Restarts}, partitions {Partitions}, one-way cuts {OneWayCuts}, transfers {Transfers}, snapshots sent {SnapshotsSent}, config changes {ConfigChanges} " +
+        $"restarts {Restarts}, partitions {Partitions}, one-way cuts {OneWayCuts}, transfers {Transfers}, snapshots sent {SnapshotsSent} (later chunks {SnapshotChunksAfterFirst}, resent {SnapshotChunksResent}), config changes {ConfigChanges} " +
         $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}, " +
         $"reads {Reads} (refused {ReadsRefused}, served {ReadsServed}, failed {ReadsFailed}), history operations checked {HistoryOperations}, fetches {Fetches}";
 }

@@ -73,6 +73,9 @@ public sealed class RaftHostDurabilityTests
         public void InstallSnapshot(RaftSnapshot snapshot) => inner.InstallSnapshot(snapshot);
 
         public void Compact(RaftSnapshot snapshot) => inner.Compact(snapshot);
+
+        public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk) =>
+            inner.ReceiveSnapshotChunk(metadata, length, offset, chunk);
     }
 
     [Test]
@@ -91,7 +94,7 @@ public sealed class RaftHostDurabilityTests
             var store = new MemoryHardStateStore();
             var node = new RaftNode(id, options, log, store.Load(), new Random((int)id.Value));
             var host = new RaftHost(node, log, store, network.Transport(), time, options,
-                (_, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask)
+                (_, _, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask)
             {
                 PipelineLeaderWrites = true,
             };

@@ -32,7 +32,7 @@ public sealed class RaftHostTests
             var node = new RaftNode(id, options, log, store.Load(), new Random((int)id.Value));
             Member? member = null;
             var host = new RaftHost(node, log, store, network.Transport(), time, options,
-                (entry, _) =>
+                (entry, _, _) =>
                 {
                     member!.Applied.Add(entry.Index);
                     return ValueTask.CompletedTask;
@@ -132,7 +132,7 @@ public sealed class RaftHostTests
         var log = new MemoryRaftLog(RaftSnapshot.Bootstrap(new ClusterConfig([id], [])));
         var store = new MemoryHardStateStore();
         var host = new RaftHost(new RaftNode(id, options, log, store.Load(), new Random(1)), log, store,
-            new InMemoryTransport.Network().Transport(), time, options, (_, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask);
+            new InMemoryTransport.Network().Transport(), time, options, (_, _, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask);
         var loop = Task.Run(() => host.RunAsync(stop.Token), stop.Token);
 
         // 2 election timeouts of clock time, in tick-sized steps: 60 callbacks due, 6 delivered.
@@ -170,7 +170,7 @@ public sealed class RaftHostTests
             var log = new MemoryRaftLog(RaftSnapshot.Bootstrap(new ClusterConfig(ids, [])));
             var store = new MemoryHardStateStore();
             var host = new RaftHost(new RaftNode(id, options, log, store.Load(), new Random((int)id.Value)), log, store,
-                network.Transport(), time, options, (_, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask)
+                network.Transport(), time, options, (_, _, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask)
             {
                 ReadsOutstandingMax = 3,
             };

@@ -126,7 +126,7 @@ internal sealed class SafetyChecker
             return;
         }
 
-        var hash = BinaryPrimitives.ReadUInt64LittleEndian(snapshot.Data.Span[8..]);
+        var hash = BinaryPrimitives.ReadUInt64LittleEndian(snapshot.Data.ToArray().AsSpan(8));
         if (_applied.TryGetValue(snapshot.Index, out var first) && first.Hash != hash)
         {
             Fail($"state machine safety: node {host.Id} restored a snapshot at {snapshot.Index} whose state differs");

@@ -188,7 +188,7 @@ public sealed class SegmentedRaftLogTests
             Assert.That(raft.Snapshot.Term, Is.EqualTo(1));
             Assert.That(raft.Snapshot.Metadata.Config.Voters, Is.EqualTo(config.Voters));
             Assert.That(raft.Snapshot.Metadata.Config.Learners, Is.EqualTo(config.Learners));
-            Assert.That(SnapshotPayload.Image(raft.Snapshot.Data).ToArray(), Is.EqualTo(new byte[] { 42, 43 }));
+            Assert.That(SnapshotPayload.Image(raft.Snapshot.Data.ToArray()).ToArray(), Is.EqualTo(new byte[] { 42, 43 }));
             Assert.That(raft.FirstIndex, Is.EqualTo(3));
             Assert.That(raft.LastIndex, Is.EqualTo(4));
             Assert.That(raft.BaseOffsetOf(3), Is.EqualTo(3));

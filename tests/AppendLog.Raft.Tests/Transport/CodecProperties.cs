@@ -22,7 +22,7 @@ public sealed class CodecProperties
         var ids = (voters ?? []).Where(v => v != 0).Distinct().Select(v => new RaftNodeId(v)).ToList();
         return new RaftMessage
         {
-            Type = (RaftMessageType)(type % 10),
+            Type = (RaftMessageType)(type % 11),
             From = new RaftNodeId(from),
             To = new RaftNodeId(to),
             Term = term,
@@ -34,8 +34,11 @@ public sealed class CodecProperties
             RejectHint = hint,
             Entries = list,
             Snapshot = withSnapshot
-                ? new RaftSnapshot(new SnapshotMetadata(index, logTerm, new ClusterConfig(ids.Take(3), ids.Skip(3))), entries?.FirstOrDefault() ?? [])
+                ? new RaftSnapshot(new SnapshotMetadata(index, logTerm, new ClusterConfig(ids.Take(3), ids.Skip(3))), SnapshotImage.Empty)
                 : null,
+            SnapshotLength = withSnapshot ? commit : 0,
+            SnapshotOffset = hint,
+            SnapshotChunk = withSnapshot ? entries?.FirstOrDefault() ?? [] : ReadOnlyMemory<byte>.Empty,
         };
     }
 
@@ -57,15 +60,15 @@ public sealed class CodecProperties
         return decoded.Type == message.Type && decoded.From == message.From && decoded.To == message.To
             && decoded.Term == message.Term && decoded.LogTerm == message.LogTerm && decoded.Index == message.Index
             && decoded.Commit == message.Commit && decoded.Reject == message.Reject && decoded.Transfer == message.Transfer
-            && decoded.RejectHint == message.RejectHint
+            && decoded.RejectHint == message.RejectHint && decoded.SnapshotOffset == message.SnapshotOffset
+            && decoded.SnapshotLength == message.SnapshotLength && decoded.SnapshotChunk.Span.SequenceEqual(message.SnapshotChunk.Span)
             && decoded.Entries.Count == message.Entries.Count
             && decoded.Entries.Zip(message.Entries).All(p => p.First.Term == p.Second.Term && p.First.Index == p.Second.Index
                 && p.First.Kind == p.Second.Kind && p.First.Data.Span.SequenceEqual(p.Second.Data.Span))
             && (decoded.Snapshot is null) == (message.Snapshot is null)
             && (message.Snapshot is null || (decoded.Snapshot!.Index == message.Snapshot.Index
                 && decoded.Snapshot.Metadata.Config.Voters.SequenceEqual(message.Snapshot.Metadata.Config.Voters)
-                && decoded.Snapshot.Metadata.Config.Learners.SequenceEqual(message.Snapshot.Metadata.Config.Learners)
-                && decoded.Snapshot.Data.Span.SequenceEqual(message.Snapshot.Data.Span)))
+                && decoded.Snapshot.Metadata.Config.Learners.SequenceEqual(message.Snapshot.Metadata.Config.Learners)))
             && Encode(decoded).AsSpan().SequenceEqual(encoded);
     }
 

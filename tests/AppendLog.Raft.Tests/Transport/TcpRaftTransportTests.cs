@@ -119,8 +119,12 @@ public sealed class TcpRaftTransportTests
         b.Start();
 
         var config = new AppendLog.Raft.Membership.ClusterConfig([A, B], []);
-        var huge = new RaftSnapshot(new SnapshotMetadata(100, 3, config), new byte[RaftFrame.PayloadBytesMax + 1]);
-        a.Send(new RaftMessage { Type = RaftMessageType.Snapshot, From = A, To = B, Term = 3, Snapshot = huge });
+        var huge = new RaftSnapshot(new SnapshotMetadata(100, 3, config), SnapshotImage.Empty);
+        a.Send(new RaftMessage
+        {
+            Type = RaftMessageType.Snapshot, From = A, To = B, Term = 3, Snapshot = huge,
+            SnapshotLength = RaftFrame.PayloadBytesMax + 1, SnapshotChunk = new byte[RaftFrame.PayloadBytesMax + 1],
+        });
         for (var i = 0; i < 10; i++)
         {
             a.Send(new RaftMessage { Type = RaftMessageType.Heartbeat, From = A, To = B, Term = 3, Index = i });
@@ -134,5 +138,57 @@ public sealed class TcpRaftTransportTests
             Assert.That(a.OversizeMessagesDropped, Is.EqualTo(1), "the oversize snapshot was counted");
         });
         Assert.DoesNotThrowAsync(async () => await a.DisposeAsync(), "the sender is alive and stops cleanly");
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task AMemberOfAnotherCluster_IsRefusedAtConnection_AndOneOfTheSameClusterIsServed()
+    {
+        var peers = new Dictionary<RaftNodeId, IPEndPoint>
+        {
+            [A] = new(IPAddress.Loopback, FreePort()),
+            [B] = new(IPAddress.Loopback, FreePort()),
+        };
+        var received = new ConcurrentQueue<RaftMessage>();
+        await using var b = new TcpRaftTransport(B, peers[B], peers, received.Enqueue, TimeProvider.System, "orders");
+        b.Start();
+
+        // A member of "billing" that was given this group's addresses: its connection is closed before any frame is read.
+        var stranger = new TcpRaftTransport(A, peers[A], peers, _ => { }, TimeProvider.System, "billing");
+        stranger.Start();
+        for (var i = 0; i < 5; i++)
+        {
+            stranger.Send(new RaftMessage { Type = RaftMessageType.Heartbeat, From = A, To = B, Term = 9, Index = i });
+        }
+
+        await AwaitAsync(() => b.RefusedConnections >= 1);
+        await Task.Delay(100);
+        Assert.Multiple(() =>
+        {
+            Assert.That(b.RefusedConnections, Is.GreaterThanOrEqualTo(1), "the stranger's connection was refused");
+            Assert.That(received, Is.Empty, "nothing of the stranger's reached the node");
+            Assert.That(b.FramesReceived, Is.Zero);
+        });
+        await stranger.DisposeAsync();
+
+        // The same node id, configured with this group's id, is served.
+        await using var member = new TcpRaftTransport(A, peers[A], peers, _ => { }, TimeProvider.System, "orders");
+        member.Start();
+        member.Send(new RaftMessage { Type = RaftMessageType.Heartbeat, From = A, To = B, Term = 9, Index = 7 });
+        await AwaitAsync(() => !received.IsEmpty);
+        Assert.That(received.Single().Index, Is.EqualTo(7));
+    }
+
+    [Test]
+    public void AClusterIdLongerThan255Bytes_IsRefusedByTheOptions()
+    {
+        var options = new ReplicatedLogOptions
+        {
+            NodeId = A,
+            Members = new Dictionary<RaftNodeId, IPEndPoint> { [A] = new(IPAddress.Loopback, 1) },
+            Directory = "unused",
+            ClusterId = new string('é', 128),
+        };
+        Assert.Throws<ArgumentException>(() => options.Validate());
     }
 }
