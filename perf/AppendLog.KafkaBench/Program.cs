@@ -4,6 +4,7 @@ using AppendLog.LoadGen.Measurement;
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
 using KafkaBroker;
+using AppendLog.ReadBench;
 
 // The Kafka broker sample (samples/KafkaBroker) against AppendLog's own API, on the same machine in one run:
 // produce (Confluent.Kafka, acks=all) beside AppendAsync at the same load, and consumer catch-up beside the

@@ -2,47 +2,9 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
-using System.Text;
 using HdrHistogram;
 
 namespace AppendLog.ReadBench;
-
-/// <summary>The printed Markdown and the JSON document of one invocation.</summary>
-internal sealed class Report
-{
-    private readonly StringBuilder _markdown = new();
-
-    public Dictionary<string, object?> Json { get; } = [];
-
-    public void Line(string text = "")
-    {
-        Console.WriteLine(text);
-        _markdown.AppendLine(text);
-    }
-
-    public void Table(string[] header, IEnumerable<string[]> rows)
-    {
-        Line("| " + string.Join(" | ", header) + " |");
-        Line("|" + string.Join("|", header.Select((_, i) => i == 0 ? "---" : "---:")) + "|");
-        foreach (var row in rows)
-        {
-            Line("| " + string.Join(" | ", row) + " |");
-        }
-
-        Line();
-    }
-
-    public void Save(string? prefix)
-    {
-        if (prefix is null)
-        {
-            return;
-        }
-
-        File.WriteAllText(prefix + ".md", _markdown.ToString());
-        File.WriteAllText(prefix + ".json", System.Text.Json.JsonSerializer.Serialize(Json, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-    }
-}
 
 internal static class Bench
 {

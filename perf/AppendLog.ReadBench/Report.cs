@@ -2,9 +2,11 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
-namespace AppendLog.KafkaBench;
+namespace AppendLog.ReadBench;
 
-/// <summary>The printed Markdown and the JSON document of one invocation.</summary>
+/// <summary>
+/// The printed Markdown and the JSON document of one invocation (ReadBench; KafkaBench links this file).
+/// </summary>
 internal sealed class Report
 {
     private readonly StringBuilder _markdown = new();
