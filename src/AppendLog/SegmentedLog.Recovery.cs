@@ -90,7 +90,7 @@ public sealed partial class SegmentedLog
 
     private static (List<Segment> Segments, byte[] Tail) Recover(IStorage storage, LogOptions options, (CheckpointRecord Record, byte[]? Index)? checkpoint, ILogger? logger)
     {
-        var claim = checkpoint?.Record ?? CheckpointRecord.None(0);
+        var claim = checkpoint?.Record ?? CheckpointRecord.None;
         string dir = options.Directory;
         var bases = new List<long>();
         bool preparedLeftOver = false;

@@ -14,8 +14,8 @@ namespace AppendLog.Segments;
 /// </summary>
 internal readonly record struct CheckpointRecord(long Sequence, bool Clean, long SegmentBase, long Size, long EndOffset, long MaxTimestampMs, int IndexLength)
 {
-    /// <summary>A record that claims nothing.</summary>
-    public static CheckpointRecord None(long sequence) => new(sequence, false, 0, 0, 0, -1, 0);
+    /// <summary>A record that claims nothing (its sequence number is given when it is written).</summary>
+    public static CheckpointRecord None { get; } = new(0, false, 0, 0, 0, -1, 0);
 
     public bool ClaimsData => Size > 0;
 }

@@ -102,7 +102,7 @@ internal sealed class CheckpointFile : IDisposable
         lock (_lock)
         {
             _generation++;
-            WriteUnderLock(CheckpointRecord.None(0), index: default);
+            WriteUnderLock(CheckpointRecord.None, index: default);
         }
     }
 
