@@ -17,6 +17,7 @@ public sealed class LogManager : IAsyncDisposable
     private readonly ConcurrentDictionary<string, Lazy<Task<SegmentedLog>>> _logs = new(StringComparer.Ordinal);
     private readonly ITimer _housekeeping;
     private readonly Segments.ReadFileCache _readFiles;
+    private readonly Appender.SharedSync? _sharedSync;
     private int _housekeepingRunning;
     private int _disposed;
 
@@ -24,6 +25,11 @@ public sealed class LogManager : IAsyncDisposable
     {
         _options = options;
         _readFiles = new Segments.ReadFileCache(options.MaximumOpenReadFiles);
+        if (options.ShareFileSystemSync && Io.DefaultStorage.Instance.OpenFileSystemSync(options.RootDirectory) is { } fileSystem)
+        {
+            _sharedSync = new Appender.SharedSync(fileSystem, "AppendLog-sync");
+        }
+
         var time = options.LogDefaults?.TimeProvider ?? TimeProvider.System;
         _housekeeping = time.CreateTimer(static s => ((LogManager)s!).Housekeep(), this, options.HousekeepingInterval, options.HousekeepingInterval);
     }
@@ -192,10 +198,27 @@ public sealed class LogManager : IAsyncDisposable
                 // A log that failed to open or is faulted has nothing left to close.
             }
         }).ConfigureAwait(false);
+
+        // Every log is closed: no sync can be submitted any more.
+        _sharedSync?.Dispose();
     }
+
+    /// <summary>
+    /// Rounds of the shared syncs and the syncs of logs they served (<see cref="LogManagerOptions.ShareFileSystemSync"/>;
+    /// zeros when off), and how many rounds ran one syncfs. For the load generator and tests.
+    /// </summary>
+    internal (long Rounds, long FileSystemSyncs, long Syncs) SharedSyncCounts =>
+        _sharedSync is { } shared ? (shared.Rounds, shared.FileSystemSyncs, shared.Syncs) : default;
 
     private static bool IsValidName([NotNullWhen(true)] string? name) =>
         name is { Length: > 0 and <= 200 } && name[0] != '.' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
+
+    /// <summary>The shared syncs for a log, unless its directory already exists on another file system (a mount point).</summary>
+    private Appender.SharedSync? SharedSyncFor(string name)
+    {
+        string directory = Path.Combine(_options.RootDirectory, name);
+        return _sharedSync is { } shared && (!System.IO.Directory.Exists(directory) || shared.Covers(directory)) ? shared : null;
+    }
 
     private Task<SegmentedLog> OpenLogAsync(string name)
     {
@@ -205,6 +228,7 @@ public sealed class LogManager : IAsyncDisposable
             BufferPool = _options.BufferPool ?? _options.LogDefaults?.BufferPool,
             BatchCache = _options.BatchCache ?? _options.LogDefaults?.BatchCache,
             ReadFiles = _readFiles,
+            SharedSync = SharedSyncFor(name),
         };
         return SegmentedLog.OpenAsync(options).AsTask();
     }

@@ -131,6 +131,12 @@ public sealed record LogOptions
     /// <summary>Internal switches of the write pipeline, for side-by-side measurement and tests.</summary>
     internal Appender.PipelineTuning Tuning { get; init; } = Appender.PipelineTuning.Default;
 
+    /// <summary>
+    /// The syncs shared with the other logs of a <see cref="LogManager"/> (<see cref="LogManagerOptions.ShareFileSystemSync"/>),
+    /// or null: this log runs its own fdatasyncs on the I/O workers. Set by the manager only.
+    /// </summary>
+    internal Appender.SharedSync? SharedSync { get; init; }
+
     /// <summary>The clock used for record timestamps, segment age and flush delays; <see cref="TimeProvider.System"/> when null.</summary>
     public TimeProvider? TimeProvider { get; init; }
 

@@ -393,6 +393,85 @@ internal sealed class SimulatedStorage : IStorage
         }
     }
 
+    /// <summary>Whether <see cref="OpenFileSystemSync"/> offers a handle (false mimics a platform without syncfs).</summary>
+    public bool SupportsFileSystemSync { get; init; } = true;
+
+    /// <inheritdoc/>
+    public IFileSystemSync? OpenFileSystemSync(string directory)
+    {
+        string full = Normalize(directory);
+        lock (_lock)
+        {
+            ThrowIfCrashed(full);
+            if (!_directories.Contains(full))
+            {
+                throw NotFound("open", full);
+            }
+        }
+
+        return SupportsFileSystemSync ? new FileSystemSyncHandle(this) : null;
+    }
+
+    /// <summary>
+    /// syncfs: every file's overlay and length become durable and every directory's pending namespace changes apply,
+    /// as <see cref="FileSync"/> and <see cref="SyncDirectory"/> on everything. An injected failure fails every dirty
+    /// file's sync the way a failed fdatasync does (each dirty sector reached the disk or is lost) and applies no
+    /// namespace change.
+    /// </summary>
+    internal void FileSystemSync()
+    {
+        BeforeOperation?.Invoke(StorageOperation.SyncFileSystem, "/");
+        Exception? failure = null;
+        lock (_lock)
+        {
+            ThrowIfCrashed("/");
+            var inodes = _names.Values.Distinct().OrderBy(static inode => inode.Id).ToList();
+            if (NextFault(StorageOperation.SyncFileSystem) is { } errno)
+            {
+                foreach (SimulatedInode inode in inodes)
+                {
+                    inode.FailSync(_random);
+                }
+
+                failure = Injected(errno, "syncfs", "/");
+            }
+            else
+            {
+                foreach (SimulatedInode inode in inodes)
+                {
+                    inode.Sync();
+                }
+
+                foreach (List<DirectoryOperation> operations in _pending.OrderBy(static p => p.Key, StringComparer.Ordinal).Select(static p => p.Value))
+                {
+                    foreach (DirectoryOperation operation in operations)
+                    {
+                        operation.ApplyTo(_durableNames);
+                    }
+                }
+
+                _pending.Clear();
+            }
+        }
+
+        AfterOperation?.Invoke(StorageOperation.SyncFileSystem, "/", failure);
+        if (failure is not null)
+        {
+            throw failure;
+        }
+    }
+
+    private sealed class FileSystemSyncHandle(SimulatedStorage storage) : IFileSystemSync
+    {
+        public void Sync() => storage.FileSystemSync();
+
+        public bool Covers(string directory) => true;
+
+        public void Dispose()
+        {
+        }
+    }
+
     /// <inheritdoc/>
     public IDisposable LockDirectory(string directory)
     {

@@ -29,4 +29,7 @@ internal enum StorageOperation
 
     /// <summary><c>IStorage.Open</c> of a file that does not exist yet (creation).</summary>
     Create,
+
+    /// <summary>syncfs(2) through a handle from <see cref="SimulatedStorage.OpenFileSystemSync"/>.</summary>
+    SyncFileSystem,
 }

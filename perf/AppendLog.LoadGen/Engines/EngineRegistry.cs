@@ -32,6 +32,9 @@ internal static class EngineRegistry
         new AppendLogFactory("appendlog-1sync", FlushPolicy.GroupCommit, syncsInFlight: 1),
         new AppendLogFactory("appendlog-3sync", FlushPolicy.GroupCommit, syncsInFlight: 3),
         new AppendLogFactory("appendlog-queuedcont", FlushPolicy.GroupCommit, inlineContinuations: false),
+        // Many logs in one LogManager (issue 14's 1,000-log target), with and without the shared file-system sync.
+        new AppendLogManagerFactory("appendlog-manager", shareFileSystemSync: false),
+        new AppendLogManagerFactory("appendlog-shared", shareFileSystemSync: true),
         // The floor of issue 14: every table prints AppendLog ÷ "minimal-loop" (pre-zeroed file).
         new MinimalLoopFactory(MinimalLoopName, FilePreparation.PreZeroed),
         new MinimalLoopFactory("minimal-loop-fallocated", FilePreparation.Fallocated),

@@ -20,6 +20,12 @@ internal interface IEngine : IAsyncDisposable
     /// </summary>
     long? SyncCalls { get; }
 
+    /// <summary>
+    /// Wake-ups of the threads that run this instance's syncs, when they serve several instances at once (a shared
+    /// sync loop; counted by one instance of the group, the others report 0), or null when not counted.
+    /// </summary>
+    long? WakeUps => null;
+
     /// <summary>Engine-specific counters reported in results.json (for example commit calls).</summary>
     IReadOnlyDictionary<string, long> Counters { get; }
 }

@@ -285,6 +285,13 @@ internal sealed class Report(
         {
             notes.Add("*RSS peak is process-wide");
         }
+        if (r.WakeUpsPerSecond is double wakeUps)
+        {
+            notes.Add($"shared sync loop wake-ups/s {wakeUps:N0} (for {(r.SyncsPerSecond ?? 0):N0} syncs/s)" +
+                (r.Counters.TryGetValue("fileSystemSyncs", out long fs) && r.Counters.TryGetValue("sharedSyncRounds", out long rounds) && rounds > 0
+                    ? $", {fs * 100.0 / rounds:N0}% of rounds one syncfs"
+                    : ""));
+        }
         if (r.Counters.TryGetValue("watchdogKicks", out long kicks) && kicks > 0)
         {
             notes.Add($"watchdog kicks {kicks:N0}");

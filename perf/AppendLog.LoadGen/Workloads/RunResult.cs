@@ -60,6 +60,9 @@ internal sealed record RunResult
     /// <summary>fsync/fdatasync calls in the window, or null for engines that cannot be counted in-process.</summary>
     public long? SyncCalls { get; init; }
     public double? SyncsPerSecond { get; init; }
+
+    /// <summary>Wake-ups per second of a sync loop shared by the run's logs (<see cref="Engines.IEngine.WakeUps"/>), when counted.</summary>
+    public double? WakeUpsPerSecond { get; init; }
     public long NotSent { get; init; }
     public long NotAcked { get; init; }
     public long LatencyClamped { get; init; }

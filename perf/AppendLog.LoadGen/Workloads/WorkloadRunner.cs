@@ -79,6 +79,7 @@ internal static class WorkloadRunner
         double sampledSeconds = Stopwatch.GetElapsedTime(before.Timestamp, after.Timestamp).TotalSeconds;
         double mbps = outcome.AckedInWindow * (double)payload.Length / 1e6 / seconds;
         long? syncs = after.SyncCalls - before.SyncCalls;
+        long? wakeUps = after.WakeUps - before.WakeUps;
         return result with
         {
             TargetMBps = workload.RateMBps,
@@ -97,6 +98,7 @@ internal static class WorkloadRunner
             PeakRssBytes = peakRss,
             SyncCalls = syncs,
             SyncsPerSecond = syncs / sampledSeconds,
+            WakeUpsPerSecond = wakeUps / sampledSeconds,
             NotSent = outcome.NotSent,
             NotAcked = outcome.NotAcked,
             LatencyClamped = outcome.Clamped,
@@ -139,18 +141,20 @@ internal static class WorkloadRunner
     /// <summary>Process CPU time, context switches and summed sync calls at one moment.</summary>
     private sealed record Sample(
         long Timestamp, TimeSpan Cpu, long? ContextSwitches, Dictionary<int, (string Name, long Switches)> Threads,
-        long? SyncCalls)
+        long? SyncCalls, long? WakeUps)
     {
         public static Sample Take(List<IEngine> engines)
         {
             long? syncs = 0;
+            long? wakeUps = 0;
             foreach (IEngine engine in engines)
             {
                 syncs += engine.SyncCalls; // null as soon as one instance cannot be counted
+                wakeUps += engine.WakeUps;
             }
             return new Sample(
                 Stopwatch.GetTimestamp(), ProcessMeter.CpuTime(), ProcessMeter.ContextSwitches(),
-                ProcessMeter.ThreadContextSwitches(), syncs);
+                ProcessMeter.ThreadContextSwitches(), syncs, wakeUps);
         }
     }
 }

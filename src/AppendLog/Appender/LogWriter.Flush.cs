@@ -302,7 +302,16 @@ internal sealed partial class LogWriter
         }
 
         work.Id = syncId;
-        PostUnsynchronized(work);
+        if (_options.SharedSync is { } shared)
+        {
+            // The manager's logs share their syncs (SharedSync decides between one syncfs and this log's fdatasyncs).
+            _ioInFlight++;
+            shared.Submit(work);
+        }
+        else
+        {
+            PostUnsynchronized(work);
+        }
     }
 
     /// <summary>Completed fdatasync rounds (for the load generator and tests).</summary>
@@ -475,7 +484,7 @@ internal sealed partial class LogWriter
     }
 
     /// <summary>One fdatasync per segment with unsynced data, plus the directory entry of new segments.</summary>
-    private sealed class SyncWork : IIoWork
+    private sealed class SyncWork : ISharedSyncWork
     {
         private readonly LogWriter _owner;
 
@@ -512,6 +521,13 @@ internal sealed partial class LogWriter
                 Error = e;
             }
 
+            _owner.OnSyncCompleted(this);
+        }
+
+        public void CompleteCovered(Exception? error)
+        {
+            // A syncfs made every write of these segments durable, and the directory entries with them.
+            Error = error;
             _owner.OnSyncCompleted(this);
         }
     }

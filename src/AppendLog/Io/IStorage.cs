@@ -41,6 +41,14 @@ internal interface IStorage
     /// <summary>fsync(2) on the directory: makes creations, renames and deletions in it durable.</summary>
     void SyncDirectory(string directory);
 
+    /// <summary>
+    /// Opens a handle that syncs the whole file system holding <paramref name="directory"/> (syncfs(2)), or returns
+    /// null where that is not offered (not Linux). One call then makes every completed write and namespace change of
+    /// every file on that file system durable.
+    /// </summary>
+    /// <param name="directory">An existing directory.</param>
+    IFileSystemSync? OpenFileSystemSync(string directory);
+
     /// <summary>Takes an exclusive advisory lock on the directory (a lock file inside it).</summary>
     /// <returns>The lock; disposing releases it.</returns>
     /// <exception cref="LogLockedException">Another process (or log instance) holds it.</exception>
@@ -64,4 +72,18 @@ internal enum FileCreation
 
     /// <summary>Open the file, creating it when missing.</summary>
     OpenOrCreate,
+}
+
+/// <summary>A handle on one file system that makes everything written to it durable at once (syncfs(2)).</summary>
+internal interface IFileSystemSync : IDisposable
+{
+    /// <summary>
+    /// Every write completed and every namespace change made on the file system before the call is on stable storage
+    /// when it returns (write-back, journal commit, device cache flush).
+    /// </summary>
+    /// <exception cref="IOException">EIO or another errno: what was written since the last success is in doubt.</exception>
+    void Sync();
+
+    /// <summary>True when <paramref name="directory"/> (existing) is on the file system this handle syncs.</summary>
+    bool Covers(string directory);
 }

@@ -81,6 +81,30 @@ internal sealed partial class LinuxStorage
     }
 
     [SupportedOSPlatform("linux")]
+    private static FileSystemSync OpenFileSystemSyncLinux(string directory, (long Type, long Id) fileSystem) =>
+        new(OpenDirectory(directory), directory, fileSystem);
+
+    /// <summary>
+    /// syncfs(2) through one directory descriptor held for the handle's life: the kernel reports a write-back error
+    /// to each descriptor once, for errors seen since it was opened, so a descriptor opened per call could miss one.
+    /// </summary>
+    [SupportedOSPlatform("linux")]
+    private sealed class FileSystemSync(SafeFileHandle handle, string directory, (long Type, long Id) fileSystem) : IFileSystemSync
+    {
+        public void Sync()
+        {
+            if (LibC.Syncfs(handle) != 0)
+            {
+                LibC.ThrowLastError("syncfs", directory);
+            }
+        }
+
+        public bool Covers(string path) => LibC.GetFileSystemId(path) == fileSystem;
+
+        public void Dispose() => handle.Dispose();
+    }
+
+    [SupportedOSPlatform("linux")]
     private static SafeFileHandle OpenDirectory(string directory)
     {
         int fd = LibC.Open(directory, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);

@@ -181,6 +181,10 @@ internal sealed partial class LinuxStorage : IStorage
     }
 
     /// <inheritdoc/>
+    public IFileSystemSync? OpenFileSystemSync(string directory) =>
+        IsNativeLinux && LibC.GetFileSystemId(directory) is { } fileSystem ? OpenFileSystemSyncLinux(directory, fileSystem) : null;
+
+    /// <inheritdoc/>
     public IDisposable LockDirectory(string directory)
     {
         string lockPath = System.IO.Path.Combine(directory, LockFileName);

@@ -93,6 +93,9 @@ internal static partial class LibC
     [LibraryImport(Library, EntryPoint = "fsync", SetLastError = true)]
     private static partial int FsyncNative(int fd);
 
+    [LibraryImport(Library, EntryPoint = "syncfs", SetLastError = true)]
+    private static partial int SyncfsNative(int fd);
+
     [LibraryImport(Library, EntryPoint = "ftruncate", SetLastError = true)]
     private static partial int FtruncateNative(int fd, long length);
 
@@ -137,6 +140,13 @@ internal static partial class LibC
     /// <summary>fsync(2), retried on EINTR.</summary>
     public static int Fsync(SafeHandle fd) =>
         Retry(fd, static (raw, _) => FsyncNative(raw), 0);
+
+    /// <summary>
+    /// syncfs(2), retried on EINTR: writes back and commits the whole file system holding <paramref name="fd"/>, then
+    /// flushes the device's cache (since Linux 5.8 it also reports write-back errors seen since the descriptor opened).
+    /// </summary>
+    public static int Syncfs(SafeHandle fd) =>
+        Retry(fd, static (raw, _) => SyncfsNative(raw), 0);
 
     /// <summary>ftruncate(2), retried on EINTR.</summary>
     public static int Ftruncate(SafeHandle fd, long length) =>
