@@ -110,6 +110,12 @@ public sealed partial class SegmentedLog
     {
         ThrowIfDisposed();
         var batch = Encode(records, leaderEpoch: 0, out long timestamp);
+        if (!_pending.IsEmpty)
+        {
+            firstOffset = -1;
+            return false; // appends started earlier wait for room: this one may not overtake them
+        }
+
         var status = _writer.TryAppend(batch, records.Length, timestamp, wantWaiter: false, default, out firstOffset, out _);
         return status == AppendStatus.Accepted;
     }
@@ -156,6 +162,12 @@ public sealed partial class SegmentedLog
     /// </summary>
     private ValueTask<long> AppendEncoded(Span<byte> batch, int offsetCount, long maxTimestampMs, CancellationToken cancellationToken)
     {
+        if (!_pending.IsEmpty)
+        {
+            // Appends started earlier still wait for room: this one queues behind them (offsets follow the calls).
+            return _pending.Enqueue(batch.ToArray(), offsetCount, maxTimestampMs, status: null, cancellationToken);
+        }
+
         AppendStatus status;
         DurableWaiter? waiter;
         try
@@ -173,33 +185,7 @@ public sealed partial class SegmentedLog
         }
 
         // Slow path (backpressure or space reservation): the thread-static scratch cannot cross an await.
-        return AppendSlowAsync(batch.ToArray(), offsetCount, maxTimestampMs, status, cancellationToken);
-    }
-
-    private async ValueTask<long> AppendSlowAsync(byte[] batch, int recordCount, long timestamp, AppendStatus status, CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            if (status == AppendStatus.NeedChunk)
-            {
-                var chunk = await _writer.Pool.RentAsync(cancellationToken).ConfigureAwait(false);
-                _writer.AddSpare(chunk);
-            }
-            else if (status == AppendStatus.Frozen)
-            {
-                await _writer.Unfrozen.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                await _writer.PendingAllocation.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-
-            status = _writer.TryAppend(batch, recordCount, timestamp, wantWaiter: true, cancellationToken, out _, out var waiter);
-            if (status == AppendStatus.Accepted)
-            {
-                return await new ValueTask<long>(waiter!, waiter!.Version).ConfigureAwait(false);
-            }
-        }
+        return _pending.Enqueue(batch.ToArray(), offsetCount, maxTimestampMs, status, cancellationToken);
     }
 
     /// <summary>Encodes into the thread's scratch buffer; the base offset is patched when the log assigns it.</summary>

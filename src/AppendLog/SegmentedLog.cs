@@ -23,6 +23,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
     private readonly IDisposable _directoryLock;
     private readonly List<Segment> _segments;
     private readonly LogWriter _writer;
+    private readonly PendingAppends _pending;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly LogBufferPool _pool;
@@ -37,6 +38,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
         _directoryLock = directoryLock;
         _segments = segments;
         _writer = writer;
+        _pending = new PendingAppends(writer);
         _time = options.TimeProvider ?? TimeProvider.System;
         _logger = options.LoggerFactory?.CreateLogger<SegmentedLog>() ?? NullLogger<SegmentedLog>.Instance;
         _pool = options.BufferPool ?? LogBufferPool.Shared;

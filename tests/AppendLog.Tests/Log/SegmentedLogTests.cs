@@ -290,6 +290,59 @@ public sealed class SegmentedLogTests(DirectIoMode mode)
     }
 
     [Test]
+    public async Task UnderBackpressure_AppendsStartedInOrder_GetOffsetsInThatOrder([Values(0, 1, 2)] int round)
+    {
+        // A producer pipelining batches (a Kafka broker's partition) starts appends without awaiting each: the offsets
+        // must follow the calls, even when the first ones wait for buffers and a later one could find room at once.
+        using var pool = new LogBufferPool(budgetBytes: 64 * 1024, chunkSize: 4096);
+        await using var log = await SegmentedLog.OpenAsync(Options(o => o with { BufferPool = pool, MaximumBatchSize = 16 * 1024 }));
+        var pending = new List<Task<long>>();
+        for (int i = 0; i < 300; i++)
+        {
+            pending.Add(log.AppendAsync(Value(i, 1000 + (((i * 7) + round) % 5 * 1000))).AsTask());
+        }
+
+        long[] offsets = await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(offsets, Is.EqualTo(Enumerable.Range(0, 300).Select(static i => (long)i)), "offset i for the i-th call");
+
+        // TryAppend may not overtake appends still waiting either.
+        var waiting = Enumerable.Range(300, 40).Select(i => log.AppendAsync(Value(i, 4000)).AsTask()).ToList();
+        bool accepted = log.TryAppend(Value(999, 100), out long tried);
+        await Task.WhenAll(waiting).WaitAsync(TimeSpan.FromSeconds(60));
+        if (accepted)
+        {
+            Assert.That(tried, Is.GreaterThan(waiting.Max(static t => t.Result)), "an accepted TryAppend comes after the appends started before it");
+        }
+    }
+
+    [Test]
+    public async Task AnAppendQueuedBehindOthers_CancelledWhileWaiting_IsNotAppended_AndTheOthersKeepTheirOrder()
+    {
+        using var pool = new LogBufferPool(budgetBytes: 64 * 1024, chunkSize: 4096);
+        await using var log = await SegmentedLog.OpenAsync(Options(o => o with { BufferPool = pool, MaximumBatchSize = 16 * 1024 }));
+        using var cancel = new CancellationTokenSource();
+        var pending = new List<Task<long>>();
+        Task<long>? cancelled = null;
+        for (int i = 0; i < 100; i++)
+        {
+            if (i == 60)
+            {
+                cancelled = log.AppendAsync(Value(i, 4000), cancel.Token).AsTask();
+                cancel.Cancel();
+                continue;
+            }
+
+            pending.Add(log.AppendAsync(Value(i, 4000)).AsTask());
+        }
+
+        long[] offsets = await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(offsets, Is.Ordered.Ascending.And.Unique);
+        Assert.That(offsets[^1], Is.EqualTo(98), "99 appends went in, the cancelled one did not take an offset");
+        Assert.That(async () => await cancelled!, Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(log.EndOffset, Is.EqualTo(99));
+    }
+
+    [Test]
     public async Task TornTail_IsTruncatedAtRecovery_AndAppendsContinueAfterTheLastValidBatch()
     {
         var options = Options();
