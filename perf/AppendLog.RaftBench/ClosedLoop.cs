@@ -35,10 +35,10 @@ internal static class ClosedLoop
         var cpuAtStart = TimeSpan.Zero;
         var cpuTask = Task.Run(async () =>
         {
-            await Task.Delay(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), windowStart)).ConfigureAwait(false);
+            await Task.Delay(OpenLoop.Until(windowStart)).ConfigureAwait(false);
             cpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
             mark("start");
-            await Task.Delay(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), windowEnd)).ConfigureAwait(false);
+            await Task.Delay(OpenLoop.Until(windowEnd)).ConfigureAwait(false);
             mark("end");
         });
         var perClient = await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(async () =>

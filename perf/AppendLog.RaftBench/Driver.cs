@@ -197,7 +197,7 @@ internal static class Driver
             var leader = cluster.CurrentLeader();
             var before = NodeHost.NowNs();
             await leader.SendAsync(string.Create(CultureInfo.InvariantCulture, $"open {rate} {sweep.Producers} {warmup} {seconds}")).ConfigureAwait(false);
-            var reply = await leader.ExpectAsync("OPENRESULT", TimeSpan.FromSeconds(warmup + seconds + 60)).ConfigureAwait(false);
+            var reply = await leader.ExpectAsync("OPENRESULT", TimeSpan.FromSeconds(warmup + seconds + 90)).ConfigureAwait(false);
             var result = JsonSerializer.Deserialize<OpenResult>(reply["OPENRESULT ".Length..], NodeHost.JsonOptions)!;
             var (cpu, cpuPerCommit) = WindowCpu(cluster, before, result.AckedInWindow);
             var changed = cluster.Events().Any(e => e.Kind == "LEADER" && e.Ns > before);

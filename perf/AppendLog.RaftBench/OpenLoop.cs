@@ -23,6 +23,9 @@ internal static class OpenLoop
 {
     private const long HighestMicros = 60_000_000;
 
+    /// <summary>The time left until a Stopwatch timestamp, zero once it has passed (Task.Delay refuses negative spans).</summary>
+    public static TimeSpan Until(long timestamp) => TimeSpan.FromTicks(Math.Max(0, Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), timestamp).Ticks));
+
     public static async Task<OpenResult> RunAsync(IBenchNode node, double rate, int producers, TimeSpan warmup, TimeSpan window, Action<string> mark)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rate);
@@ -136,14 +139,14 @@ internal static class OpenLoop
         threads.ForEach(t => t.Start());
 
         // The driver samples every member's CPU time at these marks.
-        await Task.Delay(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), windowStart)).ConfigureAwait(false);
+        await Task.Delay(OpenLoop.Until(windowStart)).ConfigureAwait(false);
         mark("start");
-        await Task.Delay(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), windowEnd)).ConfigureAwait(false);
+        await Task.Delay(OpenLoop.Until(windowEnd)).ConfigureAwait(false);
         mark("end");
         await allIssued.Task.ConfigureAwait(false);
         try
         {
-            await drained.Task.WaitAsync(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), drainDeadline) + TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+            await drained.Task.WaitAsync(Until(drainDeadline) + TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -160,9 +163,16 @@ internal static class OpenLoop
 
         double Ms(LongHistogram h, double percentile) => h.TotalCount == 0 ? double.NaN : h.GetValueAtPercentile(percentile) / 1000.0;
         var acked = states.Sum(s => Interlocked.Read(ref s.AckedInWindow));
+        var unfinished = Interlocked.Read(ref outstanding);
+        if (unfinished > 0)
+        {
+            // The step failed; let the engine work off its backlog (up to 30 s more) so the next step starts clean.
+            await Task.WhenAny(drained.Task, Task.Delay(TimeSpan.FromSeconds(30))).ConfigureAwait(false);
+        }
+
         return new OpenResult(
             rate, window.TotalSeconds, states.Sum(s => s.Intended), acked, acked / window.TotalSeconds, Interlocked.Read(ref errors),
-            states.Sum(s => s.NotSent), Interlocked.Read(ref outstanding),
+            states.Sum(s => s.NotSent), unfinished,
             Ms(merged, 50), Ms(merged, 90), Ms(merged, 99), Ms(merged, 99.9), Ms(merged, 99.99),
             merged.TotalCount == 0 ? double.NaN : merged.GetMaxValue() / 1000.0, merged.TotalCount, Ms(lag, 99), firstError);
     }
