@@ -134,8 +134,78 @@ internal static class Report
             md.AppendLine();
         }
 
+        TargetsSection(md, clientCounts, runs, electionMin);
         md.AppendLine(ic, $"Load average at start: {loadStart}; at end: {loadEnd}.");
         return md.ToString();
+    }
+
+    /// <summary>Issue 16's targets, each with the figures it was judged on, or "not measured" when the run lacks them.</summary>
+    private static void TargetsSection(StringBuilder md, int[] clientCounts, List<RoundRecord> runs, int electionMin)
+    {
+        var ic = CultureInfo.InvariantCulture;
+        static string Verdict(bool met) => met ? "**met**" : "**not met**";
+        StepRecord? MedianStep(string engine, int clients)
+        {
+            var all = runs.Where(r => r.Engine == engine).SelectMany(r => r.Steps.Where(s => s.Clients == clients)).OrderBy(s => s.Result.CommitsPerSecond).ToList();
+            return all.Count == 0 ? null : all[(all.Count - 1) / 2];
+        }
+
+        var lines = new List<string>();
+        var openA = runs.Where(r => r.Engine == Subject && r.OpenSteps.Count > 0).ToList();
+        var openD = runs.Where(r => r.Engine == Reference && r.OpenSteps.Count > 0).ToList();
+        if (openA.Count > 0 && openD.Count > 0)
+        {
+            var (a, d) = (HighestSustained(openA), HighestSustained(openD));
+            lines.Add($"Highest open-loop rate within p99 ≤ 5 ms / p99.99 ≤ 20 ms ≥ 10× DotNext's: appendlog {a:N0}/s, dotnext {d:N0}/s: " +
+                (d > 0 ? $"{a / d:F2}×, {Verdict(a >= 10 * d)}" : a > 0 ? "dotnext sustained none of the rates, **met** at this grid (add lower rates for a ratio)" : "neither sustained any rate, **not met**"));
+        }
+        else
+        {
+            lines.Add("Highest open-loop rate ≥ 10× DotNext's: not measured (run both engines with --rates)");
+        }
+
+        const int Clients = 64;
+        if (clientCounts.Contains(Clients) && MedianStep(Subject, Clients) is { } replicated && MedianStep(Single, Clients) is { } single)
+        {
+            var efficiency = replicated.Result.CommitsPerSecond / single.Result.CommitsPerSecond;
+            lines.Add($"Replication efficiency ≥ 0.7 at {Clients} clients: {replicated.Result.CommitsPerSecond:N0} ÷ {single.Result.CommitsPerSecond:N0} = {efficiency:F2}, {Verdict(efficiency >= 0.7)}");
+        }
+        else
+        {
+            lines.Add($"Replication efficiency ≥ 0.7 at {Clients} clients: not measured (--engine all with {Clients} in --clients)");
+        }
+
+        if (clientCounts.Contains(Clients) && MedianStep(Subject, Clients) is { } cpuA && MedianStep(Reference, Clients) is { } cpuD)
+        {
+            var ratio = cpuA.CpuMicrosPerCommit / cpuD.CpuMicrosPerCommit;
+            lines.Add($"CPU per commit (all members) ≤ ⅓ of DotNext's at {Clients} clients: {cpuA.CpuMicrosPerCommit:F1} against {cpuD.CpuMicrosPerCommit:F1} µs = {ratio:F2}×, {Verdict(ratio <= 1.0 / 3)}");
+        }
+        else
+        {
+            lines.Add($"CPU per commit ≤ ⅓ of DotNext's: not measured (both engines with {Clients} in --clients)");
+        }
+
+        var failA = runs.Where(r => r.Engine == Subject).SelectMany(r => r.Failovers).ToList();
+        var failD = runs.Where(r => r.Engine == Reference).SelectMany(r => r.Failovers).ToList();
+        if (failA.Count > 0 && failD.Count > 0)
+        {
+            var (ma, md2) = (Median(failA.Select(f => f.FailoverMs)), Median(failD.Select(f => f.FailoverMs)));
+            lines.Add($"Fail-over median ≤ DotNext's: {ma:F0} against {md2:F0} ms, {Verdict(ma <= md2)}");
+            var above = failA.Count(f => f.FailoverMs > 3.0 * electionMin);
+            lines.Add($"No fail-over above 3 election timeouts ({3 * electionMin} ms) in {failA.Count} kills (target: 30): max {failA.Max(f => f.FailoverMs):F0} ms, {above} above, {Verdict(above == 0)}");
+        }
+        else
+        {
+            lines.Add("Fail-over targets: not measured (both engines with --kills)");
+        }
+
+        md.AppendLine("## Issue 16 targets").AppendLine();
+        foreach (var line in lines)
+        {
+            md.AppendLine(ic, $"- {line}");
+        }
+
+        md.AppendLine();
     }
 
     private static string LeaderFirst(double[] values, int leaderNode, string format = "F0")

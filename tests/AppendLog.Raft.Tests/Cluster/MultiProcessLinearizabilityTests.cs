@@ -38,7 +38,7 @@ public sealed partial class MultiProcessLinearizabilityTests
         var soak = Environment.GetEnvironmentVariable("APPENDLOG_SOAK") == "1";
         var seconds = soak ? int.Parse(Environment.GetEnvironmentVariable("APPENDLOG_SOAK_SECONDS") ?? "300", CultureInfo.InvariantCulture) : 18;
         var seed = Environment.TickCount;
-        TestContext.Out.WriteLine($"seed {seed}, {seconds} s of kills");
+        TestContext.Out.WriteLine($"seed {seed}, {seconds} s of faults");
         var random = new Random(seed);
         var root = Path.Combine(Path.GetTempPath(), "appendlog-linearizability-" + Guid.NewGuid().ToString("N"));
         await using var cluster = new RegisterCluster(MultiProcessTests.SampleAssembly(), root);
