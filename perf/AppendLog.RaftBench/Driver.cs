@@ -18,7 +18,7 @@ internal sealed record OpenStepRecord(double Rate, int LeaderNode, OpenResult Re
 }
 
 /// <summary>What an open-loop rate sweep is asked: the rates, the producers, and the latency bound a rate must hold.</summary>
-internal sealed record SweepSettings(double[] Rates, int Refine, int Producers, double P99BoundMs, double P9999BoundMs, int FailuresToStop);
+internal sealed record SweepSettings(double[] Rates, int Refine, int Producers, string Dispatch, double P99BoundMs, double P9999BoundMs, int FailuresToStop);
 
 internal sealed record FailoverRecord(int KilledNode, int NewLeaderNode, double ElectionMs, double FailoverMs);
 
@@ -43,7 +43,7 @@ internal static class Driver
         };
         var sweep = new SweepSettings(
             options.Get("rates", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(r => double.Parse(r, CultureInfo.InvariantCulture)).Order().ToArray(),
-            options.Int("refine", 2), options.Int("producers", 4), options.Double("p99-ms", 5), options.Double("p9999-ms", 20), options.Int("stop-after", 2));
+            options.Int("refine", 2), options.Int("producers", 4), options.Get("dispatch", "inline") is "pool" ? "pool" : "inline", options.Double("p99-ms", 5), options.Double("p9999-ms", 20), options.Int("stop-after", 2));
         var clientCounts = options.Ints("clients", "1,16,64");
         var seconds = options.Double("seconds", 10);
         var warmup = options.Double("warmup", 2);
@@ -196,7 +196,7 @@ internal static class Driver
         {
             var leader = cluster.CurrentLeader();
             var before = NodeHost.NowNs();
-            await leader.SendAsync(string.Create(CultureInfo.InvariantCulture, $"open {rate} {sweep.Producers} {warmup} {seconds}")).ConfigureAwait(false);
+            await leader.SendAsync(string.Create(CultureInfo.InvariantCulture, $"open {rate} {sweep.Producers} {sweep.Dispatch} {warmup} {seconds}")).ConfigureAwait(false);
             var reply = await leader.ExpectAsync("OPENRESULT", TimeSpan.FromSeconds(warmup + seconds + 90)).ConfigureAwait(false);
             var result = JsonSerializer.Deserialize<OpenResult>(reply["OPENRESULT ".Length..], NodeHost.JsonOptions)!;
             var (cpu, cpuPerCommit) = WindowCpu(cluster, before, result.AckedInWindow);

@@ -120,13 +120,14 @@ internal static class NodeHost
                         Say("RESULT " + JsonSerializer.Serialize(result, JsonOptions));
                         break;
                     case "open":
-                        // open RATE PRODUCERS WARMUP SECONDS
+                        // open RATE PRODUCERS inline|pool WARMUP SECONDS
                         var open = await OpenLoop.RunAsync(
                             node,
                             double.Parse(words[1], CultureInfo.InvariantCulture),
                             int.Parse(words[2], CultureInfo.InvariantCulture),
-                            TimeSpan.FromSeconds(double.Parse(words[3], CultureInfo.InvariantCulture)),
+                            words[3] == "pool",
                             TimeSpan.FromSeconds(double.Parse(words[4], CultureInfo.InvariantCulture)),
+                            TimeSpan.FromSeconds(double.Parse(words[5], CultureInfo.InvariantCulture)),
                             Mark).ConfigureAwait(false);
                         Say("OPENRESULT " + JsonSerializer.Serialize(open, JsonOptions));
                         break;

@@ -17,7 +17,9 @@ internal sealed record OpenResult(
 /// its in-flight cap, charges that time to the engine (no coordinated omission). Every send intended before the end of
 /// the window is issued, however late, until the drain deadline (window end + 10 s); sends never issued by then count as
 /// not sent, commits never seen as unfinished, and either fails the step. Threads sleep with nanosleep(2) at a 1 µs
-/// timer slack (LoadGen's PreciseSleep), not Thread.Sleep's whole milliseconds.
+/// timer slack (LoadGen's PreciseSleep), not Thread.Sleep's whole milliseconds. With <c>pooled</c> each call is
+/// dispatched to the thread pool instead of made on the producer thread, for an engine whose call does much work (or
+/// blocks) before its first await: the producer then keeps its schedule and the dispatch delay is the engine's latency.
 /// </summary>
 internal static class OpenLoop
 {
@@ -26,7 +28,7 @@ internal static class OpenLoop
     /// <summary>The time left until a Stopwatch timestamp, zero once it has passed (Task.Delay refuses negative spans).</summary>
     public static TimeSpan Until(long timestamp) => TimeSpan.FromTicks(Math.Max(0, Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), timestamp).Ticks));
 
-    public static async Task<OpenResult> RunAsync(IBenchNode node, double rate, int producers, TimeSpan warmup, TimeSpan window, Action<string> mark)
+    public static async Task<OpenResult> RunAsync(IBenchNode node, double rate, int producers, bool pooled, TimeSpan warmup, TimeSpan window, Action<string> mark)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rate);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(producers);
@@ -90,6 +92,21 @@ internal static class OpenLoop
         }
 
         var payload = ClosedLoop.Payload(-2);
+        void Send(ProducerState state, long intended)
+        {
+            ValueTask pending;
+            try
+            {
+                pending = node.ReplicateAsync(payload, CancellationToken.None);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                pending = ValueTask.FromException(ex);
+            }
+
+            _ = TrackAsync(state, intended, pending);
+        }
+
         var threads = states.Select((state, p) => new Thread(() =>
         {
             PreciseSleep.TryTightenTimerSlack();
@@ -113,17 +130,16 @@ internal static class OpenLoop
                 }
 
                 Interlocked.Increment(ref outstanding);
-                ValueTask pending;
-                try
+                if (pooled)
                 {
-                    pending = node.ReplicateAsync(payload, CancellationToken.None);
+                    // The call runs on the thread pool: its synchronous part never holds this producer's next sends.
+                    var sent = intended;
+                    ThreadPool.UnsafeQueueUserWorkItem(_ => Send(state, sent), null);
                 }
-                catch (Exception ex) when (ex is not OutOfMemoryException)
+                else
                 {
-                    pending = ValueTask.FromException(ex);
+                    Send(state, intended);
                 }
-
-                _ = TrackAsync(state, intended, pending);
             }
 
             if (Interlocked.Decrement(ref producersLeft) == 0)

@@ -230,7 +230,8 @@ internal static class Report
         var ic = CultureInfo.InvariantCulture;
         var grid = string.Join(", ", sweep.Rates.Select(r => r.ToString("N0", ic)));
         md.AppendLine("## Open loop: the highest rate held within the latency bound").AppendLine();
-        md.AppendLine(ic, $"{sweep.Producers} producer threads in the leader send 1 KiB entries on a fixed schedule without waiting; latency = commit − intended send time. " +
+        md.AppendLine(ic, $"{sweep.Producers} producer threads in the leader send 1 KiB entries on a fixed schedule without waiting " +
+            $"({(sweep.Dispatch == "pool" ? "each call dispatched to the thread pool" : "each call made on the producer thread")}); latency = commit − intended send time. " +
             $"A rate is sustained when p99 ≤ {sweep.P99BoundMs} ms, p99.99 ≤ {sweep.P9999BoundMs} ms, no replication failed, every intended send was issued and committed " +
             $"and ≥ 95% of the rate committed inside the window. Grid {grid}/s in increasing order, stopping after " +
             $"{sweep.FailuresToStop} misses in a row, then {sweep.Refine} geometric midpoint(s) between the best sustained rate and the first miss above it. " +
