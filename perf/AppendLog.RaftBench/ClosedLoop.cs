@@ -26,7 +26,8 @@ internal static class ClosedLoop
         return payload;
     }
 
-    public static async Task<LoadResult> RunAsync(IBenchNode node, int clients, TimeSpan warmup, TimeSpan window)
+    // mark: called with "start" and "end" at the window's edges; the driver samples every member's CPU time then.
+    public static async Task<LoadResult> RunAsync(IBenchNode node, int clients, TimeSpan warmup, TimeSpan window, Action<string> mark)
     {
         var start = Stopwatch.GetTimestamp();
         var windowStart = start + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
@@ -34,8 +35,11 @@ internal static class ClosedLoop
         var cpuAtStart = TimeSpan.Zero;
         var cpuTask = Task.Run(async () =>
         {
-            await Task.Delay(warmup).ConfigureAwait(false);
+            await Task.Delay(OpenLoop.Until(windowStart)).ConfigureAwait(false);
             cpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
+            mark("start");
+            await Task.Delay(OpenLoop.Until(windowEnd)).ConfigureAwait(false);
+            mark("end");
         });
         var perClient = await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
         {

@@ -9,6 +9,9 @@ namespace AppendLog.RaftBench;
 /// <summary>An event a member printed: LEADER or FIRSTCOMMIT, with its CLOCK_MONOTONIC time.</summary>
 internal sealed record NodeEvent(int Node, string Kind, long Ns, string Text);
 
+/// <summary>Every member's CPU time (user + system, s; NaN for a member not running) at a window edge the leader marked.</summary>
+internal sealed record CpuMark(long Ns, string Edge, double[] CpuSeconds);
+
 /// <summary>One member's process, seen from the driver.</summary>
 internal sealed class NodeProcess
 {
@@ -41,6 +44,7 @@ internal sealed class NodeProcess
             {
                 case "LEADER":
                 case "FIRSTCOMMIT":
+                case "MARK":
                     onEvent(new NodeEvent(index, words[0], long.Parse(words[1], CultureInfo.InvariantCulture), line));
                     break;
                 case "INFO":
@@ -111,10 +115,14 @@ internal sealed class NodeProcess
     }
 }
 
-/// <summary>Three member processes of one engine on loopback, started, killed and restarted by the driver.</summary>
+/// <summary>
+/// The member processes of one engine on loopback (three; one for the single-node engine), started, killed and
+/// restarted by the driver.
+/// </summary>
 internal sealed class Cluster : IAsyncDisposable
 {
     private readonly List<NodeEvent> _events = [];
+    private readonly List<CpuMark> _marks = [];
     private readonly bool _verbose;
     private readonly Dictionary<string, string> _environment;
 
@@ -126,7 +134,9 @@ internal sealed class Cluster : IAsyncDisposable
         ElectionMaxMs = electionMaxMs;
         _verbose = verbose;
         _environment = environment ?? [];
-        Ports = FreePorts(3);
+        var members = engine == "single" ? 1 : 3;
+        Ports = FreePorts(members);
+        Nodes = new NodeProcess?[members];
     }
 
     public string Engine { get; }
@@ -139,7 +149,15 @@ internal sealed class Cluster : IAsyncDisposable
 
     public int[] Ports { get; }
 
-    public NodeProcess?[] Nodes { get; } = new NodeProcess?[3];
+    public NodeProcess?[] Nodes { get; }
+
+    public CpuMark[] Marks()
+    {
+        lock (_marks)
+        {
+            return [.. _marks];
+        }
+    }
 
     public NodeEvent[] Events()
     {
@@ -182,6 +200,18 @@ internal sealed class Cluster : IAsyncDisposable
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start a node process");
         var node = new NodeProcess(index, process, e =>
         {
+            if (e.Kind == "MARK")
+            {
+                // Sampled here, on the reader of the leader's output, as soon as the mark arrives (a pipe's delay).
+                var cpu = Nodes.Select(n => n is { Alive: true } ? ProcStatus.CpuSeconds(n.Pid) : double.NaN).ToArray();
+                lock (_marks)
+                {
+                    _marks.Add(new CpuMark(e.Ns, e.Text.Split(' ')[^1], cpu));
+                }
+
+                return;
+            }
+
             lock (_events)
             {
                 _events.Add(e);
@@ -302,6 +332,24 @@ internal static class ProcStatus
         }
 
         return (rss, hwm);
+    }
+
+    /// <summary>
+    /// User + system CPU time of every thread of a process, from fields 14 and 15 of /proc/&lt;pid&gt;/stat (proc(5)), in
+    /// clock ticks of 1/100 s (USER_HZ, 100 on every Linux architecture .NET runs on); NaN once the process is gone.
+    /// </summary>
+    public static double CpuSeconds(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // fields[0] is field 3 (state)
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+        }
+        catch (IOException)
+        {
+            return double.NaN;
+        }
     }
 
     public static string LoadAverage()

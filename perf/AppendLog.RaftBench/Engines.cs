@@ -47,15 +47,59 @@ internal static class BenchNodes
     {
         "appendlog" => new AppendLogBenchNode(settings),
         "dotnext" => new DotNextBenchNode(settings),
-        _ => throw new ArgumentException($"unknown engine '{engine}' (appendlog, dotnext)", nameof(engine)),
+        "single" => new SingleBenchNode(settings),
+        _ => throw new ArgumentException($"unknown engine '{engine}' (appendlog, dotnext, single)", nameof(engine)),
     };
 
     public static string Describe(string engine, int electionMinMs, int electionMaxMs) => engine switch
     {
         "appendlog" => AppendLogBenchNode.Settings(electionMinMs, electionMaxMs),
         "dotnext" => DotNextBenchNode.Settings(electionMinMs, electionMaxMs),
+        "single" => SingleBenchNode.Settings,
         _ => engine,
     };
+}
+
+/// <summary>
+/// The single-node baseline of replication efficiency: the <see cref="SegmentedLog"/> the Raft package stores its log
+/// in, with the options the package gives it by default (O_DIRECT, group-committed fdatasync), one process, no
+/// replication. An entry is acknowledged when durable on this one disk. It leads from the start, so the driver's
+/// steps and the fail-over probe treat it like a one-member cluster.
+/// </summary>
+internal sealed class SingleBenchNode(NodeSettings settings) : IBenchNode
+{
+    private SegmentedLog? _log;
+    private long _applied;
+
+    public static string Settings =>
+        "AppendLog SegmentedLog alone (no Raft), LogOptions defaults: O_DIRECT, group-committed fdatasync (FlushPolicy.Default); " +
+        "an entry is acknowledged when AppendAsync returns, i.e. durable on this one disk";
+
+    public string Describe => Settings;
+
+    public bool IsLeader => _log is not null;
+
+    public long Applied => Interlocked.Read(ref _applied);
+
+    public string StatusLine => $"single durable {_log?.DurableEndOffset} applied {Applied}";
+
+    public Exception? Fault => null; // a storage failure surfaces through AppendAsync
+
+    public event Action? BecameLeader;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _log = await SegmentedLog.OpenAsync(new LogOptions { Directory = settings.Directory }, cancellationToken).ConfigureAwait(false);
+        BecameLeader?.Invoke();
+    }
+
+    public async ValueTask ReplicateAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        await _log!.AppendAsync(payload, cancellationToken).ConfigureAwait(false);
+        Interlocked.Increment(ref _applied);
+    }
+
+    public ValueTask DisposeAsync() => _log?.DisposeAsync() ?? ValueTask.CompletedTask;
 }
 
 /// <summary>AppendLog.Raft's <see cref="ReplicatedLog"/> over TCP, through its public API only.</summary>

@@ -22,6 +22,11 @@ internal static class NodeHost
         }
     }
 
+    public static readonly JsonSerializerOptions JsonOptions = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    /// <summary>A window edge of the running step, for the driver's CPU samples of every member.</summary>
+    private static void Mark(string edge) => Say($"MARK {NowNs()} {edge}");
+
     public static long NowNs() => (long)(Stopwatch.GetTimestamp() * (1e9 / Stopwatch.Frequency));
 
     public static async Task<int> RunAsync(Options options)
@@ -110,8 +115,21 @@ internal static class NodeHost
                             node,
                             int.Parse(words[1], CultureInfo.InvariantCulture),
                             TimeSpan.FromSeconds(double.Parse(words[2], CultureInfo.InvariantCulture)),
-                            TimeSpan.FromSeconds(double.Parse(words[3], CultureInfo.InvariantCulture))).ConfigureAwait(false);
-                        Say("RESULT " + JsonSerializer.Serialize(result));
+                            TimeSpan.FromSeconds(double.Parse(words[3], CultureInfo.InvariantCulture)),
+                            Mark).ConfigureAwait(false);
+                        Say("RESULT " + JsonSerializer.Serialize(result, JsonOptions));
+                        break;
+                    case "open":
+                        // open RATE PRODUCERS inline|pool WARMUP SECONDS
+                        var open = await OpenLoop.RunAsync(
+                            node,
+                            double.Parse(words[1], CultureInfo.InvariantCulture),
+                            int.Parse(words[2], CultureInfo.InvariantCulture),
+                            words[3] == "pool",
+                            TimeSpan.FromSeconds(double.Parse(words[4], CultureInfo.InvariantCulture)),
+                            TimeSpan.FromSeconds(double.Parse(words[5], CultureInfo.InvariantCulture)),
+                            Mark).ConfigureAwait(false);
+                        Say("OPENRESULT " + JsonSerializer.Serialize(open, JsonOptions));
                         break;
                     case "bg":
                         if (background is not null)

@@ -10,10 +10,17 @@ using RaftCluster;
 // With "processes": three child processes, the leader SIGKILLed under load, the disks checked (exit code 1 on a loss).
 // With "bench [seconds] [cache MiB]": measures committed 1 KiB writes/s and latency percentiles for 1, 16 and 64
 // concurrent clients (each member keeps at most "cache MiB" of batches in memory, 64 by default).
+// With "register ID DIR PORT1 PORT2 PORT3": one member of a replicated register set served over stdin/stdout
+// (RegisterMember.cs), for the multi-process linearizability test.
 
 if (args.Length > 0 && args[0] == "node")
 {
     return await MultiProcess.RunChildAsync(args);
+}
+
+if (args.Length > 0 && args[0] == "register")
+{
+    return await RegisterMember.RunAsync(args);
 }
 
 var root = Path.Combine(Path.GetTempPath(), "appendlog-raftcluster-" + Environment.ProcessId);

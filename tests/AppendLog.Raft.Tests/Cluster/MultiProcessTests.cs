@@ -13,7 +13,8 @@ namespace AppendLog.Raft.Tests.Cluster;
 [NonParallelizable]
 public sealed class MultiProcessTests
 {
-    private static string SampleAssembly()
+    /// <summary>The built samples/RaftCluster assembly (the test project builds it first), run as the member processes.</summary>
+    internal static string SampleAssembly()
     {
         var here = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
         var configuration = here.Parent!.Name; // bin/<configuration>/net10.0
