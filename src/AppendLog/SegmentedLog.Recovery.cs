@@ -42,7 +42,7 @@ public sealed partial class SegmentedLog
     public static ValueTask<SegmentedLog> OpenAsync(LogOptions options, CancellationToken cancellationToken = default) =>
         OpenAsync(options, DefaultStorage.Instance, IoWorkers.Shared, cancellationToken);
 
-    internal static async ValueTask<SegmentedLog> OpenAsync(LogOptions options, IStorage storage, IoWorkers io, CancellationToken cancellationToken)
+    internal static async ValueTask<SegmentedLog> OpenAsync(LogOptions options, IStorage storage, IIoExecutor io, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();

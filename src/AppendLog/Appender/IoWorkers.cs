@@ -13,6 +13,17 @@ internal interface IIoWork
 }
 
 /// <summary>
+/// Where a log's blocking I/O runs: <see cref="IoWorkers"/> in production; in tests a seeded executor that runs the
+/// posted works one at a time, in an order drawn from a seed, on the test's thread (so a seed replays the exact order in
+/// which writes, syncs, reservations and seals complete).
+/// </summary>
+internal interface IIoExecutor
+{
+    /// <summary>Runs <paramref name="work"/> later, on a thread of the executor's choosing. Never throws.</summary>
+    void Post(IIoWork work);
+}
+
+/// <summary>
 /// A small set of dedicated threads that perform every blocking system call of every log in the process.
 /// Dedicated rather than the .NET thread pool because the pool also runs the appenders' continuations: a
 /// pwrite queued behind a burst of continuations would add their run time to every append's latency, and
@@ -33,7 +44,7 @@ internal interface IIoWork
 /// further work posted meanwhile goes through the queue to the other workers.
 /// </para>
 /// </summary>
-internal sealed class IoWorkers
+internal sealed class IoWorkers : IIoExecutor
 {
     private readonly object _lock = new(); // Monitor.Wait/Pulse need a plain object
     private readonly Queue<IIoWork> _queue = new();

@@ -44,7 +44,7 @@ internal sealed partial class LogWriter
     private readonly string _directory;
     private readonly LogOptions _options;
     private readonly LogBufferPool _pool;
-    private readonly IoWorkers _io;
+    private readonly IIoExecutor _io;
     private readonly TimeProvider _time;
     private readonly List<Segment> _segments;
     private readonly Stack<AlignedChunk> _spare = new();
@@ -64,7 +64,7 @@ internal sealed partial class LogWriter
     private LogFaultedException? _fault;
     private bool _closing;
 
-    public LogWriter(IStorage storage, LogOptions options, IoWorkers io, List<Segment> segments, Segment active, CheckpointFile checkpoint)
+    public LogWriter(IStorage storage, LogOptions options, IIoExecutor io, List<Segment> segments, Segment active, CheckpointFile checkpoint)
     {
         _checkpoint = checkpoint;
         _storage = storage;
