@@ -147,17 +147,22 @@ public sealed class LogBufferPool : IDisposable
     /// <summary>Rents a zeroed chunk without waiting; false when the budget is spent.</summary>
     internal bool TryRent(out AlignedChunk chunk)
     {
+        bool taken;
+        chunk = null!;
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_waiters.Count == 0 && TryTakeUnsynchronized(out chunk))
-            {
-                chunk.Clear();
-                return true;
-            }
+            taken = _waiters.Count == 0 && TryTakeUnsynchronized(out chunk);
         }
 
-        chunk = null!;
+        if (taken)
+        {
+            // Zeroed outside the pool's lock: the lock is shared by every log of the process, the memset is this
+            // caller's alone.
+            chunk.Clear();
+            return true;
+        }
+
         return false;
     }
 
@@ -280,16 +285,25 @@ public sealed class LogBufferPool : IDisposable
     {
         var waiter = new RentWaiter();
         LinkedListNode<RentWaiter> node;
+        AlignedChunk? taken;
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_waiters.Count == 0 && TryTakeUnsynchronized(out var chunk))
+            if (_waiters.Count == 0 && TryTakeUnsynchronized(out taken))
             {
-                chunk.Clear();
-                return chunk;
+                node = null!;
             }
+            else
+            {
+                taken = null;
+                node = _waiters.AddLast(waiter);
+            }
+        }
 
-            node = _waiters.AddLast(waiter);
+        if (taken is not null)
+        {
+            taken.Clear(); // outside the lock, as in TryRent
+            return taken;
         }
 
         await using var registration = cancellationToken.UnsafeRegister(
