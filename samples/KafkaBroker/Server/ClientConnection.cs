@@ -36,6 +36,9 @@ internal sealed class ClientConnection
     /// <summary>The reader's list of started requests not known to be handled (whether each is a Produce).</summary>
     private readonly List<(Task<KafkaWriter?> Handling, bool IsProduce)> _outstanding = [];
 
+    /// <summary>The connection's fetch readers: kept between fetches, closed with the connection.</summary>
+    private readonly FetchReaders _fetchReaders = new();
+
     /// <summary>Set once the connection is being closed: no more responses are sent.</summary>
     private volatile bool _closing;
 
@@ -72,6 +75,7 @@ internal sealed class ClientConnection
 
         // Every started handler is awaited before the frames go back to the pool and the socket is closed.
         await writer.ConfigureAwait(false);
+        await _fetchReaders.DisposeAsync().ConfigureAwait(false);
     }
 
     private async Task ReadRequestsAsync()
@@ -116,7 +120,7 @@ internal sealed class ClientConnection
             }
 
             await WaitForTurnAsync(header.ApiKey).ConfigureAwait(false);
-            var handling = RequestDispatcher.HandleAsync(new RequestContext(_broker, header, reader, _advertisedHost));
+            var handling = RequestDispatcher.HandleAsync(new RequestContext(_broker, header, reader, _advertisedHost, _fetchReaders));
             _outstanding.Add((handling, header.ApiKey == ApiKey.Produce));
             return handling;
         }
@@ -149,9 +153,10 @@ internal sealed class ClientConnection
     {
         await foreach (var pending in _pending.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
         {
+            KafkaWriter? response = null;
             try
             {
-                var response = await pending.Handling.ConfigureAwait(false);
+                response = await pending.Handling.ConfigureAwait(false);
                 if (response is not null && !_closing)
                 {
                     await SendAsync(response.Complete()).ConfigureAwait(false);
@@ -163,6 +168,11 @@ internal sealed class ClientConnection
             }
             finally
             {
+                if (response?.AfterSent is { } afterSent)
+                {
+                    await afterSent().ConfigureAwait(false);
+                }
+
                 ArrayPool<byte>.Shared.Return(pending.Frame);
                 _inflight.Exit(pending.Size);
             }
