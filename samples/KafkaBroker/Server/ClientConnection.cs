@@ -52,8 +52,11 @@ internal sealed class ClientConnection
             broker.Options.MaximumInflightRequestsPerConnection, broker.Options.MaximumInflightBytesPerConnection);
     }
 
-    /// <summary>A request started and not yet answered: its frame stays rented until its handler is done.</summary>
-    private sealed record Pending(Task<KafkaWriter?> Handling, byte[] Frame, int Size);
+    /// <summary>
+    /// A request started and not yet answered: its frame stays rented until its handler is done. Arrived: when its
+    /// size prefix was read (<see cref="TimeProvider.GetTimestamp"/>); Api: its API, once its header parsed.
+    /// </summary>
+    private sealed record Pending(Task<KafkaWriter?> Handling, byte[] Frame, int Size, long Arrived, ApiKey? Api);
 
     public async Task RunAsync()
     {
@@ -88,6 +91,7 @@ internal sealed class ClientConnection
                 return;
             }
 
+            long arrived = _broker.Options.TimeProvider.GetTimestamp();
             int size = BinaryPrimitives.ReadInt32BigEndian(sizePrefix);
             if (size < RequestSizeMin || size > _broker.Options.MaximumRequestSize)
             {
@@ -97,8 +101,8 @@ internal sealed class ClientConnection
 
             await _inflight.EnterAsync(size, _broker.Stopping).ConfigureAwait(false);
             byte[] frame = ArrayPool<byte>.Shared.Rent(size);
-            var handling = await ReadAndStartAsync(frame, size).ConfigureAwait(false);
-            _pending.Writer.TryWrite(new Pending(handling, frame, size));
+            var (handling, api) = await ReadAndStartAsync(frame, size).ConfigureAwait(false);
+            _pending.Writer.TryWrite(new Pending(handling, frame, size, arrived, api));
             if (handling.IsFaulted)
             {
                 return; // a request that does not parse fails before it acts: read nothing after it
@@ -107,7 +111,7 @@ internal sealed class ClientConnection
     }
 
     /// <summary>Reads one request's body and starts its handler (its synchronous part runs here, in order).</summary>
-    private async Task<Task<KafkaWriter?>> ReadAndStartAsync(byte[] frame, int size)
+    private async Task<(Task<KafkaWriter?> Handling, ApiKey? Api)> ReadAndStartAsync(byte[] frame, int size)
     {
         try
         {
@@ -122,11 +126,11 @@ internal sealed class ClientConnection
             await WaitForTurnAsync(header.ApiKey).ConfigureAwait(false);
             var handling = RequestDispatcher.HandleAsync(new RequestContext(_broker, header, reader, _advertisedHost, _fetchReaders));
             _outstanding.Add((handling, header.ApiKey == ApiKey.Produce));
-            return handling;
+            return (handling, header.ApiKey);
         }
         catch (Exception e)
         {
-            return Task.FromException<KafkaWriter?>(e);
+            return (Task.FromException<KafkaWriter?>(e), null);
         }
     }
 
@@ -160,6 +164,7 @@ internal sealed class ClientConnection
                 if (response is not null && !_closing)
                 {
                     await SendAsync(response.Complete()).ConfigureAwait(false);
+                    RecordDuration(pending);
                 }
             }
             catch (Exception e)
@@ -192,6 +197,15 @@ internal sealed class ClientConnection
             .Select(p => MemoryMarshal.TryGetArray(p, out var array) ? array : new ArraySegment<byte>(p.ToArray()))
             .ToList();
         await _socket.SendAsync(segments, SocketFlags.None).ConfigureAwait(false);
+    }
+
+    private void RecordDuration(Pending pending)
+    {
+        if (BrokerMetrics.RequestDuration.Enabled && pending.Api is { } api && (int)api < ApiNames.Length)
+        {
+            var elapsed = _broker.Options.TimeProvider.GetElapsedTime(pending.Arrived);
+            BrokerMetrics.RequestDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("api", ApiNames[(int)api]));
+        }
     }
 
     private async Task<bool> TryReadExactlyAsync(byte[] buffer)
@@ -232,6 +246,9 @@ internal sealed class ClientConnection
             // Already gone.
         }
     }
+
+    /// <summary>The metric tag of each API key (indexed by key; names allocated once).</summary>
+    private static readonly string[] ApiNames = Enumerable.Range(0, 64).Select(k => ((ApiKey)k).ToString()).ToArray();
 
     private static bool IsDisconnect(Exception e) =>
         e is IOException or SocketException or OperationCanceledException or ObjectDisposedException;
