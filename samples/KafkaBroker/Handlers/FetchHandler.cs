@@ -62,7 +62,7 @@ internal static class FetchHandler
         var results = topics
             .Select(t => t.Partitions.Select(p => new PartitionResult(broker.Topics.Find(t.Name, p.Partition), p)).ToArray())
             .ToList();
-        var logs = results.SelectMany(r => r).Select(r => r.Log).OfType<PartitionLog>().Distinct().ToArray();
+        var logs = results.SelectMany(r => r).Select(r => r.Log).OfType<PartitionLog>().ToArray(); // a repeat only wakes twice
         await readers.EnterAsync(broker.Stopping).ConfigureAwait(false);
         try
         {
@@ -83,7 +83,7 @@ internal static class FetchHandler
                 if (budget.Bytes >= minBytes || remaining <= TimeSpan.Zero || anyError || appended.Length == 0)
                 {
                     var response = Write(request, topics, results);
-                    response.AfterSent = readers.ExitAsync;
+                    response.AfterSent = readers.AfterSent;
                     return response;
                 }
 

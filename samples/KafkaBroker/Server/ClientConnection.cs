@@ -39,6 +39,9 @@ internal sealed class ClientConnection
     /// <summary>The connection's fetch readers: kept between fetches, closed with the connection.</summary>
     private readonly FetchReaders _fetchReaders = new();
 
+    /// <summary>The parts of the answer being sent (used by the writer only).</summary>
+    private readonly List<ArraySegment<byte>> _sendSegments = [];
+
     /// <summary>Set once the connection is being closed: no more responses are sent.</summary>
     private volatile bool _closing;
 
@@ -193,10 +196,15 @@ internal sealed class ClientConnection
             return;
         }
 
-        var segments = parts
-            .Select(p => MemoryMarshal.TryGetArray(p, out var array) ? array : new ArraySegment<byte>(p.ToArray()))
-            .ToList();
-        await _socket.SendAsync(segments, SocketFlags.None).ConfigureAwait(false);
+        // One list for every send of the connection (only the writer sends): no list per answer.
+        _sendSegments.Clear();
+        foreach (var part in parts)
+        {
+            _sendSegments.Add(MemoryMarshal.TryGetArray(part, out var array) ? array : new ArraySegment<byte>(part.ToArray()));
+        }
+
+        await _socket.SendAsync(_sendSegments, SocketFlags.None).ConfigureAwait(false);
+        _sendSegments.Clear(); // drop the references to lent arrays before they are released
     }
 
     private void RecordDuration(Pending pending)

@@ -12,10 +12,17 @@ namespace KafkaBroker.Server;
 /// Lent bytes must outlive the fetch handler: they are read by the send. So one fetch at a time holds the readers
 /// (<see cref="EnterAsync"/>), from its start until its answer is sent or dropped (<see cref="ExitAsync"/>, which ends
 /// the loans and closes the readers the fetch did not use or replaced). At most one reader per partition of the last
-/// fetch is kept, and a fetch names at most <see cref="BrokerOptions.MaximumRequestSize"/> bytes of partitions.
+/// fetch is kept, and at most <see cref="KeptReadersMax"/> in all.
 /// </summary>
 internal sealed class FetchReaders : IAsyncDisposable
 {
+    /// <summary>
+    /// The most readers a connection keeps between fetches. A kept reader holds its window and read-ahead (with the
+    /// library's defaults about 1 MiB of each, from the buffer pool that appends share), so 32 pin at most about
+    /// 64 MiB per connection; the partitions of a fetch beyond them get a reader for that fetch only.
+    /// </summary>
+    private const int KeptReadersMax = 32;
+
     private readonly SemaphoreSlim _turn = new(1, 1);
     private readonly Dictionary<PartitionLog, LogBatchReader> _readers = [];
 
@@ -23,6 +30,11 @@ internal sealed class FetchReaders : IAsyncDisposable
     private readonly HashSet<PartitionLog> _used = [];
     private readonly List<LogBatchReader> _retired = [];
     private bool _disposed;
+
+    public FetchReaders() => AfterSent = ExitAsync;
+
+    /// <summary><see cref="ExitAsync"/> as the delegate a fetch answer carries (one for the connection, not one per fetch).</summary>
+    public Func<ValueTask> AfterSent { get; }
 
     /// <summary>Waits until the previous fetch's answer is sent; the caller must then call <see cref="ExitAsync"/> once.</summary>
     public Task EnterAsync(CancellationToken cancellationToken) => _turn.WaitAsync(cancellationToken);
@@ -48,8 +60,13 @@ internal sealed class FetchReaders : IAsyncDisposable
         }
 
         reader = partition.Log.OpenBatchReader(offset);
+        if (_readers.Count >= KeptReadersMax || !_used.Add(partition))
+        {
+            _retired.Add(reader); // for this fetch only: closed after the send
+            return reader;
+        }
+
         _readers[partition] = reader;
-        _used.Add(partition);
         return reader;
     }
 
@@ -72,13 +89,23 @@ internal sealed class FetchReaders : IAsyncDisposable
     {
         try
         {
-            foreach (var (partition, reader) in _readers.ToList())
+            int unused = 0;
+            foreach (var (partition, reader) in _readers)
             {
                 reader.Release();
                 if (!_used.Contains(partition))
                 {
-                    _readers.Remove(partition);
                     _retired.Add(reader);
+                    unused++;
+                }
+            }
+
+            if (unused > 0)
+            {
+                // Partitions the fetch no longer names (a consumer's assignment changed): rare, so the copy is fine.
+                foreach (var partition in _readers.Keys.Where(p => !_used.Contains(p)).ToList())
+                {
+                    _readers.Remove(partition);
                 }
             }
 
