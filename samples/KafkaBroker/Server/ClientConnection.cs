@@ -178,7 +178,15 @@ internal sealed class ClientConnection
             {
                 if (response?.AfterSent is { } afterSent)
                 {
-                    await afterSent().ConfigureAwait(false);
+                    try
+                    {
+                        await afterSent().ConfigureAwait(false);
+                    }
+                    catch (Exception e)
+                    {
+                        // Ending the loans failed (a reader's close): the connection goes, the frames still go back.
+                        Close(Describe(e));
+                    }
                 }
 
                 ArrayPool<byte>.Shared.Return(pending.Frame);
