@@ -14,6 +14,8 @@ internal sealed record KafkaBenchOptions
           --warmup S            unmeasured seconds per produce run (default 5)
           --duration S          measured seconds per produce run (default 30)
           --linger-ms N         the producer's linger.ms (default 0: a record waits for no batch-mate)
+          --no-idempotence      produce without the idempotent producer (librdkafka then allows more than 5
+                                requests in flight per connection; it sends one partition per request)
           --broker-inflight N   the broker's MaximumInflightRequestsPerConnection (default: the broker's, 16;
                                 1 serves one request at a time per connection)
           --catchup-mib N       consumer catch-up data size in MiB (default 2048)
@@ -33,6 +35,7 @@ internal sealed record KafkaBenchOptions
     public double Warmup { get; init; } = 5;
     public double Duration { get; init; } = 30;
     public int LingerMs { get; init; }
+    public bool Idempotence { get; init; } = true;
     public long CatchupMib { get; init; } = 2048;
     public int? BrokerInflight { get; init; }
     public int FetchMaxMib { get; init; } = 1;
@@ -59,6 +62,7 @@ internal sealed record KafkaBenchOptions
                 "--warmup" => o with { Warmup = Seconds(Next()) },
                 "--duration" => o with { Duration = Seconds(Next()) },
                 "--linger-ms" => o with { LingerMs = Int(Next()) },
+                "--no-idempotence" => o with { Idempotence = false },
                 "--broker-inflight" => o with { BrokerInflight = Int(Next()) },
                 "--catchup-mib" => o with { CatchupMib = long.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--fetch-max-mib" => o with { FetchMaxMib = Int(Next()) },

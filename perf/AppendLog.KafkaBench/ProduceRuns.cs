@@ -16,19 +16,20 @@ internal static class ProduceRuns
     /// <c>Produce</c> to the record's delivery report (the broker answers a produce only once it is durable).
     /// </summary>
     public static async Task<ProduceResult> KafkaAsync(
-        string bootstrapServers, string topic, int partitions, KafkaBenchOptions options)
+        string bootstrapServers, string topic, int partitions, KafkaBenchOptions options, BrokerObserver? observer = null)
     {
         var config = new ProducerConfig
         {
             BootstrapServers = bootstrapServers,
             Acks = Acks.All,
-            EnableIdempotence = true,
+            EnableIdempotence = options.Idempotence,
             LingerMs = options.LingerMs,
             SocketNagleDisable = true,
             CompressionType = CompressionType.None,
         };
         using var producer = new ProducerBuilder<Null, byte[]>(config).Build();
         var window = new RunWindow(options.Warmup, options.Duration);
+        observer?.Window = window;
         var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         int running = options.Inflight;
         var payload = Payload(options.RecordSize);
@@ -47,7 +48,7 @@ internal static class ProduceRuns
         }
 
         bool complete = await WaitDrainedAsync(drained.Task, options).ConfigureAwait(false);
-        return window.Result("Confluent.Kafka → broker", partitions, options.Inflight, complete);
+        return window.Result("Confluent.Kafka → broker", partitions, options.Inflight, complete) with { Broker = observer?.Result() };
     }
 
     /// <summary>AppendLog's own API: <c>AppendAsync</c> of one record, completing when durable.</summary>

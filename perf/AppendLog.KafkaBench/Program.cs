@@ -39,7 +39,7 @@ report.Line($"Machine: {machine.HeaderLine}");
 report.Line();
 report.Line($"Command: `AppendLog.KafkaBench {string.Join(' ', args)}`");
 report.Line();
-report.Line($"Confluent.Kafka {Library.VersionString} (librdkafka), acks=all, idempotence on, no compression, " +
+report.Line($"Confluent.Kafka {Library.VersionString} (librdkafka), acks=all, idempotence {(options.Idempotence ? "on" : "off")}, no compression, " +
     $"linger.ms {options.LingerMs}; {options.RecordSize} B records; {options.Inflight} in flight on both sides.");
 report.Line();
 report.Json["machine"] = machine;
@@ -103,7 +103,8 @@ async Task<bool> ProduceAsync()
             string libraryDirectory = Path.Combine(runDirectory, $"library-{partitions}");
             results.Add(await ProduceRuns.LibraryAsync(libraryDirectory, partitions, options));
             Directory.Delete(libraryDirectory, recursive: true);
-            results.Add(await ProduceRuns.KafkaAsync(bootstrap, topic, partitions, options));
+            using var observer = new BrokerObserver();
+            results.Add(await ProduceRuns.KafkaAsync(bootstrap, topic, partitions, options, observer));
         }
     }
 
@@ -122,6 +123,20 @@ async Task<bool> ProduceAsync()
                 Report.Micros(r.Latency.P9999Micros), Report.Micros(r.Latency.MaxMicros),
                 r.Errors.ToString(CultureInfo.InvariantCulture), ratio,
             };
+        }));
+    var observed = results.Where(r => r.Broker is not null).ToList();
+    report.Line("The broker's side of the Kafka runs (its `kafka.broker.request.duration` metric: a Produce request's arrival " +
+        "to its answer sent; a request waits for its slowest partition). The client's latency beyond it is spent in the " +
+        "client (librdkafka allows 5 requests in flight per connection with idempotence) and on the wire.");
+    report.Line();
+    report.Table(
+        ["partitions", "produce requests", "partitions per request", "broker p50", "broker p99", "broker p99.99", "client p99 ÷ broker p99"],
+        observed.Select(r => new[]
+        {
+            r.Partitions.ToString(CultureInfo.InvariantCulture), r.Broker!.ProduceRequests.ToString("N0", CultureInfo.InvariantCulture),
+            Report.F(r.Broker.PartitionsPerRequest, 1), Report.Micros(r.Broker.ProduceLatency.P50Micros),
+            Report.Micros(r.Broker.ProduceLatency.P99Micros), Report.Micros(r.Broker.ProduceLatency.P9999Micros),
+            r.Broker.ProduceLatency.P99Micros == 0 ? "n/a" : Report.F((double)r.Latency.P99Micros / r.Broker.ProduceLatency.P99Micros, 2) + "×",
         }));
     report.Json["produce"] = results;
     singleBroker.AddRange(results);

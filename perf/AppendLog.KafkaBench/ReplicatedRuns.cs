@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using Confluent.Kafka;
 
@@ -17,7 +15,7 @@ internal static partial class ReplicatedRuns
 {
     public const string FailoverTopic = "failover";
 
-    /// <summary>Raft ports per broker: partition i of the cluster uses base + i.</summary>
+    /// <summary>The most partitions in all (each takes one Raft port per broker, from a block of free ports).</summary>
     private const int RaftPortsPerNode = 2000;
 
     public static async Task<(List<ProduceResult> Produce, FailoverResult Failover)> RunAsync(
@@ -133,12 +131,35 @@ internal static partial class ReplicatedRuns
         throw new InvalidOperationException("the failover topic has no leader");
     }
 
+    /// <summary>
+    /// Starts the three brokers, retrying with other ports (and fresh data directories) when one exits before it
+    /// listens: a port checked free can still be taken before the child binds it (by another program, or by an
+    /// outgoing connection of an earlier child).
+    /// </summary>
     private static async Task<Dictionary<int, ChildBroker>> StartClusterAsync(string root, (string Name, int Partitions)[] topics)
     {
-        var kafkaPorts = FreePorts(3);
-        int raftBase = 20_000 + (Random.Shared.Next(0, 20) * 1000);
+        const int attemptsMax = 5;
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await TryStartClusterAsync(Path.Combine(root, $"attempt-{attempt}"), topics).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException e) when (attempt < attemptsMax)
+            {
+                Console.Error.WriteLine($"replicated: cluster start {attempt} of {attemptsMax} failed ({e.Message}); other ports...");
+            }
+        }
+    }
+
+    private static async Task<Dictionary<int, ChildBroker>> TryStartClusterAsync(string root, (string Name, int Partitions)[] topics)
+    {
+        int raftPorts = topics.Sum(t => t.Partitions);
+
+        // Per node: its Kafka port, then its Raft ports (one per partition of the cluster), all in one free block.
+        var bases = Ports.FreeBlocks(count: 3, length: 1 + raftPorts);
         string cluster = string.Join(',', Enumerable.Range(1, 3).Select(n => string.Create(
-            CultureInfo.InvariantCulture, $"{n}=127.0.0.1:{kafkaPorts[n - 1]}:{raftBase + ((n - 1) * RaftPortsPerNode)}")));
+            CultureInfo.InvariantCulture, $"{n}=127.0.0.1:{bases[n - 1]}:{bases[n - 1] + 1}")));
         var brokers = new Dictionary<int, ChildBroker>();
         try
         {
@@ -167,23 +188,6 @@ internal static partial class ReplicatedRuns
         return brokers;
     }
 
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToArray();
-        foreach (var listener in listeners)
-        {
-            listener.Start();
-        }
-
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        foreach (var listener in listeners)
-        {
-            listener.Stop();
-        }
-
-        return ports;
-    }
-
     /// <summary>One broker process; its Kafka port is read from its first line.</summary>
     private sealed partial class ChildBroker : IDisposable
     {
@@ -199,7 +203,7 @@ internal static partial class ReplicatedRuns
 
         public static async Task<ChildBroker> StartAsync(IEnumerable<string> arguments)
         {
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "KafkaBroker.dll"));
             foreach (string argument in arguments)
             {
@@ -207,6 +211,16 @@ internal static partial class ReplicatedRuns
             }
 
             var process = Process.Start(info) ?? throw new InvalidOperationException("could not start a broker");
+            var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is { } line && errors.Count < 20)
+                {
+                    errors.Enqueue(line);
+                    Console.Error.WriteLine($"broker: {line}");
+                }
+            };
+            process.BeginErrorReadLine();
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             while (await process.StandardOutput.ReadLineAsync(timeout.Token).ConfigureAwait(false) is { } line)
             {
@@ -217,8 +231,10 @@ internal static partial class ReplicatedRuns
                 }
             }
 
+            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
             process.Dispose();
-            throw new InvalidOperationException("a broker exited before listening");
+            string reason = errors.FirstOrDefault(l => l.Contains("in use", StringComparison.OrdinalIgnoreCase)) ?? errors.FirstOrDefault() ?? "no output";
+            throw new InvalidOperationException($"a broker exited before listening: {reason}");
         }
 
         /// <summary>SIGKILL.</summary>

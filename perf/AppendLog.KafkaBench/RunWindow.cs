@@ -30,6 +30,9 @@ internal sealed class RunWindow
 
     public long Errors => Interlocked.Read(ref _errors);
 
+    /// <summary>True inside the measured window.</summary>
+    public bool Measures(long timestamp) => timestamp >= _startTimestamp && timestamp < _endTimestamp;
+
     /// <summary>True once the window is over: a slot sends nothing more.</summary>
     public bool Ended(long timestamp) => timestamp >= _endTimestamp;
 
@@ -61,4 +64,8 @@ internal sealed class RunWindow
 /// <summary>One engine's figures at one partition count.</summary>
 internal sealed record ProduceResult(
     string Engine, int Partitions, int Inflight, double DurableRecordsPerSecond, LatencySummary Latency, long Errors,
-    bool Complete);
+    bool Complete)
+{
+    /// <summary>The in-process broker's side of a Kafka run (null for the library, or brokers in other processes).</summary>
+    public BrokerSide? Broker { get; init; }
+}

@@ -1,3 +1,4 @@
+using System.Buffers;
 using AppendLog.Diagnostics;
 using AppendLog.Format;
 using AppendLog.Segments;
@@ -20,9 +21,15 @@ public sealed partial class SegmentedLog
     /// continues over the new content; one that had ends with <see cref="LogTruncatedException"/>.
     /// Not thread-safe: one enumerator owns it.
     /// </summary>
-    private sealed class Cursor : IAsyncDisposable
+    internal sealed class Cursor : IAsyncDisposable
     {
         private readonly SegmentedLog _log;
+
+        /// <summary>
+        /// In lending mode (<see cref="LogBatchReader"/>), the arrays rented from <see cref="ArrayPool{T}.Shared"/> for
+        /// the disk batches returned since the last <see cref="ReleaseLent"/>; null otherwise.
+        /// </summary>
+        private readonly List<byte[]>? _lent;
         private readonly ReadWindow _window;
         private readonly ReadAhead _readAhead;
         private readonly byte[] _header = new byte[RecordBatch.HeaderSize];
@@ -39,9 +46,10 @@ public sealed partial class SegmentedLog
         private long _sealedLimit = -1;
         private long _sealedEnd;
 
-        public Cursor(SegmentedLog log, long next)
+        public Cursor(SegmentedLog log, long next, bool lend = false)
         {
             _log = log;
+            _lent = lend ? [] : null;
             _window = new ReadWindow(log._pool);
             _readAhead = new ReadAhead(log._pool);
             _chunkSize = log._pool.ChunkSize;
@@ -64,9 +72,12 @@ public sealed partial class SegmentedLog
         /// <summary>
         /// As <see cref="NextAsync"/>; with <paramref name="borrow"/>, a batch read from disk that the cache does not keep
         /// is copied into this reader's reusable buffer instead of a new array (<see cref="BatchRef.Owned"/> is then null
-        /// and the bytes are valid until the next call).
+        /// and the bytes are valid until the next call). In lending mode a disk batch is copied into an array rented for it
+        /// and valid until <see cref="ReleaseLent"/>. A batch that would be returned but is larger than
+        /// <paramref name="sizeMax"/> is withheld: the result has empty <see cref="BatchRef.Bytes"/>, and the reader stays
+        /// before it (the next call meets it again).
         /// </summary>
-        public async ValueTask<BatchRef?> NextBatchAsync(long end, bool borrow, CancellationToken cancellationToken)
+        public async ValueTask<BatchRef?> NextBatchAsync(long end, bool borrow, CancellationToken cancellationToken, int sizeMax = int.MaxValue)
         {
             while (_next < end)
             {
@@ -134,7 +145,7 @@ public sealed partial class SegmentedLog
                     continue;
                 }
 
-                var found = await ReadBatchAsync(limit, active, borrow, cancellationToken).ConfigureAwait(false);
+                var found = await ReadBatchAsync(limit, active, borrow, sizeMax, cancellationToken).ConfigureAwait(false);
                 if (found is not { } batch)
                 {
                     continue; // the content changed under the read: the next round sees the cut
@@ -151,6 +162,11 @@ public sealed partial class SegmentedLog
                     }
 
                     throw new LogCorruptedException(_segment.Path, _position, $"batch base offset {batch.BaseOffset} where {_expectedBase} was expected");
+                }
+
+                if (batch.LastOffset >= _next && (batch.Bytes.IsEmpty || batch.Bytes.Length > sizeMax))
+                {
+                    return batch with { Owned = null, Bytes = ReadOnlyMemory<byte>.Empty }; // withheld: not consumed
                 }
 
                 _expectedBase = batch.LastOffset + 1;
@@ -190,10 +206,27 @@ public sealed partial class SegmentedLog
             }
         }
 
+        /// <summary>Returns the arrays of every batch lent since the last call to the pool (lending mode).</summary>
+        public void ReleaseLent()
+        {
+            if (_lent is null)
+            {
+                return;
+            }
+
+            foreach (byte[] array in _lent)
+            {
+                ArrayPool<byte>.Shared.Return(array);
+            }
+
+            _lent.Clear();
+        }
+
         public async ValueTask DisposeAsync()
         {
             await CloseSegmentAsync().ConfigureAwait(false);
             _window.Dispose();
+            ReleaseLent();
         }
 
         private void Locate()
@@ -278,7 +311,7 @@ public sealed partial class SegmentedLog
 
         private bool ContentChanged() => _segment!.ContentKey != _contentKey;
 
-        private async ValueTask<BatchRef?> ReadBatchAsync(long limit, bool active, bool borrow, CancellationToken cancellationToken)
+        private async ValueTask<BatchRef?> ReadBatchAsync(long limit, bool active, bool borrow, int sizeMax, CancellationToken cancellationToken)
         {
             var cache = _log._batchCache;
             if (cache.TryGet(_contentKey, _position, out var cached))
@@ -292,7 +325,7 @@ public sealed partial class SegmentedLog
                 return ContentChanged() ? null : Keep(fromWriter, BatchAdmission.Normal);
             }
 
-            var batch = await ReadFromDiskAsync(limit, borrow, cancellationToken).ConfigureAwait(false);
+            var batch = await ReadFromDiskAsync(limit, borrow, sizeMax, cancellationToken).ConfigureAwait(false);
             if (batch is null || ContentChanged())
             {
                 return null;
@@ -341,7 +374,7 @@ public sealed partial class SegmentedLog
                 : null;
         }
 
-        private async ValueTask<BatchRef?> ReadFromDiskAsync(long limit, bool borrow, CancellationToken cancellationToken)
+        private async ValueTask<BatchRef?> ReadFromDiskAsync(long limit, bool borrow, int sizeMax, CancellationToken cancellationToken)
         {
             if (!await EnsureAsync(RecordBatch.HeaderSize, limit, cancellationToken).ConfigureAwait(false))
             {
@@ -355,17 +388,31 @@ public sealed partial class SegmentedLog
                 return CorruptUnlessChanged($"batch check failed: {check}");
             }
 
+            if (header.TotalSize > sizeMax && header.LastOffset >= _next)
+            {
+                // Withheld before it is read whole (NextBatchAsync returns it unconsumed): its checks run when it is read.
+                return new BatchRef(null, ReadOnlyMemory<byte>.Empty, header.BaseOffset, header.LastOffset, _segment!.Path, _position);
+            }
+
             if (!await EnsureAsync(header.TotalSize, limit, cancellationToken).ConfigureAwait(false))
             {
                 return CorruptUnlessChanged("the batch extends past the readable end of the segment");
             }
 
             int size = (int)header.TotalSize;
-            bool keep = !borrow || _log._batchCache.WouldKeep(size, DiskAdmission);
+            bool keep = _lent is null && (!borrow || _log._batchCache.WouldKeep(size, DiskAdmission));
             Memory<byte> bytes;
             if (keep)
             {
                 bytes = new byte[size];
+            }
+            else if (_lent is not null)
+            {
+                // Lent, not cached: a catch-up reader's batches are rarely read again soon, and the rented array goes
+                // back to the shared pool when the caller releases it (0 B per batch in steady state).
+                byte[] rented = ArrayPool<byte>.Shared.Rent(size);
+                _lent.Add(rented);
+                bytes = rented.AsMemory(0, size);
             }
             else
             {
@@ -510,7 +557,7 @@ public sealed partial class SegmentedLog
     /// A batch as a <see cref="Cursor"/> found it: <see cref="Owned"/> when it is a <see cref="LogBatch"/> (cached, or a
     /// fresh copy), else null with <see cref="Bytes"/> in the cursor's reusable buffer, valid until its next call.
     /// </summary>
-    private readonly record struct BatchRef(LogBatch? Owned, ReadOnlyMemory<byte> Bytes, long BaseOffset, long LastOffset, string SourcePath, long SourcePosition)
+    internal readonly record struct BatchRef(LogBatch? Owned, ReadOnlyMemory<byte> Bytes, long BaseOffset, long LastOffset, string SourcePath, long SourcePosition)
     {
         public static BatchRef Of(LogBatch batch) =>
             new(batch, batch.Bytes, batch.BaseOffset, batch.LastOffset, batch.SourcePath, batch.SourcePosition);

@@ -6,14 +6,15 @@ using KafkaBroker.Storage;
 namespace KafkaBroker.Handlers;
 
 /// <summary>
-/// Fetch v4–v11. Reads each partition's stored batches from <see cref="SegmentedLog.ReadBatchesAsync"/> and sends
-/// their bytes as they are on disk (no decoding, no re-encoding). Only durable records are visible: the high
+/// Fetch v4–v11. Reads each partition's stored batches with the connection's <see cref="LogBatchReader"/> for it
+/// (<see cref="FetchReaders"/>: kept between fetches, so a consumer's read-ahead stays warm) and sends their bytes as
+/// they are on disk, by reference (no decoding, no re-encoding, no copy in the broker). Only durable records are visible: the high
 /// watermark and last stable offset are <see cref="SegmentedLog.DurableEndOffset"/>. Limits follow KIP-74 (max_bytes capped by
 /// <see cref="BrokerOptions.MaximumFetchResponseSize"/>, so a client cannot make the broker hold a whole log): the
 /// first batch of the response is sent even when larger than max_bytes or partition_max_bytes, so a consumer can
 /// always make progress; later batches must fit both. Long poll: while fewer than min_bytes are available the
 /// request waits for an append to one of its partitions, up to max_wait_ms (bounded by
-/// <see cref="BrokerOptions.MaximumFetchWait"/>). Fetch sessions (KIP-227) are not kept: session_id 0 in the
+/// <see cref="BrokerOptions.MaximumFetchWait"/>), then reads on from where it stopped. Fetch sessions (KIP-227) are not kept: session_id 0 in the
 /// answer tells the client that every fetch is a full one.
 /// </summary>
 internal static class FetchHandler
@@ -22,8 +23,25 @@ internal static class FetchHandler
 
     private sealed record TopicRequest(string Name, List<PartitionRequest> Partitions);
 
-    private sealed record PartitionResult(
-        ErrorCode Error, long HighWatermark, long LogStartOffset, List<LogBatch> Batches);
+    /// <summary>One requested partition: what was read for it so far (lent by its reader until the answer is sent).</summary>
+    private sealed class PartitionResult(PartitionLog? log, PartitionRequest request)
+    {
+        public PartitionLog? Log { get; } = log;
+
+        public PartitionRequest Request { get; } = request;
+
+        public ErrorCode Error { get; set; }
+
+        public long HighWatermark { get; set; } = -1;
+
+        public long LogStartOffset { get; set; } = -1;
+
+        public LogBatchReader? Reader { get; set; }
+
+        public List<ReadOnlyMemory<byte>> Batches { get; } = [];
+
+        public int Bytes { get; set; }
+    }
 
     private sealed class Budget(int maxBytes)
     {
@@ -38,38 +56,44 @@ internal static class FetchHandler
     {
         var (maxWait, minBytes, maxBytes, topics) = Parse(request);
         var broker = request.Broker;
+        var readers = request.FetchReaders;
         var time = broker.Options.TimeProvider;
         long startTicks = time.GetTimestamp();
-        var partitions = topics
-            .SelectMany(t => t.Partitions.Select(p => broker.Topics.Find(t.Name, p.Partition)))
-            .ToArray();
-        while (true)
+        var results = topics
+            .Select(t => t.Partitions.Select(p => new PartitionResult(broker.Topics.Find(t.Name, p.Partition), p)).ToArray())
+            .ToList();
+        var logs = results.SelectMany(r => r).Select(r => r.Log).OfType<PartitionLog>().ToArray(); // a repeat only wakes twice
+        await readers.EnterAsync(broker.Stopping).ConfigureAwait(false);
+        try
         {
-            // Take the signals before reading: an append between the read and the wait then still wakes the wait.
-            var appended = partitions.OfType<PartitionLog>().Select(p => p.WhenAppended).ToArray();
             var budget = new Budget(maxBytes);
-            var results = new List<PartitionResult[]>(topics.Count);
-            foreach (var topic in topics)
+            bool first = true;
+            while (true)
             {
-                var topicResults = new PartitionResult[topic.Partitions.Count];
-                for (int i = 0; i < topicResults.Length; i++)
+                // Take the signals before reading: an append between the read and the wait then still wakes the wait.
+                var appended = logs.Select(p => p.WhenAppended).ToArray();
+                foreach (var result in results.SelectMany(r => r))
                 {
-                    var partition = broker.Topics.Find(topic.Name, topic.Partitions[i].Partition);
-                    topicResults[i] = await ReadAsync(partition, topic.Partitions[i], budget, broker.Stopping)
-                        .ConfigureAwait(false);
+                    await ReadAsync(result, first, budget, readers, broker.Stopping).ConfigureAwait(false);
                 }
 
-                results.Add(topicResults);
-            }
+                first = false;
+                var remaining = maxWait - time.GetElapsedTime(startTicks);
+                bool anyError = results.Any(r => r.Any(p => p.Error != ErrorCode.None));
+                if (budget.Bytes >= minBytes || remaining <= TimeSpan.Zero || anyError || appended.Length == 0)
+                {
+                    var response = Write(request, topics, results);
+                    response.AfterSent = readers.AfterSent;
+                    return response;
+                }
 
-            var remaining = maxWait - time.GetElapsedTime(startTicks);
-            bool anyError = results.Any(r => r.Any(p => p.Error != ErrorCode.None));
-            if (budget.Bytes >= minBytes || remaining <= TimeSpan.Zero || anyError || appended.Length == 0)
-            {
-                return Write(request, topics, results);
+                await WaitForAppendAsync(appended, remaining, time, broker.Stopping).ConfigureAwait(false);
             }
-
-            await WaitForAppendAsync(appended, remaining, time, broker.Stopping).ConfigureAwait(false);
+        }
+        catch
+        {
+            await readers.ExitAsync().ConfigureAwait(false);
+            throw;
         }
     }
 
@@ -120,57 +144,70 @@ internal static class FetchHandler
         return (cappedWait, minBytes, Math.Min(maxBytes, options.MaximumFetchResponseSize), topics);
     }
 
-    private static async Task<PartitionResult> ReadAsync(
-        PartitionLog? partition, PartitionRequest request, Budget budget, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads on for one partition. The first pass checks the fetch offset and takes the partition's reader; every pass
+    /// then adds the batches that fit (KIP-74: the response's first batch always does, so a consumer makes progress).
+    /// </summary>
+    private static async Task ReadAsync(
+        PartitionResult result, bool first, Budget budget, FetchReaders readers, CancellationToken cancellationToken)
     {
-        if (partition is null)
+        if (result.Log is not { } partition)
         {
-            return new PartitionResult(ErrorCode.UnknownTopicOrPartition, -1, -1, []);
+            result.Error = ErrorCode.UnknownTopicOrPartition;
+            return;
         }
 
         var log = partition.Log;
-        long highWatermark = log.DurableEndOffset;
-        long logStart = log.StartOffset;
-        if (request.FetchOffset < logStart || request.FetchOffset > highWatermark)
+        result.HighWatermark = log.DurableEndOffset;
+        result.LogStartOffset = log.StartOffset;
+        long offset = result.Request.FetchOffset;
+        if (first && (offset < result.LogStartOffset || offset > result.HighWatermark))
         {
-            return new PartitionResult(ErrorCode.OffsetOutOfRange, highWatermark, logStart, []);
+            result.Error = ErrorCode.OffsetOutOfRange;
+            return;
         }
 
-        var batches = new List<LogBatch>();
-        if (request.FetchOffset == highWatermark)
+        if (result.Error != ErrorCode.None)
         {
-            return new PartitionResult(ErrorCode.None, highWatermark, logStart, batches);
+            return;
         }
 
         try
         {
-            int partitionBytes = 0;
-            var stored = log.ReadBatchesAsync(request.FetchOffset, cancellationToken).ConfigureAwait(false);
-            await foreach (var batch in stored)
+            var reader = result.Reader ??= readers.ReaderAt(partition, offset);
+            while (true)
             {
-                int length = batch.Bytes.Length;
-                bool fits = partitionBytes + length <= request.MaxBytes && budget.Bytes + length <= budget.MaxBytes;
-                if (!fits && !budget.Empty)
+                int room = budget.Empty
+                    ? int.MaxValue
+                    : Math.Min(result.Request.MaxBytes - result.Bytes, budget.MaxBytes - budget.Bytes);
+                if (room <= 0)
                 {
-                    break;
+                    return;
                 }
 
-                batches.Add(batch);
-                partitionBytes += length;
-                budget.Bytes += length;
+                var batch = await reader.ReadAsync(room, cancellationToken).ConfigureAwait(false);
+                if (batch.IsEmpty)
+                {
+                    return; // the durable end, or the next batch does not fit
+                }
+
+                result.Batches.Add(batch);
+                result.Bytes += batch.Length;
+                budget.Bytes += batch.Length;
             }
         }
-        catch (ArgumentOutOfRangeException)
+        catch (Exception e) when (e is ArgumentOutOfRangeException or LogTruncatedException or LogCorruptedException)
         {
-            // Retention deleted the segment between the range check and the read.
-            return new PartitionResult(ErrorCode.OffsetOutOfRange, highWatermark, log.StartOffset, []);
+            // Retention deleted the segment under the reader, a truncation removed what it had returned (a replica
+            // rolled back), or a batch is corrupt. The partition answers with an error and no batches; the reader
+            // is dropped (the next fetch opens a new one and checks the offset again).
+            readers.Forget(partition);
+            budget.Bytes -= result.Bytes;
+            result.Batches.Clear();
+            result.Bytes = 0;
+            result.LogStartOffset = log.StartOffset;
+            result.Error = e is LogCorruptedException ? ErrorCode.KafkaStorageError : ErrorCode.OffsetOutOfRange;
         }
-        catch (LogCorruptedException)
-        {
-            return new PartitionResult(ErrorCode.KafkaStorageError, highWatermark, logStart, []);
-        }
-
-        return new PartitionResult(ErrorCode.None, highWatermark, logStart, batches);
     }
 
     private static async Task WaitForAppendAsync(
@@ -224,10 +261,10 @@ internal static class FetchHandler
             w.WriteInt32(-1); // preferred_read_replica
         }
 
-        w.WriteInt32(result.Batches.Sum(b => b.Bytes.Length));
+        w.WriteInt32(result.Bytes);
         foreach (var batch in result.Batches)
         {
-            w.WriteReference(batch.Bytes); // a LogBatch's bytes are immutable and may be held past the read
+            w.WriteReference(batch); // lent until the answer is sent (FetchReaders.ExitAsync), or cached and immutable
         }
     }
 }

@@ -29,6 +29,11 @@ internal static class ProduceHandler
             t.ReadString(),
             t.ReadArray(p => new PartitionData(p.ReadInt32(), p.ReadNullableBytes()))));
 
+        if (BrokerMetrics.ProducePartitions.Enabled)
+        {
+            BrokerMetrics.ProducePartitions.Record(topics.Sum(t => t.Partitions.Count));
+        }
+
         var requestError = acks is -1 or 0 or 1 ? ErrorCode.None : ErrorCode.InvalidRequiredAcks;
         if (transactionalId is not null)
         {

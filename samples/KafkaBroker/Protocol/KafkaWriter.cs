@@ -67,6 +67,12 @@ internal sealed class KafkaWriter
         _referencedBytes += bytes.Length;
     }
 
+    /// <summary>
+    /// Run by the connection once the frame is sent, or once it is known it never will be (the connection is closing):
+    /// ends the loans of the bytes passed to <see cref="WriteReference"/>.
+    /// </summary>
+    public Func<ValueTask>? AfterSent { get; set; }
+
     public void WriteArrayCount(int count) => WriteInt32(count);
 
     public void WriteUnsignedVarint(uint value)

@@ -36,6 +36,12 @@ internal sealed class ClientConnection
     /// <summary>The reader's list of started requests not known to be handled (whether each is a Produce).</summary>
     private readonly List<(Task<KafkaWriter?> Handling, bool IsProduce)> _outstanding = [];
 
+    /// <summary>The connection's fetch readers: kept between fetches, closed with the connection.</summary>
+    private readonly FetchReaders _fetchReaders = new();
+
+    /// <summary>The parts of the answer being sent (used by the writer only).</summary>
+    private readonly List<ArraySegment<byte>> _sendSegments = [];
+
     /// <summary>Set once the connection is being closed: no more responses are sent.</summary>
     private volatile bool _closing;
 
@@ -49,8 +55,11 @@ internal sealed class ClientConnection
             broker.Options.MaximumInflightRequestsPerConnection, broker.Options.MaximumInflightBytesPerConnection);
     }
 
-    /// <summary>A request started and not yet answered: its frame stays rented until its handler is done.</summary>
-    private sealed record Pending(Task<KafkaWriter?> Handling, byte[] Frame, int Size);
+    /// <summary>
+    /// A request started and not yet answered: its frame stays rented until its handler is done. Arrived: when its
+    /// size prefix was read (<see cref="TimeProvider.GetTimestamp"/>); Api: its API, once its header parsed.
+    /// </summary>
+    private sealed record Pending(Task<KafkaWriter?> Handling, byte[] Frame, int Size, long Arrived, ApiKey? Api);
 
     public async Task RunAsync()
     {
@@ -72,6 +81,7 @@ internal sealed class ClientConnection
 
         // Every started handler is awaited before the frames go back to the pool and the socket is closed.
         await writer.ConfigureAwait(false);
+        await _fetchReaders.DisposeAsync().ConfigureAwait(false);
     }
 
     private async Task ReadRequestsAsync()
@@ -84,6 +94,7 @@ internal sealed class ClientConnection
                 return;
             }
 
+            long arrived = _broker.Options.TimeProvider.GetTimestamp();
             int size = BinaryPrimitives.ReadInt32BigEndian(sizePrefix);
             if (size < RequestSizeMin || size > _broker.Options.MaximumRequestSize)
             {
@@ -93,8 +104,8 @@ internal sealed class ClientConnection
 
             await _inflight.EnterAsync(size, _broker.Stopping).ConfigureAwait(false);
             byte[] frame = ArrayPool<byte>.Shared.Rent(size);
-            var handling = await ReadAndStartAsync(frame, size).ConfigureAwait(false);
-            _pending.Writer.TryWrite(new Pending(handling, frame, size));
+            var (handling, api) = await ReadAndStartAsync(frame, size).ConfigureAwait(false);
+            _pending.Writer.TryWrite(new Pending(handling, frame, size, arrived, api));
             if (handling.IsFaulted)
             {
                 return; // a request that does not parse fails before it acts: read nothing after it
@@ -103,7 +114,7 @@ internal sealed class ClientConnection
     }
 
     /// <summary>Reads one request's body and starts its handler (its synchronous part runs here, in order).</summary>
-    private async Task<Task<KafkaWriter?>> ReadAndStartAsync(byte[] frame, int size)
+    private async Task<(Task<KafkaWriter?> Handling, ApiKey? Api)> ReadAndStartAsync(byte[] frame, int size)
     {
         try
         {
@@ -116,13 +127,13 @@ internal sealed class ClientConnection
             }
 
             await WaitForTurnAsync(header.ApiKey).ConfigureAwait(false);
-            var handling = RequestDispatcher.HandleAsync(new RequestContext(_broker, header, reader, _advertisedHost));
+            var handling = RequestDispatcher.HandleAsync(new RequestContext(_broker, header, reader, _advertisedHost, _fetchReaders));
             _outstanding.Add((handling, header.ApiKey == ApiKey.Produce));
-            return handling;
+            return (handling, header.ApiKey);
         }
         catch (Exception e)
         {
-            return Task.FromException<KafkaWriter?>(e);
+            return (Task.FromException<KafkaWriter?>(e), null);
         }
     }
 
@@ -149,12 +160,14 @@ internal sealed class ClientConnection
     {
         await foreach (var pending in _pending.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
         {
+            KafkaWriter? response = null;
             try
             {
-                var response = await pending.Handling.ConfigureAwait(false);
+                response = await pending.Handling.ConfigureAwait(false);
                 if (response is not null && !_closing)
                 {
                     await SendAsync(response.Complete()).ConfigureAwait(false);
+                    RecordDuration(pending);
                 }
             }
             catch (Exception e)
@@ -163,6 +176,19 @@ internal sealed class ClientConnection
             }
             finally
             {
+                if (response?.AfterSent is { } afterSent)
+                {
+                    try
+                    {
+                        await afterSent().ConfigureAwait(false);
+                    }
+                    catch (Exception e)
+                    {
+                        // Ending the loans failed (a reader's close): the connection goes, the frames still go back.
+                        Close(Describe(e));
+                    }
+                }
+
                 ArrayPool<byte>.Shared.Return(pending.Frame);
                 _inflight.Exit(pending.Size);
             }
@@ -178,10 +204,24 @@ internal sealed class ClientConnection
             return;
         }
 
-        var segments = parts
-            .Select(p => MemoryMarshal.TryGetArray(p, out var array) ? array : new ArraySegment<byte>(p.ToArray()))
-            .ToList();
-        await _socket.SendAsync(segments, SocketFlags.None).ConfigureAwait(false);
+        // One list for every send of the connection (only the writer sends): no list per answer.
+        _sendSegments.Clear();
+        foreach (var part in parts)
+        {
+            _sendSegments.Add(MemoryMarshal.TryGetArray(part, out var array) ? array : new ArraySegment<byte>(part.ToArray()));
+        }
+
+        await _socket.SendAsync(_sendSegments, SocketFlags.None).ConfigureAwait(false);
+        _sendSegments.Clear(); // drop the references to lent arrays before they are released
+    }
+
+    private void RecordDuration(Pending pending)
+    {
+        if (BrokerMetrics.RequestDuration.Enabled && pending.Api is { } api && (int)api < ApiNames.Length)
+        {
+            var elapsed = _broker.Options.TimeProvider.GetElapsedTime(pending.Arrived);
+            BrokerMetrics.RequestDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("api", ApiNames[(int)api]));
+        }
     }
 
     private async Task<bool> TryReadExactlyAsync(byte[] buffer)
@@ -222,6 +262,9 @@ internal sealed class ClientConnection
             // Already gone.
         }
     }
+
+    /// <summary>The metric tag of each API key (indexed by key; names allocated once).</summary>
+    private static readonly string[] ApiNames = Enumerable.Range(0, 64).Select(k => ((ApiKey)k).ToString()).ToArray();
 
     private static bool IsDisconnect(Exception e) =>
         e is IOException or SocketException or OperationCanceledException or ObjectDisposedException;

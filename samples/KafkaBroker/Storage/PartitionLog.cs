@@ -14,8 +14,14 @@ internal sealed class PartitionLog
     private readonly Dictionary<long, ProducerState> _producers = [];
     private TaskCompletionSource _appended = NewSignal();
 
-    /// <summary>The last append started but not accepted by the log when it was started; later ones wait for it.</summary>
+    /// <summary>
+    /// The last append started but not accepted by the log when it was started (the hold-back head); later ones wait
+    /// in <see cref="_heldBack"/> until it is stored. Changed under the lock.
+    /// </summary>
     private Task<long>? _notYetAccepted;
+
+    /// <summary>Batches started behind <see cref="_notYetAccepted"/>, in order. Changed under the lock.</summary>
+    private readonly Queue<HeldBack> _heldBack = new();
 
     private PartitionLog(string topic, int partition, SegmentedLog log)
     {
@@ -195,34 +201,102 @@ internal sealed class PartitionLog
     /// <summary>
     /// Starts storing one batch so that batches reach the log in the order they are started, even when the log
     /// pushes back: AppendRawBatchAsync accepts a batch (assigns its offsets) inside the call unless its buffers are
-    /// spent, in which case it accepts it later, and a later call could then be accepted first. A batch not accepted
-    /// inside the call (EndOffset did not move past it; only this partition's lock appends to the log) therefore
-    /// holds back every later one until it is stored.
+    /// spent (or a segment roll or preallocation is pending), in which case it accepts it later, and a later call could
+    /// then be accepted first. A batch not accepted inside the call (EndOffset did not move past it; only this
+    /// partition's lock appends to the log) becomes the head of a hold-back queue: later batches wait in the queue, and
+    /// once the head is stored they are all started at once, in order (<see cref="DrainHeldBack"/>), so a burst behind
+    /// a deferred batch costs one more group commit, not one per batch.
     /// </summary>
     private Task<long> StartRawAppendUnsynchronized(RecordBatchView batch, CancellationToken cancellationToken)
     {
-        if (_notYetAccepted is { IsCompleted: false } earlier)
+        if (_notYetAccepted is not null)
         {
             DeferredAppends++;
-            var chained = AppendAfterAsync(earlier, batch.Bytes, cancellationToken);
-            _notYetAccepted = chained;
-            return chained;
+            var held = new HeldBack(
+                batch.Bytes, batch.LastOffsetDelta, new(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
+            _heldBack.Enqueue(held);
+            return held.Done.Task;
         }
 
+        return AppendNowUnsynchronized(batch.Bytes, batch.LastOffsetDelta, cancellationToken);
+    }
+
+    private Task<long> AppendNowUnsynchronized(ReadOnlyMemory<byte> batch, int lastOffsetDelta, CancellationToken cancellationToken)
+    {
         long endBefore = Log.EndOffset;
-        var append = Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask();
-        bool accepted = append.IsCompleted || Log.EndOffset == endBefore + batch.LastOffsetDelta + 1;
-        _notYetAccepted = accepted ? null : append;
-        DeferredAppends += accepted ? 0 : 1;
+        var append = Log.AppendRawBatchAsync(batch, cancellationToken).AsTask();
+        bool accepted = append.IsCompleted || Log.EndOffset == endBefore + lastOffsetDelta + 1;
+        if (!accepted)
+        {
+            DeferredAppends++;
+            _notYetAccepted = append;
+            _ = append.ContinueWith(
+                static (head, self) => ((PartitionLog)self!).DrainHeldBack(head),
+                this,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
+
         return append;
     }
 
-    private async Task<long> AppendAfterAsync(
-        Task<long> earlier, ReadOnlyMemory<byte> batch, CancellationToken cancellationToken)
+    /// <summary>
+    /// The held-back head is stored (or failed: the batches behind it are tried all the same, each gets its own
+    /// outcome): starts the queued batches in order until one is deferred again, which becomes the new head.
+    /// </summary>
+    private void DrainHeldBack(Task head)
     {
-        await ((Task)earlier).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        return await Log.AppendRawBatchAsync(batch, cancellationToken).ConfigureAwait(false);
+        lock (_lock)
+        {
+            if (!ReferenceEquals(_notYetAccepted, head))
+            {
+                return;
+            }
+
+            _notYetAccepted = null;
+            while (_notYetAccepted is null && _heldBack.TryDequeue(out var held))
+            {
+                Task<long> append;
+                try
+                {
+                    append = AppendNowUnsynchronized(held.Batch, held.LastOffsetDelta, held.CancellationToken);
+                }
+                catch (Exception e)
+                {
+                    held.Done.TrySetException(e); // continuations run asynchronously: not under the lock
+                    continue;
+                }
+
+                _ = append.ContinueWith(
+                    static (stored, state) => Complete((TaskCompletionSource<long>)state!, stored),
+                    held.Done,
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            }
+        }
     }
+
+    private static void Complete(TaskCompletionSource<long> done, Task<long> stored)
+    {
+        if (stored.IsCompletedSuccessfully)
+        {
+            done.TrySetResult(stored.Result);
+        }
+        else if (stored.IsCanceled)
+        {
+            done.TrySetCanceled();
+        }
+        else
+        {
+            done.TrySetException(stored.Exception!.InnerExceptions);
+        }
+    }
+
+    /// <summary>A batch waiting behind a deferred one, and the task its producer awaits.</summary>
+    private sealed record HeldBack(
+        ReadOnlyMemory<byte> Batch, int LastOffsetDelta, TaskCompletionSource<long> Done, CancellationToken CancellationToken);
 
     private ProducerState StateFor(RecordBatchView batch)
     {
