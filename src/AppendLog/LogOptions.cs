@@ -128,6 +128,13 @@ public sealed record LogOptions
     /// <summary>The read handles of this log's segments (shared by a <see cref="LogManager"/>'s logs); a private cache when null.</summary>
     internal Segments.ReadFileCache? ReadFiles { get; init; }
 
+    /// <summary>
+    /// Set by a <see cref="LogManager"/> for the logs it opens: their active-segment handles count against its descriptor
+    /// cap, and they take no lock file of their own (the manager holds its root's lock; its registry opens each log
+    /// once). Null for a standalone log.
+    /// </summary>
+    internal Segments.DescriptorBudget? Descriptors { get; init; }
+
     /// <summary>Internal switches of the write pipeline, for side-by-side measurement and tests.</summary>
     internal Appender.PipelineTuning Tuning { get; init; } = Appender.PipelineTuning.Default;
 

@@ -325,21 +325,36 @@ public sealed class LinuxStorageDirectoryTests
     public void LockDirectory_Twice_ThrowsLogLocked_AndReleaseAllowsRelocking()
     {
         var other = new LinuxStorage();
-        IDisposable first = _storage.LockDirectory(_dir.Path);
+        IDisposable first = _storage.LockDirectory(_dir.Path, LinuxStorage.LockFileName);
 
-        var ex = Assert.Throws<LogLockedException>(() => other.LockDirectory(_dir.Path));
+        var ex = Assert.Throws<LogLockedException>(() => other.LockDirectory(_dir.Path, LinuxStorage.LockFileName));
         Assert.That(ex!.Directory, Is.EqualTo(_dir.Path));
 
         first.Dispose();
-        using IDisposable again = other.LockDirectory(_dir.Path);
+        using IDisposable again = other.LockDirectory(_dir.Path, LinuxStorage.LockFileName);
         Assert.That(File.Exists(Path.Combine(_dir.Path, LinuxStorage.LockFileName)), Is.True);
+    }
+
+    [Test]
+    public void IsLockHeld_SeesAHolderInThisProcess_NeverCreatesTheFile_AndLeavesTheLockFree()
+    {
+        var other = new LinuxStorage();
+        Assert.That(_storage.IsLockHeld(_dir.Path, LinuxStorage.ManagerLockFileName), Is.False, "no file: nobody holds it");
+        Assert.That(File.Exists(Path.Combine(_dir.Path, LinuxStorage.ManagerLockFileName)), Is.False, "the check creates nothing");
+        IDisposable held = _storage.LockDirectory(_dir.Path, LinuxStorage.ManagerLockFileName);
+        Assert.That(other.IsLockHeld(_dir.Path, LinuxStorage.ManagerLockFileName), Is.True);
+        Assert.That(other.IsLockHeld(_dir.Path, LinuxStorage.LockFileName), Is.False, "another lock file of the same directory");
+        held.Dispose();
+        Assert.That(other.IsLockHeld(_dir.Path, LinuxStorage.ManagerLockFileName), Is.False);
+        using IDisposable again = other.LockDirectory(_dir.Path, LinuxStorage.ManagerLockFileName);
+        Assert.That(again, Is.Not.Null, "a check leaves no lock behind");
     }
 
     [Test]
     public void LockDirectory_IsSeenByAnotherProcess()
     {
         Assume.That(File.Exists("/usr/bin/flock"), "util-linux flock(1) is not installed");
-        using IDisposable held = _storage.LockDirectory(_dir.Path);
+        using IDisposable held = _storage.LockDirectory(_dir.Path, LinuxStorage.LockFileName);
 
         // flock(1) -n exits with 1 when the lock is held elsewhere, 0 when it got it.
         int whileHeld = RunFlock(Path.Combine(_dir.Path, LinuxStorage.LockFileName));
