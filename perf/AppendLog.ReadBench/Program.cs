@@ -87,7 +87,7 @@ async Task SequentialAsync()
 {
     string dir = await WriteAsync();
     long data = Bench.DataBytes(dir);
-    var logOptions = Bench.Options(dir, options.CacheMib, out string cacheNote);
+    var logOptions = Bench.Options(dir, options.CacheMib, out string cacheNote, options.ReadAheadMib);
     string warmLabel = cacheNote.StartsWith("no batch cache", StringComparison.Ordinal) ? "second pass (no cache: from disk again)" : "second pass (" + cacheNote + ")";
     report.Line($"Sequential read of the whole log, {options.Rounds} rounds, engines alternated (first engine rotates), "
         + $"cold = after sync + drop_caches and a fresh log instance; {cacheNote}. MB/s = segment-file bytes ÷ read time.");
@@ -244,7 +244,7 @@ async Task ScanTailAsync()
 async Task LookupAsync()
 {
     string dir = await WriteAsync();
-    var logOptions = Bench.Options(dir, options.CacheMib, out string cacheNote);
+    var logOptions = Bench.Options(dir, options.CacheMib, out string cacheNote, options.ReadAheadMib);
     Bench.DropCaches();
     var open = Stopwatch.StartNew();
     await using var log = await SegmentedLog.OpenAsync(logOptions);
@@ -337,7 +337,7 @@ async Task TailAsync()
 async Task<(double Achieved, LongHistogram AppendToReceive, LongHistogram AckToReceive, long ReaderFirst, long Hits, long Lookups, long ScanLookups)> TailRunAsync(
     string dir, int rate, int readerCount, BatchCache? sharedCache, Func<CancellationToken, Task>? beside, Func<long>? besideLookups)
 {
-    var logOptions = Bench.Options(dir, options.CacheMib, out _);
+    var logOptions = Bench.Options(dir, options.CacheMib, out _, options.ReadAheadMib);
     if (sharedCache is not null)
     {
         logOptions = logOptions with { BatchCache = sharedCache };

@@ -64,6 +64,35 @@ public sealed class LinuxStorageTests(DirectIoMode mode)
     }
 
     [Test]
+    public void ReadScatter_FillsTheBuffersInFileOrder_AndStopsAtTheEnd()
+    {
+        using var written = new AlignedBuffer(5 * Block);
+        new Random(Seeds.Get()).NextBytes(written.Span);
+        using IDirectFile file = _storage.Open(_dir.File("a.log"), FileCreation.CreateNew, mode);
+        file.Write(written.Span, 0);
+        file.SyncData();
+        using var pool = new LogBufferPool(16 * Block, 2 * Block);
+        var chunks = new List<Buffers.AlignedChunk>();
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.That(pool.TryRentForRead(out var chunk), Is.True);
+            chunks.Add(chunk);
+        }
+
+        // Three 8 KiB buffers from block 1: blocks 1-2, 3-4, and the end of file (nothing: 5 blocks exist).
+        int read = file.ReadScatter(chunks.Select(c => c.Memory).ToArray(), Block);
+        Assert.That(read, Is.EqualTo(4 * Block));
+        Assert.That(chunks[0].Span.SequenceEqual(written.Span.Slice(Block, 2 * Block)), Is.True);
+        Assert.That(chunks[1].Span.SequenceEqual(written.Span.Slice(3 * Block, 2 * Block)), Is.True);
+        Assert.That(file.ReadScatter(chunks.Select(c => c.Memory).ToArray(), 0), Is.EqualTo(5 * Block), "a short last buffer");
+        Assert.That(chunks[2].Span[..Block].SequenceEqual(written.Span.Slice(4 * Block, Block)), Is.True);
+        foreach (var c in chunks)
+        {
+            pool.Return(c);
+        }
+    }
+
+    [Test]
     public void Read_PastTheEnd_ReturnsOnlyWhatExists()
     {
         using var buffer = new AlignedBuffer(2 * Block);
