@@ -87,7 +87,7 @@ async Task SequentialAsync()
 {
     string dir = await WriteAsync();
     long data = Bench.DataBytes(dir);
-    var logOptions = Bench.Options(dir, options.CacheMib, out string cacheNote);
+    var logOptions = Bench.Options(dir, options.CacheMib, out string cacheNote, options.ReadAheadMib);
     string warmLabel = cacheNote.StartsWith("no batch cache", StringComparison.Ordinal) ? "second pass (no cache: from disk again)" : "second pass (" + cacheNote + ")";
     report.Line($"Sequential read of the whole log, {options.Rounds} rounds, engines alternated (first engine rotates), "
         + $"cold = after sync + drop_caches and a fresh log instance; {cacheNote}. MB/s = segment-file bytes ÷ read time.");
@@ -201,8 +201,9 @@ async Task ScanTailAsync()
     string coldDir = await WriteAsync();
     report.Line($"Tailing readers beside a cold scan: {readerCount} tail reader(s) of a log appended at {rate:N0} records/s, "
         + $"one batch cache of {cacheMib} MiB shared with a second log of {Bench.DataBytes(coldDir) / 1e6:N0} MB that one reader scans "
-        + "over and over (ReadBatchesAsync) during the measured seconds of the second run. Hit ratio = the tailing readers' cache "
-        + "hits ÷ their lookups (all lookups minus the scan's, which each miss once: its batches are cold). "
+        + "over and over (ReadBatchesAsync) during the measured seconds of the second run. The tailed log counts where each batch "
+        + "its readers got came from (cache hit; the writer's in-memory tail, a cache miss that read no disk; disk): cache hit "
+        + "ratio = cache ÷ all, from memory = (cache + writer) ÷ all; the shared cache's own counters mix in the scan's lookups. "
         + "ack→receive (wake-up) as in the tail mode.");
     report.Line();
     var rows = new List<string[]>();
@@ -230,21 +231,28 @@ async Task ScanTailAsync()
             {
             }
         } : null, () => Interlocked.Read(ref scanBatches));
-        double tailLookups = r.Lookups - r.ScanLookups;
-        double hitRatio = tailLookups > 0 ? r.Hits / tailLookups : double.NaN;
-        rows.Add([scan ? "with cold scan" : "alone", Bench.F(r.Achieved, 0), Bench.F(100 * hitRatio, 1) + "%", $"{r.Hits:N0}/{tailLookups:N0}",
-            .. Bench.PercentileCells(r.AckToReceive, 3), Bench.F(scanBytes / 1e6 / Math.Max(options.Duration, 1e-9), 0)]);
-        json.Add(new { scan, achieved = r.Achieved, hitRatio, hits = r.Hits, tailLookups, ackToReceive = Bench.Summary(r.AckToReceive), scanMBps = scanBytes / 1e6 / options.Duration });
+        var (fromCache, fromWriter, fromDisk) = r.TailSources;
+        double tailBatches = fromCache + fromWriter + fromDisk;
+        double hitRatio = tailBatches > 0 ? fromCache / tailBatches : double.NaN;
+        double memoryRatio = tailBatches > 0 ? (fromCache + fromWriter) / tailBatches : double.NaN;
+        rows.Add([scan ? "with cold scan" : "alone", Bench.F(r.Achieved, 0), Bench.F(100 * hitRatio, 1) + "%", Bench.F(100 * memoryRatio, 1) + "%",
+            $"{fromCache:N0}/{fromWriter:N0}/{fromDisk:N0}", .. Bench.PercentileCells(r.AckToReceive, 3), Bench.F(scanBytes / 1e6 / Math.Max(options.Duration, 1e-9), 0)]);
+        json.Add(new
+        {
+            scan, achieved = r.Achieved, hitRatio, memoryRatio, fromCache, fromWriter, fromDisk,
+            sharedCacheHits = r.Hits, sharedCacheLookups = r.Lookups, scanBatches = r.ScanLookups,
+            ackToReceive = Bench.Summary(r.AckToReceive), scanMBps = scanBytes / 1e6 / options.Duration,
+        });
     }
 
-    report.Table(["tail readers", "achieved/s", "hit ratio", "hits/lookups", "ack→r p50", "p90", "p99", "max", "scan MB/s"], rows);
+    report.Table(["tail readers", "achieved/s", "cache hit ratio", "from memory", "cache/writer/disk batches", "ack→r p50", "p90", "p99", "max", "scan MB/s"], rows);
     report.Json["scanTail"] = json;
 }
 
 async Task LookupAsync()
 {
     string dir = await WriteAsync();
-    var logOptions = Bench.Options(dir, options.CacheMib, out string cacheNote);
+    var logOptions = Bench.Options(dir, options.CacheMib, out string cacheNote, options.ReadAheadMib);
     Bench.DropCaches();
     var open = Stopwatch.StartNew();
     await using var log = await SegmentedLog.OpenAsync(logOptions);
@@ -334,10 +342,10 @@ async Task TailAsync()
 }
 
 // beside: work run during the measured seconds only (cancelled at their end); besideLookups: its cache lookups so far.
-async Task<(double Achieved, LongHistogram AppendToReceive, LongHistogram AckToReceive, long ReaderFirst, long Hits, long Lookups, long ScanLookups)> TailRunAsync(
+async Task<(double Achieved, LongHistogram AppendToReceive, LongHistogram AckToReceive, long ReaderFirst, long Hits, long Lookups, long ScanLookups, (long Cache, long Writer, long Disk) TailSources)> TailRunAsync(
     string dir, int rate, int readerCount, BatchCache? sharedCache, Func<CancellationToken, Task>? beside, Func<long>? besideLookups)
 {
-    var logOptions = Bench.Options(dir, options.CacheMib, out _);
+    var logOptions = Bench.Options(dir, options.CacheMib, out _, options.ReadAheadMib);
     if (sharedCache is not null)
     {
         logOptions = logOptions with { BatchCache = sharedCache };
@@ -443,13 +451,16 @@ async Task<(double Achieved, LongHistogram AppendToReceive, LongHistogram AckToR
         var cache = logOptions.BatchCache ?? BatchCache.Shared;
         await Task.Delay(TimeSpan.FromTicks(Math.Max(0, (measureFrom - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
         long hits = cache.Hits, lookups = cache.Hits + cache.Misses, scan = besideLookups?.Invoke() ?? 0;
+        var sources = log.BatchSources; // this (tailed) log's readers only: where each batch came from
         using var stopBeside = new CancellationTokenSource();
         var besideTask = beside is null ? Task.CompletedTask : Task.Run(() => beside(stopBeside.Token));
         await Task.Delay(TimeSpan.FromTicks(Math.Max(0, (measureTo - Stopwatch.GetTimestamp()) * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
         long hitsEnd = cache.Hits, lookupsEnd = cache.Hits + cache.Misses, scanEnd = besideLookups?.Invoke() ?? 0;
+        var sourcesEnd = log.BatchSources;
         await stopBeside.CancelAsync();
         await besideTask;
-        return (Hits: hitsEnd - hits, Lookups: lookupsEnd - lookups, Scan: scanEnd - scan);
+        return (Hits: hitsEnd - hits, Lookups: lookupsEnd - lookups, Scan: scanEnd - scan,
+            Sources: (Cache: sourcesEnd.Cache - sources.Cache, Writer: sourcesEnd.Writer - sources.Writer, Disk: sourcesEnd.Disk - sources.Disk));
     });
 
     foreach (var t in threads)
@@ -487,7 +498,7 @@ async Task<(double Achieved, LongHistogram AppendToReceive, LongHistogram AckToR
 
     double achieved = appendAll.TotalCount / (double)readerCount / options.Duration;
     Console.WriteLine($"# tail rate {rate}, readers {readerCount}: achieved {achieved:N0}/s, a→r p99 {Bench.Duration(appendAll.GetValueAtPercentile(99))}, ack→r p99 {Bench.Duration(ackAll.GetValueAtPercentile(99))}");
-    return (achieved, appendAll, ackAll, readerFirst.Sum(), cacheCounts.Hits, cacheCounts.Lookups, cacheCounts.Scan);
+    return (achieved, appendAll, ackAll, readerFirst.Sum(), cacheCounts.Hits, cacheCounts.Lookups, cacheCounts.Scan, cacheCounts.Sources);
 }
 
 async Task PageCacheAsync()

@@ -19,6 +19,7 @@ internal sealed record ReadBenchOptions
           --readers LIST        tail: tail readers per run (default 1,4); scan-tail: the first
           --warmup S            tail: unmeasured seconds per run (default 1)
           --duration S          tail: measured seconds per run (default 4)
+          --read-ahead-mib N    LogOptions.MaximumReadAhead for AppendLog's readers (default: the library's)
           --cache-mib N         batch-cache budget, applied through LogOptions.BatchCache when the library has it (scan-tail: default 64)
           --out PREFIX          also write PREFIX.md and PREFIX.json
           --keep-data           keep the data directory
@@ -36,6 +37,7 @@ internal sealed record ReadBenchOptions
     public double Warmup { get; init; } = 1;
     public double Duration { get; init; } = 4;
     public long? CacheMib { get; init; }
+    public long? ReadAheadMib { get; init; }
     public string? Out { get; init; }
     public bool KeepData { get; init; }
 
@@ -64,6 +66,7 @@ internal sealed record ReadBenchOptions
                 "--warmup" => o with { Warmup = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--duration" => o with { Duration = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--cache-mib" => o with { CacheMib = long.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--read-ahead-mib" => o with { ReadAheadMib = long.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--out" => o with { Out = Next() },
                 "--keep-data" => o with { KeepData = true },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),

@@ -89,9 +89,14 @@ internal static class Bench
     /// Log options for the benchmark. The batch-cache budget is set through <c>LogOptions.BatchCache</c> by reflection,
     /// so this program builds against the library before and after that option exists; null when it does not.
     /// </summary>
-    public static LogOptions Options(string directory, long? cacheMib, out string cacheNote)
+    public static LogOptions Options(string directory, long? cacheMib, out string cacheNote, long? readAheadMib = null)
     {
         var options = new LogOptions { Directory = directory };
+        if (readAheadMib is { } readAhead)
+        {
+            options = options with { MaximumReadAhead = readAhead * 1024 * 1024 };
+        }
+
         cacheNote = "no batch cache in this build";
         var property = typeof(LogOptions).GetProperty("BatchCache", BindingFlags.Public | BindingFlags.Instance);
         var type = typeof(LogOptions).Assembly.GetType("AppendLog.BatchCache");

@@ -83,7 +83,11 @@ public sealed class BatchCache
     /// <summary>Lookups answered from the cache since it was created.</summary>
     public long Hits => Interlocked.Read(ref _hits);
 
-    /// <summary>Lookups that had to read the disk (or the writer's buffers) since it was created.</summary>
+    /// <summary>
+    /// Lookups not answered from the cache since it was created: each then read the disk or a log's in-memory durable
+    /// tail (the writer's buffers). The meter instrument <c>appendlog.read.batches</c> (tag <c>appendlog.read.source</c>)
+    /// tells those apart.
+    /// </summary>
     public long Misses => Interlocked.Read(ref _misses);
 
     /// <summary>Drops every cached batch (for example to measure cold reads).</summary>

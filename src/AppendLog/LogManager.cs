@@ -9,22 +9,30 @@ namespace AppendLog;
 /// (<see cref="LogManagerOptions.MaximumOpenReadFiles"/>: cold segments are closed and reopened on demand),
 /// the process's I/O threads and one housekeeping timer: logs idle for <see cref="LogManagerOptions.IdleBufferRelease"/>
 /// return their buffers to the pool (an idle log then holds at most 4 KiB of data buffers), and retention runs for
-/// every open log. Thread-safe.
+/// every open log. One cap covers the descriptors of all its logs (<see cref="LogManagerOptions.MaximumOpenFiles"/>):
+/// idle logs hold none. The manager holds an exclusive lock on its root directory for its lifetime (a second manager
+/// on the same root, in this process or another, gets <see cref="LogLockedException"/>); its logs take no lock each,
+/// and a log opened on its own (<see cref="SegmentedLog.OpenAsync(LogOptions, CancellationToken)"/>) while a manager
+/// holds its parent directory is refused, as the manager refuses a log open on its own elsewhere. Thread-safe.
 /// </summary>
 public sealed class LogManager : IAsyncDisposable
 {
     private readonly LogManagerOptions _options;
     private readonly ConcurrentDictionary<string, Lazy<Task<SegmentedLog>>> _logs = new(StringComparer.Ordinal);
     private readonly ITimer _housekeeping;
+    private readonly Segments.DescriptorBudget _descriptors;
     private readonly Segments.ReadFileCache _readFiles;
     private readonly Appender.SharedSync? _sharedSync;
+    private readonly IDisposable _rootLock;
     private int _housekeepingRunning;
     private int _disposed;
 
-    private LogManager(LogManagerOptions options)
+    private LogManager(LogManagerOptions options, int maximumOpenFiles, IDisposable rootLock)
     {
         _options = options;
-        _readFiles = new Segments.ReadFileCache(options.MaximumOpenReadFiles);
+        _rootLock = rootLock;
+        _descriptors = new Segments.DescriptorBudget(maximumOpenFiles, options.MaximumOpenReadFiles);
+        _readFiles = _descriptors.ReadFiles;
         if (options.ShareFileSystemSync && Io.DefaultStorage.Instance.OpenFileSystemSync(options.RootDirectory) is { } fileSystem)
         {
             _sharedSync = new Appender.SharedSync(fileSystem, "AppendLog-sync");
@@ -40,13 +48,25 @@ public sealed class LogManager : IAsyncDisposable
     /// <summary>Read handles of segment files open now, over all logs (at most <see cref="LogManagerOptions.MaximumOpenReadFiles"/> while no reader holds them).</summary>
     public int OpenReadFileCount => _readFiles.OpenCount;
 
+    /// <summary>The cap on descriptors kept open by the logs (<see cref="LogManagerOptions.MaximumOpenFiles"/>, or the value derived from the process's limit).</summary>
+    public int MaximumOpenFiles => _descriptors.Maximum;
+
+    /// <summary>Descriptors the logs keep open now: read handles and active segments' write handles (see <see cref="LogManagerOptions.MaximumOpenFiles"/>).</summary>
+    public int OpenFileCount => _descriptors.OpenCount;
+
     /// <summary>The names of the logs open now.</summary>
     public IReadOnlyCollection<string> OpenLogNames => _logs.Keys.ToArray();
 
-    /// <summary>Creates a manager over <see cref="LogManagerOptions.RootDirectory"/> (created when missing). Opens no log yet.</summary>
+    /// <summary>
+    /// Creates a manager over <see cref="LogManagerOptions.RootDirectory"/> (created when missing) and locks the root for
+    /// its lifetime. Opens no log yet.
+    /// </summary>
     /// <param name="options">The options; validated here.</param>
     /// <returns>The manager.</returns>
     /// <exception cref="ArgumentException">An option is invalid.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="LogManagerOptions.MaximumOpenFiles"/> and its reserve do
+    /// not fit in the process's descriptor limit (the message gives both).</exception>
+    /// <exception cref="LogLockedException">Another manager (in this process or another) holds the root directory.</exception>
     /// <exception cref="IOException">The root directory cannot be created.</exception>
     public static LogManager Create(LogManagerOptions options)
     {
@@ -54,8 +74,10 @@ public sealed class LogManager : IAsyncDisposable
         options.Validate();
         var asEachLogGetsThem = (options.LogDefaults ?? new LogOptions()) with { Directory = Path.Combine(options.RootDirectory, "log") };
         asEachLogGetsThem.Validate();
-        System.IO.Directory.CreateDirectory(options.RootDirectory);
-        return new LogManager(options);
+        int maximumOpenFiles = ChooseMaximumOpenFiles(options, OperatingSystem.IsLinux() && Io.Interop.LibC.IsSupported ? Io.Interop.LibC.GetOpenFileLimit() : null);
+        var storage = Io.DefaultStorage.Instance;
+        storage.CreateDirectory(options.RootDirectory);
+        return new LogManager(options, maximumOpenFiles, LockRoot(storage, options.RootDirectory));
     }
 
     /// <summary>The names of the logs present under the root directory (open or not).</summary>
@@ -201,6 +223,53 @@ public sealed class LogManager : IAsyncDisposable
 
         // Every log is closed: no sync can be submitted any more.
         _sharedSync?.Dispose();
+        _rootLock.Dispose();
+    }
+
+    /// <summary>
+    /// The descriptor cap: the option when set (checked against <paramref name="processLimit"/>), else half the limit less
+    /// the reserve (4,096 where the limit is unknown).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The cap and its reserve exceed the limit.</exception>
+    internal static int ChooseMaximumOpenFiles(LogManagerOptions options, long? processLimit)
+    {
+        int reserve = Segments.DescriptorBudget.ReserveFor(options.MaximumConcurrentOpens);
+        if (processLimit is not { } limit)
+        {
+            return options.MaximumOpenFiles ?? 4096;
+        }
+
+        int cap = options.MaximumOpenFiles ?? (int)Math.Clamp(Math.Min(limit / 2, limit - reserve), 16, 1_000_000);
+        if (cap + (long)reserve > limit)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(options),
+                cap,
+                $"LogManagerOptions.MaximumOpenFiles ({cap}) plus {reserve} descriptors kept for files opened briefly exceeds this process's descriptor limit ({limit}, RLIMIT_NOFILE): lower MaximumOpenFiles or MaximumConcurrentOpens, or raise the limit (ulimit -n).");
+        }
+
+        return cap;
+    }
+
+    /// <summary>
+    /// Locks the root directory for the manager's lifetime. A log opened on its own beside the manager checks this lock
+    /// by taking and dropping a shared lock, so an attempt that meets such a check is retried for a moment (about 0.2 s)
+    /// before the root is declared held.
+    /// </summary>
+    private static IDisposable LockRoot(Io.IStorage storage, string root)
+    {
+        var spin = default(SpinWait);
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return storage.LockDirectory(root, Io.LinuxStorage.ManagerLockFileName);
+            }
+            catch (LogLockedException) when (attempt < 200)
+            {
+                spin.SpinOnce(sleep1Threshold: 10);
+            }
+        }
     }
 
     /// <summary>
@@ -229,7 +298,10 @@ public sealed class LogManager : IAsyncDisposable
             BatchCache = _options.BatchCache ?? _options.LogDefaults?.BatchCache,
             ReadFiles = _readFiles,
             SharedSync = SharedSyncFor(name),
+            Descriptors = _descriptors,
         };
+        // A new log keeps its active segment open (it is about to be written): room for it first.
+        _descriptors.MakeRoom(requester: null);
         return SegmentedLog.OpenAsync(options).AsTask();
     }
 

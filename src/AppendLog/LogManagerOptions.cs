@@ -20,10 +20,28 @@ public sealed record LogManagerOptions
 
     /// <summary>
     /// The most read handles of segment files kept open over all logs: when a reader needs another, the least recently
-    /// used one no reader holds is closed (it is reopened on demand). From 1 to 1,000,000; 256 by default. Each open log
-    /// also keeps its active segment and its lock file open for writing; those are not counted here.
+    /// used one no reader holds is closed (it is reopened on demand). From 1 to 1,000,000; 256 by default. Read handles
+    /// also count against <see cref="MaximumOpenFiles"/>.
     /// </summary>
     public int MaximumOpenReadFiles { get; init; } = 256;
+
+    /// <summary>
+    /// The most file descriptors the manager's logs keep open between operations, over all logs: read handles of
+    /// segments and the write handles of active segments. Before one more is opened, idle ones are closed (the least
+    /// recently used read handle first, then the active segment of a log with nothing in flight, chosen least recently
+    /// used first) and reopened on demand, so ten thousand logs fit in a thousand descriptors. Handles in use (a read in
+    /// progress, a write or sync in flight) are never closed: while all are in use, the count passes the cap by those.
+    /// The logs take no lock file each: the manager holds one lock on <see cref="RootDirectory"/>.
+    /// <para>
+    /// Null (the default) takes half of the process's descriptor limit (<c>ulimit -n</c>, RLIMIT_NOFILE) when the
+    /// manager is created, less the reserve below; give several managers in one process explicit values that add up
+    /// to less than the limit. A value from 16 to 1,000,000 is checked against the limit when the manager is created:
+    /// the cap plus a reserve for files opened briefly (64, plus 2 per <see cref="MaximumConcurrentOpens"/>, plus 2 per
+    /// I/O thread) must fit, or <see cref="LogManager.Create"/> throws <see cref="ArgumentOutOfRangeException"/>
+    /// rather than letting opens fail later in random places.
+    /// </para>
+    /// </summary>
+    public int? MaximumOpenFiles { get; init; }
 
     /// <summary>How often housekeeping runs (idle buffer release, retention): 10 ms to 1 hour.</summary>
     public TimeSpan HousekeepingInterval { get; init; } = TimeSpan.FromSeconds(1);
@@ -74,6 +92,11 @@ public sealed record LogManagerOptions
         if (MaximumOpenReadFiles < 1 || MaximumOpenReadFiles > 1_000_000)
         {
             throw new ArgumentOutOfRangeException(nameof(MaximumOpenReadFiles), MaximumOpenReadFiles, "LogManagerOptions.MaximumOpenReadFiles must be from 1 to 1,000,000.");
+        }
+
+        if (MaximumOpenFiles is < 16 or > 1_000_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaximumOpenFiles), MaximumOpenFiles, "LogManagerOptions.MaximumOpenFiles must be null or from 16 to 1,000,000.");
         }
 
         if (IdleReservationRelease < TimeSpan.Zero)

@@ -29,6 +29,38 @@ public sealed partial class SegmentedLog
         }
     }
 
+    private long _batchesFromCache;
+    private long _batchesFromWriter;
+    private long _batchesFromDisk;
+
+    /// <summary>
+    /// Batches this log's readers got, by where each came from: the shared <see cref="BatchCache"/> (a hit), the
+    /// writer's in-memory tail (a cache miss that still read no disk: the recent durable data tailing readers share), or
+    /// the segment files. <see cref="BatchCache.Misses"/> counts the last two alike; this tells them apart, per log (a
+    /// cache shared by logs cannot).
+    /// </summary>
+    internal (long Cache, long Writer, long Disk) BatchSources =>
+        (Interlocked.Read(ref _batchesFromCache), Interlocked.Read(ref _batchesFromWriter), Interlocked.Read(ref _batchesFromDisk));
+
+    /// <summary>Counts one batch a reader got from <paramref name="source"/> (per log, and the tagged meter instrument).</summary>
+    private void CountBatchRead(BatchSource source)
+    {
+        switch (source)
+        {
+            case BatchSource.Cache:
+                Interlocked.Increment(ref _batchesFromCache);
+                break;
+            case BatchSource.Writer:
+                Interlocked.Increment(ref _batchesFromWriter);
+                break;
+            default:
+                Interlocked.Increment(ref _batchesFromDisk);
+                break;
+        }
+
+        AppendLogMetrics.BatchRead(source);
+    }
+
     /// <summary>Called when the log closes: its per-log series stop being reported.</summary>
     private void ReportClosed() => AppendLogMetrics.LogClosed(this);
 

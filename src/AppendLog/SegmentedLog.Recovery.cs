@@ -55,7 +55,7 @@ public sealed partial class SegmentedLog
         }
 
         storage.CreateDirectory(options.Directory);
-        var directoryLock = storage.LockDirectory(options.Directory);
+        var directoryLock = LockLogDirectory(storage, options);
         try
         {
             var logger = options.LoggerFactory?.CreateLogger<SegmentedLog>();
@@ -85,6 +85,57 @@ public sealed partial class SegmentedLog
         {
             directoryLock.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Makes this instance the log's only one. A standalone log locks its own directory (<see cref="LinuxStorage.LockFileName"/>),
+    /// then checks that no <see cref="LogManager"/> holds the parent directory (<see cref="LinuxStorage.ManagerLockFileName"/>).
+    /// A manager's log takes no lock (the manager locked its root first and opens each log once), and checks that no
+    /// standalone instance holds the log's own lock. Each side takes its own lock before it checks the other's, so
+    /// whichever order two processes race in, at least one of them sees the other: a standalone log that checked before
+    /// the manager locked the root is seen by the manager's check, and one that locks after the manager's check finds
+    /// the root locked.
+    /// </summary>
+    /// <exception cref="LogLockedException">Another instance (this process or another) has the log open.</exception>
+    private static IDisposable LockLogDirectory(IStorage storage, LogOptions options)
+    {
+        string directory = options.Directory;
+        if (options.Descriptors is not null)
+        {
+            if (storage.IsLockHeld(directory, LinuxStorage.LockFileName))
+            {
+                throw new LogLockedException(directory);
+            }
+
+            return NoLock.Instance;
+        }
+
+        var own = storage.LockDirectory(directory, LinuxStorage.LockFileName);
+        try
+        {
+            string? parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+            if (parent is not null && storage.IsLockHeld(parent, LinuxStorage.ManagerLockFileName))
+            {
+                throw new LogLockedException(directory);
+            }
+        }
+        catch
+        {
+            own.Dispose();
+            throw;
+        }
+
+        return own;
+    }
+
+    /// <summary>The lock of a manager's log: the manager's root lock covers it, so there is nothing to release.</summary>
+    private sealed class NoLock : IDisposable
+    {
+        public static readonly NoLock Instance = new();
+
+        public void Dispose()
+        {
         }
     }
 

@@ -45,6 +45,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
         _batchCache = options.BatchCache ?? BatchCache.Shared;
         _readFiles = options.ReadFiles ?? new ReadFileCache(ReadFileCache.DefaultMaximumOpenFiles);
         writer.SegmentRemoved = _readFiles.Forget;
+        writer.JoinDescriptorBudget();
         IsDirectIo = isDirect;
         _writer.SegmentSealed = OnSegmentSealed;
         ReportOpened();
@@ -119,6 +120,7 @@ public sealed partial class SegmentedLog : IAsyncDisposable
             }
 
             _readFiles.ForgetAll(segments);
+            _writer.LeaveDescriptorBudget();
 
             ReportClosed();
             _directoryLock.Dispose();

@@ -9,6 +9,17 @@ using AppendLog.CrashHost;
 //   gave it. Startup prints "ready <EndOffset>" (sequences continue after a restart: they start at the count of the
 //   writer's records already in the log, which the parent passes implicitly by reading them back).
 //   With "hold", it opens the log, prints "ready", and waits for stdin to close (for the lock test).
+// Usage: AppendLog.CrashHost manager-hold <root> <name> | many-logs <root> <count> <cap|default>: see ManagerModes.
+if (args is ["manager-hold", var holdRoot, var holdName])
+{
+    return await ManagerModes.HoldAsync(holdRoot, holdName);
+}
+
+if (args is ["many-logs", var manyRoot, var manyCount, var manyCap])
+{
+    return await ManagerModes.ManyLogsAsync(manyRoot, int.Parse(manyCount, CultureInfo.InvariantCulture), manyCap);
+}
+
 if (args.Length < 3)
 {
     Console.Error.WriteLine("usage: AppendLog.CrashHost <directory> <writers> <seed> [hold]");

@@ -473,18 +473,18 @@ internal sealed class SimulatedStorage : IStorage
     }
 
     /// <inheritdoc/>
-    public IDisposable LockDirectory(string directory)
+    public IDisposable LockDirectory(string directory, string lockFileName)
     {
         string full = Normalize(directory);
         lock (_lock)
         {
             ThrowIfCrashed(full);
+            string lockPath = Path.Combine(full, lockFileName);
             if (!_directories.Contains(full))
             {
-                throw NotFound("open", Path.Combine(full, LinuxStorage.LockFileName));
+                throw NotFound("open", lockPath);
             }
 
-            string lockPath = Path.Combine(full, LinuxStorage.LockFileName);
             if (!_names.ContainsKey(lockPath))
             {
                 var inode = new SimulatedInode(_inodeIdNext++);
@@ -492,12 +492,22 @@ internal sealed class SimulatedStorage : IStorage
                 AddPending(full, DirectoryOperation.Create(lockPath, inode));
             }
 
-            if (!_locks.Add(full))
+            if (!_locks.Add(lockPath))
             {
                 throw new LogLockedException(directory);
             }
 
-            return new DirectoryLock(this, full);
+            return new DirectoryLock(this, lockPath);
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool IsLockHeld(string directory, string lockFileName)
+    {
+        string lockPath = Path.Combine(Normalize(directory), lockFileName);
+        lock (_lock)
+        {
+            return _locks.Contains(lockPath);
         }
     }
 
@@ -709,11 +719,11 @@ internal sealed class SimulatedStorage : IStorage
         return null;
     }
 
-    private void Unlock(string directory)
+    private void Unlock(string lockPath)
     {
         lock (_lock)
         {
-            _ = _locks.Remove(directory);
+            _ = _locks.Remove(lockPath);
         }
     }
 
@@ -744,7 +754,7 @@ internal sealed class SimulatedStorage : IStorage
         }
     }
 
-    private sealed class DirectoryLock(SimulatedStorage storage, string directory) : IDisposable
+    private sealed class DirectoryLock(SimulatedStorage storage, string lockPath) : IDisposable
     {
         private int _released;
 
@@ -752,7 +762,7 @@ internal sealed class SimulatedStorage : IStorage
         {
             if (Interlocked.Exchange(ref _released, 1) == 0)
             {
-                storage.Unlock(directory);
+                storage.Unlock(lockPath);
             }
         }
     }

@@ -288,15 +288,9 @@ internal sealed partial class LogWriter
 
             _active.File.Dispose();
             _active.File = null;
+            UncountActiveFileUnsynchronized();
             return true;
         }
-    }
-
-    /// <summary>Opens the active segment again after <see cref="ReleaseIdleFile"/> (the first append after idleness).</summary>
-    /// <exception cref="IOException">The file could not be opened (for example the process's descriptor limit); nothing changed.</exception>
-    private void EnsureActiveFileUnsynchronized()
-    {
-        _active.File ??= _storage.Open(_active.Path, FileCreation.OpenExisting, _options.DirectIo);
     }
 
     private static bool IsDiskFull(Exception e) => e is IOException io && StorageErrors.IsDiskFull(io);

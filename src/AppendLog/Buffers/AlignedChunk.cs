@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using AppendLog.Diagnostics;
 
@@ -42,9 +43,45 @@ internal sealed unsafe class AlignedChunk
         }
     }
 
+    /// <summary>
+    /// The whole chunk as <see cref="Memory{T}"/>, for APIs that take a list of buffers (a scatter read). Valid only while
+    /// rented, like <see cref="Span"/>: callers use it for the duration of one call and keep no copy. The manager behind it
+    /// is made once per chunk (chunks live as long as their pool).
+    /// </summary>
+    public Memory<byte> Memory
+    {
+        get
+        {
+            Invariant.Assert(IsRented, "a chunk is used only while rented");
+            return (_memory ??= new ChunkMemory(this)).Memory;
+        }
+    }
+
+    private ChunkMemory? _memory;
+
     /// <summary>Zeroes the whole chunk, so bytes the renter does not fill reach the disk as zeros (no buffer bleed).</summary>
     public void Clear() => NativeMemory.Clear(_pointer, (nuint)Size);
 
     /// <summary>Frees the native memory; only the pool calls this, for chunks it holds.</summary>
     public void Free() => NativeMemory.AlignedFree(_pointer);
+
+    /// <summary>Native memory needs no pinning: <see cref="Pin"/> hands out the pointer itself.</summary>
+    private sealed class ChunkMemory(AlignedChunk chunk) : MemoryManager<byte>
+    {
+        public override Span<byte> GetSpan() => chunk.Span;
+
+        public override MemoryHandle Pin(int elementIndex = 0)
+        {
+            Invariant.Assert((uint)elementIndex <= (uint)chunk.Size, "a pin stays inside the chunk");
+            return new MemoryHandle(chunk._pointer + elementIndex);
+        }
+
+        public override void Unpin()
+        {
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+        }
+    }
 }

@@ -37,6 +37,9 @@ internal static class AppendLogMetrics
     /// </summary>
     public const string RecoveryReasonTag = "appendlog.recovery.reason";
 
+    /// <summary>The tag saying where a reader's batch came from: <c>cache</c>, <c>writer</c> (the in-memory tail) or <c>disk</c>.</summary>
+    public const string ReadSourceTag = "appendlog.read.source";
+
     private static readonly Lock s_lock = new();
     // Weak: an application that forgets to dispose a log must not have it (and its file handles) kept alive by metrics.
     private static readonly List<WeakReference<SegmentedLog>> s_openLogs = new();
@@ -85,6 +88,10 @@ internal static class AppendLogMetrics
     /// <summary>Bytes read from segment files, by readers and by recovery scans.</summary>
     public static readonly Counter<long> BytesRead = Meter.CreateCounter<long>(
         "appendlog.bytes.read", "By", "Bytes read from segment files by readers and recovery scans.");
+
+    /// <summary>Batches readers got, tagged by source (three fixed values: the series count stays bounded).</summary>
+    public static readonly Counter<long> BatchesRead = Meter.CreateCounter<long>(
+        "appendlog.read.batches", "{batch}", "Batches returned to readers, by source: cache, writer (the in-memory tail) or disk.");
 
     /// <summary>Data writes handed to an I/O thread and not yet returned.</summary>
     public static readonly UpDownCounter<long> WritesInflight = Meter.CreateUpDownCounter<long>(
@@ -174,6 +181,20 @@ internal static class AppendLogMetrics
 
     /// <summary>Bytes read from a segment file.</summary>
     public static void Read(int bytes) => BytesRead.Add(bytes);
+
+    /// <summary>A reader got one batch from <paramref name="source"/>: one tag from a fixed set, no allocation.</summary>
+    public static void BatchRead(BatchSource source)
+    {
+        if (BatchesRead.Enabled)
+        {
+            BatchesRead.Add(1, new KeyValuePair<string, object?>(ReadSourceTag, source switch
+            {
+                BatchSource.Cache => "cache",
+                BatchSource.Writer => "writer",
+                _ => "disk",
+            }));
+        }
+    }
 
     /// <summary>
     /// Recovery cut a tail (<c>truncate</c>) or deleted a later segment (<c>delete</c>). <paramref name="stop"/> is

@@ -63,6 +63,53 @@ internal sealed class DirectFile : IDirectFile
     }
 
     /// <inheritdoc/>
+    public int ReadScatter(IReadOnlyList<Memory<byte>> buffers, long position)
+    {
+        long requested = 0;
+        foreach (var b in buffers)
+        {
+            requested += b.Length;
+        }
+
+        long total;
+        try
+        {
+            total = RandomAccess.Read(_handle, buffers, position); // preadv(2): one request for all the buffers
+        }
+        catch (IOException ex) when (ex is not StorageIOException)
+        {
+            throw Wrap(ex, "preadv");
+        }
+
+        if (total == requested || total == 0 || (IsDirect && total % IoConstants.BlockSize != 0))
+        {
+            return (int)total; // all of it, or the end of file (see Read on short O_DIRECT counts)
+        }
+
+        // A short count at a block boundary (end of file, or the kernel split the request): continue buffer by buffer.
+        long skipped = 0;
+        foreach (var b in buffers)
+        {
+            if (skipped + b.Length <= total)
+            {
+                skipped += b.Length;
+                continue;
+            }
+
+            int from = (int)(total - skipped);
+            int read = Read(b.Span[from..], position + total);
+            total += read;
+            skipped += b.Length;
+            if (read < b.Length - from)
+            {
+                break;
+            }
+        }
+
+        return (int)total;
+    }
+
+    /// <inheritdoc/>
     public int Read(Span<byte> buffer, long position)
     {
         // pread on a regular file returns a short count only at end of file; the loop covers anything else the

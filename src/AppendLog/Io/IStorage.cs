@@ -49,10 +49,23 @@ internal interface IStorage
     /// <param name="directory">An existing directory.</param>
     IFileSystemSync? OpenFileSystemSync(string directory);
 
-    /// <summary>Takes an exclusive advisory lock on the directory (a lock file inside it).</summary>
+    /// <summary>
+    /// Takes an exclusive advisory lock on the directory: on the file <paramref name="lockFileName"/> inside it (created
+    /// when missing, never deleted). A log locks <see cref="LinuxStorage.LockFileName"/> in its own directory; a
+    /// <see cref="LogManager"/> locks <see cref="LinuxStorage.ManagerLockFileName"/> in its root.
+    /// </summary>
     /// <returns>The lock; disposing releases it.</returns>
-    /// <exception cref="LogLockedException">Another process (or log instance) holds it.</exception>
-    IDisposable LockDirectory(string directory);
+    /// <exception cref="LogLockedException">Another process (or instance) holds it.</exception>
+    IDisposable LockDirectory(string directory, string lockFileName);
+
+    /// <summary>
+    /// True when someone (another process or another instance in this one) holds a lock on the file
+    /// <paramref name="lockFileName"/> in <paramref name="directory"/>; false when nobody does or the file does not exist
+    /// (nothing is created). The check takes and drops a shared lock, so it can make a concurrent
+    /// <see cref="LockDirectory"/> of the same file fail for that instant: callers that take a lock retry briefly.
+    /// </summary>
+    /// <exception cref="IOException">The lock file exists but cannot be opened or checked.</exception>
+    bool IsLockHeld(string directory, string lockFileName);
 
     /// <summary>Writes a small metadata file atomically and durably (write temp, fsync, rename, fsync dir).</summary>
     void WriteFileAtomic(string path, ReadOnlySpan<byte> contents);

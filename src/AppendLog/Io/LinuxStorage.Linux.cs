@@ -143,6 +143,40 @@ internal sealed partial class LinuxStorage
         throw LibC.ToException(errno, "flock", lockPath);
     }
 
+    /// <summary>
+    /// Opens the lock file read-only (without creating it) and tries a shared lock without waiting: EWOULDBLOCK means an
+    /// exclusive holder. flock locks belong to the open file description, so a holder in this process counts too.
+    /// </summary>
+    [SupportedOSPlatform("linux")]
+    private static bool IsLockHeldLinux(string lockPath)
+    {
+        int fd = LibC.Open(lockPath, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            Errno openErrno = LibC.LastErrno;
+            if (openErrno is Errno.ENOENT or Errno.ENOTDIR)
+            {
+                return false;
+            }
+
+            throw LibC.ToException(openErrno, "open", lockPath);
+        }
+
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        if (LibC.Flock(handle, LibC.LOCK_SH | LibC.LOCK_NB) == 0)
+        {
+            return false; // closing the descriptor drops the shared lock
+        }
+
+        Errno errno = LibC.LastErrno;
+        if (errno == Errno.EAGAIN)
+        {
+            return true;
+        }
+
+        throw LibC.ToException(errno, "flock", lockPath);
+    }
+
     [SupportedOSPlatform("linux")]
     private static void WriteFileAtomicLinux(string path, string temp, ReadOnlySpan<byte> contents)
     {

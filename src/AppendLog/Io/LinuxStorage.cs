@@ -19,6 +19,13 @@ internal sealed partial class LinuxStorage : IStorage
     /// it would let a second process lock a fresh inode while the first still holds the old one.</summary>
     public const string LockFileName = ".lock";
 
+    /// <summary>
+    /// The lock file a <see cref="LogManager"/> holds in its root directory for its lifetime. The logs it opens take no
+    /// lock of their own (the manager's registry keeps them exclusive in-process), and a log opened on its own checks
+    /// that no manager holds its parent directory (see <see cref="SegmentedLog"/>'s open). Never deleted.
+    /// </summary>
+    public const string ManagerLockFileName = ".manager.lock";
+
     /// <summary>The suffix of the temporary file <see cref="WriteFileAtomic"/> writes before renaming it.</summary>
     public const string TempSuffix = ".tmp";
 
@@ -185,9 +192,9 @@ internal sealed partial class LinuxStorage : IStorage
         IsNativeLinux && LibC.GetFileSystemId(directory) is { } fileSystem ? OpenFileSystemSyncLinux(directory, fileSystem) : null;
 
     /// <inheritdoc/>
-    public IDisposable LockDirectory(string directory)
+    public IDisposable LockDirectory(string directory, string lockFileName)
     {
-        string lockPath = System.IO.Path.Combine(directory, LockFileName);
+        string lockPath = System.IO.Path.Combine(directory, lockFileName);
         if (IsNativeLinux)
         {
             return LockDirectoryLinux(directory, lockPath);
@@ -201,6 +208,30 @@ internal sealed partial class LinuxStorage : IStorage
         catch (IOException ex) when (ex is not FileNotFoundException and not DirectoryNotFoundException)
         {
             throw new LogLockedException(directory);
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool IsLockHeld(string directory, string lockFileName)
+    {
+        string lockPath = System.IO.Path.Combine(directory, lockFileName);
+        if (IsNativeLinux)
+        {
+            return IsLockHeldLinux(lockPath);
+        }
+
+        try
+        {
+            using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            return false;
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return true; // a sharing violation: the holder opened it with FileShare.None
         }
     }
 

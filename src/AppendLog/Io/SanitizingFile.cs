@@ -94,6 +94,20 @@ internal sealed class SanitizingFile : IDirectFile
     }
 
     /// <inheritdoc/>
+    public int ReadScatter(IReadOnlyList<Memory<byte>> buffers, long position)
+    {
+        AssertOpen();
+        long at = position;
+        foreach (var b in buffers)
+        {
+            AssertAligned(b.Span, at);
+            at += b.Length;
+        }
+
+        return _inner.ReadScatter(buffers, position);
+    }
+
+    /// <inheritdoc/>
     public void Allocate(long position, long length)
     {
         AssertOpen();

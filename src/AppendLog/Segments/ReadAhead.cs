@@ -6,7 +6,8 @@ namespace AppendLog.Segments;
 /// <summary>
 /// A sequential reader's reads in flight ahead of its <see cref="ReadWindow"/>: up to <see cref="ReadsInFlightMax"/>
 /// background reads of consecutive runs of chunks, queued in file order, each a thread-pool task reading its chunks
-/// (aligned, O_DIRECT when the file has it). The disk serves one 64 KiB O_DIRECT read at a time far below its rate
+/// with one scatter read (<see cref="IDirectFile.ReadScatter"/>, aligned, O_DIRECT when the file has it: one request of
+/// up to 512 KiB at the default <see cref="LogOptions.MaximumReadAhead"/>). The disk serves one 64 KiB O_DIRECT read at a time far below its rate
 /// (measured with fio: 64 KiB reads reach about 1 GB/s at queue depth 8, against 1.5 GB/s for 1 MiB at depth 1), so a
 /// cold scan needs several requests outstanding. Chunks come from the shared pool without waiting
 /// (<see cref="LogBufferPool.TryRentForRead"/>): when the budget is spent a read stops early and the queue behind it is

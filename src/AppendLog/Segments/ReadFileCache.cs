@@ -8,7 +8,9 @@ namespace AppendLog.Segments;
 /// when a new one is needed beyond the cap, the least recently used handle no reader holds is closed (cold segments
 /// are reopened on demand). One instance per <see cref="LogManager"/> (shared by its logs) or per standalone log.
 /// A reader leases a handle for as long as it reads one segment; a handle whose segment left the log (retention,
-/// truncation, compaction) is closed when its last lease ends. Thread-safe.
+/// truncation, compaction) is closed when its last lease ends. A manager's cache also counts against its
+/// <see cref="DescriptorBudget"/>: before opening, it makes room there (which may close idle write handles of other
+/// logs), and the budget closes this cache's coldest idle handle first (<see cref="CloseColdestIdle"/>). Thread-safe.
 /// </summary>
 internal sealed class ReadFileCache
 {
@@ -19,11 +21,13 @@ internal sealed class ReadFileCache
     private readonly Dictionary<Segment, Entry> _entries = new(ReferenceEqualityComparer.Instance);
     private readonly LinkedList<Entry> _idle = new();
     private readonly int _maximumOpen;
+    private readonly DescriptorBudget? _budget;
 
-    public ReadFileCache(int maximumOpen)
+    public ReadFileCache(int maximumOpen, DescriptorBudget? budget = null)
     {
         Invariant.Assert(maximumOpen >= 1, "at least one read handle may be open");
         _maximumOpen = maximumOpen;
+        _budget = budget;
     }
 
     /// <summary>Handles open now (leased or idle).</summary>
@@ -62,6 +66,7 @@ internal sealed class ReadFileCache
         }
 
         // Open outside the lock (a syscall, and storage may be slow); a racing open of the same file is closed again.
+        _budget?.MakeRoom(requester: null);
         var file = storage.Open(segment.Path, FileCreation.OpenExisting, mode);
         IDirectFile? duplicate = null;
         Lease lease;
@@ -145,6 +150,27 @@ internal sealed class ReadFileCache
 
         close?.Dispose();
         CloseOverCap();
+    }
+
+    /// <summary>Closes the least recently used handle no reader holds (for the manager's budget). False when none is idle.</summary>
+    public bool CloseColdestIdle()
+    {
+        IDirectFile close;
+        lock (_lock)
+        {
+            if (_idle.First is not { } coldest)
+            {
+                return false;
+            }
+
+            _idle.RemoveFirst();
+            _entries.Remove(coldest.Value.Segment);
+            coldest.Value.Forgotten = true;
+            close = coldest.Value.File;
+        }
+
+        close.Dispose();
+        return true;
     }
 
     private void CloseOverCap()

@@ -102,19 +102,24 @@ internal sealed class ReadWindow : IDisposable
 
     /// <summary>
     /// Reads up to <paramref name="count"/> pieces from the chunk-aligned <paramref name="fileStart"/>, keeping no byte at or
-    /// past <paramref name="limit"/> (the readable end when the read starts); stops after a short piece. When the
+    /// past <paramref name="limit"/> (the readable end when the read starts); stops after a short piece. The chunks are
+    /// rented first and read with one scatter read (<see cref="IDirectFile.ReadScatter"/>: one preadv of up to
+    /// count × 64 KiB), since the disk serves one large request much faster than as many 64 KiB ones (ReadBench's
+    /// O_DIRECT baseline on this machine kind: 1 MiB at depth 1 ≈ 1.2 GB/s, 64 KiB at depth 1 ≈ 0.5 GB/s). When the
     /// pool's budget is spent, a foreground read (<paramref name="foreground"/>) takes chunks outside it (it never waits:
-    /// see <see cref="LogBufferPool.RentOutsideBudget"/>), a background read-ahead stops early.
+    /// see <see cref="LogBufferPool.RentOutsideBudget"/>), a background read-ahead reads only the chunks it got.
     /// </summary>
     /// <exception cref="IOException">The read failed (the chunks are returned first).</exception>
     public static List<Piece> Read(LogBufferPool pool, IDirectFile file, long fileStart, int count, long limit, bool foreground)
     {
         Invariant.Assert(fileStart % pool.ChunkSize == 0, "pieces start at chunk boundaries");
-        var pieces = new List<Piece>(count);
+        // Chunks needed to reach the limit: (limit - fileStart) rounded up, e.g. 100 KiB left = 2 chunks of 64 KiB.
+        long left = limit - fileStart;
+        int wanted = left <= 0 ? 0 : (int)Math.Min(count, (left + pool.ChunkSize - 1) / pool.ChunkSize);
+        var chunks = new List<AlignedChunk>(wanted);
         try
         {
-            long position = fileStart;
-            for (int i = 0; i < count && position < limit; i++)
+            for (int i = 0; i < wanted; i++)
             {
                 if (!pool.TryRentForRead(out var chunk))
                 {
@@ -126,34 +131,50 @@ internal sealed class ReadWindow : IDisposable
                     chunk = pool.RentOutsideBudget();
                 }
 
-                int read;
-                try
-                {
-                    read = file.Read(chunk.Span, position);
-                }
-                catch
-                {
-                    pool.Return(chunk);
-                    throw;
-                }
+                chunks.Add(chunk);
+            }
 
-                AppendLogMetrics.Read(read);
-                int kept = (int)Math.Min(read, limit - position);
-                pieces.Add(new Piece(chunk, position, kept));
-                position += kept;
-                if (kept < chunk.Size)
+            var pieces = new List<Piece>(chunks.Count);
+            if (chunks.Count == 0)
+            {
+                return pieces;
+            }
+
+            var buffers = new Memory<byte>[chunks.Count];
+            for (int i = 0; i < buffers.Length; i++)
+            {
+                buffers[i] = chunks[i].Memory;
+            }
+
+            int read = file.ReadScatter(buffers, fileStart);
+            AppendLogMetrics.Read(read);
+            long kept = Math.Min(read, left);
+            long position = fileStart;
+            int used = 0;
+            while (used < chunks.Count && kept > 0)
+            {
+                int length = (int)Math.Min(kept, pool.ChunkSize);
+                pieces.Add(new Piece(chunks[used++], position, length));
+                position += length;
+                kept -= length;
+                if (length < pool.ChunkSize)
                 {
                     break;
                 }
+            }
+
+            for (int i = used; i < chunks.Count; i++)
+            {
+                pool.Return(chunks[i]);
             }
 
             return pieces;
         }
         catch
         {
-            foreach (var p in pieces)
+            foreach (var c in chunks)
             {
-                pool.Return(p.Chunk);
+                pool.Return(c);
             }
 
             throw;

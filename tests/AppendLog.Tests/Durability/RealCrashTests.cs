@@ -22,7 +22,7 @@ public sealed class RealCrashTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
     /// <summary>tests/AppendLog.CrashHost/bin/&lt;configuration&gt;/&lt;tfm&gt;/AppendLog.CrashHost.dll, found from this assembly's directory.</summary>
-    private static string HostPath
+    internal static string HostPath
     {
         get
         {

@@ -64,6 +64,35 @@ public sealed class LinuxStorageTests(DirectIoMode mode)
     }
 
     [Test]
+    public void ReadScatter_FillsTheBuffersInFileOrder_AndStopsAtTheEnd()
+    {
+        using var written = new AlignedBuffer(5 * Block);
+        new Random(Seeds.Get()).NextBytes(written.Span);
+        using IDirectFile file = _storage.Open(_dir.File("a.log"), FileCreation.CreateNew, mode);
+        file.Write(written.Span, 0);
+        file.SyncData();
+        using var pool = new LogBufferPool(16 * Block, 2 * Block);
+        var chunks = new List<Buffers.AlignedChunk>();
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.That(pool.TryRentForRead(out var chunk), Is.True);
+            chunks.Add(chunk);
+        }
+
+        // Three 8 KiB buffers from block 1: blocks 1-2, 3-4, and the end of file (nothing: 5 blocks exist).
+        int read = file.ReadScatter(chunks.Select(c => c.Memory).ToArray(), Block);
+        Assert.That(read, Is.EqualTo(4 * Block));
+        Assert.That(chunks[0].Span.SequenceEqual(written.Span.Slice(Block, 2 * Block)), Is.True);
+        Assert.That(chunks[1].Span.SequenceEqual(written.Span.Slice(3 * Block, 2 * Block)), Is.True);
+        Assert.That(file.ReadScatter(chunks.Select(c => c.Memory).ToArray(), 0), Is.EqualTo(5 * Block), "a short last buffer");
+        Assert.That(chunks[2].Span[..Block].SequenceEqual(written.Span.Slice(4 * Block, Block)), Is.True);
+        foreach (var c in chunks)
+        {
+            pool.Return(c);
+        }
+    }
+
+    [Test]
     public void Read_PastTheEnd_ReturnsOnlyWhatExists()
     {
         using var buffer = new AlignedBuffer(2 * Block);
@@ -325,21 +354,36 @@ public sealed class LinuxStorageDirectoryTests
     public void LockDirectory_Twice_ThrowsLogLocked_AndReleaseAllowsRelocking()
     {
         var other = new LinuxStorage();
-        IDisposable first = _storage.LockDirectory(_dir.Path);
+        IDisposable first = _storage.LockDirectory(_dir.Path, LinuxStorage.LockFileName);
 
-        var ex = Assert.Throws<LogLockedException>(() => other.LockDirectory(_dir.Path));
+        var ex = Assert.Throws<LogLockedException>(() => other.LockDirectory(_dir.Path, LinuxStorage.LockFileName));
         Assert.That(ex!.Directory, Is.EqualTo(_dir.Path));
 
         first.Dispose();
-        using IDisposable again = other.LockDirectory(_dir.Path);
+        using IDisposable again = other.LockDirectory(_dir.Path, LinuxStorage.LockFileName);
         Assert.That(File.Exists(Path.Combine(_dir.Path, LinuxStorage.LockFileName)), Is.True);
+    }
+
+    [Test]
+    public void IsLockHeld_SeesAHolderInThisProcess_NeverCreatesTheFile_AndLeavesTheLockFree()
+    {
+        var other = new LinuxStorage();
+        Assert.That(_storage.IsLockHeld(_dir.Path, LinuxStorage.ManagerLockFileName), Is.False, "no file: nobody holds it");
+        Assert.That(File.Exists(Path.Combine(_dir.Path, LinuxStorage.ManagerLockFileName)), Is.False, "the check creates nothing");
+        IDisposable held = _storage.LockDirectory(_dir.Path, LinuxStorage.ManagerLockFileName);
+        Assert.That(other.IsLockHeld(_dir.Path, LinuxStorage.ManagerLockFileName), Is.True);
+        Assert.That(other.IsLockHeld(_dir.Path, LinuxStorage.LockFileName), Is.False, "another lock file of the same directory");
+        held.Dispose();
+        Assert.That(other.IsLockHeld(_dir.Path, LinuxStorage.ManagerLockFileName), Is.False);
+        using IDisposable again = other.LockDirectory(_dir.Path, LinuxStorage.ManagerLockFileName);
+        Assert.That(again, Is.Not.Null, "a check leaves no lock behind");
     }
 
     [Test]
     public void LockDirectory_IsSeenByAnotherProcess()
     {
         Assume.That(File.Exists("/usr/bin/flock"), "util-linux flock(1) is not installed");
-        using IDisposable held = _storage.LockDirectory(_dir.Path);
+        using IDisposable held = _storage.LockDirectory(_dir.Path, LinuxStorage.LockFileName);
 
         // flock(1) -n exits with 1 when the lock is held elsewhere, 0 when it got it.
         int whileHeld = RunFlock(Path.Combine(_dir.Path, LinuxStorage.LockFileName));

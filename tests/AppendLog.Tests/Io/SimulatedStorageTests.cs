@@ -405,12 +405,12 @@ public sealed class SimulatedStorageTests
     public void LockDirectory_Twice_ThrowsLogLocked_UntilReleased()
     {
         var storage = NewStorage(Seeds.Get());
-        IDisposable held = storage.LockDirectory(Dir);
+        IDisposable held = storage.LockDirectory(Dir, LinuxStorage.LockFileName);
 
-        Assert.Throws<LogLockedException>(() => storage.LockDirectory(Dir));
+        Assert.Throws<LogLockedException>(() => storage.LockDirectory(Dir, LinuxStorage.LockFileName));
         held.Dispose();
         held.Dispose();
-        using IDisposable again = storage.LockDirectory(Dir);
+        using IDisposable again = storage.LockDirectory(Dir, LinuxStorage.LockFileName);
     }
 
     [Test]

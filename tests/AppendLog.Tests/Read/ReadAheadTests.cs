@@ -56,6 +56,62 @@ public sealed class ReadAheadTests
         }
     }
 
+    [Test]
+    public void ABackgroundRead_OfSeveralChunks_IsOneScatterRequest_StoppingAtTheLimit()
+    {
+        var file = new CountingFile(new PatternFile(64 * Chunk));
+        using var pool = new LogBufferPool(64 * Chunk, Chunk);
+        var pieces = ReadWindow.Read(pool, file, 8 * Chunk, count: 8, limit: (13 * Chunk) + 100, foreground: false);
+        Assert.That(file.Requests, Is.EqualTo(1), "one request for all the chunks");
+        Assert.That(file.LargestRequestBuffers, Is.EqualTo(6), "chunks up to the limit only: 5 whole and 1 partial");
+        Assert.That(pieces.Select(p => p.Length), Is.EqualTo(new[] { Chunk, Chunk, Chunk, Chunk, Chunk, 100 }));
+        AssertPieces(pieces, 8 * Chunk, 6);
+        ReadWindow.Return(pool, pieces);
+        Assert.That(pool.RentedBytes, Is.Zero);
+    }
+
+    /// <summary>Counts scatter requests, delegating the bytes to <paramref name="inner"/>.</summary>
+    private sealed class CountingFile(IDirectFile inner) : IDirectFile
+    {
+        public int Requests { get; private set; }
+
+        public int LargestRequestBuffers { get; private set; }
+
+        public string Path => inner.Path;
+
+        public bool IsDirect => inner.IsDirect;
+
+        public int Alignment => inner.Alignment;
+
+        public long Length => inner.Length;
+
+        public int Read(Span<byte> buffer, long position)
+        {
+            Requests++;
+            LargestRequestBuffers = Math.Max(LargestRequestBuffers, 1);
+            return inner.Read(buffer, position);
+        }
+
+        public int ReadScatter(IReadOnlyList<Memory<byte>> buffers, long position)
+        {
+            Requests++;
+            LargestRequestBuffers = Math.Max(LargestRequestBuffers, buffers.Count);
+            return inner.ReadScatter(buffers, position);
+        }
+
+        public void Write(ReadOnlySpan<byte> buffer, long position) => throw new NotSupportedException();
+
+        public void Allocate(long position, long length) => throw new NotSupportedException();
+
+        public void SyncData() => throw new NotSupportedException();
+
+        public void Truncate(long length) => throw new NotSupportedException();
+
+        public void Dispose()
+        {
+        }
+    }
+
     [TestCase(1, 1, 1)]
     [TestCase(2, 1, 2)]
     [TestCase(4, 2, 2)]

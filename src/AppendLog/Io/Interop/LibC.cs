@@ -44,11 +44,17 @@ internal static partial class LibC
     /// <summary>__O_TMPFILE (octal 020000000); O_TMPFILE is this plus O_DIRECTORY.</summary>
     private const int OTmpfileBase = 0x400000;
 
+    /// <summary>flock(2) LOCK_SH.</summary>
+    public const int LOCK_SH = 1;
+
     /// <summary>flock(2) LOCK_EX.</summary>
     public const int LOCK_EX = 2;
 
     /// <summary>flock(2) LOCK_NB: fail with EWOULDBLOCK instead of waiting.</summary>
     public const int LOCK_NB = 4;
+
+    /// <summary>RLIMIT_NOFILE from include/uapi/asm-generic/resource.h (x86_64 and arm64 share it).</summary>
+    private const int RlimitNofile = 7;
 
     /// <summary>TMPFS_MAGIC from include/uapi/linux/magic.h, the f_type statfs(2) reports for tmpfs.</summary>
     public const long TmpfsMagic = 0x01021994;
@@ -107,6 +113,9 @@ internal static partial class LibC
 
     [LibraryImport(Library, EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int UnlinkNative(string path);
+
+    [LibraryImport(Library, EntryPoint = "getrlimit", SetLastError = true)]
+    private static unsafe partial int GetrlimitNative(int resource, ulong* limits);
 
     [LibraryImport(Library, EntryPoint = "statfs", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int StatfsNative(string path, byte* buffer);
@@ -186,6 +195,23 @@ internal static partial class LibC
 
         long id = *(long*)(buffer + 56);
         return id == 0 ? null : (*(long*)buffer, id);
+    }
+
+    /// <summary>
+    /// The soft limit on this process's file descriptors (getrlimit(2) RLIMIT_NOFILE: one past the highest descriptor
+    /// number open(2) may return), or null when the call fails. The .NET runtime raises the soft limit to the hard one
+    /// at startup, so this is usually what <c>ulimit -n</c> set.
+    /// </summary>
+    public static unsafe long? GetOpenFileLimit()
+    {
+        // struct rlimit on 64-bit Linux: two unsigned 64-bit words, rlim_cur then rlim_max; RLIM_INFINITY is all ones.
+        ulong* limits = stackalloc ulong[2];
+        if (GetrlimitNative(RlimitNofile, limits) != 0)
+        {
+            return null;
+        }
+
+        return limits[0] > long.MaxValue ? long.MaxValue : (long)limits[0];
     }
 
     /// <summary>The exception for <paramref name="errno"/>, raised by <paramref name="operation"/> on <paramref name="path"/>.</summary>
