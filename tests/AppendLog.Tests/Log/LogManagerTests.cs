@@ -82,7 +82,9 @@ public sealed class LogManagerTests
             RootDirectory = _dir.File("root"),
             BufferPool = pool,
             HousekeepingInterval = TimeSpan.FromMilliseconds(50),
-            IdleBufferRelease = TimeSpan.FromMilliseconds(100),
+            // Long enough that no log is idle before the first check even on a loaded machine (at 100 ms, housekeeping
+            // released the first logs' chunks while the last ones still appended).
+            IdleBufferRelease = TimeSpan.FromSeconds(2),
         });
         var logs = new List<SegmentedLog>();
         for (int i = 0; i < 50; i++)
@@ -94,7 +96,7 @@ public sealed class LogManagerTests
         await Task.WhenAll(logs.Select((log, i) => log.AppendAsync(BitConverter.GetBytes(i)).AsTask()));
         Assert.That(pool.RentedBytes, Is.EqualTo(50L * 64 * 1024), "each log holds its partial chunk while active");
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (pool.RentedBytes > 0 && DateTime.UtcNow < deadline)
         {
             await Task.Delay(50);
