@@ -82,7 +82,7 @@ public sealed class LogManagerDescriptorTests
     public void MaximumOpenFiles_IsCheckedAgainstTheProcessLimit_AndDerivedFromItByDefault()
     {
         var options = new LogManagerOptions { RootDirectory = "r" };
-        int reserve = 64 + (2 * 64) + (2 * 16);
+        int reserve = 64 + (2 * 64) + (2 * 64); // process, concurrent opens, I/O workers at their maximum
         Assert.That(LogManager.ChooseMaximumOpenFiles(options, 1024), Is.EqualTo(512), "half the limit");
         Assert.That(LogManager.ChooseMaximumOpenFiles(options, 400), Is.EqualTo(400 - reserve), "the limit less the reserve when that is less than half");
         Assert.That(LogManager.ChooseMaximumOpenFiles(options, 1L << 40), Is.EqualTo(1_000_000));
