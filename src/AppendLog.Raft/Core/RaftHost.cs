@@ -484,6 +484,10 @@ internal sealed class RaftHost
                     break;
                 }
 
+                // Bring the node's clock to now before it judges its lease: after a pause of the process (a long GC, a
+                // stopped VM) the read may be taken before the tick that follows it, and a lease counted in ticks that
+                // never came would still look valid although the others elected a new leader meanwhile.
+                TickToNow();
                 try
                 {
                     var requestId = ++_readNext;
