@@ -147,4 +147,8 @@ internal enum RaftTestingFaults
     /// <summary>A leader serves a read at its commit index without confirming its leadership with a quorum (breaks
     /// thesis §6.4: a deposed leader in a minority partition returns stale data).</summary>
     ServeReadsWithoutQuorum = 8,
+
+    /// <summary>A leader appends a membership change before it has committed an entry of its own term (the single-server
+    /// change bug of thesis §4.1 that its 2015 erratum fixes: two memberships can then commit different entries at one index).</summary>
+    ConfigChangeBeforeOwnTermCommit = 16,
 }
