@@ -16,6 +16,14 @@ namespace AppendLog.Raft.Tests.Simulation;
 /// → safety always holds (checked after every event by <see cref="SafetyChecker"/>); after the faults stop, a
 /// leader emerges and every member applies every acknowledged entry (liveness, checked at the end).
 /// </para>
+/// <para>
+/// Production faults (<see cref="SimulationOptions.ProductionFaults"/>), with the same expected outcome: EIO on a sync
+/// → the host stops before sending anything of that batch (fail-stop, as RaftHost) and restarts later over any prefix of
+/// its unsynced entries; a crash → all, none or a prefix of the unsynced entries survive (torn write), the unsynced hard
+/// state never; a process pause → no ticks, inputs and storage completions queue, and on resume the ticks are caught up
+/// by the clock (at most an election timeout, as RaftHost) before a read is judged; skew → clock rates differ by up to
+/// ±15 % (within the leases' drift bound in lease seeds).
+/// </para>
 /// </summary>
 internal sealed class ClusterSimulation
 {
