@@ -232,8 +232,8 @@ internal sealed class MemoryRaftLog : IRaftLog
     /// <summary>Assembles a leader's snapshot from its chunks; a crash drops a half-received one.</summary>
     public MemorySnapshotReceiver Receiver { get; } = new();
 
-    public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk) =>
-        Receiver.Receive(metadata, length, offset, chunk);
+    public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk, RaftNodeId sender) =>
+        Receiver.Receive(metadata, length, offset, chunk, sender);
 
     /// <summary>
     /// Simulates a power cut and restart: the log becomes its durable image, plus the first <paramref name="unsyncedKept"/>

@@ -39,6 +39,9 @@ internal static class SnapshotFile
     /// <summary>Where an image being received from the leader is assembled (one at a time; discarded at open).</summary>
     public const string ReceiveFileName = "snapshot-recv.tmp";
 
+    /// <summary>How much of the image being received is durable, for resuming it after a restart (see FileSnapshotReceiver).</summary>
+    public const string ReceiveProgressFileName = "snapshot-recv.progress";
+
     /// <summary>Where an image being taken from the state machine is written (discarded at open).</summary>
     public const string TakeFileName = "snapshot-take.tmp";
 
@@ -80,9 +83,22 @@ internal static class SnapshotFile
         foreach (var path in Directory.EnumerateFiles(directory, DataFilePrefix + "*"))
         {
             var name = Path.GetFileName(path);
-            if (name is ReceiveFileName or TakeFileName)
+            if (name == ReceiveProgressFileName + ".tmp")
             {
                 if (atOpen)
+                {
+                    File.Delete(path); // a record being written when the member stopped
+                }
+
+                continue;
+            }
+
+            if (name is ReceiveFileName or TakeFileName or ReceiveProgressFileName)
+            {
+                // A half-received image is kept at open when its progress record names a snapshot past ours: the
+                // receiver resumes it. Anything else half made is discarded.
+                if (atOpen && !(name is ReceiveFileName or ReceiveProgressFileName
+                    && FileSnapshotReceiver.ReadProgress(directory) is { } progress && progress.Index > keepFromIndex))
                 {
                     File.Delete(path);
                 }

@@ -82,8 +82,8 @@ public sealed class RaftHostDurabilityTests
 
         public void Compact(RaftSnapshot snapshot) => inner.Compact(snapshot);
 
-        public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk) =>
-            inner.ReceiveSnapshotChunk(metadata, length, offset, chunk);
+        public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk, RaftNodeId sender) =>
+            inner.ReceiveSnapshotChunk(metadata, length, offset, chunk, sender);
     }
 
     [Test]
