@@ -57,8 +57,9 @@ public sealed class RaftOptions
     /// after hearing from the leader (check-quorum, required), so no other leader can exist until then. The leader's lease
     /// runs from when it sent the heartbeat a quorum answered, for the election timeout minimum less one tick, shortened
     /// by <see cref="MaximumClockDrift"/>, less one more tick for tick rounding. Safe only if no member's clock runs faster
-    /// than another's by more than that fraction (a process paused longer than the lease, or a clock jump, breaks it:
-    /// the host ticks by elapsed time). A member does not vote for an election timeout after it starts, so a restart
+    /// than another's by more than that fraction. A pause of the leader's process does not break it: the host counts
+    /// ticks by elapsed (monotonic) time and brings them up to the clock before it judges a lease, so a leader resuming
+    /// from a pause longer than its lease finds it expired. A member does not vote for an election timeout after it starts, so a restart
     /// does not cut a lease short; a leader that starts a leadership transfer serves no more lease reads in that term
     /// (the target's election skips leases). Default false: every read takes a heartbeat round (ReadIndex).
     /// </summary>
@@ -146,4 +147,8 @@ internal enum RaftTestingFaults
     /// <summary>A leader serves a read at its commit index without confirming its leadership with a quorum (breaks
     /// thesis §6.4: a deposed leader in a minority partition returns stale data).</summary>
     ServeReadsWithoutQuorum = 8,
+
+    /// <summary>A leader appends a membership change before it has committed an entry of its own term (the single-server
+    /// change bug of thesis §4.1 that its 2015 erratum fixes: two memberships can then commit different entries at one index).</summary>
+    ConfigChangeBeforeOwnTermCommit = 16,
 }

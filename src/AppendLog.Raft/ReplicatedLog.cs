@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Net;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using AppendLog.Raft.Core;
@@ -139,6 +140,10 @@ public sealed class ReplicatedLog : IAsyncDisposable
             {
                 Voters = host.Config.Voters,
                 Learners = host.Config.Learners,
+                MemberEndpoints = host.Config.Members
+                    .Select(id => KeyValuePair.Create(id, EndpointOf(id)))
+                    .Where(pair => pair.Value is not null)
+                    .ToDictionary(pair => pair.Key, pair => pair.Value!),
                 Fault = fault,
             };
         }
@@ -176,7 +181,11 @@ public sealed class ReplicatedLog : IAsyncDisposable
         _log = await SegmentedLog.OpenAsync(logOptions, cancellationToken).ConfigureAwait(false);
         try
         {
-            var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(_options.InitialVoters ?? _options.Members.Keys, []));
+            // The first membership carries the initial voters' endpoints from the address book; members added later carry
+            // their own in the entry that adds them, so every member learns them from the log.
+            var initialVoters = _options.InitialVoters ?? _options.Members.Keys;
+            var bootstrap = RaftSnapshot.Bootstrap(new ClusterConfig(
+                initialVoters, [], initialVoters.Select(id => KeyValuePair.Create(id, _options.Members[id].ToString()))));
             _raftLog = await SegmentedRaftLog.OpenAsync(
                 _log, bootstrap, _options.Directory, _time, cancellationToken, _options.MaximumCachedLogBytes).ConfigureAwait(false);
             if (_raftLog.Snapshot.Index > 0)
@@ -194,6 +203,7 @@ public sealed class ReplicatedLog : IAsyncDisposable
                 entry => raftLog.BaseOffsetOf(entry.Index))
             {
                 LeadershipChanged = OnLeadershipChanged,
+                MembershipChanged = OnMembershipChanged,
                 TakeSnapshot = TakeSnapshotAsync,
                 PipelineLeaderWrites = true,
                 ApplyEntriesQueuedMax = _options.ApplyEntriesQueuedMax,
@@ -407,8 +417,10 @@ public sealed class ReplicatedLog : IAsyncDisposable
 
     /// <summary>
     /// Adds <paramref name="nodeId"/> as a learner: it receives the log (a snapshot first when it is far behind) but
-    /// neither votes nor counts toward a quorum. Call on the leader; completes once the change is committed.
-    /// Start the new member with the same <see cref="ReplicatedLogOptions.InitialVoters"/> as the others.
+    /// neither votes nor counts toward a quorum. Call on the leader; completes once the change is committed. Its endpoint
+    /// is taken from this member's address book (<see cref="ReplicatedLogOptions.Members"/>) and replicated with the
+    /// change, so the other members need not list it; <see cref="AddLearnerAsync(RaftNodeId, IPEndPoint, CancellationToken)"/>
+    /// names it instead. Start the new member with the same <see cref="ReplicatedLogOptions.InitialVoters"/> as the others.
     /// </summary>
     /// <param name="nodeId">A node of <see cref="ReplicatedLogOptions.Members"/> that is not a member yet.</param>
     /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
@@ -418,23 +430,70 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// <exception cref="ArgumentException">The node is not in the address book, or is already a member.</exception>
     /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
     public ValueTask AddLearnerAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default) =>
-        ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddLearner, nodeId), cancellationToken);
+        ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddLearner, nodeId, BookAddress(nodeId, required: true)), cancellationToken);
+
+    /// <summary>
+    /// Adds <paramref name="nodeId"/>, listening for Raft traffic on <paramref name="endpoint"/>, as a learner (see
+    /// <see cref="AddLearnerAsync(RaftNodeId, CancellationToken)"/>). The endpoint is replicated with the change: every
+    /// member, this one included, sends to it there whatever its address book says. The new member must be started with
+    /// the same <see cref="ReplicatedLogOptions.InitialVoters"/> as the others and an address book holding itself and the
+    /// current members (to reach them before it has received the membership); it learns later changes from the log.
+    /// </summary>
+    /// <param name="nodeId">A node that is not a member yet.</param>
+    /// <param name="endpoint">Where the node listens for Raft traffic.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader (or lost leadership before the change committed).</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted, or this leader has not committed an entry of its term yet: retry shortly.</exception>
+    /// <exception cref="ArgumentException">The node is already a member, or its id is 0.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="endpoint"/> is null.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask AddLearnerAsync(RaftNodeId nodeId, IPEndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        return ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddLearner, nodeId, endpoint.ToString()), cancellationToken);
+    }
 
     /// <summary>
     /// Makes <paramref name="nodeId"/> a voter: a new node, or a learner being promoted (add it as a learner first and
-    /// let it catch up, so the group's quorum never waits for a member that is far behind). One change at a time.
+    /// let it catch up, so the group's quorum never waits for a member that is far behind). One change at a time. A new
+    /// node's endpoint comes from the address book and is replicated with the change; a learner keeps the one it was
+    /// added with.
     /// </summary>
-    /// <param name="nodeId">A node of <see cref="ReplicatedLogOptions.Members"/>.</param>
+    /// <param name="nodeId">A learner, or a node of <see cref="ReplicatedLogOptions.Members"/>.</param>
     /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
     /// <returns>A task that completes when the change is committed and applied on this member.</returns>
     /// <exception cref="NotLeaderException">This member is not the leader.</exception>
     /// <exception cref="InvalidOperationException">Another membership change is still uncommitted, or this leader has not committed an entry of its term yet: retry shortly.</exception>
-    /// <exception cref="ArgumentException">The node is not in the address book, or is already a voter.</exception>
+    /// <exception cref="ArgumentException">The node is neither a learner nor in the address book, or is already a voter.</exception>
     /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
-    public ValueTask AddVoterAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default) =>
-        ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddVoter, nodeId), cancellationToken);
+    public ValueTask AddVoterAsync(RaftNodeId nodeId, CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        var isMember = _host!.Status.Config.IsMember(nodeId);
+        return ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddVoter, nodeId, BookAddress(nodeId, required: !isMember)), cancellationToken);
+    }
 
-    /// <summary>Promotes the learner <paramref name="nodeId"/> to voter (see <see cref="AddVoterAsync"/>).</summary>
+    /// <summary>
+    /// Makes <paramref name="nodeId"/>, listening for Raft traffic on <paramref name="endpoint"/>, a voter (see
+    /// <see cref="AddVoterAsync(RaftNodeId, CancellationToken)"/>); the endpoint is replicated with the change.
+    /// </summary>
+    /// <param name="nodeId">A learner, or a node that is not a member yet.</param>
+    /// <param name="endpoint">Where the node listens for Raft traffic.</param>
+    /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
+    /// <returns>A task that completes when the change is committed and applied on this member.</returns>
+    /// <exception cref="NotLeaderException">This member is not the leader.</exception>
+    /// <exception cref="InvalidOperationException">Another membership change is still uncommitted, or this leader has not committed an entry of its term yet: retry shortly.</exception>
+    /// <exception cref="ArgumentException">The node is already a voter, or its id is 0.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="endpoint"/> is null.</exception>
+    /// <exception cref="ReplicationTimeoutException">Not committed within <see cref="ReplicatedLogOptions.ReplicateTimeout"/>.</exception>
+    public ValueTask AddVoterAsync(RaftNodeId nodeId, IPEndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        return ChangeMembershipAsync(new ConfigChange(ConfigChangeKind.AddVoter, nodeId, endpoint.ToString()), cancellationToken);
+    }
+
+    /// <summary>Promotes the learner <paramref name="nodeId"/> to voter (see <see cref="AddVoterAsync(RaftNodeId, CancellationToken)"/>).</summary>
     /// <param name="nodeId">A current learner.</param>
     /// <param name="cancellationToken">Cancels the wait only: the change may still be committed.</param>
     /// <returns>A task that completes when the change is committed and applied on this member.</returns>
@@ -519,12 +578,26 @@ public sealed class ReplicatedLog : IAsyncDisposable
         }
     }
 
+    /// <summary>The address book's endpoint of <paramref name="id"/> as replicated text; null when absent and not <paramref name="required"/>.</summary>
+    /// <exception cref="ArgumentException">Absent and <paramref name="required"/>.</exception>
+    private string? BookAddress(RaftNodeId id, bool required)
+    {
+        if (_options.Members.TryGetValue(id, out var endpoint))
+        {
+            return endpoint.ToString();
+        }
+
+        return required
+            ? throw new ArgumentException($"Node {id} is not in the address book (ReplicatedLogOptions.Members): give its endpoint.", nameof(id))
+            : null;
+    }
+
     private async ValueTask ChangeMembershipAsync(ConfigChange change, CancellationToken cancellationToken)
     {
         ThrowIfNotRunning();
-        if (!_options.Members.ContainsKey(change.Node))
+        if (change.Node.IsNone)
         {
-            throw new ArgumentException($"Node {change.Node} is not in the address book (ReplicatedLogOptions.Members).", nameof(change));
+            throw new ArgumentException("Node id 0 is reserved for 'none'.", nameof(change));
         }
 
         try
@@ -978,8 +1051,28 @@ public sealed class ReplicatedLog : IAsyncDisposable
     }
 
     private NotLeaderException NotLeader(RaftNodeId leader) =>
-        new(NodeId, leader, !leader.IsNone && _options.Members.TryGetValue(leader, out var endpoint) ? endpoint : null,
+        new(NodeId, leader, leader.IsNone ? null : EndpointOf(leader),
             leader.IsNone ? null : leader == NodeId ? _options.AdvertisedAddress : _transport?.AdvertisedAddressOf(leader));
+
+    /// <summary>On the Raft loop: the transport learns the endpoints the membership carries (an unparsable one is ignored).</summary>
+    private void OnMembershipChanged(ClusterConfig config)
+    {
+        var endpoints = new List<KeyValuePair<RaftNodeId, IPEndPoint>>();
+        foreach (var (id, address) in config.Addresses)
+        {
+            if (IPEndPoint.TryParse(address, out var endpoint))
+            {
+                endpoints.Add(KeyValuePair.Create(id, endpoint));
+            }
+        }
+
+        _transport?.SetPeerEndpoints(endpoints);
+    }
+
+    /// <summary>Where <paramref name="id"/> listens for Raft traffic: as the replicated membership says, else as the address book says.</summary>
+    private IPEndPoint? EndpointOf(RaftNodeId id) =>
+        id == NodeId ? _options.Members[NodeId]
+        : _transport?.EndpointOf(id) ?? (_options.Members.TryGetValue(id, out var endpoint) ? endpoint : null);
 
     private void OnLeadershipChanged(RaftHostStatus status) =>
         _leadershipEvents.Writer.TryWrite(new LeadershipChangedEventArgs(status.Term, status.Leader, status.Leader == NodeId));

@@ -3,7 +3,7 @@ using System.Net;
 
 namespace AppendLog.Raft;
 
-/// <summary>Settings of one member of a <see cref="ReplicatedLog"/>. Every member must list the same <see cref="Members"/>.</summary>
+/// <summary>Settings of one member of a <see cref="ReplicatedLog"/>. Every member must have the same <see cref="InitialVoters"/> (or <see cref="Members"/> keys).</summary>
 [Experimental(RaftExperiments.Raft)]
 public sealed class ReplicatedLogOptions
 {
@@ -30,18 +30,21 @@ public sealed class ReplicatedLogOptions
     public required RaftNodeId NodeId { get; init; }
 
     /// <summary>
-    /// Every node that is, or may become, a member, with the TCP endpoint it listens on for Raft traffic (this member
-    /// included): the address book. Unless <see cref="InitialVoters"/> says otherwise the group is bootstrapped with all
-    /// of them as voters. Members are added and removed at run time with <see cref="ReplicatedLog.AddLearnerAsync"/>,
-    /// <see cref="ReplicatedLog.AddVoterAsync"/> and <see cref="ReplicatedLog.RemoveMemberAsync"/>, among the ids listed here.
+    /// The address book: TCP endpoints of nodes this member must reach before the replicated membership tells it where
+    /// they listen (this member included, whose entry is where it listens). It must hold the initial voters (their
+    /// endpoints form the first membership). Unless <see cref="InitialVoters"/> says otherwise the group is bootstrapped
+    /// with every key as a voter. Members added at run time carry their endpoint in the entry that adds them
+    /// (<see cref="ReplicatedLog.AddLearnerAsync(RaftNodeId, IPEndPoint, CancellationToken)"/>) and every member learns
+    /// it from the log, so the others need not list them; a member that joins later lists itself and the current
+    /// members. An endpoint replicated with the membership takes precedence over the address book's.
     /// </summary>
     public required IReadOnlyDictionary<RaftNodeId, IPEndPoint> Members { get; init; }
 
     /// <summary>
     /// The voters the group was first started with; null means every key of <see cref="Members"/>. It must be the same
-    /// on every member, including members added later (<see cref="ReplicatedLog.AddLearnerAsync"/>): membership changes
+    /// on every member, including members added later (<see cref="ReplicatedLog.AddLearnerAsync(RaftNodeId, IPEndPoint, CancellationToken)"/>): membership changes
     /// are replayed from it. A member started with an id outside this set waits, without campaigning, until the leader
-    /// adds it. <see cref="Members"/> is then the address book: every node that is or may become a member.
+    /// adds it.
     /// </summary>
     public IReadOnlyCollection<RaftNodeId>? InitialVoters { get; init; }
 

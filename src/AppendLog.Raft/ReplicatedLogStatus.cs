@@ -51,6 +51,13 @@ public sealed class ReplicatedLogStatus
     public IReadOnlyCollection<RaftNodeId> Learners { get; init; } = [];
 
     /// <summary>
+    /// Where each member in force listens for Raft traffic, as this member sends to it: the endpoint replicated with the
+    /// membership (given when the member was added, or the initial voters' from the address book), else this member's
+    /// address book (<see cref="ReplicatedLogOptions.Members"/>). Members whose endpoint is known nowhere are absent.
+    /// </summary>
+    public IReadOnlyDictionary<RaftNodeId, System.Net.IPEndPoint> MemberEndpoints { get; init; } = new Dictionary<RaftNodeId, System.Net.IPEndPoint>();
+
+    /// <summary>
     /// Why this member stopped, or null while it runs. A storage failure (or a broken internal invariant) stops the
     /// member for good, as a crash would: it closes its connections so the others elect without it, every call fails
     /// with an <see cref="InvalidOperationException"/> wrapping this, <see cref="Role"/> is <see cref="ReplicaRole.Stopped"/>,

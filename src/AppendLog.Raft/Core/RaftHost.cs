@@ -171,6 +171,16 @@ internal sealed class RaftHost
     /// <summary>The node's role and leader as of the last processed batch (read from any thread; may be stale).</summary>
     public RaftHostStatus Status => _status;
 
+    /// <summary>
+    /// Called on the loop with the membership in force whenever it changed (and once at start), before any message of
+    /// the batch that carries the change is sent: the transport learns a new member's address before the leader's first
+    /// append to it. Must not block.
+    /// </summary>
+    public Action<ClusterConfig>? MembershipChanged { get; init; }
+
+    /// <summary>The membership last handed to <see cref="MembershipChanged"/>.</summary>
+    private ClusterConfig? _membershipSeen;
+
     /// <summary>Called on the loop after a batch that changed the term or the known leader. Must not block.</summary>
     public Action<RaftHostStatus>? LeadershipChanged { get; init; }
 
@@ -260,6 +270,7 @@ internal sealed class RaftHost
     {
         _startTimestamp = _time.GetTimestamp();
         _applied = _node.Applied;
+        PublishMembership();
         _node.LimitApplyTo(_applied + ApplyEntriesQueuedMax);
         using var applyStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var applyTask = Task.Run(() => ApplyLoopAsync(applyStop), CancellationToken.None);
@@ -473,6 +484,10 @@ internal sealed class RaftHost
                     break;
                 }
 
+                // Bring the node's clock to now before it judges its lease: after a pause of the process (a long GC, a
+                // stopped VM) the read may be taken before the tick that follows it, and a lease counted in ticks that
+                // never came would still look valid although the others elected a new leader meanwhile.
+                TickToNow();
                 try
                 {
                     var requestId = ++_readNext;
@@ -527,8 +542,20 @@ internal sealed class RaftHost
         _ticksDone = Math.Max(_ticksDone, due);
     }
 
+    private void PublishMembership()
+    {
+        var config = _node.Config;
+        if (!ReferenceEquals(config, _membershipSeen))
+        {
+            _membershipSeen = config;
+            MembershipChanged?.Invoke(config);
+        }
+    }
+
     private async ValueTask ProcessReadyAsync(Ready ready, CancellationToken cancellationToken)
     {
+        PublishMembership();
+
         // 1-4: persist, then sync. Nothing below may run before the sync completes.
         if (ready.Snapshot is not null)
         {

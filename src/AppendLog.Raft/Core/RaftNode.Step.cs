@@ -421,7 +421,7 @@ internal sealed partial class RaftNode
         }
         else
         {
-            var (received, image) = _storage.ReceiveSnapshotChunk(metadata, m.SnapshotLength, m.SnapshotOffset, m.SnapshotChunk.Span);
+            var (received, image) = _storage.ReceiveSnapshotChunk(metadata, m.SnapshotLength, m.SnapshotOffset, m.SnapshotChunk.Span, m.From);
             if (image is null)
             {
                 Send(new RaftMessage

@@ -128,7 +128,7 @@ internal sealed partial class RaftNode
     {
         AssertNoOutstandingReady();
         ThrowIfNotAcceptingProposals();
-        if (_log.TermAt(_log.Committed) != Term)
+        if (_log.TermAt(_log.Committed) != Term && (_options.TestingFaults & RaftTestingFaults.ConfigChangeBeforeOwnTermCommit) == 0)
         {
             throw new InvalidOperationException("The leader has not yet committed an entry of its own term.");
         }

@@ -78,7 +78,7 @@ internal interface IRaftLog
     /// </summary>
     /// <returns>The image bytes now held from its start (the leader sends from there), and the image once it is whole
     /// and durable.</returns>
-    (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk);
+    (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk, RaftNodeId sender);
 }
 
 /// <summary>What <see cref="IRaftLog.WriteAsync"/> handed to storage: durable when <see cref="Durable"/> completes.</summary>

@@ -10,6 +10,13 @@ namespace AppendLog.Raft.Storage;
 /// the last <see cref="Sync"/>. <see cref="Sync"/> makes the volatile view durable; <see cref="Crash"/> throws
 /// the volatile view away and reopens the durable image, as a power cut would.
 /// </para>
+/// <para>
+/// Disk faults for the simulation: a crash may keep a prefix of the unsynced suffix (<c>Crash(unsyncedKept)</c>: a torn
+/// write; an append-only log with checksummed records recovers a prefix of what was in flight, never a hole), and
+/// <see cref="LoseUnsynced"/> models a failed fdatasync on Linux (Fsyncgate): the unsynced entries stay readable in
+/// memory, a later sync reports them durable (the kernel marked their pages clean), but a crash finds nothing from them
+/// on, unless their positions were written again since.
+/// </para>
 /// </summary>
 internal sealed class MemoryRaftLog : IRaftLog
 {
@@ -18,6 +25,9 @@ internal sealed class MemoryRaftLog : IRaftLog
 
     /// <summary>Count of leading <c>_entries</c> that are also in the durable image.</summary>
     private int _durableCommon;
+
+    /// <summary>Entries from this position on never become durable (a failed sync lost their pages); int.MaxValue: none.</summary>
+    private int _lostFrom = int.MaxValue;
 
     public MemoryRaftLog(RaftSnapshot snapshot)
     {
@@ -115,6 +125,11 @@ internal sealed class MemoryRaftLog : IRaftLog
         Invariant.Assert(first >= FirstIndex, "append does not reach into the snapshot");
         Invariant.Assert(first <= LastIndex + 1, "append leaves no gap");
         var keep = (int)(first - FirstIndex);
+        if (keep <= _lostFrom)
+        {
+            _lostFrom = int.MaxValue; // the lost positions are written again, and a later sync makes them durable
+        }
+
         if (keep < _entries.Count)
         {
             _epoch++;
@@ -181,10 +196,13 @@ internal sealed class MemoryRaftLog : IRaftLog
 
     public void Sync()
     {
+        SyncCount++;
         _durableTail.Clear();
         _durableCommon = _entries.Count;
-        SyncCount++;
     }
+
+    /// <summary>A sync failed (EIO): the unsynced entries are lost to the disk, though still in memory (see the class comment).</summary>
+    public void LoseUnsynced() => _lostFrom = Math.Min(_lostFrom, _durableCommon);
 
     public void InstallSnapshot(RaftSnapshot snapshot)
     {
@@ -193,6 +211,7 @@ internal sealed class MemoryRaftLog : IRaftLog
         _entries.Clear();
         _durableTail.Clear();
         _durableCommon = 0;
+        _lostFrom = int.MaxValue;
     }
 
     public void Compact(RaftSnapshot snapshot)
@@ -202,19 +221,41 @@ internal sealed class MemoryRaftLog : IRaftLog
         var drop = (int)(snapshot.Index - Snapshot.Index);
         _entries.RemoveRange(0, drop);
         _durableCommon -= drop;
+        if (_lostFrom != int.MaxValue)
+        {
+            _lostFrom = Math.Max(0, _lostFrom - drop);
+        }
+
         Snapshot = snapshot;
     }
 
     /// <summary>Assembles a leader's snapshot from its chunks; a crash drops a half-received one.</summary>
     public MemorySnapshotReceiver Receiver { get; } = new();
 
-    public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk) =>
-        Receiver.Receive(metadata, length, offset, chunk);
+    public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk, RaftNodeId sender) =>
+        Receiver.Receive(metadata, length, offset, chunk, sender);
 
-    /// <summary>Simulates a power cut and restart: the log becomes its durable image.</summary>
-    public void Crash()
+    /// <summary>
+    /// Simulates a power cut and restart: the log becomes its durable image, plus the first <paramref name="unsyncedKept"/>
+    /// unsynced entries when they reached the disk before the cut (a torn write; none past a lost write).
+    /// </summary>
+    public void Crash(int unsyncedKept = 0)
     {
         Receiver.Abandon();
+        if (_lostFrom < _durableCommon)
+        {
+            // Synced after a failed sync, but the lost pages never reached the disk: nothing from them on is recovered.
+            _durableCommon = _lostFrom;
+            _durableTail.Clear();
+        }
+        else if (Math.Min(unsyncedKept, _entries.Count - _durableCommon) is var kept && kept > 0 && _lostFrom == int.MaxValue)
+        {
+            // The new entries overwrote the truncated durable tail's positions.
+            _durableCommon += kept;
+            _durableTail.Clear();
+        }
+
+        _lostFrom = int.MaxValue;
         _entries.RemoveRange(_durableCommon, _entries.Count - _durableCommon);
         _entries.AddRange(_durableTail);
         _durableTail.Clear();

@@ -391,7 +391,7 @@ internal sealed class SegmentedRaftLog : IRaftLog
     /// <summary>Closes the reader fetches keep open (call before disposing the SegmentedLog).</summary>
     public ValueTask CloseAsync()
     {
-        _receiver?.Abandon(); // a half-received image is discarded (the leader sends it again)
+        _receiver?.Close(); // a half-received image stays, with its progress record: the next open resumes it
         return CloseFetchCursorAsync();
     }
 
@@ -655,7 +655,7 @@ internal sealed class SegmentedRaftLog : IRaftLog
         AssertWatermarks();
     }
 
-    public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk)
+    public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk, RaftNodeId sender)
     {
         if (_snapshotDirectory is null)
         {
@@ -663,7 +663,7 @@ internal sealed class SegmentedRaftLog : IRaftLog
         }
 
         _receiver ??= new FileSnapshotReceiver(_snapshotDirectory);
-        return _receiver.Receive(metadata, length, offset, chunk);
+        return _receiver.Receive(metadata, length, offset, chunk, sender);
     }
 
     private int Position(long index) => checked((int)(index - FirstIndex));

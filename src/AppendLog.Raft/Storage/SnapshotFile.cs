@@ -23,20 +23,24 @@ namespace AppendLog.Raft.Storage;
 /// this file names them, so this file stays small and an image is bounded by the disk, not by memory. Older images are
 /// deleted once a newer snapshot is recorded (a reader holding one open keeps reading it).
 /// </para>
-/// <para>Layout (little-endian): magic u32 "ALSN", version u32 = 3, flags u32 (versions 2 and 3), index i64, term i64,
-/// endOffset i64, voters i32 + u64 each, learners i32 + u64 each, then the data: with <see cref="Flags.ExternalData"/>
-/// its length i64 (version 3), otherwise its length i32 + bytes; then CRC-32C u32 of everything before it. Version 1
-/// files (no flags) and version 2 files (inline data) are still read.</para>
+/// <para>Layout (little-endian): magic u32 "ALSN", version u32 = 4, flags u32 (versions 2 and later), index i64, term i64,
+/// endOffset i64, voters i32 + u64 each, learners i32 + u64 each, member addresses i32 + (u64 id, u16 length, UTF-8
+/// bytes) each (version 4), then the data: with <see cref="Flags.ExternalData"/> its length i64 (version 3 and later),
+/// otherwise its length i32 + bytes; then CRC-32C u32 of everything before it. Version 1 files (no flags), version 2
+/// files (inline data) and version 3 files (no addresses) are still read.</para>
 /// </summary>
 internal static class SnapshotFile
 {
     public const string FileName = "snapshot";
 
     private const uint Magic = 0x4E534C41; // "ALSN" read little-endian
-    private const uint Version = 3;
+    private const uint Version = 4;
 
     /// <summary>Where an image being received from the leader is assembled (one at a time; discarded at open).</summary>
     public const string ReceiveFileName = "snapshot-recv.tmp";
+
+    /// <summary>How much of the image being received is durable, for resuming it after a restart (see FileSnapshotReceiver).</summary>
+    public const string ReceiveProgressFileName = "snapshot-recv.progress";
 
     /// <summary>Where an image being taken from the state machine is written (discarded at open).</summary>
     public const string TakeFileName = "snapshot-take.tmp";
@@ -79,9 +83,22 @@ internal static class SnapshotFile
         foreach (var path in Directory.EnumerateFiles(directory, DataFilePrefix + "*"))
         {
             var name = Path.GetFileName(path);
-            if (name is ReceiveFileName or TakeFileName)
+            if (name == ReceiveProgressFileName + ".tmp")
             {
                 if (atOpen)
+                {
+                    File.Delete(path); // a record being written when the member stopped
+                }
+
+                continue;
+            }
+
+            if (name is ReceiveFileName or TakeFileName or ReceiveProgressFileName)
+            {
+                // A half-received image is kept at open when its progress record names a snapshot past ours: the
+                // receiver resumes it. Anything else half made is discarded.
+                if (atOpen && !(name is ReceiveFileName or ReceiveProgressFileName
+                    && FileSnapshotReceiver.ReadProgress(directory) is { } progress && progress.Index > keepFromIndex))
                 {
                     File.Delete(path);
                 }
@@ -114,7 +131,9 @@ internal static class SnapshotFile
 
         var inline = external is null ? ((MemorySnapshotImage)snapshot.Data).Bytes : ReadOnlyMemory<byte>.Empty;
         var dataBytes = external is null ? 4 + inline.Length : 8;
-        var size = 4 + 4 + 4 + 8 + 8 + 8 + 4 + (8 * config.Voters.Count) + 4 + (8 * config.Learners.Count) + dataBytes + 4;
+        var addresses = config.Addresses.Select(a => (a.Key, Bytes: System.Text.Encoding.UTF8.GetBytes(a.Value))).ToList();
+        var addressBytes = 4 + addresses.Sum(a => 8 + 2 + a.Bytes.Length);
+        var size = 4 + 4 + 4 + 8 + 8 + 8 + 4 + (8 * config.Voters.Count) + 4 + (8 * config.Learners.Count) + addressBytes + dataBytes + 4;
         var bytes = new byte[size];
         var position = 0;
         void U32(uint v) { BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(position), v); position += 4; }
@@ -132,6 +151,16 @@ internal static class SnapshotFile
             {
                 I64((long)id.Value);
             }
+        }
+
+        U32((uint)addresses.Count);
+        foreach (var (id, address) in addresses)
+        {
+            I64((long)id.Value);
+            BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(position), (ushort)address.Length);
+            position += 2;
+            address.CopyTo(bytes, position);
+            position += address.Length;
         }
 
         if (external is not null)
@@ -174,7 +203,7 @@ internal static class SnapshotFile
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < 48
             || BinaryPrimitives.ReadUInt32LittleEndian(bytes) != Magic
-            || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(4)) is not (1 or 2 or Version)
+            || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(4)) is not (1 or 2 or 3 or Version)
             || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4)) != Crc32.HashToUInt32(Crc32ParameterSet.Crc32C, bytes.AsSpan(0, bytes.Length - 4)))
         {
             throw new InvalidDataException($"The Raft snapshot file '{path}' is damaged.");
@@ -190,6 +219,15 @@ internal static class SnapshotFile
         var endOffset = I64();
         var voters = Enumerable.Range(0, Count()).Select(_ => new RaftNodeId((ulong)I64())).ToList();
         var learners = Enumerable.Range(0, Count()).Select(_ => new RaftNodeId((ulong)I64())).ToList();
+        var addresses = new List<KeyValuePair<RaftNodeId, string>>();
+        for (var i = version >= 4 ? Count() : 0; i > 0; i--)
+        {
+            var id = new RaftNodeId((ulong)I64());
+            var length = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(position));
+            addresses.Add(new(id, System.Text.Encoding.UTF8.GetString(bytes.AsSpan(position + 2, length))));
+            position += 2 + length;
+        }
+
         SnapshotImage data;
         if ((flags & Flags.ExternalData) != 0)
         {
@@ -209,6 +247,6 @@ internal static class SnapshotFile
             data = bytes.AsSpan(position, length).ToArray();
         }
 
-        return (new RaftSnapshot(new SnapshotMetadata(index, term, new ClusterConfig(voters, learners)), data), endOffset, flags & ~Flags.ExternalData);
+        return (new RaftSnapshot(new SnapshotMetadata(index, term, new ClusterConfig(voters, learners, addresses)), data), endOffset, flags & ~Flags.ExternalData);
     }
 }

@@ -7,14 +7,18 @@ namespace AppendLog.Raft.Transport;
 
 /// <summary>
 /// Encodes every <see cref="RaftMessage"/> type into the payload of one frame (<see cref="RaftFrame"/>), and back.
-/// All integers little-endian. Layout, version 2 (version 1 carried a whole snapshot image in one message):
+/// All integers little-endian. Layout, version 3 (version 1 carried a whole snapshot image in one message; version 2
+/// has no member addresses in a snapshot's membership):
 /// <code>
 /// u8 version | u8 type | u8 flags (1 reject, 2 transfer, 4 has snapshot) | u64 from | u64 to | i64 term
 /// | i64 logTerm | i64 index | i64 commit | i64 rejectHint | i64 snapshotOffset | i32 entryCount
 /// | entryCount × (i64 term | i64 index | u8 kind | i32 length | bytes)
 /// | [snapshot: i64 index | i64 term | i32 voters | voters × u64 | i32 learners | learners × u64
+///    | (version 3) i32 addresses | addresses × (u64 id | i32 length | UTF-8 bytes)
 ///    | i64 imageLength | i32 chunkLength | chunk bytes]
 /// </code>
+/// Only a snapshot message whose membership has addresses is written as version 3; every other message is written as
+/// version 2, byte for byte what the previous release wrote, and both versions are read.
 /// A snapshot message carries one chunk of the image (<see cref="RaftMessage.SnapshotChunk"/>), never the image: the
 /// decoded snapshot has an empty image, and the receiver uses the chunk.
 /// Entry payloads are record batches (or Raft's small control payloads) and travel as they are: the follower stores
@@ -22,7 +26,10 @@ namespace AppendLog.Raft.Transport;
 /// </summary>
 internal static class RaftMessageCodec
 {
-    public const byte Version = 2;
+    public const byte Version = 3;
+
+    /// <summary>The version of a message that carries no member addresses (the same layout without them).</summary>
+    public const byte VersionWithoutAddresses = 2;
 
     private const int FixedBytes = 3 + 8 + 8 + (8 * 6) + 4;
     private const int EntryFixedBytes = 8 + 8 + 1 + 4;
@@ -45,6 +52,14 @@ internal static class RaftMessageCodec
         if (message.Snapshot is { } snapshot)
         {
             size += 8 + 8 + 4 + (8 * snapshot.Metadata.Config.Voters.Count) + 4 + (8 * snapshot.Metadata.Config.Learners.Count) + 8 + 4 + message.SnapshotChunk.Length;
+            if (!snapshot.Metadata.Config.Addresses.IsEmpty)
+            {
+                size += 4;
+                foreach (var (_, address) in snapshot.Metadata.Config.Addresses)
+                {
+                    size += 8 + 4 + System.Text.Encoding.UTF8.GetByteCount(address);
+                }
+            }
         }
 
         return size;
@@ -54,7 +69,8 @@ internal static class RaftMessageCodec
     public static void Encode(RaftMessage message, Span<byte> destination)
     {
         var w = new Writer(destination);
-        w.U8(Version);
+        var withAddresses = message.Snapshot is { } withConfig && !withConfig.Metadata.Config.Addresses.IsEmpty;
+        w.U8(withAddresses ? Version : VersionWithoutAddresses);
         w.U8((byte)message.Type);
         w.U8((byte)((message.Reject ? RejectFlag : 0) | (message.Transfer ? TransferFlag : 0) | (message.Snapshot is not null ? SnapshotFlag : 0)));
         w.U64(message.From.Value);
@@ -80,6 +96,16 @@ internal static class RaftMessageCodec
             w.I64(snapshot.Term);
             w.Ids(snapshot.Metadata.Config.Voters);
             w.Ids(snapshot.Metadata.Config.Learners);
+            if (withAddresses)
+            {
+                w.I32(snapshot.Metadata.Config.Addresses.Count);
+                foreach (var (id, address) in snapshot.Metadata.Config.Addresses)
+                {
+                    w.U64(id.Value);
+                    w.Bytes(System.Text.Encoding.UTF8.GetBytes(address));
+                }
+            }
+
             w.I64(message.SnapshotLength);
             w.Bytes(message.SnapshotChunk.Span);
         }
@@ -93,7 +119,7 @@ internal static class RaftMessageCodec
     {
         var r = new Reader(payload);
         var version = r.U8();
-        if (version != Version)
+        if (version is not (Version or VersionWithoutAddresses))
         {
             throw new InvalidDataException($"Unknown Raft message version {version}.");
         }
@@ -140,7 +166,22 @@ internal static class RaftMessageCodec
         {
             var snapshotIndex = r.I64();
             var snapshotTerm = r.I64();
-            var config = new ClusterConfig(r.Ids(), r.Ids());
+            var voters = r.Ids();
+            var learners = r.Ids();
+            var addresses = new List<KeyValuePair<RaftNodeId, string>>();
+            for (var i = version == Version ? r.I32() : 0; i > 0; i--)
+            {
+                var id = new RaftNodeId(r.U64());
+                var address = r.Bytes();
+                if (address.Length > ConfigChange.AddressBytesMax || (!voters.Contains(id) && !learners.Contains(id)) || addresses.Any(a => a.Key == id))
+                {
+                    throw new InvalidDataException($"A snapshot's membership names an address of {address.Length} bytes for node {id}.");
+                }
+
+                addresses.Add(new(id, System.Text.Encoding.UTF8.GetString(address.Span)));
+            }
+
+            var config = new ClusterConfig(voters, learners, addresses);
             snapshot = new RaftSnapshot(new SnapshotMetadata(snapshotIndex, snapshotTerm, config), SnapshotImage.Empty);
             snapshotLength = r.I64();
             chunk = r.Bytes();

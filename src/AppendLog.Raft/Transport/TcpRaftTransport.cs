@@ -35,7 +35,11 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
     private readonly RaftNodeId _self;
     private readonly Action<RaftMessage> _receive;
     private readonly TimeProvider _time;
-    private readonly Dictionary<RaftNodeId, Peer> _peers = [];
+    /// <summary>Peers by id; replaced whole (copy on write) by <see cref="SetPeerEndpoints"/>, read by any thread.</summary>
+    private volatile Dictionary<RaftNodeId, Peer> _peers = [];
+    private readonly Lock _peersLock = new();
+    private bool _started;
+    private bool _stopping;
     private readonly ConcurrentDictionary<Socket, byte> _incoming = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
@@ -105,12 +109,68 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
 
     public void Start()
     {
-        _loops.Add(Task.Run(AcceptLoopAsync));
-        foreach (var peer in _peers.Values)
+        lock (_peersLock)
         {
-            _loops.Add(Task.Run(() => SendLoopAsync(peer)));
+            _started = true;
+            _loops.Add(Task.Run(AcceptLoopAsync));
+            foreach (var peer in _peers.Values)
+            {
+                _loops.Add(Task.Run(() => SendLoopAsync(peer)));
+            }
         }
     }
+
+    /// <summary>
+    /// Learns where peers listen (from the replicated membership): a peer not known yet gets a send queue and a connection,
+    /// and a known peer whose endpoint changed reconnects to the new one. Peers absent from <paramref name="endpoints"/>
+    /// are kept (a removed member's queue just stays idle). This node's own entry is ignored.
+    /// </summary>
+    public void SetPeerEndpoints(IEnumerable<KeyValuePair<RaftNodeId, IPEndPoint>> endpoints)
+    {
+        lock (_peersLock)
+        {
+            if (_stopping)
+            {
+                return;
+            }
+
+            Dictionary<RaftNodeId, Peer>? updated = null;
+            foreach (var (id, endpoint) in endpoints)
+            {
+                if (id == _self)
+                {
+                    continue;
+                }
+
+                if (_peers.TryGetValue(id, out var known))
+                {
+                    if (!known.Endpoint.Equals(endpoint))
+                    {
+                        known.Endpoint = endpoint;
+                        known.Socket?.Dispose(); // the send loop reconnects, to the new endpoint
+                    }
+
+                    continue;
+                }
+
+                updated ??= new Dictionary<RaftNodeId, Peer>(_peers);
+                var peer = new Peer(id, endpoint);
+                updated[id] = peer;
+                if (_started)
+                {
+                    _loops.Add(Task.Run(() => SendLoopAsync(peer)));
+                }
+            }
+
+            if (updated is not null)
+            {
+                _peers = updated;
+            }
+        }
+    }
+
+    /// <summary>The endpoint messages to <paramref name="id"/> go to, or null when it is unknown.</summary>
+    public IPEndPoint? EndpointOf(RaftNodeId id) => _peers.TryGetValue(id, out var peer) ? peer.Endpoint : null;
 
     /// <summary>Tests: messages for which this returns true are dropped as if lost (it also sees every message sent).</summary>
     internal Func<RaftMessage, bool>? DropOutgoing { get; set; }
@@ -145,6 +205,11 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
             return;
         }
 
+        lock (_peersLock)
+        {
+            _stopping = true; // under the lock: SetPeerEndpoints starts no send loop after this
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
         _listener.Dispose();
         foreach (var socket in _incoming.Keys)
@@ -160,7 +225,13 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
 
         try
         {
-            await Task.WhenAll(_loops).ConfigureAwait(false);
+            Task[] loops;
+            lock (_peersLock)
+            {
+                loops = [.. _loops];
+            }
+
+            await Task.WhenAll(loops).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -249,11 +320,12 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
         var buffer = new ArrayBufferWriter<byte>(64 * 1024);
         while (!token.IsCancellationRequested)
         {
-            var socket = new Socket(peer.Endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            var endpoint = peer.Endpoint;
+            var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             peer.Socket = socket;
             try
             {
-                await socket.ConnectAsync(peer.Endpoint, token).ConfigureAwait(false);
+                await socket.ConnectAsync(endpoint, token).ConfigureAwait(false);
                 await socket.SendAsync(_hello, SocketFlags.None, token).ConfigureAwait(false);
                 delay = ReconnectDelayMin;
                 var reader = peer.Queue.Reader;
@@ -308,7 +380,14 @@ internal sealed class TcpRaftTransport : IRaftTransport, IAsyncDisposable
     {
         public RaftNodeId Id { get; } = id;
 
-        public IPEndPoint Endpoint { get; } = endpoint;
+        private volatile IPEndPoint _endpoint = endpoint;
+
+        /// <summary>Where the peer listens; the send loop reads it at each connection attempt.</summary>
+        public IPEndPoint Endpoint
+        {
+            get => _endpoint;
+            set => _endpoint = value;
+        }
 
         public Channel<RaftMessage> Queue { get; } = Channel.CreateBounded<RaftMessage>(new BoundedChannelOptions(SendQueueMessagesMax)
         {

@@ -25,6 +25,9 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     public IEnumerable<RaftNodeId> Ids => _members.Keys;
 
+    /// <summary>Where <paramref name="id"/> listens.</summary>
+    public IPEndPoint Endpoint(RaftNodeId id) => _members[id];
+
     /// <summary>Members get a <see cref="DictionaryStateMachine"/> (with snapshots) instead of an Apply callback.</summary>
     public bool UseStateMachine { get; init; }
 

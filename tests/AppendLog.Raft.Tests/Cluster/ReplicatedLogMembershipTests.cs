@@ -115,6 +115,60 @@ public sealed class ReplicatedLogMembershipTests
         await EventuallyAsync(() => cluster.Applied[joiner].ContainsKey(after), "the promoted member applied the record it helped commit");
     }
 
+    /// <summary>
+    /// The founders' address books list only the founders; the newcomer is added with its endpoint, which travels in the
+    /// membership entry. Every founder then reaches it (a founder that becomes leader must, or nothing commits with one
+    /// founder down), and a founder restarted later still knows it, from its log.
+    /// </summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task AMemberAddedWithItsEndpoint_IsReachedByMembersWhoseAddressBooksNeverListedIt()
+    {
+        var joiner = new RaftNodeId(4);
+        await using var cluster = new LoopbackCluster(4, o => new ReplicatedLogOptions
+        {
+            NodeId = o.NodeId,
+            Members = o.NodeId == joiner ? o.Members : o.Members.Where(m => m.Key != joiner).ToDictionary(),
+            Directory = o.Directory,
+            RandomSeed = o.RandomSeed,
+            Apply = o.Apply,
+            InitialVoters = Founders,
+        });
+        foreach (var id in Founders)
+        {
+            await cluster.StartAsync(id);
+        }
+
+        var leader = await cluster.AwaitLeaderAsync(Wait);
+        var before = await ReplicateAsync(cluster, 0, 50);
+        await cluster.StartAsync(joiner);
+        Assert.That(() => leader.AddLearnerAsync(joiner).AsTask(), Throws.ArgumentException, "not in the leader's address book, and no endpoint given");
+        await ChangeAsync(() => leader.AddLearnerAsync(joiner, cluster.Endpoint(joiner)));
+        await EventuallyAsync(() => before.All(a => cluster.Applied[joiner].ContainsKey(a.Offset)), "the learner applied the earlier records");
+        await ChangeAsync(() => leader.PromoteLearnerAsync(joiner));
+
+        var others = Founders.Where(id => id != leader.NodeId).ToList();
+        await EventuallyAsync(
+            () => others.All(id => cluster.Node(id).Status.MemberEndpoints.TryGetValue(joiner, out var e) && e.Equals(cluster.Endpoint(joiner))),
+            "every founder learned the newcomer's endpoint from the log");
+
+        // A founder that never listed the newcomer leads; with another founder down, a commit needs the newcomer's copy.
+        await leader.TransferLeadershipAsync(others[0]).AsTask().WaitAsync(Wait);
+        var next = cluster.Node(others[0]);
+        await cluster.StopAsync(others[1]);
+        var offset = await next.ReplicateAsync(Payload(500)).AsTask().WaitAsync(Wait);
+        await EventuallyAsync(() => cluster.Applied[joiner].ContainsKey(offset), "the newcomer applied the record it helped commit");
+
+        // A founder restarted learns the endpoint again from its own log (its address book still lacks it).
+        await cluster.StopAsync(leader.NodeId);
+        await cluster.StartAsync(others[1]);
+        await cluster.StartAsync(leader.NodeId);
+        var restarted = cluster.Node(leader.NodeId);
+        await EventuallyAsync(
+            () => restarted.Status.MemberEndpoints.TryGetValue(joiner, out var e) && e.Equals(cluster.Endpoint(joiner)),
+            "the restarted founder knows the newcomer's endpoint");
+    }
+
     [Test]
     public async Task LeadershipTransfer_MakesTheTargetLeader_AndTheOldLeaderRedirects()
     {

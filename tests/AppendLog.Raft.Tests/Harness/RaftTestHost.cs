@@ -150,14 +150,22 @@ internal sealed class RaftTestHost
 
     /// <summary>Ready steps 4-6: sync, then hand back the messages to send after it, apply, and advance.
     /// (The caller sends <see cref="Ready.MessagesBeforeSync"/> itself, after <see cref="BeginReady"/>.)</summary>
-    public IReadOnlyList<RaftMessage> CompleteReady()
+    /// <param name="syncFailedIgnored">A broken host (for teeth tests): the sync failed with EIO (the unsynced writes and
+    /// hard state are lost to the disk) and the host carries on as if it had succeeded, instead of stopping.</param>
+    public IReadOnlyList<RaftMessage> CompleteReady(bool syncFailedIgnored = false)
     {
         var ready = InFlight ?? throw new InvalidOperationException("no Ready in flight");
         InFlight = null;
 
         // As the real host (RaftHost): sync only when the batch says so. A leader's earlier pipelined writes may still
         // be in flight after a batch with nothing to persist (a vote reply), and the node must not assume otherwise.
-        if (ready.MustSync)
+        if (ready.MustSync && syncFailedIgnored)
+        {
+            // The disk lost the writes; the next sync will report them durable (Fsyncgate). The hard state stays volatile.
+            Log.LoseUnsynced();
+            Log.Sync();
+        }
+        else if (ready.MustSync)
         {
             Log.Sync();
             HardStates.Sync();
@@ -200,14 +208,15 @@ internal sealed class RaftTestHost
 
     /// <summary>A power cut: the node and its unsynced writes are gone.</summary>
     /// <param name="logWriteSurvives">Whether an in-flight Ready's log write reached the disk (its hard state did not).</param>
-    public void Crash(bool logWriteSurvives = false)
+    /// <param name="unsyncedKept">Otherwise, how many of the first unsynced entries reached the disk (a torn write).</param>
+    public void Crash(bool logWriteSurvives = false, int unsyncedKept = 0)
     {
         if (InFlight is not null && logWriteSurvives)
         {
             Log.Sync();
         }
 
-        Log.Crash();
+        Log.Crash(unsyncedKept);
         HardStates.Crash();
         foreach (var read in _readsWaiting)
         {

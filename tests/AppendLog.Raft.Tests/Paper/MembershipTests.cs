@@ -153,6 +153,109 @@ public sealed class MembershipTests
         Assert.That(leader.N.Committed, Is.GreaterThanOrEqualTo(index));
     }
 
+    /// <summary>
+    /// The bug of single-server changes (Ongaro, raft-dev 2015), replayed step by step on four voters {1,2,3,4}:
+    /// (a) leader 1 (term 1) appends C_a = +5 and only 5 receives it; 1 crashes. (b) 2 wins term 2 with 3 and 4, and
+    /// before its no-op commits appends C_b = −1 (quorum 2 of {2,3,4}); 2 and 3 commit it, and the no-op at index 2
+    /// with it. (c) 1 restarts with C_a in force, and 4 (which never got term-2 entries) and 5 elect it in term 3: a
+    /// majority of C_a. It commits C_a at index 2: two different entries committed at one index.
+    /// </summary>
+    private static TestCluster SingleServerChangeBugScenario(RaftTestingFaults faults, out bool changeRefused)
+    {
+        var cluster = new TestCluster(4, PaperOptions.Create(preVote: false, checkQuorum: false, faults: faults), spares: 1);
+        cluster.Elect(1);
+        Settle(cluster, 1);
+        Assert.That(cluster[4].N.Committed, Is.EqualTo(1), "the term-1 no-op is committed everywhere");
+
+        // (a)
+        cluster.Cut(1, 2);
+        cluster.Cut(1, 3);
+        cluster.Cut(1, 4);
+        cluster[1].N.ProposeConfigChange(new ConfigChange(ConfigChangeKind.AddVoter, TestCluster.Id(5)));
+        cluster.Stabilize();
+        Assert.That(cluster[5].N.LastIndex, Is.EqualTo(2), "C_a reached node 5");
+        Assert.That(cluster[1].N.Committed, Is.EqualTo(1), "C_a is not committed (2 of 5)");
+        cluster[1].Crash();
+
+        // (b) Node 4 votes for 2 but never receives its entries.
+        cluster.Drop = m => m.From == TestCluster.Id(2) && m.To == TestCluster.Id(4) && m.Type is RaftMessageType.Append or RaftMessageType.Snapshot;
+        cluster.Elect(2);
+        Assert.That(cluster[2].N.Role, Is.EqualTo(RaftRole.Leader));
+        Assert.That(cluster[2].N.Term, Is.EqualTo(2));
+        var removeOne = new ConfigChange(ConfigChangeKind.Remove, TestCluster.Id(1));
+        changeRefused = false;
+        try
+        {
+            cluster[2].N.ProposeConfigChange(removeOne);
+        }
+        catch (InvalidOperationException)
+        {
+            // The rule: first commit an entry of term 2, which needs node 4 (3 of {1,2,3,4}, node 1 down).
+            changeRefused = true;
+            cluster.Drop = null;
+            Settle(cluster, 2);
+            cluster[2].N.ProposeConfigChange(removeOne);
+            cluster.Drop = m => m.From == TestCluster.Id(2) && m.To == TestCluster.Id(4) && m.Type is RaftMessageType.Append or RaftMessageType.Snapshot;
+        }
+
+        cluster.Stabilize();
+        Assert.That(cluster[2].N.Config.Voters, Is.EquivalentTo(new[] { TestCluster.Id(2), TestCluster.Id(3), TestCluster.Id(4) }));
+        Assert.That(cluster[2].N.Committed, Is.GreaterThanOrEqualTo(3), "C_b and the no-op before it are committed by 2 and 3");
+
+        // (c) Node 1 returns, cut off from 2 and 3, and campaigns with C_a in force.
+        cluster[1].Restart();
+        cluster.HealAll();
+        cluster.Cut(1, 2);
+        cluster.Cut(1, 3);
+        cluster.Cut(2, 5);
+        cluster.Cut(3, 5);
+        for (var round = 0; round < 30 && cluster[1].N.Role != RaftRole.Leader; round++)
+        {
+            cluster.Tick(1, 25);
+            cluster.Stabilize();
+        }
+
+        if (cluster[1].N.Role == RaftRole.Leader)
+        {
+            Settle(cluster, 1);
+        }
+
+        return cluster;
+    }
+
+    [Test]
+    public void TheSingleServerChangeBug_CommitsTwoEntriesAtOneIndex_WhenALeaderChangesMembershipBeforeCommittingInItsTerm()
+    {
+        // Reference: Ongaro, "bug in single-server membership changes", raft-dev, July 2015. The scenario has teeth: with
+        // the rule switched off, the two memberships commit different entries at index 2.
+        var cluster = SingleServerChangeBugScenario(RaftTestingFaults.ConfigChangeBeforeOwnTermCommit, out var refused);
+        Assert.That(refused, Is.False);
+        Assert.That(cluster[1].N.Role, Is.EqualTo(RaftRole.Leader), "1, 4 and 5 are a majority of C_a");
+        Assert.That(cluster[1].N.Committed, Is.GreaterThanOrEqualTo(2));
+        Assert.That(cluster[1].N.TryGetTerm(2, out var termOn1) && cluster[2].N.TryGetTerm(2, out var termOn2) && termOn1 != termOn2, Is.True,
+            "index 2 is committed as C_a (term 1) on node 1 and as the term-2 no-op on node 2");
+    }
+
+    [Test]
+    public void TheSingleServerChangeBug_CannotHappen_WhenALeaderFirstCommitsAnEntryOfItsTerm()
+    {
+        // Reference: thesis §4.1 erratum. Node 2's no-op needs node 4, so 4 holds a term-2 entry and refuses 1 its vote.
+        var cluster = SingleServerChangeBugScenario(RaftTestingFaults.None, out var refused);
+        Assert.That(refused, Is.True, "the change waited for the no-op of term 2 to commit");
+        Assert.That(cluster[1].N.Role, Is.Not.EqualTo(RaftRole.Leader), "1 and 5 are not a majority of C_a");
+        foreach (var a in cluster.Hosts.Values)
+        {
+            foreach (var b in cluster.Hosts.Values)
+            {
+                for (var index = 1L; index <= Math.Min(a.N.Committed, b.N.Committed); index++)
+                {
+                    Assert.That(a.N.TryGetTerm(index, out var ta) && b.N.TryGetTerm(index, out var tb) && ta == tb, Is.True,
+                        $"nodes {a.Id} and {b.Id} committed the same entry at {index}");
+                }
+            }
+        }
+    }
+
     [Test]
     public void AChangeThatIsNotASingleServerStep_IsRefused()
     {

@@ -16,6 +16,14 @@ namespace AppendLog.Raft.Tests.Simulation;
 /// → safety always holds (checked after every event by <see cref="SafetyChecker"/>); after the faults stop, a
 /// leader emerges and every member applies every acknowledged entry (liveness, checked at the end).
 /// </para>
+/// <para>
+/// Production faults (<see cref="SimulationOptions.ProductionFaults"/>), with the same expected outcome: EIO on a sync
+/// → the host stops before sending anything of that batch (fail-stop, as RaftHost) and restarts later over any prefix of
+/// its unsynced entries; a crash → all, none or a prefix of the unsynced entries survive (torn write), the unsynced hard
+/// state never; a process pause → no ticks, inputs and storage completions queue, and on resume the ticks are caught up
+/// by the clock (at most an election timeout, as RaftHost) before a read is judged; skew → clock rates differ by up to
+/// ±15 % (within the leases' drift bound in lease seeds).
+/// </para>
 /// </summary>
 internal sealed class ClusterSimulation
 {
@@ -31,6 +39,9 @@ internal sealed class ClusterSimulation
         Chaos,
         Restart,
         Heal,
+
+        /// <summary>A paused process runs again.</summary>
+        Resume,
     }
 
     private sealed record SimEvent(EventKind Kind, RaftNodeId Node, RaftMessage? Message = null, int Incarnation = 0);
@@ -77,6 +88,10 @@ internal sealed class ClusterSimulation
     /// <summary>Each node's clock rate (1: real time) and its fractional ticks not yet delivered.</summary>
     private readonly Dictionary<RaftNodeId, double> _tickRate = [];
     private readonly Dictionary<RaftNodeId, double> _tickCredit = [];
+    /// <summary>Paused processes: the inputs that reached them meanwhile (in order), and the ticks their clocks owe them.</summary>
+    private readonly HashSet<RaftNodeId> _paused = [];
+    private readonly Dictionary<RaftNodeId, List<SimEvent>> _pausedInputs = [];
+    private readonly Dictionary<RaftNodeId, double> _missedTicks = [];
     private long _sequence;
     private ulong _proposalNext = 1;
     private bool _chaos = true;
@@ -130,6 +145,8 @@ internal sealed class ClusterSimulation
             _incarnation[id] = 0;
             _tickCredit[id] = 0;
             _tickRate[id] = 1;
+            _pausedInputs[id] = [];
+            _missedTicks[id] = 0;
             Schedule(_random.Next(10), new SimEvent(EventKind.Tick, id));
         }
 
@@ -141,6 +158,14 @@ internal sealed class ClusterSimulation
             foreach (var id in _ids)
             {
                 _tickRate[id] = 1 + ((_random.NextDouble() - 0.5) * skew);
+            }
+        }
+        else if (_options.SkewAllClocks)
+        {
+            // Without leases, skew costs only liveness (a fast clock campaigns early): rates within ±15 %.
+            foreach (var id in _ids)
+            {
+                _tickRate[id] = 1 + ((_random.NextDouble() - 0.5) * 0.3);
             }
         }
 
@@ -279,6 +304,13 @@ internal sealed class ClusterSimulation
         {
             case EventKind.Tick:
                 Schedule(10, e);
+                if (_paused.Contains(e.Node))
+                {
+                    // The timer does not fire in a paused process; the host catches the time up when it runs again.
+                    _missedTicks[e.Node] += _tickRate[e.Node];
+                    break;
+                }
+
                 Input(e);
                 break;
             case EventKind.Deliver:
@@ -288,28 +320,28 @@ internal sealed class ClusterSimulation
                     break;
                 }
 
+                if (_paused.Contains(e.Node))
+                {
+                    _pausedInputs[e.Node].Add(e);
+                    break;
+                }
+
                 Input(e);
                 break;
             case EventKind.SyncDone:
-                if (e.Incarnation == _incarnation[e.Node])
+            case EventKind.Durable:
+                if (e.Incarnation == _incarnation[e.Node] && _paused.Contains(e.Node))
                 {
-                    CompleteSync(e.Node);
+                    _pausedInputs[e.Node].Add(e);
+                    break;
                 }
 
+                OnStorageDone(e);
                 break;
-            case EventKind.Durable:
-                if (e.Incarnation == _incarnation[e.Node] && _hosts[e.Node].IsUp)
+            case EventKind.Resume:
+                if (e.Incarnation == _incarnation[e.Node] && _paused.Remove(e.Node))
                 {
-                    try
-                    {
-                        _hosts[e.Node].CompleteDurable();
-                    }
-                    catch (RaftInvariantException ex)
-                    {
-                        Checker.Fail($"node {e.Node} at {NowMs} ms: {ex.Message}");
-                    }
-
-                    BeginReady(_hosts[e.Node]);
+                    Resume(e.Node);
                 }
 
                 break;
@@ -343,6 +375,140 @@ internal sealed class ClusterSimulation
         }
     }
 
+    /// <summary>A sync, or a pipelined write's durability, completed (or failed with EIO).</summary>
+    private void OnStorageDone(SimEvent e)
+    {
+        if (e.Incarnation != _incarnation[e.Node])
+        {
+            return;
+        }
+
+        if (e.Kind == EventKind.SyncDone)
+        {
+            CompleteSync(e.Node);
+            return;
+        }
+
+        if (!_hosts[e.Node].IsUp)
+        {
+            return;
+        }
+
+        if (SyncFails() && !_options.HostIgnoresSyncFailure)
+        {
+            FailStop(e.Node);
+            return;
+        }
+
+        try
+        {
+            _hosts[e.Node].CompleteDurable();
+        }
+        catch (RaftInvariantException ex)
+        {
+            Checker.Fail($"node {e.Node} at {NowMs} ms: {ex.Message}");
+        }
+
+        BeginReady(_hosts[e.Node]);
+    }
+
+    /// <summary>Draws whether this sync fails with EIO (no draw at all when EIO is off).</summary>
+    private bool SyncFails()
+    {
+        if (_options.SyncFailureProbability <= 0 || _random.NextDouble() >= _options.SyncFailureProbability)
+        {
+            return false;
+        }
+
+        Stats.SyncFailures++;
+        return true;
+    }
+
+    /// <summary>
+    /// EIO: the host stops (RaftHost's loop ends with the error; ReplicatedLog reports the fault and closes its
+    /// connections). What the failed write left on disk is unknown: any prefix of the unsynced entries. An operator
+    /// restarts the member later, and it recovers from its disk.
+    /// </summary>
+    private void FailStop(RaftNodeId id)
+    {
+        Stats.FailStops++;
+        var unsynced = (int)(_hosts[id].Log.LastIndex - _hosts[id].Log.DurableIndex);
+        CrashNode(id, logWriteSurvives: false, unsyncedKept: unsynced > 0 ? _random.Next(0, unsynced + 1) : 0);
+    }
+
+    /// <summary>A power cut or a fail-stop: the node loses what its disk did not keep, and restarts later.</summary>
+    private void CrashNode(RaftNodeId victim, bool logWriteSurvives, int unsyncedKept)
+    {
+        Stats.Crashes++;
+        if (_hosts[victim].InFlight is not null)
+        {
+            Stats.CrashesDuringSync++;
+        }
+
+        _hosts[victim].Crash(logWriteSurvives, unsyncedKept);
+        _incarnation[victim]++;
+        _inbox[victim].Clear();
+        _paused.Remove(victim);
+        _pausedInputs[victim].Clear();
+        _missedTicks[victim] = 0;
+        Schedule(_random.Next(20, 600), new SimEvent(EventKind.Restart, victim, Incarnation: _incarnation[victim]));
+    }
+
+    /// <summary>
+    /// A paused process runs again. A read may be the first input it takes (a client's request that was queued when it
+    /// stopped), before any tick: as RaftHost, the host brings the node's ticks up to the clock before a read. Then the
+    /// inputs that queued during the pause are taken in order; the owed ticks come with the next tick.
+    /// </summary>
+    private void Resume(RaftNodeId id)
+    {
+        var host = _hosts[id];
+        if (_options.Reads && host.IsUp && host.InFlight is null && host.N.Role == RaftRole.Leader && _random.Next(2) == 0)
+        {
+            Stats.ReadsOnResume++;
+            Read(host);
+            BeginReady(host);
+        }
+
+        var queued = _pausedInputs[id];
+        _pausedInputs[id] = [];
+        var incarnation = _incarnation[id];
+        foreach (var e in queued)
+        {
+            if (e.Kind == EventKind.Deliver)
+            {
+                Input(e);
+            }
+            else
+            {
+                OnStorageDone(e);
+            }
+
+            if (_incarnation[id] != incarnation)
+            {
+                break; // crashed (EIO) while catching up: the rest is gone with the process
+            }
+        }
+    }
+
+    /// <summary>Gives the node the ticks its clock owes it after a pause (RaftHost.TickToNow: at most an election timeout).</summary>
+    private void CatchUpTicks(RaftTestHost host)
+    {
+        var owed = Math.Min(_missedTicks[host.Id], _raftOptions.ElectionTicksMax);
+        _missedTicks[host.Id] = 0;
+        _tickCredit[host.Id] += owed;
+        try
+        {
+            for (; _tickCredit[host.Id] >= 1; _tickCredit[host.Id]--)
+            {
+                host.N.Tick();
+            }
+        }
+        catch (RaftInvariantException ex)
+        {
+            Checker.Fail($"node {host.Id} at {NowMs} ms: {ex.Message}");
+        }
+    }
+
     /// <summary>An input for a node: handled now, or queued while the node syncs a Ready.</summary>
     private void Input(SimEvent e)
     {
@@ -369,8 +535,10 @@ internal sealed class ClusterSimulation
             switch (e.Kind)
             {
                 case EventKind.Tick:
-                    // A node whose clock runs at rate r gets r ticks per 10 ms on average (0, 1 or 2 at a time).
-                    _tickCredit[host.Id] += _tickRate[host.Id];
+                    // A node whose clock runs at rate r gets r ticks per 10 ms on average (0, 1 or 2 at a time), and after
+                    // a pause the ticks its clock owes it (at most an election timeout, as RaftHost.TickToNow).
+                    _tickCredit[host.Id] += _tickRate[host.Id] + Math.Min(_missedTicks[host.Id], _raftOptions.ElectionTicksMax);
+                    _missedTicks[host.Id] = 0;
                     for (; _tickCredit[host.Id] >= 1; _tickCredit[host.Id]--)
                     {
                         host.N.Tick();
@@ -428,10 +596,17 @@ internal sealed class ClusterSimulation
     private void CompleteSync(RaftNodeId id)
     {
         var host = _hosts[id];
+        var failed = host.InFlight is { MustSync: true } && SyncFails();
+        if (failed && !_options.HostIgnoresSyncFailure)
+        {
+            FailStop(id);
+            return;
+        }
+
         IReadOnlyList<RaftMessage> messages;
         try
         {
-            messages = host.CompleteReady();
+            messages = host.CompleteReady(syncFailedIgnored: failed);
         }
         catch (RaftInvariantException ex)
         {
@@ -500,7 +675,7 @@ internal sealed class ClusterSimulation
 
     private RaftTestHost? ReadyLeader()
     {
-        var leaders = _hosts.Values.Where(h => h.IsUp && h.InFlight is null && h.N.Role == RaftRole.Leader).ToList();
+        var leaders = _hosts.Values.Where(h => h.IsUp && h.InFlight is null && !_paused.Contains(h.Id) && h.N.Role == RaftRole.Leader).ToList();
         return leaders.Count == 0 ? null : leaders[_random.Next(leaders.Count)];
     }
 
@@ -544,6 +719,11 @@ internal sealed class ClusterSimulation
     private void Read(RaftTestHost leader)
     {
         var id = _readNext++;
+        if (!_options.ReadsSkipTickToNow)
+        {
+            CatchUpTicks(leader);
+        }
+
         try
         {
             leader.N.ReadIndex(id);
@@ -640,16 +820,25 @@ internal sealed class ClusterSimulation
             if (up.Count > 0)
             {
                 var victim = up[_random.Next(up.Count)];
-                Stats.Crashes++;
-                if (_hosts[victim].InFlight is not null)
+                if (!_options.TornCrashes)
                 {
-                    Stats.CrashesDuringSync++;
+                    CrashNode(victim, logWriteSurvives: _random.Next(2) == 0, unsyncedKept: 0);
                 }
-
-                _hosts[victim].Crash(logWriteSurvives: _random.Next(2) == 0);
-                _incarnation[victim]++;
-                _inbox[victim].Clear();
-                Schedule(_random.Next(20, 600), new SimEvent(EventKind.Restart, victim, Incarnation: _incarnation[victim]));
+                else
+                {
+                    // All, none, or a prefix of the unsynced entries reached the disk.
+                    var mode = _random.Next(3);
+                    var unsynced = (int)(_hosts[victim].Log.LastIndex - _hosts[victim].Log.DurableIndex);
+                    if (mode == 2 && unsynced > 0)
+                    {
+                        Stats.TornCrashes++;
+                        CrashNode(victim, logWriteSurvives: false, unsyncedKept: _random.Next(1, unsynced + 1));
+                    }
+                    else
+                    {
+                        CrashNode(victim, logWriteSurvives: mode == 0, unsyncedKept: 0);
+                    }
+                }
             }
         }
         else if (roll < 45)
@@ -701,6 +890,26 @@ internal sealed class ClusterSimulation
         {
             ChangeMembership();
         }
+        else if (roll < 82 && _options.Pauses)
+        {
+            Pause();
+        }
+    }
+
+    /// <summary>Stops a process (a leader half the time) for 50-800 ms: a long GC, a stopped VM. Time runs on.</summary>
+    private void Pause()
+    {
+        var candidates = _ids.Where(id => _hosts[id].IsUp && !_paused.Contains(id)).ToList();
+        var leader = candidates.FirstOrDefault(id => _hosts[id].N.Role == RaftRole.Leader);
+        if (candidates.Count == 0)
+        {
+            return;
+        }
+
+        var victim = !leader.IsNone && _random.Next(2) == 0 ? leader : candidates[_random.Next(candidates.Count)];
+        _paused.Add(victim);
+        Stats.Pauses++;
+        Schedule(_random.Next(50, 801), new SimEvent(EventKind.Resume, victim, Incarnation: _incarnation[victim]));
     }
 
     private void ChangeMembership()
@@ -801,6 +1010,18 @@ internal sealed class SimulationStats
 
     public long ConfigChanges { get; set; }
 
+    /// <summary>Production faults: syncs that failed with EIO, the fail-stops they caused, crashes that kept a torn
+    /// prefix of the unsynced entries, process pauses, and reads taken first thing after a leader's pause.</summary>
+    public long SyncFailures { get; set; }
+
+    public long FailStops { get; set; }
+
+    public long TornCrashes { get; set; }
+
+    public long Pauses { get; set; }
+
+    public long ReadsOnResume { get; set; }
+
     public long ConfigChangesRefused { get; set; }
 
     public long Proposals { get; set; }
@@ -842,6 +1063,11 @@ internal sealed class SimulationStats
         SnapshotChunksAfterFirst += o.SnapshotChunksAfterFirst;
         SnapshotChunksResent += o.SnapshotChunksResent;
         ConfigChanges += o.ConfigChanges;
+        SyncFailures += o.SyncFailures;
+        FailStops += o.FailStops;
+        TornCrashes += o.TornCrashes;
+        Pauses += o.Pauses;
+        ReadsOnResume += o.ReadsOnResume;
         ConfigChangesRefused += o.ConfigChangesRefused;
         Proposals += o.Proposals;
         ProposalsRefused += o.ProposalsRefused;
@@ -860,5 +1086,7 @@ internal sealed class SimulationStats
         $"(dropped {MessagesDropped}, duplicated {MessagesDuplicated}), crashes {Crashes} ({CrashesDuringSync} during a sync), " +
         $"restarts {Restarts}, partitions {Partitions}, one-way cuts {OneWayCuts}, transfers {Transfers}, snapshots sent {SnapshotsSent} (later chunks {SnapshotChunksAfterFirst}, resent {SnapshotChunksResent}), config changes {ConfigChanges} " +
         $"(refused {ConfigChangesRefused}), proposals {Proposals} (refused {ProposalsRefused}), acknowledged {Acknowledged}, " +
-        $"reads {Reads} (refused {ReadsRefused}, served {ReadsServed}, failed {ReadsFailed}), history operations checked {HistoryOperations}, fetches {Fetches}";
+        $"reads {Reads} (refused {ReadsRefused}, served {ReadsServed}, failed {ReadsFailed}), history operations checked {HistoryOperations}, fetches {Fetches}" +
+        (SyncFailures + TornCrashes + Pauses == 0 ? "" :
+            $", EIO syncs {SyncFailures} (fail-stops {FailStops}), torn crashes {TornCrashes}, pauses {Pauses} (reads first on resume {ReadsOnResume})");
 }

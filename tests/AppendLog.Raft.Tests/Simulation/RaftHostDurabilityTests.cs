@@ -46,8 +46,16 @@ public sealed class RaftHostDurabilityTests
 
         public void ReadConfigChanges(List<RaftEntry> into) => inner.ReadConfigChanges(into);
 
+        /// <summary>When set, every sync and every pipelined write's durability fails with it (EIO from fdatasync).</summary>
+        public Exception? SyncFailure { get; set; }
+
         public async ValueTask SyncAsync(CancellationToken cancellationToken)
         {
+            if (SyncFailure is { } failure)
+            {
+                throw failure;
+            }
+
             if (_gate is { } gate)
             {
                 await gate.Task.WaitAsync(cancellationToken);
@@ -74,8 +82,8 @@ public sealed class RaftHostDurabilityTests
 
         public void Compact(RaftSnapshot snapshot) => inner.Compact(snapshot);
 
-        public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk) =>
-            inner.ReceiveSnapshotChunk(metadata, length, offset, chunk);
+        public (long Received, SnapshotImage? Image) ReceiveSnapshotChunk(SnapshotMetadata metadata, long length, long offset, ReadOnlySpan<byte> chunk, RaftNodeId sender) =>
+            inner.ReceiveSnapshotChunk(metadata, length, offset, chunk, sender);
     }
 
     [Test]
@@ -140,6 +148,78 @@ public sealed class RaftHostDurabilityTests
         await AdvanceUntilAsync(time, () => proposal.IsCompleted);
         Assert.That(await proposal, Is.EqualTo(index), "once the leader's write is durable, the entry commits");
         await stop.CancelAsync();
+    }
+
+    /// <summary>A hard-state store whose sync fails when told to.</summary>
+    private sealed class FailingHardStateStore : IHardStateStore
+    {
+        private readonly MemoryHardStateStore _inner = new();
+
+        public Exception? SyncFailure { get; set; }
+
+        public HardState Load() => _inner.Load();
+
+        public void Save(HardState state) => _inner.Save(state);
+
+        public ValueTask SyncAsync(CancellationToken cancellationToken) =>
+            SyncFailure is { } failure ? ValueTask.FromException(failure) : _inner.SyncAsync(cancellationToken);
+    }
+
+    private sealed class RecordingTransport : AppendLog.Raft.Transport.IRaftTransport
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<RaftMessage> Sent { get; } = new();
+
+        public void Send(RaftMessage message) => Sent.Enqueue(message);
+    }
+
+    /// <summary>
+    /// EIO on fdatasync (of the log or of the hard state) stops the member (fail-stop): after a failed sync the page
+    /// state is unknown (Fsyncgate), so it must neither grant the vote nor acknowledge the entries that batch was to make
+    /// durable, and its loop ends with the error (ReplicatedLog then reports the fault and closes its connections).
+    /// Breaking it: catch the IOException around the host's syncs and carry on, and the vote and the acknowledgement go out.
+    /// </summary>
+    [TestCase("log", "vote")]
+    [TestCase("log", "append")]
+    [TestCase("hard state", "vote")]
+    [TestCase("hard state", "append")]
+    [CancelAfter(30_000)]
+    public async Task AMemberWhoseSyncFails_StopsWithoutSendingWhatItCouldNotPersist(string failing, string request)
+    {
+        var ids = Enumerable.Range(1, 3).Select(i => new RaftNodeId((ulong)i)).ToList();
+        var self = ids[0];
+        var peer = ids[1];
+        var options = new RaftOptions();
+        var log = new GatedRaftLog(new MemoryRaftLog(RaftSnapshot.Bootstrap(new ClusterConfig(ids, []))));
+        var store = new FailingHardStateStore();
+        var transport = new RecordingTransport();
+        var host = new RaftHost(new RaftNode(self, options, log, store.Load(), new Random(1)), log, store, transport,
+            new FakeTimeProvider(), options, (_, _, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask);
+        var eio = new IOException("Input/output error (EIO) from fdatasync");
+        if (failing == "log")
+        {
+            log.SyncFailure = eio;
+        }
+        else
+        {
+            store.SyncFailure = eio;
+        }
+
+        var loop = host.RunAsync(CancellationToken.None);
+        host.Receive(request == "vote"
+            ? new RaftMessage { Type = RaftMessageType.Vote, From = peer, To = self, Term = 1 }
+            : new RaftMessage
+            {
+                Type = RaftMessageType.Append, From = peer, To = self, Term = 1,
+                Entries = [new RaftEntry(1, 1, RaftEntryKind.Normal, new byte[] { 7 })],
+            });
+
+        // Bounded: a host that swallowed the error would run on, and the test must fail, not hang.
+        var thrown = Assert.ThrowsAsync<IOException>(async () => await loop.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.That(thrown, Is.SameAs(eio), "the loop stops with the sync's own error");
+        Assert.That(transport.Sent.Where(m => m.Type is RaftMessageType.VoteResponse or RaftMessageType.AppendResponse), Is.Empty,
+            "no vote granted and no entry acknowledged that the member could not make durable");
+        Assert.That(async () => await host.ProposeAsync(new byte[] { 1 }, CancellationToken.None),
+            Throws.InstanceOf<System.Threading.Channels.ChannelClosedException>().With.InnerException.SameAs(eio), "later calls fail with the same error");
     }
 
     private static async Task AdvanceUntilAsync(FakeTimeProvider time, Func<bool> done, int steps = 5000)

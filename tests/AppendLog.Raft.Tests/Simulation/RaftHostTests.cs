@@ -209,6 +209,107 @@ public sealed class RaftHostTests
         await stop.CancelAsync();
     }
 
+    /// <summary>
+    /// A process pause (a long GC, a stopped VM) of a leader with lease reads: while it is paused its clock runs but its
+    /// loop sees nothing, the others elect a new leader and commit a write. When it resumes, a read may be taken before
+    /// the first tick after the pause; the lease must be judged by the clock, not by the ticks the loop happened to see,
+    /// or the read is served stale (it would not include the new leader's write). Breaking it: drop the host's
+    /// TickToNow before a read, and this read completes with the old index.
+    /// </summary>
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task ALeaderResumingFromAPause_ServesNoLeaseReadPastItsLease_WhenOthersElectedANewLeader()
+    {
+        using var stop = new CancellationTokenSource();
+        var time = new PausingTimeProvider();
+        var network = new InMemoryTransport.Network();
+        var options = new RaftOptions { LeaseReads = true, CheckQuorum = true };
+        var ids = Enumerable.Range(1, 3).Select(i => new RaftNodeId((ulong)i)).ToList();
+        var hosts = new List<RaftHost>();
+        foreach (var id in ids)
+        {
+            var log = new MemoryRaftLog(RaftSnapshot.Bootstrap(new ClusterConfig(ids, [])));
+            var store = new MemoryHardStateStore();
+            var host = new RaftHost(new RaftNode(id, options, log, store.Load(), new Random((int)id.Value)), log, store,
+                network.Transport(), time, options, (_, _, _) => ValueTask.CompletedTask, (_, _) => ValueTask.CompletedTask);
+            network.Register(id, host.Receive);
+            hosts.Add(host);
+            _ = Task.Run(() => host.RunAsync(stop.Token), stop.Token);
+        }
+
+        async Task<T> WhileTimeRuns<T>(Task<T> task)
+        {
+            for (var i = 0; i < 5000 && !task.IsCompleted; i++)
+            {
+                time.Advance(options.TickInterval);
+                await Task.Delay(1);
+            }
+
+            return await task;
+        }
+
+        RaftHost? leader = null;
+        for (var i = 0; i < 5000 && leader is null; i++)
+        {
+            leader = hosts.FirstOrDefault(h => h.Status.Role == RaftRole.Leader);
+            time.Advance(options.TickInterval);
+            await Task.Delay(1);
+        }
+
+        Assert.That(leader, Is.Not.Null);
+        await WhileTimeRuns(leader!.ProposeAsync(new byte[] { 1 }, CancellationToken.None).AsTask());
+        var before = await WhileTimeRuns(leader.ReadIndexAsync(CancellationToken.None).AsTask());
+
+        // Pause: no timer callback and no message reaches the old leader; time runs for everyone.
+        time.Paused.Add(leader);
+        network.Isolate(leader.Status.Leader);
+        RaftHost? next = null;
+        for (var i = 0; i < 5000 && next is null; i++)
+        {
+            next = hosts.FirstOrDefault(h => h != leader && h.Status.Role == RaftRole.Leader);
+            time.Advance(options.TickInterval);
+            await Task.Delay(1);
+        }
+
+        Assert.That(next, Is.Not.Null, "the others elected a new leader");
+        var write = await WhileTimeRuns(next!.ProposeAsync(new byte[] { 2 }, CancellationToken.None).AsTask());
+        Assert.That(write, Is.GreaterThan(before));
+
+        // Resume: the read is the first thing the old leader's loop sees.
+        var read = leader.ReadIndexAsync(CancellationToken.None).AsTask();
+        await Task.WhenAny(read, Task.Delay(500));
+        time.Paused.Remove(leader);
+        for (var i = 0; i < 100 && !read.IsCompleted; i++)
+        {
+            time.Advance(options.TickInterval);
+            await Task.Delay(1);
+        }
+
+        Assert.That(read.IsCompleted, Is.True, "the read ends: cut off, the old leader steps down (check-quorum)");
+        Assert.That(async () => await read, Throws.InstanceOf<NotLeaderException>(),
+            $"a read that completes would miss the new leader's write at index {write}");
+        await stop.CancelAsync();
+    }
+
+    /// <summary>A fake clock whose timers skip their callbacks for the hosts (timer states) in <see cref="Paused"/>.</summary>
+    private sealed class PausingTimeProvider : FakeTimeProvider
+    {
+        public HashSet<object> Paused { get; } = [];
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            base.CreateTimer(
+                s =>
+                {
+                    if (s is null || !Paused.Contains(s))
+                    {
+                        callback(s);
+                    }
+                },
+                state,
+                dueTime,
+                period);
+    }
+
     /// <summary>A fake clock whose timers deliver only one callback in <c>keepOneIn</c>, as a starved thread pool might.</summary>
     private sealed class SparseTimerTimeProvider(int keepOneIn) : FakeTimeProvider
     {

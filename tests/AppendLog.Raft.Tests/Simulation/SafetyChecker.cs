@@ -13,7 +13,9 @@ namespace AppendLog.Raft.Tests.Simulation;
 internal sealed class SafetyChecker
 {
     private readonly Dictionary<long, RaftNodeId> _leaderByTerm = [];
-    private readonly Dictionary<long, (RaftEntry Entry, ulong Hash)> _applied = [];
+    /// <summary>Each index as first applied, with the applier's term then: the entry was committed in that term or earlier
+    /// (a node learns a commit index only from a leader of its current term, or from its own persisted hard state).</summary>
+    private readonly Dictionary<long, (RaftEntry Entry, ulong Hash, long AppliedInTerm)> _applied = [];
     private readonly Dictionary<long, RaftEntry> _acknowledged = [];
 
     public List<string> Violations { get; } = [];
@@ -58,15 +60,25 @@ internal sealed class SafetyChecker
         CheckLeaderCompleteness(host);
     }
 
-    /// <summary>Every entry applied anywhere (so committed), acknowledged or not, is in the new leader's log.</summary>
+    /// <summary>
+    /// Every entry applied anywhere (so committed), acknowledged or not, is in the new leader's log, if it was committed
+    /// in an earlier term (Figure 3: "committed in a given term ... present in the logs of the leaders for all
+    /// higher-numbered terms"). A leader of an old term can still be elected late: a candidate paused with its votes in
+    /// its inbox wins when it resumes, after later terms committed entries it lacks (it can commit none of them).
+    /// </summary>
     private void CheckLeaderCompleteness(RaftTestHost host)
     {
         var node = host.N;
-        foreach (var (index, (entry, _)) in _applied)
+        foreach (var (index, (entry, _, appliedInTerm)) in _applied)
         {
             if (index < node.FirstIndex)
             {
                 continue; // covered by the leader's snapshot, whose hash was checked when it was taken or restored
+            }
+
+            if (appliedInTerm >= node.Term)
+            {
+                continue; // perhaps committed in this leader's term or a later one: not required of it
             }
 
             if (!node.TryGetTerm(index, out var term) || term != entry.Term)
@@ -91,7 +103,7 @@ internal sealed class SafetyChecker
         }
         else
         {
-            _applied[entry.Index] = (entry, hash);
+            _applied[entry.Index] = (entry, hash, host.N.Term);
             AppliedIndexMax = Math.Max(AppliedIndexMax, entry.Index);
         }
     }

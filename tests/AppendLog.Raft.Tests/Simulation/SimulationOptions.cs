@@ -62,4 +62,35 @@ internal sealed record SimulationOptions
 
     /// <summary>A broken host that sends a Ready's messages before syncing it (violates the Ready contract); for teeth tests.</summary>
     public bool HostSendsBeforeSync { get; init; }
+
+    /// <summary>Production faults (off: a run draws exactly the random numbers it drew before they existed). EIO on a
+    /// sync with this probability per sync (the host stops: fail-stop, and is restarted later over what its disk kept);
+    /// torn crashes (a crash keeps a random prefix of the unsynced entries); process pauses; every clock skewed.</summary>
+    public double SyncFailureProbability { get; init; }
+
+    /// <summary>A crash keeps all, none, or a random prefix of the unsynced entries (a third each).</summary>
+    public bool TornCrashes { get; init; }
+
+    /// <summary>Chaos also pauses a process (leaders more often) for 50-800 ms: no ticks, inputs queue, time runs on.</summary>
+    public bool Pauses { get; init; }
+
+    /// <summary>Every node's clock rate is skewed: within the leases' drift bound in lease seeds, by up to ±15 % elsewhere.</summary>
+    public bool SkewAllClocks { get; init; }
+
+    /// <summary>A broken host (teeth): on EIO it carries on as if the sync succeeded (Fsyncgate: the writes are lost to the
+    /// disk, the hard state stays unsynced) and sends what the batch acknowledges.</summary>
+    public bool HostIgnoresSyncFailure { get; init; }
+
+    /// <summary>A broken host (teeth): a read is judged by the ticks the node saw, not brought up to the clock first, so a
+    /// leader resuming from a pause trusts a lease that ran out while it was paused.</summary>
+    public bool ReadsSkipTickToNow { get; init; }
+
+    /// <summary>Every production fault at once, as the fault-mix tests and the soak run them.</summary>
+    public static SimulationOptions ProductionFaults => new()
+    {
+        SyncFailureProbability = 0.002,
+        TornCrashes = true,
+        Pauses = true,
+        SkewAllClocks = true,
+    };
 }

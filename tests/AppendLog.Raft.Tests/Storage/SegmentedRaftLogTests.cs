@@ -169,7 +169,8 @@ public sealed class SegmentedRaftLogTests
         var (log, raft) = await OpenAsync(dir.Path);
         raft.Append([App(1, 1, "a", "b"), App(1, 2, "c"), App(2, 3, "d", "e", "f"), App(2, 4, "g")]);
         await raft.SyncAsync(CancellationToken.None);
-        var config = new ClusterConfig([new RaftNodeId(1), new RaftNodeId(2)], [new RaftNodeId(3)]);
+        var config = new ClusterConfig(
+            [new RaftNodeId(1), new RaftNodeId(2)], [new RaftNodeId(3)], [new(new RaftNodeId(3), "[::1]:7003"), new(new RaftNodeId(1), "host-1:7001")]);
         raft.Compact(new RaftSnapshot(new SnapshotMetadata(2, 1, config), SnapshotPayload.Create(3, [42, 43])));
         Assert.Multiple(() =>
         {
@@ -188,6 +189,7 @@ public sealed class SegmentedRaftLogTests
             Assert.That(raft.Snapshot.Term, Is.EqualTo(1));
             Assert.That(raft.Snapshot.Metadata.Config.Voters, Is.EqualTo(config.Voters));
             Assert.That(raft.Snapshot.Metadata.Config.Learners, Is.EqualTo(config.Learners));
+            Assert.That(raft.Snapshot.Metadata.Config.Addresses, Is.EqualTo(config.Addresses), "the members' addresses are kept with the snapshot");
             Assert.That(SnapshotPayload.Image(raft.Snapshot.Data.ToArray()).ToArray(), Is.EqualTo(new byte[] { 42, 43 }));
             Assert.That(raft.FirstIndex, Is.EqualTo(3));
             Assert.That(raft.LastIndex, Is.EqualTo(4));

@@ -35,6 +35,56 @@ public sealed class SnapshotReceiverTests
         ((FileSnapshotImage)whole!).Close();
     }
 
+    /// <summary>
+    /// An image half received when the member stops is taken up again at the next start from its last durable progress
+    /// record (every syncEveryBytes; 4 here), not from zero: the leader's next chunk, even a restarted transfer's first, is
+    /// answered with the bytes held, and the leader sends from there. A different sender's image starts over.
+    /// </summary>
+    [Test]
+    public void AnImageHalfReceivedBeforeARestart_ResumesFromItsLastDurableProgress()
+    {
+        using var dir = new TempDirectory();
+        var image = Image(16);
+        var leader = new RaftNodeId(2);
+        var first = new FileSnapshotReceiver(dir.Path, syncEveryBytes: 4);
+        first.Receive(Seven, 16, 0, image.AsSpan(0, 4), leader);
+        first.Receive(Seven, 16, 4, image.AsSpan(4, 4), leader);
+        first.Receive(Seven, 16, 8, image.AsSpan(8, 2), leader);
+        Assert.That(first.Received, Is.EqualTo(10));
+        first.Close(); // the member stops: 8 bytes are recorded durable, 2 more were written after that record
+
+        SnapshotFile.DeleteStaleImages(dir.Path, keepFromIndex: 0, atOpen: true); // as the adapter's open does
+        var second = new FileSnapshotReceiver(dir.Path, syncEveryBytes: 4);
+        Assert.That(second.Received, Is.EqualTo(8), "resumed from the last durable record");
+        Assert.That(second.Receive(Seven, 16, 0, image.AsSpan(0, 4), leader).Received, Is.EqualTo(8), "a restarted transfer is told to go on from 8");
+        Assert.That(second.Receive(Seven, 16, 8, image.AsSpan(8, 4), leader).Received, Is.EqualTo(12));
+        var whole = second.Receive(Seven, 16, 12, image.AsSpan(12), leader).Image;
+        Assert.That(whole!.ToArray(), Is.EqualTo(image));
+        ((FileSnapshotImage)whole).Close();
+        Assert.That(File.Exists(Path.Combine(dir.Path, SnapshotFile.ReceiveProgressFileName)), Is.False, "the record goes with the finished image");
+    }
+
+    [Test]
+    public void AHalfReceivedImage_IsNotResumed_FromAnotherSender_OrWhenTheSnapshotOnDiskAlreadyCoversIt()
+    {
+        using var dir = new TempDirectory();
+        var image = Image(16);
+        var first = new FileSnapshotReceiver(dir.Path, syncEveryBytes: 4);
+        first.Receive(Seven, 16, 0, image.AsSpan(0, 8), new RaftNodeId(2));
+        first.Close();
+        var second = new FileSnapshotReceiver(dir.Path, syncEveryBytes: 4);
+        Assert.That(second.Receive(Seven, 16, 0, image.AsSpan(0, 4), new RaftNodeId(3)).Received, Is.EqualTo(4),
+            "another leader's image of the same index may differ byte for byte: start over");
+        second.Close();
+
+        SnapshotFile.DeleteStaleImages(dir.Path, keepFromIndex: 7, atOpen: true);
+        Assert.Multiple(() =>
+        {
+            Assert.That(File.Exists(Path.Combine(dir.Path, SnapshotFile.ReceiveFileName)), Is.False, "a snapshot at 7 is already installed");
+            Assert.That(File.Exists(Path.Combine(dir.Path, SnapshotFile.ReceiveProgressFileName)), Is.False);
+        });
+    }
+
     [Test]
     public void AChunkPastAGap_IsRefused_WithTheBytesHeld_AndARepeatIsHarmless()
     {

@@ -34,7 +34,7 @@ public sealed class CodecProperties
             RejectHint = hint,
             Entries = list,
             Snapshot = withSnapshot
-                ? new RaftSnapshot(new SnapshotMetadata(index, logTerm, new ClusterConfig(ids.Take(3), ids.Skip(3))), SnapshotImage.Empty)
+                ? new RaftSnapshot(new SnapshotMetadata(index, logTerm, new ClusterConfig(ids.Take(3), ids.Skip(3), ids.Where(i => i.Value % 2 == 0).Select(i => KeyValuePair.Create(i, $"10.0.{i.Value % 256}.1:{i.Value % 65536}")))), SnapshotImage.Empty)
                 : null,
             SnapshotLength = withSnapshot ? commit : 0,
             SnapshotOffset = hint,
@@ -68,6 +68,8 @@ public sealed class CodecProperties
             && (decoded.Snapshot is null) == (message.Snapshot is null)
             && (message.Snapshot is null || (decoded.Snapshot!.Index == message.Snapshot.Index
                 && decoded.Snapshot.Metadata.Config.Voters.SequenceEqual(message.Snapshot.Metadata.Config.Voters)
+                && decoded.Snapshot.Metadata.Config.Addresses.SequenceEqual(message.Snapshot.Metadata.Config.Addresses)
+                && encoded[0] == (message.Snapshot.Metadata.Config.Addresses.IsEmpty ? RaftMessageCodec.VersionWithoutAddresses : RaftMessageCodec.Version)
                 && decoded.Snapshot.Metadata.Config.Learners.SequenceEqual(message.Snapshot.Metadata.Config.Learners)))
             && Encode(decoded).AsSpan().SequenceEqual(encoded);
     }
