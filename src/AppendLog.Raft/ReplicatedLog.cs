@@ -1038,6 +1038,14 @@ public sealed class ReplicatedLog : IAsyncDisposable
         }
         catch (Exception ex)
         {
+            if (_state != 2 && _host?.ApplyFault is not null)
+            {
+                // The state machine failed and the member is stopping: let the fail-stop finish (the fault visible in
+                // Status, the leadership event published) before the callers learn of it, so what they then see agrees.
+                // Bounded: the stop closes the transport, nothing more.
+                await Task.WhenAny(_loop, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+            }
+
             Fail(batch, _state == 2 ? new ObjectDisposedException(nameof(ReplicatedLog)) : Stopped(ex));
         }
     }

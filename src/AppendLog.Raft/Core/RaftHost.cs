@@ -85,6 +85,9 @@ internal sealed class RaftHost
     /// <summary>What stopped the apply task (the state machine or snapshot writer threw), handed to the loop.</summary>
     private volatile Exception? _applyFault;
 
+    /// <summary>The state machine's failure once it happened (the host is then stopping), else null.</summary>
+    internal Exception? ApplyFault => _applyFault;
+
     /// <summary>Proposals waiting to be applied, by index; each remembers the term it was proposed in.</summary>
     private readonly Dictionary<long, (long Term, TaskCompletionSource<long> Completion)> _pending = [];
 
