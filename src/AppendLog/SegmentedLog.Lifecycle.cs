@@ -78,13 +78,7 @@ public sealed partial class SegmentedLog
     /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
     public async IAsyncEnumerable<LogBatch> ReadBatchesAsync(long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        ThrowIfDisposed();
-        long end = DurableEndOffset;
-        long start = StartOffset;
-        if (fromOffset < start || fromOffset > end)
-        {
-            throw new ArgumentOutOfRangeException(nameof(fromOffset), fromOffset, $"The readable offsets are [{start}, {end}).");
-        }
+        long end = ReadableEnd(fromOffset);
 
         var cursor = new Cursor(this, fromOffset);
         await using var closeCursor = cursor.ConfigureAwait(false);

@@ -53,13 +53,7 @@ public sealed partial class SegmentedLog
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public async IAsyncEnumerable<LogRecordView> ReadViewsAsync(long fromOffset, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        ThrowIfDisposed();
-        long end = DurableEndOffset;
-        long start = StartOffset;
-        if (fromOffset < start || fromOffset > end)
-        {
-            throw new ArgumentOutOfRangeException(nameof(fromOffset), fromOffset, $"The readable offsets are [{start}, {end}).");
-        }
+        long end = ReadableEnd(fromOffset);
 
         var cursor = new Cursor(this, fromOffset);
         await using var closeCursor = cursor.ConfigureAwait(false);
@@ -93,13 +87,7 @@ public sealed partial class SegmentedLog
     /// <exception cref="ObjectDisposedException">The log is disposed.</exception>
     public LogBatchReader OpenBatchReader(long fromOffset)
     {
-        ThrowIfDisposed();
-        long end = DurableEndOffset;
-        long start = StartOffset;
-        if (fromOffset < start || fromOffset > end)
-        {
-            throw new ArgumentOutOfRangeException(nameof(fromOffset), fromOffset, $"The readable offsets are [{start}, {end}).");
-        }
+        long end = ReadableEnd(fromOffset);
 
         return new LogBatchReader(this, fromOffset);
     }
@@ -192,5 +180,22 @@ public sealed partial class SegmentedLog
         }
 
         return headers;
+    }
+
+    /// <summary>
+    /// The durable end a reader starting at <paramref name="fromOffset"/> reads up to, after checking that the log is open
+    /// and the offset readable ([<see cref="StartOffset"/>, <see cref="DurableEndOffset"/>]).
+    /// </summary>
+    private long ReadableEnd(long fromOffset)
+    {
+        ThrowIfDisposed();
+        long end = DurableEndOffset;
+        long start = StartOffset;
+        if (fromOffset < start || fromOffset > end)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromOffset), fromOffset, $"The readable offsets are [{start}, {end}).");
+        }
+
+        return end;
     }
 }
