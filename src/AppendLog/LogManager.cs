@@ -23,6 +23,8 @@ public sealed class LogManager : IAsyncDisposable
     private readonly Segments.DescriptorBudget _descriptors;
     private readonly Segments.ReadFileCache _readFiles;
     private readonly Appender.SharedSync? _sharedSync;
+    private readonly Appender.IIoExecutor? _ring; // a RingIoLoop (Linux only)
+    private readonly string? _ringRefusal;
     private readonly IDisposable _rootLock;
     private int _housekeepingRunning;
     private int _disposed;
@@ -36,6 +38,11 @@ public sealed class LogManager : IAsyncDisposable
         if (options.ShareFileSystemSync && Io.DefaultStorage.Instance.OpenFileSystemSync(options.RootDirectory) is { } fileSystem)
         {
             _sharedSync = new Appender.SharedSync(fileSystem, "AppendLog-sync");
+        }
+
+        if (options.RingIoLoop && OperatingSystem.IsLinux())
+        {
+            _ring = Appender.RingIoLoop.TryStart("AppendLog-ring", Appender.IoWorkers.Shared, out _ringRefusal);
         }
 
         var time = options.LogDefaults?.TimeProvider ?? TimeProvider.System;
@@ -223,6 +230,7 @@ public sealed class LogManager : IAsyncDisposable
 
         // Every log is closed: no sync can be submitted any more.
         _sharedSync?.Dispose();
+        (_ring as IDisposable)?.Dispose();
         _rootLock.Dispose();
     }
 
@@ -279,6 +287,13 @@ public sealed class LogManager : IAsyncDisposable
     internal (long Rounds, long FileSystemSyncs, long Syncs) SharedSyncCounts =>
         _sharedSync is { } shared ? (shared.Rounds, shared.FileSystemSyncs, shared.Syncs) : default;
 
+    /// <summary>Which executor runs the logs' I/O: "io_uring loop", or "I/O workers" with the reason the loop was not used.</summary>
+    internal string IoEngine => _ring is not null ? "io_uring loop" : _options.RingIoLoop ? $"I/O workers ({_ringRefusal ?? "io_uring is Linux only"})" : "I/O workers";
+
+    /// <summary>The I/O loop's io_uring_enter calls, writes and data syncs submitted, and signals from posters (zeros without a loop).</summary>
+    internal (long Enters, long Writes, long DataSyncs, long Signals) RingCounts =>
+        OperatingSystem.IsLinux() && _ring is Appender.RingIoLoop loop ? (loop.Enters, loop.Writes, loop.DataSyncs, loop.Signals) : default;
+
     private static bool IsValidName([NotNullWhen(true)] string? name) =>
         name is { Length: > 0 and <= 200 } && name[0] != '.' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 
@@ -298,6 +313,7 @@ public sealed class LogManager : IAsyncDisposable
             BatchCache = _options.BatchCache ?? _options.LogDefaults?.BatchCache,
             ReadFiles = _readFiles,
             SharedSync = SharedSyncFor(name),
+            IoExecutor = _ring,
             Descriptors = _descriptors,
         };
         // A new log keeps its active segment open (it is about to be written): room for it first.

@@ -75,6 +75,13 @@ public sealed record LogManagerOptions
     /// </summary>
     public bool ShareFileSystemSync { get; init; }
 
+    /// <summary>
+    /// Internal, for side-by-side measurement (issue 14's I/O loop): the manager's logs hand their writes and
+    /// single-segment syncs to one io_uring loop thread instead of the process's I/O workers. Ignored where io_uring is
+    /// unavailable (<c>LogManager.IoEngine</c> says which ran).
+    /// </summary>
+    internal bool RingIoLoop { get; init; }
+
     /// <summary>Checks every option; <c>OpenAsync</c>/<c>Create</c> call this, and hosts can call it at startup.</summary>
     /// <exception cref="ArgumentException">An option is invalid; the message names it and its rule.</exception>
     public void Validate()

@@ -147,6 +147,9 @@ public sealed record LogOptions
     /// </summary>
     internal Appender.SharedSync? SharedSync { get; init; }
 
+    /// <summary>Where this log's I/O runs: a manager's I/O loop (<c>LogManagerOptions.RingIoLoop</c>), or the process's I/O workers when null. Set by the manager only.</summary>
+    internal Appender.IIoExecutor? IoExecutor { get; init; }
+
     /// <summary>The clock used for record timestamps, segment age and flush delays; <see cref="TimeProvider.System"/> when null.</summary>
     public TimeProvider? TimeProvider { get; init; }
 

@@ -40,7 +40,7 @@ public sealed partial class SegmentedLog
     /// <exception cref="LogCorruptedException">Data before the tail is damaged.</exception>
     /// <exception cref="IOException">The directory or a file could not be opened or read.</exception>
     public static ValueTask<SegmentedLog> OpenAsync(LogOptions options, CancellationToken cancellationToken = default) =>
-        OpenAsync(options, DefaultStorage.Instance, IoWorkers.Shared, cancellationToken);
+        OpenAsync(options, DefaultStorage.Instance, options.IoExecutor ?? IoWorkers.Shared, cancellationToken);
 
     internal static async ValueTask<SegmentedLog> OpenAsync(LogOptions options, IStorage storage, IIoExecutor io, CancellationToken cancellationToken)
     {

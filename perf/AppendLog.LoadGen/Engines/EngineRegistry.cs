@@ -35,6 +35,8 @@ internal static class EngineRegistry
         // Many logs in one LogManager (issue 14's 1,000-log target), with and without the shared file-system sync.
         new AppendLogManagerFactory("appendlog-manager", shareFileSystemSync: false),
         new AppendLogManagerFactory("appendlog-shared", shareFileSystemSync: true),
+        new AppendLogManagerFactory("appendlog-ring", shareFileSystemSync: false, ringIoLoop: true),
+        new AppendLogManagerFactory("appendlog-ring-shared", shareFileSystemSync: true, ringIoLoop: true),
         // The floor of issue 14: every table prints AppendLog ÷ "minimal-loop" (pre-zeroed file).
         new MinimalLoopFactory(MinimalLoopName, FilePreparation.PreZeroed),
         new MinimalLoopFactory("minimal-loop-fallocated", FilePreparation.Fallocated),

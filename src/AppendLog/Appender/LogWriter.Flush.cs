@@ -1,5 +1,7 @@
 using AppendLog.Buffers;
 using AppendLog.Diagnostics;
+using AppendLog.Io;
+using AppendLog.Io.Uring;
 using AppendLog.Segments;
 
 namespace AppendLog.Appender;
@@ -484,7 +486,7 @@ internal sealed partial class LogWriter
     }
 
     /// <summary>One fdatasync per segment with unsynced data, plus the directory entry of new segments.</summary>
-    private sealed class SyncWork : ISharedSyncWork
+    private sealed class SyncWork : ISharedSyncWork, IRingWork
     {
         private readonly LogWriter _owner;
 
@@ -523,6 +525,37 @@ internal sealed partial class LogWriter
 
             _owner.OnSyncCompleted(this);
         }
+
+        /// <summary>One segment whose directory entry is durable: one fdatasync, which the ring can run.</summary>
+        public RingOperation BeginRing()
+        {
+            if (!OperatingSystem.IsLinux() || Segments.Count != 1 || !Segments[0].DirectoryEntryDurable
+                || Segments[0].File is not SanitizingFile { DirectInner: { } direct })
+            {
+                return RingOperation.None;
+            }
+
+            Error = null;
+            _ringStarted = AppendLogMetrics.Timestamp();
+            return new RingOperation(RingOperationKind.DataSync, direct.Handle, 0, 0, 0);
+        }
+
+        public bool CompleteRing(int result)
+        {
+            if (result < 0)
+            {
+                Error = new IoUringCompletion(0, result).ToException("io_uring fdatasync", Segments[0].File!.Path);
+            }
+            else
+            {
+                AppendLogMetrics.FsyncCompleted(_ringStarted, 1);
+            }
+
+            _owner.OnSyncCompleted(this);
+            return true;
+        }
+
+        private long _ringStarted;
 
         public void CompleteCovered(Exception? error)
         {

@@ -1,6 +1,7 @@
 using AppendLog.Buffers;
 using AppendLog.Diagnostics;
 using AppendLog.Io;
+using AppendLog.Io.Uring;
 using AppendLog.Segments;
 
 namespace AppendLog.Appender;
@@ -18,7 +19,7 @@ internal enum WriteState
 /// to <see cref="FilePosition"/>. Offsets and lengths are block-aligned; <see cref="GlobalEnd"/> is the logical end
 /// of the data it carries (the written watermark moves to it once every earlier write is Done too).
 /// </summary>
-internal sealed class WriteOp : IIoWork
+internal sealed class WriteOp : IRingWork
 {
     private WriteState _state;
 
@@ -69,6 +70,38 @@ internal sealed class WriteOp : IIoWork
         }
 
         Owner.OnWriteCompleted(this);
+    }
+
+    /// <inheritdoc/>
+    public unsafe RingOperation BeginRing()
+    {
+        if (!OperatingSystem.IsLinux() || File is not SanitizingFile { DirectInner: { } direct } sanitized)
+        {
+            return RingOperation.None;
+        }
+
+        Invariant.Assert(Alignment.IsAligned(FilePosition), "write position is block-aligned");
+        Invariant.Assert(Alignment.IsAligned(Length), "write length is block-aligned");
+        var data = Slot.Chunk.Span.Slice(ChunkOffset, Length); // native memory: the address is stable
+        sanitized.BeginExternalWrite(data, FilePosition);
+        fixed (byte* address = data)
+        {
+            return new RingOperation(RingOperationKind.Write, direct.Handle, (nint)address, Length, FilePosition);
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool CompleteRing(int result)
+    {
+        ((SanitizingFile)File).EndExternalWrite(FilePosition, Length);
+        if (result >= 0 && result < Length)
+        {
+            return false; // short: Execute writes the whole range again, on a thread
+        }
+
+        Error = result < 0 ? new IoUringCompletion(0, result).ToException("io_uring write", File.Path) : null;
+        Owner.OnWriteCompleted(this);
+        return true;
     }
 }
 

@@ -46,6 +46,9 @@ internal sealed class DirectFile : IDirectFile
     /// </summary>
     public bool FallocateUnsupported { get; private set; }
 
+    /// <summary>The descriptor, for an I/O loop that submits this file's writes and syncs to the kernel itself.</summary>
+    internal SafeFileHandle Handle => _handle;
+
     /// <inheritdoc/>
     public long Length => RandomAccess.GetLength(_handle);
 

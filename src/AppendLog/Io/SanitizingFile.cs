@@ -85,6 +85,25 @@ internal sealed class SanitizingFile : IDirectFile
         }
     }
 
+    /// <summary>
+    /// The Linux descriptor file behind this one when it was opened with O_DIRECT, for an I/O loop that hands writes to
+    /// the kernel itself (<c>RingIoLoop</c>); such a write is bracketed by <see cref="BeginExternalWrite"/> and
+    /// <see cref="EndExternalWrite"/>, so the same checks hold as for <see cref="Write"/>.
+    /// </summary>
+    internal DirectFile? DirectInner => OperatingSystem.IsLinux() && _inner is DirectFile { IsDirect: true } direct ? direct : null;
+
+    /// <summary>The checks of <see cref="Write"/> for a write another party performs: open, aligned, no overlap in flight.</summary>
+    internal void BeginExternalWrite(ReadOnlySpan<byte> buffer, long position)
+    {
+        AssertOpen();
+        AssertAligned(buffer, position);
+        Enter(position / IoConstants.BlockSize, (position + buffer.Length + IoConstants.BlockSize - 1) / IoConstants.BlockSize);
+    }
+
+    /// <summary>Ends a write begun with <see cref="BeginExternalWrite"/>.</summary>
+    internal void EndExternalWrite(long position, int length) =>
+        Exit(position / IoConstants.BlockSize, (position + length + IoConstants.BlockSize - 1) / IoConstants.BlockSize);
+
     /// <inheritdoc/>
     public int Read(Span<byte> buffer, long position)
     {
