@@ -18,6 +18,9 @@ namespace AppendLog.Appender;
 /// when the loop sleeps in the kernel (<see cref="IoUringWakeup"/>); a loop that is awake takes the list on its next
 /// turn. Work posted by a completion handler (a log's next sync once its write completed) is kept on the loop's own
 /// list and goes out with the next submission, no lock and no signal.</para>
+/// <para><b>Completions.</b> Reaped in batches; the handlers run on the loop thread (under each log's lock, as on an
+/// I/O worker), and the appends they complete, across logs, share thread-pool work items of up to 16 waiters, queued
+/// after each pass.</para>
 /// <para><b>Bounds.</b> At most as many operations in flight as the ring's completion entries; works beyond that
 /// wait on the loop's list (each log bounds its own writes by its chunks and its syncs by
 /// <see cref="PipelineTuning.SyncsInFlightMax"/>).</para>
@@ -172,6 +175,7 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
     private void Run()
     {
         _loopThreadId = Environment.CurrentManagedThreadId;
+        LogWriter.BatchCompletionsOnThisThread();
         IoUring ring;
         try
         {
@@ -241,6 +245,8 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
                         Complete(completions[i]);
                     }
                 }
+
+                LogWriter.FlushCompletionBatch(); // the waiters this pass completed, across logs, in groups
             }
 
             _wakeup.Release();
@@ -259,6 +265,10 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
         catch (Exception e)
         {
             Break(e);
+        }
+        finally
+        {
+            LogWriter.FlushCompletionBatch();
         }
     }
 
