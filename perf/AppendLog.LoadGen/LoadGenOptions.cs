@@ -75,7 +75,8 @@ internal sealed record LoadGenOptions
 
           --engines a,b,c        engines to run (see --list-engines; 'all' = every durable one)  [filestream,fasterlog]
           --producers N          open loop: producers sharing the rate                           [16]
-          --logs N               logs (partitions); one engine instance per log                   [1]
+          --logs N               logs (partitions); one engine instance per log; in open loop a
+                                 producer serves logs p, p+P, p+2P, ... in turn when N > producers [1]
           --record-size BYTES    payload bytes per append                                         [1024]
           --rate R1,R2,...       open loop at these MB/s (10^6 B/s), one workload per rate        [10,50,100,200]
           --producer-mode M1,... open loop: 'dedicated' (a thread per producer, nanosleep, 1 µs slack) and/or
@@ -158,10 +159,14 @@ internal sealed record LoadGenOptions
         return options;
     }
 
-    /// <summary>Cross-option checks: a log without a producer would be opened, measured and never written.</summary>
+    /// <summary>
+    /// Cross-option checks: a log without a writer would be opened, measured and never written. In open loop a producer
+    /// may serve several logs in turn (producer p sends to logs p, p + P, p + 2P, …), so fewer producers than logs is
+    /// fine; in closed loop every log needs an appender of its own.
+    /// </summary>
     private void Validate()
     {
-        int writersMin = Loop == LoopKind.Open ? Producers : Concurrencies.Min();
+        int writersMin = Loop == LoopKind.Open ? Logs : Concurrencies.Min();
         if (Logs > writersMin)
         {
             throw new ArgumentException(

@@ -43,7 +43,12 @@ internal sealed class OpenLoopLoad : ILoad
         for (int p = 0; p < _producers.Length; p++)
         {
             long first = window.Start + (long)(p * _intervalTicks / _producers.Length);
-            _producers[p] = new Producer(p, engines[p % engines.Count], first, inflightPerProducerMax);
+            // Fewer producers than logs: producer p serves logs p, p + P, p + 2P, … in turn, so every log gets the same
+            // share of the rate; more producers than logs: several producers share a log.
+            var served = engines.Count <= _producers.Length
+                ? [engines[p % engines.Count]]
+                : Enumerable.Range(0, engines.Count).Where(l => l % _producers.Length == p).Select(l => engines[l]).ToArray();
+            _producers[p] = new Producer(p, served, first, inflightPerProducerMax);
         }
     }
 
@@ -88,7 +93,7 @@ internal sealed class OpenLoopLoad : ILoad
                 producer.NotSent = sendCount - k;
                 break;
             }
-            Send(producer, intended);
+            Send(producer, intended, k);
         }
         OnProducerDone();
     }
@@ -115,13 +120,13 @@ internal sealed class OpenLoopLoad : ILoad
                 producer.NotSent = sendCount - k;
                 break;
             }
-            Send(producer, intended);
+            Send(producer, intended, k);
         }
         OnProducerDone();
     }
 
     /// <summary>One send: records how late it left and how long the call held the producer, then tracks the ack.</summary>
-    private void Send(Producer producer, long intended)
+    private void Send(Producer producer, long intended, long k)
     {
         bool measured = intended >= _window.MeasureStart;
         long callStart = Stopwatch.GetTimestamp();
@@ -135,7 +140,7 @@ internal sealed class OpenLoopLoad : ILoad
         ValueTask pending;
         try
         {
-            pending = producer.Engine.AppendAsync(_payload);
+            pending = producer.Engines[(int)(k % producer.Engines.Length)].AppendAsync(_payload);
         }
         catch (Exception e) // an engine failure is a result to report, not a reason to stop the whole run
         {
@@ -248,10 +253,12 @@ internal sealed class OpenLoopLoad : ILoad
             Interlocked.Read(ref _failed), Volatile.Read(ref _firstError), sendLag, appendCall);
     }
 
-    private sealed class Producer(int index, IEngine engine, long firstSend, int inflightMax)
+    private sealed class Producer(int index, IEngine[] engines, long firstSend, int inflightMax)
     {
         public readonly int Index = index;
-        public readonly IEngine Engine = engine;
+
+        /// <summary>The logs this producer sends to, in turn.</summary>
+        public readonly IEngine[] Engines = engines;
         public readonly long FirstSend = firstSend;
         public readonly SemaphoreSlim Inflight = new(inflightMax, inflightMax);
         public readonly Recorder Latency = LatencyHistograms.CreateRecorder();
