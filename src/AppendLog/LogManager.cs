@@ -23,8 +23,9 @@ public sealed class LogManager : IAsyncDisposable
     private readonly Segments.DescriptorBudget _descriptors;
     private readonly Segments.ReadFileCache _readFiles;
     private readonly Appender.SharedSync? _sharedSync;
-    private readonly Appender.IIoExecutor? _ring; // a RingIoLoop (Linux only)
+    private readonly Appender.IIoExecutor[] _rings = []; // RingIoLoops (Linux only), one per core
     private readonly string? _ringRefusal;
+    private int _nextRing;
     private readonly IDisposable _rootLock;
     private int _housekeepingRunning;
     private int _disposed;
@@ -42,7 +43,17 @@ public sealed class LogManager : IAsyncDisposable
 
         if (options.RingIoLoop && OperatingSystem.IsLinux())
         {
-            _ring = Appender.RingIoLoop.TryStart("AppendLog-ring", Appender.IoWorkers.Shared, out _ringRefusal);
+            // One loop per core, each log assigned to one in turn as it opens.
+            var rings = new List<Appender.IIoExecutor>();
+            for (int i = 0; i < Environment.ProcessorCount && _ringRefusal is null; i++)
+            {
+                if (Appender.RingIoLoop.TryStart($"AppendLog-ring-{i}", Appender.IoWorkers.Shared, out _ringRefusal) is { } loop)
+                {
+                    rings.Add(loop);
+                }
+            }
+
+            _rings = [.. rings];
         }
 
         var time = options.LogDefaults?.TimeProvider ?? TimeProvider.System;
@@ -230,7 +241,10 @@ public sealed class LogManager : IAsyncDisposable
 
         // Every log is closed: no sync can be submitted any more.
         _sharedSync?.Dispose();
-        (_ring as IDisposable)?.Dispose();
+        foreach (var ring in _rings)
+        {
+            ((IDisposable)ring).Dispose();
+        }
         _rootLock.Dispose();
     }
 
@@ -288,11 +302,25 @@ public sealed class LogManager : IAsyncDisposable
         _sharedSync is { } shared ? (shared.Rounds, shared.FileSystemSyncs, shared.Syncs) : default;
 
     /// <summary>Which executor runs the logs' I/O: "io_uring loop", or "I/O workers" with the reason the loop was not used.</summary>
-    internal string IoEngine => _ring is not null ? "io_uring loop" : _options.RingIoLoop ? $"I/O workers ({_ringRefusal ?? "io_uring is Linux only"})" : "I/O workers";
+    internal string IoEngine => _rings.Length > 0 ? "io_uring loop" : _options.RingIoLoop ? $"I/O workers ({_ringRefusal ?? "io_uring is Linux only"})" : "I/O workers";
 
     /// <summary>The I/O loop's io_uring_enter calls, writes and data syncs submitted, and signals from posters (zeros without a loop).</summary>
-    internal (long Enters, long Writes, long DataSyncs, long Signals) RingCounts =>
-        OperatingSystem.IsLinux() && _ring is Appender.RingIoLoop loop ? (loop.Enters, loop.Writes, loop.DataSyncs, loop.Signals) : default;
+    internal (long Enters, long Writes, long DataSyncs, long Signals) RingCounts
+    {
+        get
+        {
+            (long Enters, long Writes, long DataSyncs, long Signals) sum = default;
+            if (OperatingSystem.IsLinux())
+            {
+                foreach (Appender.RingIoLoop loop in _rings)
+                {
+                    sum = (sum.Enters + loop.Enters, sum.Writes + loop.Writes, sum.DataSyncs + loop.DataSyncs, sum.Signals + loop.Signals);
+                }
+            }
+
+            return sum;
+        }
+    }
 
     private static bool IsValidName([NotNullWhen(true)] string? name) =>
         name is { Length: > 0 and <= 200 } && name[0] != '.' && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
@@ -313,7 +341,7 @@ public sealed class LogManager : IAsyncDisposable
             BatchCache = _options.BatchCache ?? _options.LogDefaults?.BatchCache,
             ReadFiles = _readFiles,
             SharedSync = SharedSyncFor(name),
-            IoExecutor = _ring,
+            IoExecutor = _rings.Length == 0 ? null : _rings[(int)((uint)Interlocked.Increment(ref _nextRing) % (uint)_rings.Length)],
             Descriptors = _descriptors,
         };
         // A new log keeps its active segment open (it is about to be written): room for it first.

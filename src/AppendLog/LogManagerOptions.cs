@@ -77,7 +77,7 @@ public sealed record LogManagerOptions
 
     /// <summary>
     /// Internal, for side-by-side measurement (issue 14's I/O loop): the manager's logs hand their writes and
-    /// single-segment syncs to one io_uring loop thread instead of the process's I/O workers. Ignored where io_uring is
+    /// single-segment syncs to io_uring loops (one per core, each log assigned to one) instead of the process's I/O workers. Ignored where io_uring is
     /// unavailable (<c>LogManager.IoEngine</c> says which ran).
     /// </summary>
     internal bool RingIoLoop { get; init; }

@@ -4,7 +4,7 @@ namespace AppendLog.LoadGen.Engines;
 /// AppendLog's logs opened through one <see cref="LogManager"/> per run (all <c>--logs</c> of a run share it, as a
 /// broker's partitions do), with <see cref="LogManagerOptions.ShareFileSystemSync"/> on or off. Issue 14's many-logs
 /// target is stated for logs of one manager; the plain <c>appendlog</c> engine opens each log on its own. With
-/// <c>ringIoLoop</c> the manager's logs hand their writes and syncs to one io_uring loop thread instead of the I/O workers
+/// <c>ringIoLoop</c> the manager's logs hand their writes and syncs to io_uring loops (one per core) instead of the I/O workers
 /// (the comparison issue 14 asks for); the engine refuses to run when the loop could not start, so a row is never
 /// mislabelled.
 /// </summary>
@@ -18,7 +18,7 @@ internal sealed class AppendLogManagerFactory(string name, bool shareFileSystemS
     public string Settings =>
         "SegmentedLog defaults, every log of a run opened by one LogManager" +
         (shareFileSystemSync ? " with ShareFileSystemSync (one syncfs serves every log waiting when 3 or more wait)" : "") +
-        (ringIoLoop ? ", writes and single-segment syncs through one io_uring loop thread (RingIoLoop)" : "") +
+        (ringIoLoop ? ", writes and single-segment syncs through io_uring loops, one per core (RingIoLoop)" : "") +
         "; ack after fdatasync" + (shareFileSystemSync ? " or syncfs" : "");
 
     public bool IsDurable => true;
