@@ -68,16 +68,16 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
     }
 
     /// <summary>System calls that submitted or waited (io_uring_enter): the loop's wake-ups are at most this many.</summary>
-    public long Enters => Interlocked.Read(ref _enters);
+    public long Enters => Volatile.Read(ref _enters);
 
-    /// <summary>Operations handed to the kernel.</summary>
-    public long Submitted => Interlocked.Read(ref _submitted);
+    /// <summary>Operations handed to the kernel (the wake-up's reads included).</summary>
+    public long Submitted => Volatile.Read(ref _submitted);
 
     /// <summary>Writes handed to the kernel through the ring.</summary>
-    public long Writes => Interlocked.Read(ref _writes);
+    public long Writes => Volatile.Read(ref _writes);
 
     /// <summary>Data syncs handed to the kernel through the ring.</summary>
-    public long DataSyncs => Interlocked.Read(ref _dataSyncs);
+    public long DataSyncs => Volatile.Read(ref _dataSyncs);
 
     /// <summary>Signals sent by posters to a sleeping loop.</summary>
     public long Signals => Interlocked.Read(ref _signals);
@@ -229,12 +229,20 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
                     }
                 }
 
-                Interlocked.Increment(ref _enters);
-                Interlocked.Add(ref _submitted, ring.Prepared);
-                ring.SubmitAndWait(wait ? 1 : 0);
-                lock (_gate)
+                int prepared = ring.Prepared;
+                if (prepared > 0 || wait)
                 {
-                    _sleeping = false;
+                    Volatile.Write(ref _enters, _enters + 1); // the loop is the only writer of its counters
+                    Volatile.Write(ref _submitted, _submitted + prepared);
+                    ring.SubmitAndWait(wait ? 1 : 0);
+                }
+
+                if (wait)
+                {
+                    lock (_gate)
+                    {
+                        _sleeping = false;
+                    }
                 }
 
                 int reaped;
@@ -336,7 +344,14 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
             ? ring.TryPrepareWrite(fd, (byte*)op.Buffer, op.Length, op.Position, (ulong)slot, linkNext: false)
             : ring.TryPrepareDataSync(fd, (ulong)slot, linkNext: false);
         Invariant.Assert(prepared, "the ring had room for the operation (checked before BeginRing)");
-        Interlocked.Increment(ref op.Kind == RingOperationKind.Write ? ref _writes : ref _dataSyncs);
+        if (op.Kind == RingOperationKind.Write)
+        {
+            Volatile.Write(ref _writes, _writes + 1);
+        }
+        else
+        {
+            Volatile.Write(ref _dataSyncs, _dataSyncs + 1);
+        }
         return true;
     }
 
