@@ -43,7 +43,7 @@ internal static class Driver
         };
         var sweep = new SweepSettings(
             options.Get("rates", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(r => double.Parse(r, CultureInfo.InvariantCulture)).Order().ToArray(),
-            options.Int("refine", 2), options.Int("producers", 4), options.Get("dispatch", "inline") is "pool" ? "pool" : "inline", options.Double("p99-ms", 5), options.Double("p9999-ms", 20), options.Int("stop-after", 2));
+            options.Int("refine", 2), options.Int("producers", 1), options.Get("dispatch", "inline") is "pool" ? "pool" : "inline", options.Double("p99-ms", 5), options.Double("p9999-ms", 20), options.Int("stop-after", 2));
         var clientCounts = options.Ints("clients", "1,16,64");
         var seconds = options.Double("seconds", 10);
         var warmup = options.Double("warmup", 2);
