@@ -236,6 +236,8 @@ public sealed class ReplicatedLog : IAsyncDisposable
     /// Replicates <paramref name="payload"/> and returns its record's offset once the record is committed: durable on a
     /// quorum of members (this leader's own fdatasync counting as one) and applied here.
     /// </summary>
+    /// <remarks>The callers of one committed batch are completed one after another on one task, with their continuations
+    /// inline: code after the await that blocks for long delays the rest of its batch (move such work off with Task.Run).</remarks>
     /// <param name="payload">The record's payload (the caller must not change it until the call completes).</param>
     /// <param name="cancellationToken">Cancels the wait only: a payload already queued may still be committed.</param>
     /// <returns>The record's offset, the same on every member.</returns>
