@@ -254,8 +254,8 @@ internal sealed class FailoverSimulation
                 continue;
             }
 
-            var incarnationReady = ready;
-            Schedule(latency, () => CompleteSync(host, incarnationReady));
+            var syncing = ready;
+            Schedule(latency, () => CompleteSync(host, syncing)); // ignored if the member crashed meanwhile
         }
     }
 
