@@ -43,7 +43,7 @@ internal static class Driver
         };
         var sweep = new SweepSettings(
             options.Get("rates", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(r => double.Parse(r, CultureInfo.InvariantCulture)).Order().ToArray(),
-            options.Int("refine", 2), options.Int("producers", 4), options.Get("dispatch", "inline") is "pool" ? "pool" : "inline", options.Double("p99-ms", 5), options.Double("p9999-ms", 20), options.Int("stop-after", 2));
+            options.Int("refine", 2), options.Int("producers", 1), options.Get("dispatch", "inline") is "pool" ? "pool" : "inline", options.Double("p99-ms", 5), options.Double("p9999-ms", 20), options.Int("stop-after", 2));
         var clientCounts = options.Ints("clients", "1,16,64");
         var seconds = options.Double("seconds", 10);
         var warmup = options.Double("warmup", 2);
@@ -320,16 +320,21 @@ internal static class Driver
             await leader.SendAsync($"bg {clients}").ConfigureAwait(false);
             await leader.ExpectAsync("OK", TimeSpan.FromSeconds(10)).ConfigureAwait(false);
             await Task.Delay(TimeSpan.FromSeconds(warmup)).ConfigureAwait(false);
-            async Task<long> Count()
+            async Task<long> Count() => (await CountOf(leader).ConfigureAwait(false))[0];
+
+            // COUNT commits errors applied work-items: the work items of the member's thread pool, a count of its hops.
+            static async Task<long[]> CountOf(NodeProcess node)
             {
-                await leader.SendAsync("count").ConfigureAwait(false);
-                return long.Parse((await leader.ExpectAsync("COUNT", TimeSpan.FromSeconds(10)).ConfigureAwait(false)).Split(' ')[1], CultureInfo.InvariantCulture);
+                await node.SendAsync("count").ConfigureAwait(false);
+                var words = (await node.ExpectAsync("COUNT", TimeSpan.FromSeconds(10)).ConfigureAwait(false)).Split(' ');
+                return [long.Parse(words[1], CultureInfo.InvariantCulture), long.Parse(words.Length > 4 ? words[4] : "0", CultureInfo.InvariantCulture)];
             }
 
             var command = attach.Replace("{leader}", leader.Pid.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
                 .Replace("{follower}", follower.Pid.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
             Say($"{engine}: leader pid {leader.Pid}, follower pid {follower.Pid}, {clients} clients; running: {command}");
             var before = await Count().ConfigureAwait(false);
+            var itemsBefore = new[] { (await CountOf(leader).ConfigureAwait(false))[1], (await CountOf(follower).ConfigureAwait(false))[1] };
             var started = Stopwatch.GetTimestamp();
             var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
             info.ArgumentList.Add("-c");
@@ -341,7 +346,10 @@ internal static class Driver
 
             var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
             var after = await Count().ConfigureAwait(false);
-            Console.WriteLine($"{engine}: {after - before} commits by the leader while the command ran ({elapsed:F1} s, {(after - before) / elapsed:F0}/s)");
+            var itemsAfter = new[] { (await CountOf(leader).ConfigureAwait(false))[1], (await CountOf(follower).ConfigureAwait(false))[1] };
+            var commits = Math.Max(1, after - before);
+            Console.WriteLine($"{engine}: {after - before} commits by the leader while the command ran ({elapsed:F1} s, {(after - before) / elapsed:F0}/s); " +
+                $"thread-pool work items per commit: leader {(double)(itemsAfter[0] - itemsBefore[0]) / commits:F2}, follower {(double)(itemsAfter[1] - itemsBefore[1]) / commits:F2}");
         }
 
         Directory.Delete(root, recursive: true);

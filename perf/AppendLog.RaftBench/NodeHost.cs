@@ -150,7 +150,8 @@ internal static class NodeHost
                         background = null;
                         break;
                     case "count":
-                        Say($"COUNT {background?.Commits ?? 0} {background?.Errors ?? 0} {node.Applied}");
+                        // commits, errors, entries applied, thread-pool work items completed by this process (profile's hops per commit).
+                        Say($"COUNT {background?.Commits ?? 0} {background?.Errors ?? 0} {node.Applied} {ThreadPool.CompletedWorkItemCount}");
                         break;
                     case "role":
                         Say($"ROLE {(node.IsLeader ? "leader" : "follower")} {node.Applied}");

@@ -8,7 +8,7 @@ namespace AppendLog.RaftBench;
 internal sealed record OpenResult(
     double Rate, double WindowSeconds, long Intended, long AckedInWindow, double AckedPerSecond, long Errors, long NotSent, long Unfinished,
     double P50Ms, double P90Ms, double P99Ms, double P999Ms, double P9999Ms, double MaxMs, long Samples, double SendLagP99Ms,
-    string? FirstError);
+    string? FirstError, string Pacing);
 
 /// <summary>
 /// Open loop: <c>producers</c> dedicated threads, each with a fixed schedule of intended send times (the rate split
@@ -20,6 +20,9 @@ internal sealed record OpenResult(
 /// timer slack (LoadGen's PreciseSleep), not Thread.Sleep's whole milliseconds. With <c>pooled</c> each call is
 /// dispatched to the thread pool instead of made on the producer thread, for an engine whose call does much work (or
 /// blocks) before its first await: the producer then keeps its schedule and the dispatch delay is the engine's latency.
+/// Producers run at a real-time priority where the machine allows it (<see cref="PacingPriority"/>): on a busy machine a
+/// normal thread woke milliseconds late, and that harness lag, charged to every engine alike, hid their differences.
+/// One producer is the default: a late wake-up sends every due request at once, each with its own intended time.
 /// </summary>
 internal static class OpenLoop
 {
@@ -107,9 +110,11 @@ internal static class OpenLoop
             _ = TrackAsync(state, intended, pending);
         }
 
+        string? pacing = null;
         var threads = states.Select((state, p) => new Thread(() =>
         {
             PreciseSleep.TryTightenTimerSlack();
+            Interlocked.CompareExchange(ref pacing, PacingPriority.TryRaiseCurrentThread(), null);
             var count = (long)Math.Ceiling((windowEnd - state.FirstSend) / interval);
             for (long k = 0; k < count; k++)
             {
@@ -190,7 +195,7 @@ internal static class OpenLoop
             rate, window.TotalSeconds, states.Sum(s => s.Intended), acked, acked / window.TotalSeconds, Interlocked.Read(ref errors),
             states.Sum(s => s.NotSent), unfinished,
             Ms(merged, 50), Ms(merged, 90), Ms(merged, 99), Ms(merged, 99.9), Ms(merged, 99.99),
-            merged.TotalCount == 0 ? double.NaN : merged.GetMaxValue() / 1000.0, merged.TotalCount, Ms(lag, 99), firstError);
+            merged.TotalCount == 0 ? double.NaN : merged.GetMaxValue() / 1000.0, merged.TotalCount, Ms(lag, 99), firstError, pacing ?? "normal");
     }
 
     private sealed class ProducerState(int inflightMax, long firstSend)

@@ -235,7 +235,8 @@ internal static class Report
             $"A rate is sustained when p99 ≤ {sweep.P99BoundMs} ms, p99.99 ≤ {sweep.P9999BoundMs} ms, no replication failed, every intended send was issued and committed " +
             $"and ≥ 95% of the rate committed inside the window. Grid {grid}/s in increasing order, stopping after " +
             $"{sweep.FailuresToStop} misses in a row, then {sweep.Refine} geometric midpoint(s) between the best sustained rate and the first miss above it. " +
-            $"Send lag = issue − intended (the harness's own lateness, part of every latency).").AppendLine();
+            $"Send lag = issue − intended (the harness's own lateness, part of every latency). Producer scheduling: " +
+            $"{string.Join(", ", runs.SelectMany(r => r.OpenSteps).Select(s => s.Result.Pacing).Distinct())} (real-time where allowed, so a busy machine does not delay the sends).").AppendLine();
         md.AppendLine("| engine | highest sustained rate/s (median of rounds) | per round |").AppendLine("|---|---:|---|");
         var best = new Dictionary<string, double>();
         foreach (var engine in engines)

@@ -66,6 +66,9 @@ internal sealed record RaftMessage
 
     public IReadOnlyList<RaftEntry> Entries { get; init; } = [];
 
+    /// <summary>Append and Heartbeat: the leader's commit index (see each). AppendResponse and HeartbeatResponse: the
+    /// last index the follower handed to its state machine (0 from a member that predates it), so a leader still replaying
+    /// can hand over to a member that has applied everything.</summary>
     public long Commit { get; init; }
 
     public bool Reject { get; init; }

@@ -17,6 +17,12 @@ internal sealed partial class RaftNode
             {
                 // Check-quorum lease (thesis §6.2): we heard from a live leader within the minimum election
                 // timeout, so a higher-term candidate is a disrupting server; ignore it without raising our term.
+                NoteCandidate(m);
+                if (m.Type == RaftMessageType.PreVote)
+                {
+                    _preVoteInLease = m;
+                }
+
                 return;
             }
 
@@ -78,10 +84,18 @@ internal sealed partial class RaftNode
     {
         _electionElapsed++;
         _ticksSinceStart = Math.Min(_ticksSinceStart + 1, _options.ElectionTicksMin);
+        if (_preVoteInLease is { } waiting && !InLease())
+        {
+            // The lease that made us ignore this pre-vote is over and no leader spoke since: answer it now, as we would
+            // have without the lease, rather than leave its pre-candidate waiting a whole timeout more.
+            _preVoteInLease = null;
+            Step(waiting);
+        }
+
         if (Promotable && _electionElapsed >= _randomizedElectionTimeout)
         {
-            if (_options.CampaignApplyLagEntries > 0
-                && _log.Committed - _log.Applied > _options.CampaignApplyLagEntries
+            if (IsReplaying
+                && !_outranksACandidate
                 && _electionElapsed < _randomizedElectionTimeout + _options.ElectionTicksMax - _options.ElectionTicksMin)
             {
                 // Still applying a long backlog: this timeout falls in [max, 2·max − min), after every caught-up
@@ -90,6 +104,7 @@ internal sealed partial class RaftNode
             }
 
             _electionElapsed = 0;
+            _outranksACandidate = false;
             Campaign(preVote: _options.PreVote, transfer: false);
         }
     }
@@ -225,7 +240,7 @@ internal sealed partial class RaftNode
         var canVote = Vote == m.From
             || (Vote.IsNone && Leader.IsNone)
             || (m.Type == RaftMessageType.PreVote && m.Term > Term);
-        if (canVote && _log.IsUpToDate(m.Index, m.LogTerm))
+        if (canVote && _log.IsUpToDate(m.Index, m.LogTerm) && !YieldsToThisPreCandidate(m))
         {
             // The vote (and the term) reach the host in the next Ready, and the response goes out only
             // after they are durable: a restarted node never votes twice in one term (§5.2).
@@ -238,9 +253,25 @@ internal sealed partial class RaftNode
         }
         else
         {
+            NoteCandidate(m);
             Send(new RaftMessage { Type = responseType, From = Id, To = m.From, Term = Term, Reject = true });
         }
     }
+
+    /// <summary>
+    /// Two pre-candidates whose logs end alike would each grant the other's pre-vote, both campaign in the same term, vote
+    /// for themselves and split the vote: then nobody leads for another randomized timeout (the fail-over simulation saw
+    /// 510 ms, above 3 election timeouts). The tie is broken by id: a pre-candidate refuses the pre-vote of one with a lower
+    /// id and an identical last entry, and grants it otherwise. The higher one, granted by the lower, campaigns, and the
+    /// lower one votes for it. Only pre-votes are refused, never a vote, so safety does not depend on it; and a candidate
+    /// refused here has a twin whose log is as good and who is campaigning already.
+    /// </summary>
+    private bool YieldsToThisPreCandidate(RaftMessage m) =>
+        m.Type == RaftMessageType.PreVote
+        && Role == RaftRole.PreCandidate
+        && m.From.Value < Id.Value
+        && m.Index == _log.LastIndex
+        && m.LogTerm == _log.LastTerm;
 
     private void StepCandidate(RaftMessage m)
     {
@@ -283,16 +314,22 @@ internal sealed partial class RaftNode
         {
             case RaftMessageType.Append:
                 _electionElapsed = 0;
+                _outranksACandidate = false;
+                _preVoteInLease = null;
                 Leader = m.From;
                 HandleAppend(m);
                 break;
             case RaftMessageType.Heartbeat:
                 _electionElapsed = 0;
+                _outranksACandidate = false;
+                _preVoteInLease = null;
                 Leader = m.From;
                 HandleHeartbeat(m);
                 break;
             case RaftMessageType.Snapshot:
                 _electionElapsed = 0;
+                _outranksACandidate = false;
+                _preVoteInLease = null;
                 Leader = m.From;
                 HandleSnapshot(m);
                 break;
@@ -325,7 +362,7 @@ internal sealed partial class RaftNode
                 Invariant.Assert(!_log.TryGetTerm(entry.Index, out var term) || term == entry.Term, "a committed entry never conflicts");
             }
 
-            Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = _log.Committed });
+            Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = _log.Committed, Commit = _log.Applied });
             return;
         }
 
@@ -349,7 +386,7 @@ internal sealed partial class RaftNode
             }
 
             _log.CommitTo(Math.Min(m.Commit, lastNew));
-            Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = lastNew });
+            Send(new RaftMessage { Type = RaftMessageType.AppendResponse, From = Id, To = m.From, Term = Term, Index = lastNew, Commit = _log.Applied });
             return;
         }
 
@@ -395,7 +432,7 @@ internal sealed partial class RaftNode
         _log.CommitTo(m.Commit);
 
         // Echo the leader's read round: the answer confirms its leadership for reads registered before that round.
-        Send(new RaftMessage { Type = RaftMessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term, Index = m.Index });
+        Send(new RaftMessage { Type = RaftMessageType.HeartbeatResponse, From = Id, To = m.From, Term = Term, Index = m.Index, Commit = _log.Applied });
     }
 
     /// <summary>
@@ -450,10 +487,18 @@ internal sealed partial class RaftNode
         {
             case RaftMessageType.AppendResponse:
                 pr.RecentActive = true;
+                if (!m.Reject)
+                {
+                    pr.Applied = m.Commit;
+                }
+
                 HandleAppendResponse(m, pr);
+                MaybeHandOverWhileReplaying();
                 break;
             case RaftMessageType.HeartbeatResponse:
                 pr.RecentActive = true;
+                pr.Applied = m.Commit;
+                MaybeHandOverWhileReplaying();
                 pr.ProbeSent = false;
                 OnReadRoundAcked(m.From, m.Index);
                 if (pr.State == ProgressState.Replicate && pr.Inflights.IsFull)

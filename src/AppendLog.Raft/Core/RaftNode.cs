@@ -391,6 +391,9 @@ internal sealed partial class RaftNode
         LeadTransferee = RaftNodeId.None;
         _votes.Clear();
         _progress.Clear();
+        _outranksACandidate = false;
+        _tookOfficeReplaying = false;
+        _preVoteInLease = null;
         FailOutstandingReads();
     }
 
@@ -430,6 +433,7 @@ internal sealed partial class RaftNode
         }
 
         _progress[Id].MaybeUpdate(SelfDurableIndex);
+        _tookOfficeReplaying = IsReplaying;
 
         // A no-op of the new term: committing it commits every earlier entry (§5.4.2, §8), and it
         // unlocks membership changes (thesis §4.1 erratum).

@@ -52,6 +52,12 @@ internal sealed class Progress
     /// </summary>
     private (long Index, long Offset) _snapshotResume;
 
+    /// <summary>
+    /// The last index the follower said it handed to its state machine (the Commit field of its answers); 0 until it
+    /// answers in this term. A leader still replaying a backlog picks a caught-up member by it (RaftNode.Backlog.cs).
+    /// </summary>
+    public long Applied { get; set; }
+
     /// <summary>Heard from within the current check-quorum period.</summary>
     public bool RecentActive { get; set; }
 

@@ -16,6 +16,13 @@ public sealed class SimulationTests
 
     private const int TeethSeeds = DefaultSeeds;
 
+    /// <summary>
+    /// The ignored-EIO breakage needs an EIO, a crash of that member and an election it decides, in that order: about one
+    /// seed in a thousand. The election changes of the fail-over work moved the first catch from within 500 seeds to seed
+    /// 908 (the runs draw differently, the breakage is as visible), so this one looks further. It stops at the first catch.
+    /// </summary>
+    private const int EioTeethSeeds = 3 * DefaultSeeds;
+
     [Test]
     public void ManySeeds_SafetyHoldsAndEveryAcknowledgedEntryIsAppliedEverywhere()
     {
@@ -113,10 +120,10 @@ public sealed class SimulationTests
     /// acknowledged. The checkers catch it.
     /// </summary>
     [Test]
-    public void Checkers_CatchAHostThatIgnoresASyncFailure_WithinTheDefaultSeeds()
+    public void Checkers_CatchAHostThatIgnoresASyncFailure_WithinTheTeethSeeds()
     {
         var (caught, seed, violation, tried) = FindViolation(
-            SimulationOptions.ProductionFaults with { SyncFailureProbability = 0.02, HostIgnoresSyncFailure = true }, TeethSeeds, checkersOnly: true);
+            SimulationOptions.ProductionFaults with { SyncFailureProbability = 0.02, HostIgnoresSyncFailure = true }, EioTeethSeeds, checkersOnly: true);
         TestContext.Out.WriteLine($"host ignores EIO: caught={caught} at seed {seed} after {tried} seeds: {violation}");
         Assert.That(caught, Is.True, $"no violation in {tried} seeds with sync failures ignored");
     }
