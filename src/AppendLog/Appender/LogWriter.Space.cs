@@ -404,6 +404,7 @@ internal sealed partial class LogWriter
             }
 
             _liveSlots.Clear();
+            ReleaseRetainedUnsynchronized();
             while (_spare.TryPop(out var chunk))
             {
                 _pool.Return(chunk);
