@@ -363,7 +363,7 @@ internal sealed partial class LogWriter
     {
         Invariant.Assert(target == DurableGlobal, "the scheduler moved durability to the target");
         _waiters.MakeDurable(target, _nextOffset, toComplete);
-        TrimRetainedUnsynchronized();
+        NoteDurableAdvanceUnsynchronized(target);
     }
 
     /// <summary>

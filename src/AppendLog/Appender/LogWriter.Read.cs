@@ -6,23 +6,44 @@ namespace AppendLog.Appender;
 internal sealed partial class LogWriter
 {
     /// <summary>
-    /// The most retained chunks (<see cref="_retained"/>) already durable: the slack of a tailing reader that runs
-    /// behind the durable end (woken late, or one of several readers woken together): 4 × 64 KiB at the default chunk
-    /// size, about 230 ms of a log appended at 1,000 records of 1 KiB per second.
+    /// The bytes of durable retained chunks (<see cref="_retained"/>) kept beyond those the last sync made durable: the
+    /// slack of a tailing reader that runs behind the durable end (woken late, one of several readers woken together,
+    /// or still reading what a sync made durable when the next, pipelined one ends): 1 MiB, about 1 s of a log appended
+    /// at 1,000 records of 1 KiB per second. Measured beside a cold scan on a loaded 2-core machine: tailing readers
+    /// looked batches up as far as 1 MiB behind the durable end.
     /// </summary>
-    internal const int RetainedDurableChunksMax = 4;
+    internal const int RetainedDurableBytesMax = 1024 * 1024;
+
+    /// <summary>
+    /// <see cref="RetainedDurableBytesMax"/> in chunks, at least 4: 16 at the default chunk size of 64 KiB.
+    /// </summary>
+    internal int RetainedDurableChunksMax => Math.Max(4, RetainedDurableBytesMax / _pool.ChunkSize);
 
     /// <summary>
     /// Closed chunks of the active segment whose writes are done, in file order, kept readable for tailing readers
     /// until they are replaced: a chunk's write completes before the sync that makes its last batches durable, so
     /// without them a reader woken by that sync found those batches gone from memory and read them from disk; under a
     /// concurrent scan a sync takes long enough to cover several whole chunks (measured: most of a tailing reader's
-    /// batches then came from disk). Every chunk not yet durable is kept (it is needed as soon as the sync ends) and the
-    /// last <see cref="RetainedDurableChunksMax"/> durable ones, within <see cref="RetainedChunksMax"/> and only while the
-    /// pool is not pressed (<see cref="TrimRetainedUnsynchronized"/>); an appender short of chunks takes them back
+    /// batches then came from disk). Every chunk not yet durable is kept (it is needed as soon as the sync ends), those
+    /// the last sync made durable, and the last <see cref="RetainedDurableChunksMax"/> durable ones, within
+    /// <see cref="RetainedChunksMax"/> and only while the pool is not pressed (<see cref="TrimRetainedUnsynchronized"/>); an appender short of chunks takes them back
     /// first. Readers copy from them only below the readable (durable) limit, as from every chunk.
     /// </summary>
     private readonly List<ChunkSlot> _retained = new();
+
+    /// <summary>The durable end before the last sync completed (<see cref="NoteDurableAdvanceUnsynchronized"/>).</summary>
+    private long _durableBeforeLastSync;
+
+    /// <summary>The durable end the last sync reached.</summary>
+    private long _durableAtLastSync;
+
+    /// <summary>Notes that a sync moved the durable end to <paramref name="durable"/>, then trims the retained chunks.</summary>
+    private void NoteDurableAdvanceUnsynchronized(long durable)
+    {
+        _durableBeforeLastSync = Math.Min(_durableAtLastSync, durable); // a truncation or reset restarts the positions lower
+        _durableAtLastSync = durable;
+        TrimRetainedUnsynchronized();
+    }
 
     /// <summary>The most chunks one log retains: an eighth of the pool (as for one reader's read-ahead), at least <see cref="RetainedDurableChunksMax"/> + 1.</summary>
     private int RetainedChunksMax => (int)Math.Max(RetainedDurableChunksMax + 1, _pool.BudgetBytes / 8 / _pool.ChunkSize);
@@ -149,9 +170,11 @@ internal sealed partial class LogWriter
     }
 
     /// <summary>
-    /// Returns retained chunks to the pool, oldest first, while the oldest is of an earlier segment, more than
-    /// <see cref="RetainedDurableChunksMax"/> retained chunks are durable, more than <see cref="RetainedChunksMax"/> are
-    /// retained, or the pool is pressed (appenders wait for it, or more than half its budget is rented).
+    /// Returns retained chunks to the pool, oldest first, while the oldest is of an earlier segment; or more than
+    /// <see cref="RetainedDurableChunksMax"/> retained chunks are durable and the oldest was durable before the last sync
+    /// (the readers that sync woke have until the next one to copy what it made durable: a slow sync under load covers
+    /// many chunks); or more than <see cref="RetainedChunksMax"/> are retained; or the pool is pressed (appenders wait
+    /// for it, or more than half its budget is rented).
     /// </summary>
     private void TrimRetainedUnsynchronized()
     {
@@ -160,7 +183,8 @@ internal sealed partial class LogWriter
             var oldest = _retained[0];
             bool release = !ReferenceEquals(oldest.Segment, _active)
                 || _retained.Count > RetainedChunksMax
-                || (_retained.Count > RetainedDurableChunksMax && EndGlobal(_retained[RetainedDurableChunksMax]) <= DurableGlobal)
+                || (_retained.Count > RetainedDurableChunksMax && EndGlobal(_retained[RetainedDurableChunksMax]) <= DurableGlobal
+                    && EndGlobal(oldest) <= _durableBeforeLastSync)
                 || _pool.WaitingRenters > 0
                 || _pool.RentedBytes > _pool.BudgetBytes / 2;
             if (!release)

@@ -98,31 +98,32 @@ public sealed class WriterTailTests
     }
 
     /// <summary>
-    /// Ten chunks' worth, all durable: only the last <c>RetainedDurableChunksMax</c> (4) closed chunks stay, so a reader
-    /// from the start reads the older ones from disk and the recent ones (and the chunk being filled) from memory.
+    /// Twenty-one chunks' worth, all durable, one record per sync: only the last <c>RetainedDurableChunksMax</c> (16 of
+    /// 64 KiB: 1 MiB) closed chunks stay, so a reader from the start reads the older ones from disk and the recent ones
+    /// (and the chunk being filled) from memory.
     /// </summary>
     [Test]
     public async Task DurableChunksRetained_AreBounded_OlderOnesAreReadFromDisk(CancellationToken cancellationToken)
     {
-        const int Records = 640;
+        const int Records = 21 * 61;
         await using var log = await SegmentedLog.OpenAsync(Options());
         for (int i = 0; i < Records; i++)
         {
             await log.AppendAsync(new byte[ValueSize], cancellationToken);
         }
 
-        Assert.That(log.RetainedWriterChunks, Is.EqualTo(4));
+        Assert.That(log.RetainedWriterChunks, Is.EqualTo(16));
         Assert.That(await CountAsync(log, cancellationToken), Is.EqualTo(Records));
         var sources = log.BatchSources;
         Assert.That(sources.Disk + sources.Writer, Is.EqualTo(Records));
-        Assert.That(sources.Writer, Is.InRange(4 * 61, 6 * 61), "four retained chunks and the partial current one");
-        Assert.That(sources.Disk, Is.GreaterThan(4 * 61), "the first five chunks went back to the pool");
+        Assert.That(sources.Writer, Is.InRange(16 * 61, 18 * 61), "sixteen retained chunks and the partial current one");
+        Assert.That(sources.Disk, Is.GreaterThan(3 * 61), "the first four chunks went back to the pool");
     }
 
     /// <summary>
     /// A pool of six chunks (the smallest a log with 64 KiB batches accepts): the log keeps appending, its retained
     /// chunks go back to the pool whenever more than half of it is rented (three chunks: at most two retained beside
-    /// the chunk being filled, where an unpressed pool keeps four), and what was appended reads back whole.
+    /// the chunk being filled, where an unpressed pool keeps sixteen), and what was appended reads back whole.
     /// </summary>
     [Test]
     public async Task RetainedChunks_YieldToAppenders_WhenThePoolIsPressed(CancellationToken cancellationToken)
