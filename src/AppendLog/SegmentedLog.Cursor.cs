@@ -320,19 +320,55 @@ public sealed partial class SegmentedLog
                 return BatchRef.Of(cached);
             }
 
-            if ((active ? TryReadFromWriter() : null) is { } fromWriter)
+            if ((active ? TryReadFromWriter(borrow) : null) is { } fromWriter)
             {
-                // The durable tail that tailing readers share: cached like any first touch.
+                // The durable tail that tailing readers share: cached like any first touch (unless lent or borrowed).
                 if (ContentChanged())
                 {
                     return null;
                 }
 
                 _log.CountBatchRead(BatchSource.Writer);
-                return Keep(fromWriter, BatchAdmission.Normal);
+                return fromWriter.Owned is { } owned ? Keep(owned, BatchAdmission.Normal) : fromWriter;
             }
 
             _nearHotTail = active && limit - _position <= _log._batchCache.BudgetBytes / HotTailShareOfCache;
+            if (!_nearHotTail || _lent is not null)
+            {
+                return await ReadFromDiskAndKeepAsync(limit, borrow, sizeMax, cancellationToken).ConfigureAwait(false);
+            }
+
+            // Tailing readers woken together miss the same batch at once: one reads it (and caches it), the others wait
+            // for that read and take the batch from the cache (single flight). A lending reader caches nothing to share.
+            var key = (_contentKey, _position);
+            var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var flight = _log._hotTailReads.GetOrAdd(key, mine);
+            if (!ReferenceEquals(flight, mine))
+            {
+                await flight.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (cache.TryGet(_contentKey, _position, out cached))
+                {
+                    _log.CountBatchRead(BatchSource.Cache);
+                    return BatchRef.Of(cached);
+                }
+
+                // The read failed, was cancelled or withheld the batch, or the cache did not keep it: read it here.
+                return await ReadFromDiskAndKeepAsync(limit, borrow, sizeMax, cancellationToken).ConfigureAwait(false);
+            }
+
+            try
+            {
+                return await ReadFromDiskAndKeepAsync(limit, borrow, sizeMax, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _log._hotTailReads.TryRemove(new KeyValuePair<(long, long), TaskCompletionSource>(key, mine));
+                mine.SetResult();
+            }
+        }
+
+        private async ValueTask<BatchRef?> ReadFromDiskAndKeepAsync(long limit, bool borrow, int sizeMax, CancellationToken cancellationToken)
+        {
             var batch = await ReadFromDiskAsync(limit, borrow, sizeMax, cancellationToken).ConfigureAwait(false);
             if (batch is null || ContentChanged())
             {
@@ -372,7 +408,11 @@ public sealed partial class SegmentedLog
         /// <summary>The batch being read from disk lies in the hot tail (set before each disk read).</summary>
         private bool _nearHotTail;
 
-        private LogBatch? TryReadFromWriter()
+        /// <summary>
+        /// The batch at the reader's position copied from the writer's chunks, into a new array the cache may keep, or,
+        /// as <see cref="ReadFromDiskAsync"/> does, into a lent or borrowed buffer (<see cref="TakeBuffer"/>).
+        /// </summary>
+        private BatchRef? TryReadFromWriter(bool borrow)
         {
             var writer = _log._writer;
             if (!writer.TryCopyFromMemory(_segment!, _contentKey, _position, _header))
@@ -386,15 +426,49 @@ public sealed partial class SegmentedLog
                 return null; // let the disk path report it with its position
             }
 
-            var bytes = new byte[header.TotalSize];
-            if (!writer.TryCopyFromMemory(_segment!, _contentKey, _position, bytes))
+            int size = (int)header.TotalSize;
+            bool keep = _lent is null && (!borrow || _log._batchCache.WouldKeep(size, BatchAdmission.Normal));
+            var bytes = TakeBuffer(size, keep);
+            if (!writer.TryCopyFromMemory(_segment!, _contentKey, _position, bytes.Span)
+                || RecordBatchDecoder.Check(bytes.Span, _log._options.MaximumBatchSize, out header) != BatchCheck.Valid)
             {
                 return null;
             }
 
-            return RecordBatchDecoder.Check(bytes, _log._options.MaximumBatchSize, out header) == BatchCheck.Valid
-                ? NewBatch(header, bytes)
-                : null;
+            return keep
+                ? BatchRef.Of(NewBatch(header, bytes))
+                : new BatchRef(null, bytes, header.BaseOffset, header.LastOffset, _segment!.Path, _position);
+        }
+
+        /// <summary>
+        /// A buffer for a batch of <paramref name="size"/> bytes: a new array when the cache keeps it
+        /// (<paramref name="keep"/>); in lending mode an array rented for it; else the reader's reusable buffer.
+        /// </summary>
+        private Memory<byte> TakeBuffer(int size, bool keep)
+        {
+            if (keep)
+            {
+                return new byte[size];
+            }
+
+            if (_lent is not null)
+            {
+                // Lent, not cached: a catch-up reader's batches are rarely read again soon, and the rented array goes
+                // back to the shared pool when the caller releases it (0 B per batch in steady state).
+                byte[] rented = ArrayPool<byte>.Shared.Rent(size);
+                _lent.Add(rented);
+                return rented.AsMemory(0, size);
+            }
+
+            // Not cached, so not shared: the reader's own buffer, reused for every such batch (0 B per batch). A
+            // managed copy rather than a view of the pooled chunk: a caller who keeps a stale view reads stale
+            // bytes at worst, never memory the pool has freed.
+            if (_borrowed.Length < size)
+            {
+                _borrowed = new byte[Math.Max(size, Math.Min(2 * _borrowed.Length, _log._options.MaximumBatchSize))];
+            }
+
+            return _borrowed.AsMemory(0, size);
         }
 
         private async ValueTask<BatchRef?> ReadFromDiskAsync(long limit, bool borrow, int sizeMax, CancellationToken cancellationToken)
@@ -424,32 +498,7 @@ public sealed partial class SegmentedLog
 
             int size = (int)header.TotalSize;
             bool keep = _lent is null && (!borrow || _log._batchCache.WouldKeep(size, DiskAdmission));
-            Memory<byte> bytes;
-            if (keep)
-            {
-                bytes = new byte[size];
-            }
-            else if (_lent is not null)
-            {
-                // Lent, not cached: a catch-up reader's batches are rarely read again soon, and the rented array goes
-                // back to the shared pool when the caller releases it (0 B per batch in steady state).
-                byte[] rented = ArrayPool<byte>.Shared.Rent(size);
-                _lent.Add(rented);
-                bytes = rented.AsMemory(0, size);
-            }
-            else
-            {
-                // Not cached, so not shared: the reader's own buffer, reused for every such batch (0 B per batch). A
-                // managed copy rather than a view of the pooled chunk: a caller who keeps a stale view reads stale
-                // bytes at worst, never memory the pool has freed.
-                if (_borrowed.Length < size)
-                {
-                    _borrowed = new byte[Math.Max(size, Math.Min(2 * _borrowed.Length, _log._options.MaximumBatchSize))];
-                }
-
-                bytes = _borrowed.AsMemory(0, size);
-            }
-
+            var bytes = TakeBuffer(size, keep);
             _window.CopyTo(_position, bytes.Span);
             check = RecordBatchDecoder.Check(bytes.Span, _log._options.MaximumBatchSize, out header);
             if (check != BatchCheck.Valid)

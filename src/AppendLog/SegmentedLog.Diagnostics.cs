@@ -42,6 +42,9 @@ public sealed partial class SegmentedLog
     internal (long Cache, long Writer, long Disk) BatchSources =>
         (Interlocked.Read(ref _batchesFromCache), Interlocked.Read(ref _batchesFromWriter), Interlocked.Read(ref _batchesFromDisk));
 
+    /// <summary>Closed chunks the writer keeps readable for tailing readers now (tests; see <c>LogWriter._retained</c>).</summary>
+    internal int RetainedWriterChunks => _writer.RetainedChunkCount;
+
     /// <summary>Counts one batch a reader got from <paramref name="source"/> (per log, and the tagged meter instrument).</summary>
     private void CountBatchRead(BatchSource source)
     {

@@ -28,6 +28,12 @@ public sealed partial class SegmentedLog : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly LogBufferPool _pool;
     private readonly BatchCache _batchCache;
+
+    /// <summary>
+    /// Disk reads of hot-tail batches in progress, by (content key, position): a reader that misses a batch another is
+    /// reading waits for that read and takes the batch from the cache (<see cref="Cursor"/>).
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(long ContentKey, long Position), TaskCompletionSource> _hotTailReads = new();
     private readonly ReadFileCache _readFiles;
     private int _disposed;
 

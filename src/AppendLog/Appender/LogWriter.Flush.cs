@@ -280,10 +280,7 @@ internal sealed partial class LogWriter
     {
         if (slot.Closed && !slot.WriteBusy && slot.Deferred is null && _liveSlots.Remove(slot))
         {
-            _pool.Return(slot.Chunk);
-            slot.Chunk = null!;
-            slot.Segment = null!;
-            _freeSlots.Push(slot);
+            RetireSlotUnsynchronized(slot);
         }
     }
 
@@ -368,6 +365,7 @@ internal sealed partial class LogWriter
     {
         Invariant.Assert(target == DurableGlobal, "the scheduler moved durability to the target");
         _waiters.MakeDurable(target, _nextOffset, toComplete);
+        NoteDurableAdvanceUnsynchronized(target);
     }
 
     /// <summary>

@@ -121,6 +121,7 @@ internal sealed partial class LogWriter
                     _current = null;
                 }
 
+                ReleaseRetainedUnsynchronized(); // they hold the content the cut or reset replaces
                 Invariant.Assert(_liveSlots.Count == 0, "no chunk is in flight after the drain");
                 var fresh = new Segment(path, nextOffset, globalEnd)
                 {

@@ -121,6 +121,7 @@ internal sealed partial class LogWriter
         };
         _segments.Add(segment);
         _active = segment;
+        TrimRetainedUnsynchronized(); // readers copy from the active segment's chunks only
         StartAllocationUnsynchronized(_options.PreallocationMinimumStep);
     }
 
@@ -404,6 +405,7 @@ internal sealed partial class LogWriter
             }
 
             _liveSlots.Clear();
+            ReleaseRetainedUnsynchronized();
             while (_spare.TryPop(out var chunk))
             {
                 _pool.Return(chunk);

@@ -190,6 +190,7 @@ internal sealed partial class LogWriter
                 _current = null;
             }
 
+            ReleaseRetainedUnsynchronized(); // they hold the content the cut or reset replaces
             Invariant.Assert(_liveSlots.Count == 0, "no chunk is in flight after the drain");
             target.File = file;
             if (target.State != SegmentState.Open)

@@ -157,7 +157,7 @@ internal sealed partial class LogWriter
                 return false;
             }
 
-            bool released = false;
+            bool released = ReleaseRetainedUnsynchronized();
             while (_spare.TryPop(out var spare))
             {
                 _pool.Return(spare);
@@ -176,6 +176,7 @@ internal sealed partial class LogWriter
             _current = null;
             slot.Closed = true;
             MaybeReleaseSlotUnsynchronized(slot);
+            ReleaseRetainedUnsynchronized();
             return true;
         }
     }
@@ -280,6 +281,8 @@ internal sealed partial class LogWriter
                 {
                     _pool.Return(surplus);
                 }
+
+                ReleaseRetainedUnsynchronized();
             }
         }
 
@@ -341,6 +344,12 @@ internal sealed partial class LogWriter
         {
             if (!_pool.TryRent(out var chunk))
             {
+                // Retained chunks (kept readable for tailing readers) yield to appends: back to the pool, and again.
+                if (ReleaseOldestRetainedUnsynchronized())
+                {
+                    continue;
+                }
+
                 return false;
             }
 

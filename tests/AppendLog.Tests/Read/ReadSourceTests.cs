@@ -1,3 +1,4 @@
+using AppendLog.Appender;
 using AppendLog.Testing;
 using NUnit.Framework;
 
@@ -72,6 +73,55 @@ public sealed class ReadSourceTests
 
         Assert.That(await CountAsync(log, from: 9_000, count: 100), Is.EqualTo(100));
         Assert.That(log.BatchSources.Disk - tail.Disk, Is.GreaterThanOrEqualTo(100), "the middle (past the full cache, before the hot tail) was not");
+    }
+
+    /// <summary>
+    /// Four readers miss the same hot-tail batch at once (a reopened log: nothing in the writer's memory; the disk's
+    /// reads held back until all four have missed): one reads it from disk, the three others wait for that read and
+    /// take the batch from the cache (single flight), instead of four disk reads of one batch.
+    /// </summary>
+    [Test]
+    public async Task ReadersMissingTheSameHotTailBatchTogether_ReadItFromDiskOnce(CancellationToken cancellationToken)
+    {
+        var storage = new SimulatedStorage(Seeds.Get());
+        var cache = new BatchCache(8 * 1024 * 1024);
+        var options = new LogOptions { Directory = "/sim/log", BatchCache = cache };
+        var log = await SegmentedLog.OpenAsync(options, storage, IoWorkers.Shared, cancellationToken);
+        for (int i = 0; i < 100; i++)
+        {
+            await log.AppendAsync(new byte[1000], cancellationToken);
+        }
+
+        await log.DisposeAsync();
+        await using var reopened = await SegmentedLog.OpenAsync(options, storage, IoWorkers.Shared, cancellationToken);
+        using var gate = new ManualResetEventSlim(false);
+        storage.BeforeOperation = (operation, _) =>
+        {
+            if (operation == StorageOperation.Read)
+            {
+                gate.Wait(cancellationToken);
+            }
+        };
+
+        long missesBefore = cache.Misses;
+        var readers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            await foreach (var batch in reopened.ReadBatchesAsync(0, cancellationToken))
+            {
+                return batch.BaseOffset;
+            }
+
+            return -1L;
+        }, cancellationToken)).ToArray();
+        while (cache.Misses - missesBefore < 4)
+        {
+            await Task.Delay(1, cancellationToken);
+        }
+
+        await Task.Delay(100, cancellationToken); // each reader goes on from its miss to the disk or to the read in flight
+        gate.Set();
+        Assert.That(await Task.WhenAll(readers), Is.All.EqualTo(0L));
+        Assert.That(reopened.BatchSources, Is.EqualTo((3L, 0L, 1L)), "one disk read, three waited for it");
     }
 
     private static async Task<int> CountAsync(SegmentedLog log, long from = 0, int count = int.MaxValue)
