@@ -30,6 +30,16 @@ public sealed partial class SegmentedLog
         /// the disk batches returned since the last <see cref="ReleaseLent"/>; null otherwise.
         /// </summary>
         private readonly List<byte[]>? _lent;
+
+        /// <summary>
+        /// In lending mode, the arrays of the previous round, released and kept for this round's batches (returned to
+        /// the shared pool when this round does not reuse them, or on dispose). Reusing them here rather than renting
+        /// again matters because a server releases on another thread than it reads on: the shared pool keeps a returned
+        /// array in the returning thread's own slot first, where a reader on another thread does not find it, so each
+        /// thread that ever released would hold one array (a new one rented, per thread, up to the pool's thread
+        /// count) and an array released on a thread that then exits is lost to the pool.
+        /// </summary>
+        private readonly List<byte[]>? _spare;
         private readonly ReadWindow _window;
         private readonly ReadAhead _readAhead;
         private readonly byte[] _header = new byte[RecordBatch.HeaderSize];
@@ -50,6 +60,7 @@ public sealed partial class SegmentedLog
         {
             _log = log;
             _lent = lend ? [] : null;
+            _spare = lend ? [] : null;
             _window = new ReadWindow(log._pool);
             _readAhead = new ReadAhead(log._pool);
             _chunkSize = log._pool.ChunkSize;
@@ -206,19 +217,25 @@ public sealed partial class SegmentedLog
             }
         }
 
-        /// <summary>Returns the arrays of every batch lent since the last call to the pool (lending mode).</summary>
+        /// <summary>
+        /// Ends the loans of every batch lent since the last call (lending mode): their arrays become the spares of the
+        /// next round, and the spares this round did not reuse go back to the shared pool. The reader so holds at most
+        /// one round's arrays between rounds.
+        /// </summary>
         public void ReleaseLent()
         {
-            if (_lent is null)
+            if (_lent is null || _spare is null)
             {
                 return;
             }
 
-            foreach (byte[] array in _lent)
+            foreach (byte[] array in _spare)
             {
                 ArrayPool<byte>.Shared.Return(array);
             }
 
+            _spare.Clear();
+            _spare.AddRange(_lent);
             _lent.Clear();
         }
 
@@ -227,6 +244,25 @@ public sealed partial class SegmentedLog
             await CloseSegmentAsync().ConfigureAwait(false);
             _window.Dispose();
             ReleaseLent();
+            ReleaseLent(); // the second call returns the last round's arrays (now spares) to the shared pool
+        }
+
+        /// <summary>An array of the previous round holding at least <paramref name="size"/> bytes, or a rented one.</summary>
+        private byte[] RentForLoan(int size)
+        {
+            var spare = _spare!;
+            for (int i = 0; i < spare.Count; i++)
+            {
+                if (spare[i].Length >= size)
+                {
+                    byte[] array = spare[i];
+                    spare[i] = spare[^1];
+                    spare.RemoveAt(spare.Count - 1);
+                    return array;
+                }
+            }
+
+            return ArrayPool<byte>.Shared.Rent(size);
         }
 
         private void Locate()
@@ -431,9 +467,9 @@ public sealed partial class SegmentedLog
             }
             else if (_lent is not null)
             {
-                // Lent, not cached: a catch-up reader's batches are rarely read again soon, and the rented array goes
-                // back to the shared pool when the caller releases it (0 B per batch in steady state).
-                byte[] rented = ArrayPool<byte>.Shared.Rent(size);
+                // Lent, not cached: a catch-up reader's batches are rarely read again soon; the array is reused by the
+                // next round once the caller releases it (0 B per batch in steady state, see _spare).
+                byte[] rented = RentForLoan(size);
                 _lent.Add(rented);
                 bytes = rented.AsMemory(0, size);
             }
