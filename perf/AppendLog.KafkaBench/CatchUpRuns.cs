@@ -159,7 +159,23 @@ internal static class CatchUpRuns
             try
             {
                 using var client = new RawFetchClient(broker.Port, Topic, options.FetchMaxMib << 20);
-                done.SetResult(client.CatchUp(scan.EndOffset, WarmupFetches, ConsumeDeadline));
+                var result = client.CatchUp(scan.EndOffset, WarmupFetches, ConsumeDeadline);
+                if (options.AllocTracePasses > 0)
+                {
+                    // More passes from the start on the same connection (each opens one reader at offset 0).
+                    using var sampler = new AllocationSampler();
+                    sampler.Start();
+                    for (int pass = 0; pass < options.AllocTracePasses; pass++)
+                    {
+                        var again = client.CatchUp(scan.EndOffset, 0, ConsumeDeadline);
+                        Console.Error.WriteLine(
+                            $"alloc-trace pass {pass}: {again.AllocatedBytesPerBatch:F0} B per batch over {again.MeasuredBatches} batches");
+                    }
+
+                    result = result with { AllocationSamples = sampler.Stop() };
+                }
+
+                done.SetResult(result);
             }
             catch (Exception e)
             {
@@ -198,4 +214,7 @@ internal sealed record RawFetchResult(
     public double AllocatedBytesPerBatch => MeasuredBatches == 0 ? double.NaN : (double)AllocatedBytes / MeasuredBatches;
 
     public double AllocatedBytesPerFetch => MeasuredFetches == 0 ? double.NaN : (double)AllocatedBytes / MeasuredFetches;
+
+    /// <summary>With <c>--alloc-trace</c>: AllocationTick events by type over the extra passes.</summary>
+    public IReadOnlyList<AllocationSample>? AllocationSamples { get; init; }
 }

@@ -217,5 +217,19 @@ async Task CatchUpAsync()
             ["library, ReadBatchesAsync", "1", scan.Batches.ToString("N0", CultureInfo.InvariantCulture),
                 $"{scanAllocated:N0} B", Report.F((double)scanAllocated / scan.Batches, 0), "n/a"],
         ]);
+    if (raw.AllocationSamples is { } samples)
+    {
+        long sampled = samples.Sum(s => s.Bytes);
+        report.Line($"Allocations by type over {options.AllocTracePasses} more raw-fetch passes (the runtime's GC " +
+            $"AllocationTick event, one about every 100 KB allocated, its amount summed by the type named: {sampled:N0} B):");
+        report.Line();
+        report.Table(
+            ["type", "bytes (estimate)", "share"],
+            samples.Take(20).Select(s => new[]
+            {
+                $"`{s.Type}`", s.Bytes.ToString("N0", CultureInfo.InvariantCulture), Report.F(100.0 * s.Bytes / sampled, 1) + " %",
+            }));
+    }
+
     report.Json["catchUp"] = new { scan, consumer, rawFetch = raw };
 }
