@@ -30,6 +30,53 @@ internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
     public string ReadString() =>
         ReadNullableString() ?? throw new KafkaProtocolException("A required string is null.");
 
+    /// <summary>
+    /// A non-null STRING, returned as <paramref name="cached"/> when its bytes spell it in ASCII (a name a client sends
+    /// with every request: no string per request), else decoded.
+    /// </summary>
+    public string ReadString(string? cached)
+    {
+        short length = ReadInt16();
+        if (length < 0)
+        {
+            throw new KafkaProtocolException(length == -1 ? "A required string is null." : $"String length {length} is negative.");
+        }
+
+        var bytes = Take(length);
+        return cached is not null && Ascii.Equals(bytes, cached) ? cached : Encoding.UTF8.GetString(bytes);
+    }
+
+    /// <summary>Skips a STRING or NULLABLE_STRING.</summary>
+    public void SkipString()
+    {
+        short length = ReadInt16();
+        if (length < -1)
+        {
+            throw new KafkaProtocolException($"String length {length} is negative.");
+        }
+
+        Take(Math.Max(length, (short)0));
+    }
+
+    /// <summary>A non-null ARRAY's count, checked as <see cref="ReadArray{T}"/> checks it (the caller reads the elements).</summary>
+    public int ReadArrayCount()
+    {
+        int count = ReadInt32();
+        if (count < 0 || count > Remaining)
+        {
+            throw new KafkaProtocolException($"Array count {count} does not fit the {Remaining} bytes left.");
+        }
+
+        return count;
+    }
+
+    /// <summary>The position in the frame (to read a part twice: once checked, once kept).</summary>
+    public int Position
+    {
+        get => _position;
+        set => _position = value >= 0 && value <= frame.Length ? value : throw new ArgumentOutOfRangeException(nameof(value));
+    }
+
     /// <summary>A NULLABLE_STRING: length -1 is null.</summary>
     public string? ReadNullableString()
     {

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using AppendLog;
@@ -59,7 +60,7 @@ internal sealed class ClientConnection
     /// A request started and not yet answered: its frame stays rented until its handler is done. Arrived: when its
     /// size prefix was read (<see cref="TimeProvider.GetTimestamp"/>); Api: its API, once its header parsed.
     /// </summary>
-    private sealed record Pending(Task<KafkaWriter?> Handling, byte[] Frame, int Size, long Arrived, ApiKey? Api);
+    private readonly record struct Pending(Task<KafkaWriter?> Handling, byte[] Frame, int Size, long Arrived, ApiKey? Api);
 
     public async Task RunAsync()
     {
@@ -113,8 +114,12 @@ internal sealed class ClientConnection
         }
     }
 
-    /// <summary>Reads one request's body and starts its handler (its synchronous part runs here, in order).</summary>
-    private async Task<(Task<KafkaWriter?> Handling, ApiKey? Api)> ReadAndStartAsync(byte[] frame, int size)
+    /// <summary>
+    /// Reads one request's body and starts its handler (its synchronous part runs here, in order). This and the other
+    /// helpers awaited once per request use pooled state machines (no allocation per request when they wait).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(Task<KafkaWriter?> Handling, ApiKey? Api)> ReadAndStartAsync(byte[] frame, int size)
     {
         try
         {
@@ -196,7 +201,8 @@ internal sealed class ClientConnection
     }
 
     /// <summary>One write of one part; one gathering send (writev) of several, each part from its own array.</summary>
-    private async Task SendAsync(List<ReadOnlyMemory<byte>> parts)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask SendAsync(List<ReadOnlyMemory<byte>> parts)
     {
         if (parts.Count == 1)
         {
@@ -224,7 +230,8 @@ internal sealed class ClientConnection
         }
     }
 
-    private async Task<bool> TryReadExactlyAsync(byte[] buffer)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> TryReadExactlyAsync(byte[] buffer)
     {
         int read = await _stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, _broker.Stopping)
             .ConfigureAwait(false);

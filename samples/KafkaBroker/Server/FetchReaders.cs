@@ -33,6 +33,9 @@ internal sealed class FetchReaders : IAsyncDisposable
 
     public FetchReaders() => AfterSent = ExitAsync;
 
+    /// <summary>The parsed request, results and response writer of the fetch holding the turn, reused by the next.</summary>
+    public Handlers.FetchState State { get; } = new();
+
     /// <summary><see cref="ExitAsync"/> as the delegate a fetch answer carries (one for the connection, not one per fetch).</summary>
     public Func<ValueTask> AfterSent { get; }
 
