@@ -107,8 +107,36 @@ internal static class CatchUpRuns
         };
     }
 
+    /// <summary>
+    /// The consumer settings each catch-up run uses: librdkafka's defaults (with <c>--fetch-max-mib</c> as
+    /// max.partition.fetch.bytes), then what a user tuning for catch-up would set, then the same with the .NET
+    /// wrapper told to fill no optional field of each ConsumeResult (its per-message cost is the client's ceiling).
+    /// </summary>
+    public static IReadOnlyList<ConsumerVariant> ConsumerVariants(KafkaBenchOptions options) =>
+    [
+        new($"defaults (max.partition.fetch.bytes {options.FetchMaxMib} MiB)", _ => { }),
+        new("catch-up settings (max.partition.fetch.bytes 16 MiB, fetch.max.bytes 50 MiB, queued.max.messages.kbytes " +
+            "256 MiB, queued.min.messages 1,000,000, fetch.queue.backoff.ms 10, fetch.wait.max.ms 100)", CatchUpSettings),
+        new("catch-up settings + consume.result.fields none", c =>
+        {
+            CatchUpSettings(c);
+            c.ConsumeResultFields = "none";
+        }),
+    ];
+
+    private static void CatchUpSettings(ConsumerConfig config)
+    {
+        config.MaxPartitionFetchBytes = 16 << 20;
+        config.FetchMaxBytes = 50 << 20; // librdkafka's default, named: the broker caps a response at 55 MiB
+        config.QueuedMaxMessagesKbytes = 256 * 1024;
+        config.QueuedMinMessages = 1_000_000;
+        config.FetchQueueBackoffMs = 10; // default 1,000: a full local queue otherwise pauses fetching for a second
+        config.FetchWaitMaxMs = 100;
+    }
+
     /// <summary>A Confluent.Kafka consumer assigned the partition from its start, until it has the last record.</summary>
-    public static async Task<ScanResult> ConsumerAsync(string dataDirectory, ScanResult scan, KafkaBenchOptions options)
+    public static async Task<ScanResult> ConsumerAsync(
+        string dataDirectory, ScanResult scan, KafkaBenchOptions options, ConsumerVariant variant)
     {
         BatchCache.Shared.Clear();
         await using var broker = await StartBrokerAsync(dataDirectory).ConfigureAwait(false);
@@ -119,6 +147,7 @@ internal static class CatchUpRuns
             EnableAutoCommit = false,
             MaxPartitionFetchBytes = options.FetchMaxMib << 20,
         };
+        variant.Configure(config);
         return await Task.Run(() =>
         {
             using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).Build();
@@ -137,7 +166,7 @@ internal static class CatchUpRuns
                 {
                     var seconds = clock.Elapsed.TotalSeconds;
                     consumer.Close();
-                    return new ScanResult("Confluent.Kafka consumer → broker", scan.Bytes, scan.Batches, scan.EndOffset, seconds);
+                    return new ScanResult($"Confluent.Kafka consumer → broker, {variant.Label}", scan.Bytes, scan.Batches, scan.EndOffset, seconds);
                 }
             }
 
@@ -195,6 +224,9 @@ internal static class CatchUpRuns
         Log = Console.Error,
     });
 }
+
+/// <summary>A labelled set of consumer settings for one catch-up run.</summary>
+internal sealed record ConsumerVariant(string Label, Action<ConsumerConfig> Configure);
 
 /// <summary>One read of the whole partition.</summary>
 internal sealed record ScanResult(string Path, long Bytes, long Batches, long EndOffset, double Seconds)
