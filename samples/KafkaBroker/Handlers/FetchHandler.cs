@@ -24,7 +24,9 @@ namespace KafkaBroker.Handlers;
 /// </summary>
 internal static class FetchHandler
 {
-    public static async Task<KafkaWriter?> HandleAsync(RequestContext request)
+    /// <summary>Serves one Fetch; pooled (awaited once, by the connection's writer): no task per fetch.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<KafkaWriter?> HandleAsync(RequestContext request)
     {
         var body = request.Body;
         int start = body.Position;

@@ -9,12 +9,22 @@ namespace KafkaBroker.Protocol;
 /// the frame's remaining length first and throws <see cref="KafkaProtocolException"/> when a field runs past it, so a
 /// hostile length can never make the broker allocate more than the frame it already holds.
 /// </summary>
-internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
+internal sealed class KafkaReader
 {
+    private ReadOnlyMemory<byte> _frame;
     private int _position;
 
+    public KafkaReader(ReadOnlyMemory<byte> frame) => _frame = frame;
+
+    /// <summary>Reads another frame from its start (a connection reuses its readers from request to request).</summary>
+    public void Reset(ReadOnlyMemory<byte> frame)
+    {
+        _frame = frame;
+        _position = 0;
+    }
+
     /// <summary>Bytes not read yet.</summary>
-    public int Remaining => frame.Length - _position;
+    public int Remaining => _frame.Length - _position;
 
     public sbyte ReadInt8() => (sbyte)Take(1)[0];
 
@@ -74,7 +84,7 @@ internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
     public int Position
     {
         get => _position;
-        set => _position = value >= 0 && value <= frame.Length ? value : throw new ArgumentOutOfRangeException(nameof(value));
+        set => _position = value >= 0 && value <= _frame.Length ? value : throw new ArgumentOutOfRangeException(nameof(value));
     }
 
     /// <summary>A NULLABLE_STRING: length -1 is null.</summary>
@@ -187,7 +197,7 @@ internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
                 $"A field of {length} bytes runs past the end of the request ({Remaining} left).");
         }
 
-        var slice = frame.Slice(_position, length);
+        var slice = _frame.Slice(_position, length);
         _position += length;
         return slice;
     }
