@@ -56,6 +56,24 @@ internal sealed class KafkaReader
         return cached is not null && Ascii.Equals(bytes, cached) ? cached : Encoding.UTF8.GetString(bytes);
     }
 
+    /// <summary>A NULLABLE_STRING, returned as <paramref name="cached"/> when its bytes spell it in ASCII.</summary>
+    public string? ReadNullableString(string? cached)
+    {
+        short length = ReadInt16();
+        if (length == -1)
+        {
+            return null;
+        }
+
+        if (length < 0)
+        {
+            throw new KafkaProtocolException($"String length {length} is negative.");
+        }
+
+        var bytes = Take(length);
+        return cached is not null && Ascii.Equals(bytes, cached) ? cached : Encoding.UTF8.GetString(bytes);
+    }
+
     /// <summary>Skips a STRING or NULLABLE_STRING.</summary>
     public void SkipString()
     {

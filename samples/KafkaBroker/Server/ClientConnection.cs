@@ -59,6 +59,9 @@ internal sealed class ClientConnection
     /// <summary>The parts of the answer being sent (used by the writer only).</summary>
     private readonly List<ArraySegment<byte>> _sendSegments = [];
 
+    /// <summary>The client id of the last request (a client sends the same one every time; used by the reader only).</summary>
+    private string? _clientId;
+
     /// <summary>Set once the connection is being closed: no more responses are sent.</summary>
     private volatile bool _closing;
 
@@ -158,7 +161,8 @@ internal sealed class ClientConnection
         try
         {
             await _stream.ReadExactlyAsync(frame.AsMemory(0, size), _broker.Stopping).ConfigureAwait(false);
-            var header = RequestHeader.Read(reader);
+            var header = RequestHeader.Read(reader, _clientId);
+            _clientId = header.ClientId;
             if (!SupportedApis.IsSupported(header.ApiKey, header.ApiVersion) && header.ApiKey != ApiKey.ApiVersions)
             {
                 throw new KafkaProtocolException($"{header.ApiKey} v{header.ApiVersion} is not supported");
