@@ -122,7 +122,38 @@ internal static class CatchUpRuns
             CatchUpSettings(c);
             c.ConsumeResultFields = "none";
         }),
+        new("catch-up settings + consume.result.fields none, assigned at offset 0 rather than BEGINNING", c =>
+        {
+            CatchUpSettings(c);
+            c.ConsumeResultFields = "none";
+        })
+        {
+            // A logical offset assigned before the client knows the partition's leader waits for librdkafka's offset
+            // query timer (about 500 ms after the assignment, seen with debug "fetch"); an offset it can fetch at
+            // once starts when the metadata arrives.
+            StartOffset = new Offset(0),
+        },
+        new($"client ceiling: Consume() alone over records prefetched during a {PrefetchPause(options).TotalSeconds:F0} s " +
+            "pause after the assignment (the previous settings, a local queue that holds the whole partition; not a catch-up time)",
+            c =>
+            {
+                CatchUpSettings(c);
+                c.ConsumeResultFields = "none";
+                c.QueuedMaxMessagesKbytes = (int)Math.Min(QueuedKilobytesMax, (options.CatchupMib + 64) * 1024);
+                c.QueuedMinMessages = QueuedMessagesMax;
+            })
+        {
+            Prefetch = PrefetchPause(options),
+        },
     ];
+
+    /// <summary>librdkafka's upper bounds of queued.max.messages.kbytes and queued.min.messages.</summary>
+    private const long QueuedKilobytesMax = 2_097_151;
+    private const int QueuedMessagesMax = 10_000_000;
+
+    /// <summary>Long enough for the fetcher to queue the partition at 200 MB/s (the raw loop fetches it several times faster).</summary>
+    private static TimeSpan PrefetchPause(KafkaBenchOptions options) =>
+        TimeSpan.FromSeconds(2 + Math.Ceiling(options.CatchupMib * 1.048576 / 200));
 
     private static void CatchUpSettings(ConsumerConfig config)
     {
@@ -148,12 +179,24 @@ internal static class CatchUpRuns
             MaxPartitionFetchBytes = options.FetchMaxMib << 20,
         };
         variant.Configure(config);
-        return await Task.Run(() =>
+        if (Environment.GetEnvironmentVariable("KAFKABENCH_RDKAFKA_DEBUG") is { Length: > 0 } debug)
+        {
+            config.Debug = debug; // librdkafka's own log on stderr (e.g. "fetch,protocol"): where a consumer's time goes
+        }
+        return await Task.Run(async () =>
         {
             using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).Build();
             long last = scan.EndOffset - 1;
             var clock = Stopwatch.StartNew();
-            consumer.Assign(new TopicPartitionOffset(Topic, 0, Offset.Beginning));
+            consumer.Assign(new TopicPartitionOffset(Topic, 0, variant.StartOffset));
+            if (variant.Prefetch > TimeSpan.Zero)
+            {
+                // librdkafka's fetcher fills the local queue on its own threads meanwhile; only Consume() is timed.
+                await Task.Delay(variant.Prefetch).ConfigureAwait(false);
+                clock.Restart();
+            }
+
+            double? firstRecord = null;
             while (clock.Elapsed < ConsumeDeadline)
             {
                 var result = consumer.Consume(TimeSpan.FromSeconds(1));
@@ -162,11 +205,15 @@ internal static class CatchUpRuns
                     continue;
                 }
 
+                firstRecord ??= clock.Elapsed.TotalSeconds;
                 if (result.Offset.Value >= last)
                 {
                     var seconds = clock.Elapsed.TotalSeconds;
                     consumer.Close();
-                    return new ScanResult($"Confluent.Kafka consumer → broker, {variant.Label}", scan.Bytes, scan.Batches, scan.EndOffset, seconds);
+                    return new ScanResult($"Confluent.Kafka consumer → broker, {variant.Label}", scan.Bytes, scan.Batches, scan.EndOffset, seconds)
+                    {
+                        FirstRecordSeconds = firstRecord,
+                    };
                 }
             }
 
@@ -226,12 +273,29 @@ internal static class CatchUpRuns
 }
 
 /// <summary>A labelled set of consumer settings for one catch-up run.</summary>
-internal sealed record ConsumerVariant(string Label, Action<ConsumerConfig> Configure);
+internal sealed record ConsumerVariant(string Label, Action<ConsumerConfig> Configure)
+{
+    /// <summary>When positive, the wait after the assignment before Consume() is called and the clock starts.</summary>
+    public TimeSpan Prefetch { get; init; }
+
+    /// <summary>Where the partition is assigned: BEGINNING, or the stored start (0) named outright.</summary>
+    public Offset StartOffset { get; init; } = Offset.Beginning;
+}
 
 /// <summary>One read of the whole partition.</summary>
 internal sealed record ScanResult(string Path, long Bytes, long Batches, long EndOffset, double Seconds)
 {
     public double MegabytesPerSecond => Bytes / 1e6 / Seconds;
+
+    /// <summary>
+    /// A consumer's time to its first record (connection, metadata, the offset lookup, the first fetch): the rest of
+    /// <see cref="Seconds"/> is the steady part.
+    /// </summary>
+    public double? FirstRecordSeconds { get; init; }
+
+    /// <summary>The rate after the first record (the start-up left out), when known.</summary>
+    public double? SteadyMegabytesPerSecond =>
+        FirstRecordSeconds is { } first && Seconds > first ? Bytes / 1e6 / (Seconds - first) : null;
 
     /// <summary>Bytes allocated by the whole process during the library's scan (no broker runs then).</summary>
     public long? AllocatedBytes { get; init; }

@@ -199,16 +199,18 @@ async Task CatchUpAsync()
         $"{scan.Bytes / 1e6:N1} MB (each read after a fresh open; fetch partition limit {options.FetchMaxMib} MiB)");
     report.Line();
     report.Table(
-        ["path", "seconds", "MB/s", "÷ library's cold scan"],
+        ["path", "seconds", "MB/s", "÷ library's cold scan", "first record after", "MB/s after it"],
         [
-            [scan.Path, Report.F(scan.Seconds, 2), Report.F(scan.MegabytesPerSecond, 0), "1.00"],
+            [scan.Path, Report.F(scan.Seconds, 2), Report.F(scan.MegabytesPerSecond, 0), "1.00", "", ""],
             .. consumers.Select(consumer => new[]
             {
                 consumer.Path, Report.F(consumer.Seconds, 2), Report.F(consumer.MegabytesPerSecond, 0),
                 Report.F(consumer.MegabytesPerSecond / scan.MegabytesPerSecond, 2),
+                consumer.FirstRecordSeconds is { } first ? Report.F(first * 1000, 0) + " ms" : "",
+                consumer.SteadyMegabytesPerSecond is { } steady ? Report.F(steady, 0) : "",
             }),
             ["raw Fetch v11 loop → broker (no client cost)", Report.F(raw.Seconds, 2), Report.F(raw.MegabytesPerSecond, 0),
-                Report.F(raw.MegabytesPerSecond / scan.MegabytesPerSecond, 2)],
+                Report.F(raw.MegabytesPerSecond / scan.MegabytesPerSecond, 2), "", ""],
         ]);
     report.Line("The consumer and the broker share the machine's cores (one process); the raw fetch loop is the " +
         "broker's rate without a client's decoding, so the gap between it and the best consumer row is the client's.");
