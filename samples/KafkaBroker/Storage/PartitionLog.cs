@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using AppendLog;
 using KafkaBroker.Protocol;
 
@@ -44,19 +45,34 @@ internal sealed class PartitionLog
 
     /// <summary>
     /// Opens the partition's log and rebuilds the producers' state from the batches it holds (Kafka keeps snapshots
-    /// for this; a sample can afford the scan).
+    /// for this; a sample can afford the scan). The scan lends each batch from the reader's reused arrays and releases
+    /// it at once (only the header is read): ReadBatchesAsync would allocate every batch, a whole partition's bytes of
+    /// garbage at every start, collected while the first consumers fetch.
     /// </summary>
     public static async Task<PartitionLog> OpenAsync(
         LogManager manager, string topic, int partition, CancellationToken cancellationToken)
     {
         var log = await manager.GetOrOpenAsync(LogName(topic, partition), cancellationToken).ConfigureAwait(false);
         var partitionLog = new PartitionLog(topic, partition, log);
-        await foreach (var stored in log.ReadBatchesAsync(log.StartOffset, cancellationToken).ConfigureAwait(false))
+        var reader = log.OpenBatchReader(log.StartOffset);
+        await using (reader.ConfigureAwait(false))
         {
-            var batch = RecordBatchView.OfStored(stored.Bytes);
-            if (batch.ProducerId >= 0)
+            while (true)
             {
-                partitionLog.StateFor(batch).Remember(batch, Task.FromResult(stored.BaseOffset));
+                var bytes = await reader.ReadAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (bytes.IsEmpty)
+                {
+                    break; // the durable end: after recovery, the log's end
+                }
+
+                var batch = RecordBatchView.OfStored(bytes);
+                if (batch.ProducerId >= 0)
+                {
+                    long baseOffset = BinaryPrimitives.ReadInt64BigEndian(bytes.Span); // base_offset: the batch's first field
+                    partitionLog.StateFor(batch).Remember(batch, Task.FromResult(baseOffset));
+                }
+
+                reader.Release();
             }
         }
 
