@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using AppendLog.Diagnostics;
 using AppendLog.Format;
 using AppendLog.Segments;
@@ -88,6 +89,9 @@ public sealed partial class SegmentedLog
         /// <paramref name="sizeMax"/> is withheld: the result has empty <see cref="BatchRef.Bytes"/>, and the reader stays
         /// before it (the next call meets it again).
         /// </summary>
+        // The read path's async methods are awaited once each, by their caller, so their state machines are pooled: a
+        // read that waits for the disk allocates nothing per batch (a server's fetch loop reads batch after batch).
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<BatchRef?> NextBatchAsync(long end, bool borrow, CancellationToken cancellationToken, int sizeMax = int.MaxValue)
         {
             while (_next < end)
@@ -347,6 +351,7 @@ public sealed partial class SegmentedLog
 
         private bool ContentChanged() => _segment!.ContentKey != _contentKey;
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<BatchRef?> ReadBatchAsync(long limit, bool active, bool borrow, int sizeMax, CancellationToken cancellationToken)
         {
             var cache = _log._batchCache;
@@ -433,6 +438,7 @@ public sealed partial class SegmentedLog
                 : null;
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<BatchRef?> ReadFromDiskAsync(long limit, bool borrow, int sizeMax, CancellationToken cancellationToken)
         {
             if (!await EnsureAsync(RecordBatch.HeaderSize, limit, cancellationToken).ConfigureAwait(false))
@@ -532,6 +538,7 @@ public sealed partial class SegmentedLog
         /// up the reads in flight (<see cref="ReadAhead"/>). A seek drops them and starts again from one chunk. False when
         /// those bytes are not all readable.
         /// </summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<bool> EnsureAsync(long length, long limit, CancellationToken cancellationToken)
         {
             long position = _position;
