@@ -107,8 +107,67 @@ internal static class CatchUpRuns
         };
     }
 
+    /// <summary>
+    /// The consumer settings each catch-up run uses: librdkafka's defaults (with <c>--fetch-max-mib</c> as
+    /// max.partition.fetch.bytes), then what a user tuning for catch-up would set, then the same with the .NET
+    /// wrapper told to fill no optional field of each ConsumeResult (its per-message cost is the client's ceiling).
+    /// </summary>
+    public static IReadOnlyList<ConsumerVariant> ConsumerVariants(KafkaBenchOptions options) =>
+    [
+        new($"defaults (max.partition.fetch.bytes {options.FetchMaxMib} MiB)", _ => { }),
+        new("catch-up settings (max.partition.fetch.bytes 16 MiB, fetch.max.bytes 50 MiB, queued.max.messages.kbytes " +
+            "256 MiB, queued.min.messages 1,000,000, fetch.queue.backoff.ms 10, fetch.wait.max.ms 100)", CatchUpSettings),
+        new("catch-up settings + consume.result.fields none", c =>
+        {
+            CatchUpSettings(c);
+            c.ConsumeResultFields = "none";
+        }),
+        new("catch-up settings + consume.result.fields none, assigned at offset 0 rather than BEGINNING", c =>
+        {
+            CatchUpSettings(c);
+            c.ConsumeResultFields = "none";
+        })
+        {
+            // A logical offset assigned before the client knows the partition's leader waits for librdkafka's offset
+            // query timer (about 500 ms after the assignment, seen with debug "fetch"); an offset it can fetch at
+            // once starts when the metadata arrives.
+            StartOffset = new Offset(0),
+        },
+        new($"client ceiling: Consume() alone over records prefetched during a {PrefetchPause(options).TotalSeconds:F0} s " +
+            "pause after the assignment (the previous settings, a local queue that holds the whole partition; not a catch-up time)",
+            c =>
+            {
+                CatchUpSettings(c);
+                c.ConsumeResultFields = "none";
+                c.QueuedMaxMessagesKbytes = (int)Math.Min(QueuedKilobytesMax, (options.CatchupMib + 64) * 1024);
+                c.QueuedMinMessages = QueuedMessagesMax;
+            })
+        {
+            Prefetch = PrefetchPause(options),
+        },
+    ];
+
+    /// <summary>librdkafka's upper bounds of queued.max.messages.kbytes and queued.min.messages.</summary>
+    private const long QueuedKilobytesMax = 2_097_151;
+    private const int QueuedMessagesMax = 10_000_000;
+
+    /// <summary>Long enough for the fetcher to queue the partition at 200 MB/s (the raw loop fetches it several times faster).</summary>
+    private static TimeSpan PrefetchPause(KafkaBenchOptions options) =>
+        TimeSpan.FromSeconds(2 + Math.Ceiling(options.CatchupMib * 1.048576 / 200));
+
+    private static void CatchUpSettings(ConsumerConfig config)
+    {
+        config.MaxPartitionFetchBytes = 16 << 20;
+        config.FetchMaxBytes = 50 << 20; // librdkafka's default, named: the broker caps a response at 55 MiB
+        config.QueuedMaxMessagesKbytes = 256 * 1024;
+        config.QueuedMinMessages = 1_000_000;
+        config.FetchQueueBackoffMs = 10; // default 1,000: a full local queue otherwise pauses fetching for a second
+        config.FetchWaitMaxMs = 100;
+    }
+
     /// <summary>A Confluent.Kafka consumer assigned the partition from its start, until it has the last record.</summary>
-    public static async Task<ScanResult> ConsumerAsync(string dataDirectory, ScanResult scan, KafkaBenchOptions options)
+    public static async Task<ScanResult> ConsumerAsync(
+        string dataDirectory, ScanResult scan, KafkaBenchOptions options, ConsumerVariant variant)
     {
         BatchCache.Shared.Clear();
         await using var broker = await StartBrokerAsync(dataDirectory).ConfigureAwait(false);
@@ -119,12 +178,25 @@ internal static class CatchUpRuns
             EnableAutoCommit = false,
             MaxPartitionFetchBytes = options.FetchMaxMib << 20,
         };
-        return await Task.Run(() =>
+        variant.Configure(config);
+        if (Environment.GetEnvironmentVariable("KAFKABENCH_RDKAFKA_DEBUG") is { Length: > 0 } debug)
+        {
+            config.Debug = debug; // librdkafka's own log on stderr (e.g. "fetch,protocol"): where a consumer's time goes
+        }
+        return await Task.Run(async () =>
         {
             using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).Build();
             long last = scan.EndOffset - 1;
             var clock = Stopwatch.StartNew();
-            consumer.Assign(new TopicPartitionOffset(Topic, 0, Offset.Beginning));
+            consumer.Assign(new TopicPartitionOffset(Topic, 0, variant.StartOffset));
+            if (variant.Prefetch > TimeSpan.Zero)
+            {
+                // librdkafka's fetcher fills the local queue on its own threads meanwhile; only Consume() is timed.
+                await Task.Delay(variant.Prefetch).ConfigureAwait(false);
+                clock.Restart();
+            }
+
+            double? firstRecord = null;
             while (clock.Elapsed < ConsumeDeadline)
             {
                 var result = consumer.Consume(TimeSpan.FromSeconds(1));
@@ -133,11 +205,15 @@ internal static class CatchUpRuns
                     continue;
                 }
 
+                firstRecord ??= clock.Elapsed.TotalSeconds;
                 if (result.Offset.Value >= last)
                 {
                     var seconds = clock.Elapsed.TotalSeconds;
                     consumer.Close();
-                    return new ScanResult("Confluent.Kafka consumer → broker", scan.Bytes, scan.Batches, scan.EndOffset, seconds);
+                    return new ScanResult($"Confluent.Kafka consumer → broker, {variant.Label}", scan.Bytes, scan.Batches, scan.EndOffset, seconds)
+                    {
+                        FirstRecordSeconds = firstRecord,
+                    };
                 }
             }
 
@@ -159,7 +235,23 @@ internal static class CatchUpRuns
             try
             {
                 using var client = new RawFetchClient(broker.Port, Topic, options.FetchMaxMib << 20);
-                done.SetResult(client.CatchUp(scan.EndOffset, WarmupFetches, ConsumeDeadline));
+                var result = client.CatchUp(scan.EndOffset, WarmupFetches, ConsumeDeadline);
+                if (options.AllocTracePasses > 0)
+                {
+                    // More passes from the start on the same connection (each opens one reader at offset 0).
+                    using var sampler = new AllocationSampler();
+                    sampler.Start();
+                    for (int pass = 0; pass < options.AllocTracePasses; pass++)
+                    {
+                        var again = client.CatchUp(scan.EndOffset, 0, ConsumeDeadline);
+                        Console.Error.WriteLine(
+                            $"alloc-trace pass {pass}: {again.AllocatedBytesPerBatch:F0} B per batch over {again.MeasuredBatches} batches");
+                    }
+
+                    result = result with { AllocationSamples = sampler.Stop() };
+                }
+
+                done.SetResult(result);
             }
             catch (Exception e)
             {
@@ -180,10 +272,30 @@ internal static class CatchUpRuns
     });
 }
 
+/// <summary>A labelled set of consumer settings for one catch-up run.</summary>
+internal sealed record ConsumerVariant(string Label, Action<ConsumerConfig> Configure)
+{
+    /// <summary>When positive, the wait after the assignment before Consume() is called and the clock starts.</summary>
+    public TimeSpan Prefetch { get; init; }
+
+    /// <summary>Where the partition is assigned: BEGINNING, or the stored start (0) named outright.</summary>
+    public Offset StartOffset { get; init; } = Offset.Beginning;
+}
+
 /// <summary>One read of the whole partition.</summary>
 internal sealed record ScanResult(string Path, long Bytes, long Batches, long EndOffset, double Seconds)
 {
     public double MegabytesPerSecond => Bytes / 1e6 / Seconds;
+
+    /// <summary>
+    /// A consumer's time to its first record (connection, metadata, the offset lookup, the first fetch): the rest of
+    /// <see cref="Seconds"/> is the steady part.
+    /// </summary>
+    public double? FirstRecordSeconds { get; init; }
+
+    /// <summary>The rate after the first record (the start-up left out), when known.</summary>
+    public double? SteadyMegabytesPerSecond =>
+        FirstRecordSeconds is { } first && Seconds > first ? Bytes / 1e6 / (Seconds - first) : null;
 
     /// <summary>Bytes allocated by the whole process during the library's scan (no broker runs then).</summary>
     public long? AllocatedBytes { get; init; }
@@ -198,4 +310,7 @@ internal sealed record RawFetchResult(
     public double AllocatedBytesPerBatch => MeasuredBatches == 0 ? double.NaN : (double)AllocatedBytes / MeasuredBatches;
 
     public double AllocatedBytesPerFetch => MeasuredFetches == 0 ? double.NaN : (double)AllocatedBytes / MeasuredFetches;
+
+    /// <summary>With <c>--alloc-trace</c>: AllocationTick events by type over the extra passes.</summary>
+    public IReadOnlyList<AllocationSample>? AllocationSamples { get; init; }
 }

@@ -20,6 +20,8 @@ internal sealed record KafkaBenchOptions
                                 1 serves one request at a time per connection)
           --catchup-mib N       consumer catch-up data size in MiB (default 2048)
           --fetch-max-mib N     the consumer's max.partition.fetch.bytes in MiB, also the raw fetch's (default 1)
+          --alloc-trace N       after the raw fetch loop, N more passes over the partition with the runtime's
+                                AllocationTick event sampled: the broker's allocations by type (default 0)
           --replicated          also run the replicated mode: produce against three broker processes (each
                                 partition a Raft group) and a leader SIGKILL under a steady producer
           --skip-produce        run only the catch-up part
@@ -39,6 +41,7 @@ internal sealed record KafkaBenchOptions
     public long CatchupMib { get; init; } = 2048;
     public int? BrokerInflight { get; init; }
     public int FetchMaxMib { get; init; } = 1;
+    public int AllocTracePasses { get; init; }
     public bool Replicated { get; init; }
     public bool SkipProduce { get; init; }
     public bool SkipCatchup { get; init; }
@@ -66,6 +69,7 @@ internal sealed record KafkaBenchOptions
                 "--broker-inflight" => o with { BrokerInflight = Int(Next()) },
                 "--catchup-mib" => o with { CatchupMib = long.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--fetch-max-mib" => o with { FetchMaxMib = Int(Next()) },
+                "--alloc-trace" => o with { AllocTracePasses = Int(Next()) },
                 "--replicated" => o with { Replicated = true },
                 "--skip-produce" => o with { SkipProduce = true },
                 "--skip-catchup" => o with { SkipCatchup = true },
@@ -90,9 +94,9 @@ internal sealed record KafkaBenchOptions
             throw new ArgumentException("--inflight, --record-size and --duration must be positive; --warmup, --linger-ms not negative");
         }
 
-        if (o.CatchupMib < 1 || o.FetchMaxMib is < 1 or > 64)
+        if (o.CatchupMib < 1 || o.FetchMaxMib is < 1 or > 64 || o.AllocTracePasses < 0)
         {
-            throw new ArgumentException("--catchup-mib at least 1; --fetch-max-mib between 1 and 64");
+            throw new ArgumentException("--catchup-mib at least 1; --fetch-max-mib between 1 and 64; --alloc-trace not negative");
         }
 
         return o;

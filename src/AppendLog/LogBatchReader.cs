@@ -53,8 +53,9 @@ public sealed class LogBatchReader : IAsyncDisposable
     }
 
     /// <summary>
-    /// Ends the loan of every batch returned so far: their arrays go back to the pool, and the caller must no longer
-    /// use those bytes (a server calls this once the batches of a round are sent).
+    /// Ends the loan of every batch returned so far: the caller must no longer use those bytes (a server calls this
+    /// once the batches of a round are sent). Their arrays serve the next round's batches (those it does not reuse go
+    /// back to the shared pool then), so the thread that calls this need not be the one that reads.
     /// </summary>
     public void Release() => _cursor.ReleaseLent();
 

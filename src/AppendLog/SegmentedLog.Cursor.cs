@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using AppendLog.Diagnostics;
 using AppendLog.Format;
 using AppendLog.Segments;
@@ -30,6 +31,16 @@ public sealed partial class SegmentedLog
         /// the disk batches returned since the last <see cref="ReleaseLent"/>; null otherwise.
         /// </summary>
         private readonly List<byte[]>? _lent;
+
+        /// <summary>
+        /// In lending mode, the arrays of the previous round, released and kept for this round's batches (returned to
+        /// the shared pool when this round does not reuse them, or on dispose). Reusing them here rather than renting
+        /// again matters because a server releases on another thread than it reads on: the shared pool keeps a returned
+        /// array in the returning thread's own slot first, where a reader on another thread does not find it, so each
+        /// thread that ever released would hold one array (a new one rented, per thread, up to the pool's thread
+        /// count) and an array released on a thread that then exits is lost to the pool.
+        /// </summary>
+        private readonly List<byte[]>? _spare;
         private readonly ReadWindow _window;
         private readonly ReadAhead _readAhead;
         private readonly byte[] _header = new byte[RecordBatch.HeaderSize];
@@ -50,6 +61,7 @@ public sealed partial class SegmentedLog
         {
             _log = log;
             _lent = lend ? [] : null;
+            _spare = lend ? [] : null;
             _window = new ReadWindow(log._pool);
             _readAhead = new ReadAhead(log._pool);
             _chunkSize = log._pool.ChunkSize;
@@ -77,6 +89,9 @@ public sealed partial class SegmentedLog
         /// <paramref name="sizeMax"/> is withheld: the result has empty <see cref="BatchRef.Bytes"/>, and the reader stays
         /// before it (the next call meets it again).
         /// </summary>
+        // The read path's async methods are awaited once each, by their caller, so their state machines are pooled: a
+        // read that waits for the disk allocates nothing per batch (a server's fetch loop reads batch after batch).
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<BatchRef?> NextBatchAsync(long end, bool borrow, CancellationToken cancellationToken, int sizeMax = int.MaxValue)
         {
             while (_next < end)
@@ -206,19 +221,25 @@ public sealed partial class SegmentedLog
             }
         }
 
-        /// <summary>Returns the arrays of every batch lent since the last call to the pool (lending mode).</summary>
+        /// <summary>
+        /// Ends the loans of every batch lent since the last call (lending mode): their arrays become the spares of the
+        /// next round, and the spares this round did not reuse go back to the shared pool. The reader so holds at most
+        /// one round's arrays between rounds.
+        /// </summary>
         public void ReleaseLent()
         {
-            if (_lent is null)
+            if (_lent is null || _spare is null)
             {
                 return;
             }
 
-            foreach (byte[] array in _lent)
+            foreach (byte[] array in _spare)
             {
                 ArrayPool<byte>.Shared.Return(array);
             }
 
+            _spare.Clear();
+            _spare.AddRange(_lent);
             _lent.Clear();
         }
 
@@ -227,6 +248,25 @@ public sealed partial class SegmentedLog
             await CloseSegmentAsync().ConfigureAwait(false);
             _window.Dispose();
             ReleaseLent();
+            ReleaseLent(); // the second call returns the last round's arrays (now spares) to the shared pool
+        }
+
+        /// <summary>An array of the previous round holding at least <paramref name="size"/> bytes, or a rented one.</summary>
+        private byte[] RentForLoan(int size)
+        {
+            var spare = _spare!;
+            for (int i = 0; i < spare.Count; i++)
+            {
+                if (spare[i].Length >= size)
+                {
+                    byte[] array = spare[i];
+                    spare[i] = spare[^1];
+                    spare.RemoveAt(spare.Count - 1);
+                    return array;
+                }
+            }
+
+            return ArrayPool<byte>.Shared.Rent(size);
         }
 
         private void Locate()
@@ -311,6 +351,7 @@ public sealed partial class SegmentedLog
 
         private bool ContentChanged() => _segment!.ContentKey != _contentKey;
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<BatchRef?> ReadBatchAsync(long limit, bool active, bool borrow, int sizeMax, CancellationToken cancellationToken)
         {
             var cache = _log._batchCache;
@@ -453,9 +494,9 @@ public sealed partial class SegmentedLog
 
             if (_lent is not null)
             {
-                // Lent, not cached: a catch-up reader's batches are rarely read again soon, and the rented array goes
-                // back to the shared pool when the caller releases it (0 B per batch in steady state).
-                byte[] rented = ArrayPool<byte>.Shared.Rent(size);
+                // Lent, not cached: a catch-up reader's batches are rarely read again soon; the array is reused by the
+                // next round once the caller releases it (0 B per batch in steady state, see _spare).
+                byte[] rented = RentForLoan(size);
                 _lent.Add(rented);
                 return rented.AsMemory(0, size);
             }
@@ -471,6 +512,7 @@ public sealed partial class SegmentedLog
             return _borrowed.AsMemory(0, size);
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<BatchRef?> ReadFromDiskAsync(long limit, bool borrow, int sizeMax, CancellationToken cancellationToken)
         {
             if (!await EnsureAsync(RecordBatch.HeaderSize, limit, cancellationToken).ConfigureAwait(false))
@@ -545,6 +587,7 @@ public sealed partial class SegmentedLog
         /// up the reads in flight (<see cref="ReadAhead"/>). A seek drops them and starts again from one chunk. False when
         /// those bytes are not all readable.
         /// </summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<bool> EnsureAsync(long length, long limit, CancellationToken cancellationToken)
         {
             long position = _position;

@@ -162,6 +162,51 @@ public sealed class LimitsTests
         Assert.That(values.Select(v => v[..4]), Is.EqualTo(expected));
     }
 
+    /// <summary>
+    /// The log keeps the order of appends that wait for room, so the broker starts every batch at once, in order: one
+    /// behind a batch the log could not accept yet waits only for room, never for that batch's sync. With a pool of the
+    /// least a log accepts and a flush policy that never syncs on its own, six pipelined 900 kB batches are all accepted
+    /// (EndOffset 6) before anything is durable; a broker that held later batches back until the first deferred one was
+    /// durable would stay below 6 until a flush. The flush then answers all six, in order, at the offsets sent.
+    /// </summary>
+    [Test]
+    [NonParallelizable]
+    [CancelAfter(60_000)]
+    public async Task PipelinedProduces_BehindABatchTheLogPushedBack_AreAcceptedBeforeItIsDurable(CancellationToken cancellationToken)
+    {
+        const int Requests = 6;
+        const int Chunk = 65536;
+        long budget = (((LogOptions.DefaultMaximumBatchSize + Chunk - 1) / Chunk) + 2) * (long)Chunk;
+        using var pool = new LogBufferPool(budget, Chunk);
+        var manual = new LogOptions { FlushPolicy = FlushPolicy.Manual };
+        await using var broker = await StartWithTopicAsync("t", o => o with { BufferPool = pool, LogDefaults = manual });
+        var partition = broker.Server.Topics.Find("t", 0)!;
+        await using var client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers, cancellationToken);
+        string filler = new('f', 900_000);
+        for (int i = 0; i < Requests; i++)
+        {
+            await client.SendOnlyAsync(Produce, 7, ProduceBody(40, i, $"{i:D3}{filler}"), cancellationToken);
+        }
+
+        var deadline = TimeProvider.System.GetTimestamp();
+        while (partition.Log.EndOffset < Requests && TimeProvider.System.GetElapsedTime(deadline) < TimeSpan.FromSeconds(20))
+        {
+            await Task.Delay(10, cancellationToken);
+        }
+
+        Assert.That(partition.DeferredAppends, Is.GreaterThan(0), "the premise: the log pushed back");
+        Assert.That(partition.Log.EndOffset, Is.EqualTo(Requests), "every batch accepted without a sync");
+        Assert.That(partition.Log.DurableEndOffset, Is.EqualTo(0), "nothing durable before the flush");
+
+        await partition.Log.FlushAsync(cancellationToken);
+        for (int i = 0; i < Requests; i++)
+        {
+            var frame = await client.ReceiveFrameAsync(cancellationToken);
+            Assert.That(frame, Is.Not.Null, $"answer {i}");
+            Assert.That(RawKafkaClient.ParseProduce(frame!.Value.Body), Is.EqualTo((None, (long)i)), $"answer {i}");
+        }
+    }
+
     [Test]
     [CancelAfter(30_000)]
     public async Task Fetch_AskingForMoreThanTheBrokersCap_GetsWhatFitsTheCap(CancellationToken cancellationToken)

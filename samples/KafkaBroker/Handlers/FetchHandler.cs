@@ -1,7 +1,7 @@
+using System.Runtime.CompilerServices;
 using AppendLog;
 using KafkaBroker.Protocol;
 using KafkaBroker.Server;
-using KafkaBroker.Storage;
 
 namespace KafkaBroker.Handlers;
 
@@ -16,78 +16,70 @@ namespace KafkaBroker.Handlers;
 /// request waits for an append to one of its partitions, up to max_wait_ms (bounded by
 /// <see cref="BrokerOptions.MaximumFetchWait"/>), then reads on from where it stopped. Fetch sessions (KIP-227) are not kept: session_id 0 in the
 /// answer tells the client that every fetch is a full one.
+/// A connection runs one fetch at a time past <see cref="FetchReaders.EnterAsync"/>, so the parsed request, the
+/// per-partition results and the response writer are the connection's <see cref="FetchState"/>, reused from one fetch
+/// to the next: a steady consumer's fetch allocates nothing here. The request is first walked without keeping
+/// anything (so a malformed one fails before the handler's first wait, as the connection requires), then parsed into
+/// the state once the previous fetch has released it.
 /// </summary>
 internal static class FetchHandler
 {
-    private sealed record PartitionRequest(int Partition, long FetchOffset, int MaxBytes);
-
-    private sealed record TopicRequest(string Name, List<PartitionRequest> Partitions);
-
-    /// <summary>One requested partition: what was read for it so far (lent by its reader until the answer is sent).</summary>
-    private sealed class PartitionResult(PartitionLog? log, PartitionRequest request)
+    /// <summary>Serves one Fetch; pooled (awaited once, by the connection's writer): no task per fetch.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<KafkaWriter?> HandleAsync(RequestContext request)
     {
-        public PartitionLog? Log { get; } = log;
-
-        public PartitionRequest Request { get; } = request;
-
-        public ErrorCode Error { get; set; }
-
-        public long HighWatermark { get; set; } = -1;
-
-        public long LogStartOffset { get; set; } = -1;
-
-        public LogBatchReader? Reader { get; set; }
-
-        public List<ReadOnlyMemory<byte>> Batches { get; } = [];
-
-        public int Bytes { get; set; }
-    }
-
-    private sealed class Budget(int maxBytes)
-    {
-        public int MaxBytes { get; } = maxBytes;
-
-        public int Bytes { get; set; }
-
-        public bool Empty => Bytes == 0;
-    }
-
-    public static async Task<KafkaWriter?> HandleAsync(RequestContext request)
-    {
-        var (maxWait, minBytes, maxBytes, topics) = Parse(request);
+        var body = request.Body;
+        int start = body.Position;
+        Parse(request, state: null); // checks the whole request before the first wait
         var broker = request.Broker;
         var readers = request.FetchReaders;
         var time = broker.Options.TimeProvider;
         long startTicks = time.GetTimestamp();
-        var results = topics
-            .Select(t => t.Partitions.Select(p => new PartitionResult(broker.Topics.Find(t.Name, p.Partition), p)).ToArray())
-            .ToList();
-        var logs = results.SelectMany(r => r).Select(r => r.Log).OfType<PartitionLog>().ToArray(); // a repeat only wakes twice
         await readers.EnterAsync(broker.Stopping).ConfigureAwait(false);
         try
         {
-            var budget = new Budget(maxBytes);
+            var state = readers.State;
+            body.Position = start;
+            Parse(request, state);
             bool first = true;
             while (true)
             {
                 // Take the signals before reading: an append between the read and the wait then still wakes the wait.
-                var appended = logs.Select(p => p.WhenAppended).ToArray();
-                foreach (var result in results.SelectMany(r => r))
+                state.Appended.Clear();
+                for (int t = 0; t < state.TopicCount; t++)
                 {
-                    await ReadAsync(result, first, budget, readers, broker.Stopping).ConfigureAwait(false);
+                    var topic = state.Topics[t];
+                    for (int p = 0; p < topic.PartitionCount; p++)
+                    {
+                        if (topic.Partitions[p].Log is { } log)
+                        {
+                            state.Appended.Add(log.WhenAppended); // a partition named twice only wakes twice
+                        }
+                    }
+                }
+
+                bool anyError = false;
+                for (int t = 0; t < state.TopicCount; t++)
+                {
+                    var topic = state.Topics[t];
+                    for (int p = 0; p < topic.PartitionCount; p++)
+                    {
+                        var result = topic.Partitions[p];
+                        await ReadAsync(result, first, state, readers, broker.Stopping).ConfigureAwait(false);
+                        anyError |= result.Error != ErrorCode.None;
+                    }
                 }
 
                 first = false;
-                var remaining = maxWait - time.GetElapsedTime(startTicks);
-                bool anyError = results.Any(r => r.Any(p => p.Error != ErrorCode.None));
-                if (budget.Bytes >= minBytes || remaining <= TimeSpan.Zero || anyError || appended.Length == 0)
+                var remaining = state.MaxWait - time.GetElapsedTime(startTicks);
+                if (state.Bytes >= state.MinBytes || remaining <= TimeSpan.Zero || anyError || state.Appended.Count == 0)
                 {
-                    var response = Write(request, topics, results);
+                    var response = Write(request, state);
                     response.AfterSent = readers.AfterSent;
                     return response;
                 }
 
-                await WaitForAppendAsync(appended, remaining, time, broker.Stopping).ConfigureAwait(false);
+                await WaitForAppendAsync(state.Appended.ToArray(), remaining, time, broker.Stopping).ConfigureAwait(false);
             }
         }
         catch
@@ -97,11 +89,15 @@ internal static class FetchHandler
         }
     }
 
-    private static (TimeSpan MaxWait, int MinBytes, int MaxBytes, List<TopicRequest> Topics) Parse(
-        RequestContext request)
+    /// <summary>
+    /// Reads the request's body: into <paramref name="state"/> (its topics and partitions reset and filled), or, when
+    /// null, only to check it.
+    /// </summary>
+    private static void Parse(RequestContext request, FetchState? state)
     {
         var body = request.Body;
         short version = request.Version;
+        state?.Reset();
         _ = body.ReadInt32(); // replica_id
         var maxWait = TimeSpan.FromMilliseconds(Math.Max(0, body.ReadInt32()));
         int minBytes = body.ReadInt32();
@@ -113,43 +109,76 @@ internal static class FetchHandler
             _ = body.ReadInt32(); // session_epoch
         }
 
-        var topics = body.ReadArray(t => new TopicRequest(t.ReadString(), t.ReadArray(p =>
+        int topicCount = body.ReadArrayCount();
+        for (int t = 0; t < topicCount; t++)
         {
-            int partition = p.ReadInt32();
-            if (version >= 9)
+            var topic = state?.NextTopic();
+            if (topic is null)
             {
-                _ = p.ReadInt32(); // current_leader_epoch
+                body.SkipString();
+            }
+            else
+            {
+                topic.Name = body.ReadString(cached: topic.Name); // the slot's name of the previous fetch
             }
 
-            long fetchOffset = p.ReadInt64();
-            if (version >= 5)
+            int partitionCount = body.ReadArrayCount();
+            for (int p = 0; p < partitionCount; p++)
             {
-                _ = p.ReadInt64(); // log_start_offset (followers only)
-            }
+                int partition = body.ReadInt32();
+                if (version >= 9)
+                {
+                    _ = body.ReadInt32(); // current_leader_epoch
+                }
 
-            return new PartitionRequest(partition, fetchOffset, p.ReadInt32());
-        })));
+                long fetchOffset = body.ReadInt64();
+                if (version >= 5)
+                {
+                    _ = body.ReadInt64(); // log_start_offset (followers only)
+                }
+
+                int partitionMaxBytes = body.ReadInt32();
+                topic?.NextPartition().Reset(
+                    request.Broker.Topics.Find(topic.Name, partition), partition, fetchOffset, partitionMaxBytes);
+            }
+        }
+
         if (version >= 7)
         {
-            _ = body.ReadArray(f => (f.ReadString(), f.ReadArray(p => p.ReadInt32()))); // forgotten_topics_data
+            int forgotten = body.ReadArrayCount(); // forgotten_topics_data: no sessions, nothing to forget
+            for (int f = 0; f < forgotten; f++)
+            {
+                body.SkipString();
+                int partitions = body.ReadArrayCount();
+                for (int p = 0; p < partitions; p++)
+                {
+                    _ = body.ReadInt32();
+                }
+            }
         }
 
         if (version >= 11)
         {
-            _ = body.ReadString(); // rack_id
+            body.SkipString(); // rack_id
         }
 
-        var options = request.Broker.Options;
-        var cappedWait = maxWait < options.MaximumFetchWait ? maxWait : options.MaximumFetchWait;
-        return (cappedWait, minBytes, Math.Min(maxBytes, options.MaximumFetchResponseSize), topics);
+        if (state is not null)
+        {
+            var options = request.Broker.Options;
+            state.MaxWait = maxWait < options.MaximumFetchWait ? maxWait : options.MaximumFetchWait;
+            state.MinBytes = minBytes;
+            state.MaxBytes = Math.Min(maxBytes, options.MaximumFetchResponseSize);
+        }
     }
 
     /// <summary>
     /// Reads on for one partition. The first pass checks the fetch offset and takes the partition's reader; every pass
     /// then adds the batches that fit (KIP-74: the response's first batch always does, so a consumer makes progress).
+    /// Pooled: awaited once, it allocates no state machine when a read waits for the disk.
     /// </summary>
-    private static async Task ReadAsync(
-        PartitionResult result, bool first, Budget budget, FetchReaders readers, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask ReadAsync(
+        FetchPartition result, bool first, FetchState state, FetchReaders readers, CancellationToken cancellationToken)
     {
         if (result.Log is not { } partition)
         {
@@ -160,7 +189,7 @@ internal static class FetchHandler
         var log = partition.Log;
         result.HighWatermark = log.DurableEndOffset;
         result.LogStartOffset = log.StartOffset;
-        long offset = result.Request.FetchOffset;
+        long offset = result.FetchOffset;
         if (first && (offset < result.LogStartOffset || offset > result.HighWatermark))
         {
             result.Error = ErrorCode.OffsetOutOfRange;
@@ -177,9 +206,9 @@ internal static class FetchHandler
             var reader = result.Reader ??= readers.ReaderAt(partition, offset);
             while (true)
             {
-                int room = budget.Empty
+                int room = state.Bytes == 0
                     ? int.MaxValue
-                    : Math.Min(result.Request.MaxBytes - result.Bytes, budget.MaxBytes - budget.Bytes);
+                    : Math.Min(result.MaxBytes - result.Bytes, state.MaxBytes - state.Bytes);
                 if (room <= 0)
                 {
                     return;
@@ -193,7 +222,7 @@ internal static class FetchHandler
 
                 result.Batches.Add(batch);
                 result.Bytes += batch.Length;
-                budget.Bytes += batch.Length;
+                state.Bytes += batch.Length;
             }
         }
         catch (Exception e) when (e is ArgumentOutOfRangeException or LogTruncatedException or LogCorruptedException)
@@ -202,7 +231,7 @@ internal static class FetchHandler
             // rolled back), or a batch is corrupt. The partition answers with an error and no batches; the reader
             // is dropped (the next fetch opens a new one and checks the offset again).
             readers.Forget(partition);
-            budget.Bytes -= result.Bytes;
+            state.Bytes -= result.Bytes;
             result.Batches.Clear();
             result.Bytes = 0;
             result.LogStartOffset = log.StartOffset;
@@ -219,10 +248,11 @@ internal static class FetchHandler
         await timer.CancelAsync().ConfigureAwait(false);
     }
 
-    private static KafkaWriter Write(RequestContext request, List<TopicRequest> topics, List<PartitionResult[]> results)
+    private static KafkaWriter Write(RequestContext request, FetchState state)
     {
         short version = request.Version;
-        var w = new KafkaWriter(request.Header.CorrelationId);
+        var w = state.Writer;
+        w.Restart(request.Header.CorrelationId);
         w.WriteInt32(0); // throttle_time_ms
         if (version >= 7)
         {
@@ -230,23 +260,24 @@ internal static class FetchHandler
             w.WriteInt32(0); // session_id: no session
         }
 
-        w.WriteArrayCount(topics.Count);
-        for (int t = 0; t < topics.Count; t++)
+        w.WriteArrayCount(state.TopicCount);
+        for (int t = 0; t < state.TopicCount; t++)
         {
-            w.WriteString(topics[t].Name);
-            w.WriteArrayCount(topics[t].Partitions.Count);
-            for (int p = 0; p < topics[t].Partitions.Count; p++)
+            var topic = state.Topics[t];
+            w.WriteString(topic.Name);
+            w.WriteArrayCount(topic.PartitionCount);
+            for (int p = 0; p < topic.PartitionCount; p++)
             {
-                WritePartition(w, version, topics[t].Partitions[p].Partition, results[t][p]);
+                WritePartition(w, version, topic.Partitions[p]);
             }
         }
 
         return w;
     }
 
-    private static void WritePartition(KafkaWriter w, short version, int partition, PartitionResult result)
+    private static void WritePartition(KafkaWriter w, short version, FetchPartition result)
     {
-        w.WriteInt32(partition);
+        w.WriteInt32(result.Partition);
         w.WriteError(result.Error);
         w.WriteInt64(result.HighWatermark);
         w.WriteInt64(result.HighWatermark); // last_stable_offset: no open transactions

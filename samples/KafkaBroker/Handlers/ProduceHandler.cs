@@ -40,10 +40,30 @@ internal static class ProduceHandler
             requestError = ErrorCode.TransactionalIdAuthorizationFailed;
         }
 
-        var pending = topics.Select(t => Task.WhenAll(t.Partitions.Select(p => requestError == ErrorCode.None
-            ? ProduceAsync(request.Broker, t.Name, p)
-            : Task.FromResult((requestError, -1L, -1L))))).ToArray();
-        var results = await Task.WhenAll(pending).ConfigureAwait(false);
+        // Every partition's appends start now, in request order, before the first wait; then each is awaited in turn
+        // (no WhenAll per topic: a request usually names one partition).
+        var results = new (ErrorCode Error, long BaseOffset, long LogStartOffset)[topics.Count][];
+        var pending = new Task<(ErrorCode Error, long BaseOffset, long LogStartOffset)>[topics.Count][];
+        for (int t = 0; t < topics.Count; t++)
+        {
+            var partitions = topics[t].Partitions;
+            results[t] = new (ErrorCode, long, long)[partitions.Count];
+            pending[t] = new Task<(ErrorCode, long, long)>[partitions.Count];
+            for (int p = 0; p < partitions.Count; p++)
+            {
+                pending[t][p] = requestError == ErrorCode.None
+                    ? ProduceAsync(request.Broker, topics[t].Name, partitions[p])
+                    : Task.FromResult((requestError, -1L, -1L));
+            }
+        }
+
+        for (int t = 0; t < topics.Count; t++)
+        {
+            for (int p = 0; p < pending[t].Length; p++)
+            {
+                results[t][p] = await pending[t][p].ConfigureAwait(false);
+            }
+        }
 
         return acks == 0 && requestError == ErrorCode.None ? null : Write(request, topics, results);
     }

@@ -9,12 +9,22 @@ namespace KafkaBroker.Protocol;
 /// the frame's remaining length first and throws <see cref="KafkaProtocolException"/> when a field runs past it, so a
 /// hostile length can never make the broker allocate more than the frame it already holds.
 /// </summary>
-internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
+internal sealed class KafkaReader
 {
+    private ReadOnlyMemory<byte> _frame;
     private int _position;
 
+    public KafkaReader(ReadOnlyMemory<byte> frame) => _frame = frame;
+
+    /// <summary>Reads another frame from its start (a connection reuses its readers from request to request).</summary>
+    public void Reset(ReadOnlyMemory<byte> frame)
+    {
+        _frame = frame;
+        _position = 0;
+    }
+
     /// <summary>Bytes not read yet.</summary>
-    public int Remaining => frame.Length - _position;
+    public int Remaining => _frame.Length - _position;
 
     public sbyte ReadInt8() => (sbyte)Take(1)[0];
 
@@ -29,6 +39,71 @@ internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
     /// <summary>A non-null STRING (int16 length).</summary>
     public string ReadString() =>
         ReadNullableString() ?? throw new KafkaProtocolException("A required string is null.");
+
+    /// <summary>
+    /// A non-null STRING, returned as <paramref name="cached"/> when its bytes spell it in ASCII (a name a client sends
+    /// with every request: no string per request), else decoded.
+    /// </summary>
+    public string ReadString(string? cached)
+    {
+        short length = ReadInt16();
+        if (length < 0)
+        {
+            throw new KafkaProtocolException(length == -1 ? "A required string is null." : $"String length {length} is negative.");
+        }
+
+        var bytes = Take(length);
+        return cached is not null && Ascii.Equals(bytes, cached) ? cached : Encoding.UTF8.GetString(bytes);
+    }
+
+    /// <summary>A NULLABLE_STRING, returned as <paramref name="cached"/> when its bytes spell it in ASCII.</summary>
+    public string? ReadNullableString(string? cached)
+    {
+        short length = ReadInt16();
+        if (length == -1)
+        {
+            return null;
+        }
+
+        if (length < 0)
+        {
+            throw new KafkaProtocolException($"String length {length} is negative.");
+        }
+
+        var bytes = Take(length);
+        return cached is not null && Ascii.Equals(bytes, cached) ? cached : Encoding.UTF8.GetString(bytes);
+    }
+
+    /// <summary>Skips a STRING or NULLABLE_STRING.</summary>
+    public void SkipString()
+    {
+        short length = ReadInt16();
+        if (length < -1)
+        {
+            throw new KafkaProtocolException($"String length {length} is negative.");
+        }
+
+        Take(Math.Max(length, (short)0));
+    }
+
+    /// <summary>A non-null ARRAY's count, checked as <see cref="ReadArray{T}"/> checks it (the caller reads the elements).</summary>
+    public int ReadArrayCount()
+    {
+        int count = ReadInt32();
+        if (count < 0 || count > Remaining)
+        {
+            throw new KafkaProtocolException($"Array count {count} does not fit the {Remaining} bytes left.");
+        }
+
+        return count;
+    }
+
+    /// <summary>The position in the frame (to read a part twice: once checked, once kept).</summary>
+    public int Position
+    {
+        get => _position;
+        set => _position = value >= 0 && value <= _frame.Length ? value : throw new ArgumentOutOfRangeException(nameof(value));
+    }
 
     /// <summary>A NULLABLE_STRING: length -1 is null.</summary>
     public string? ReadNullableString()
@@ -140,7 +215,7 @@ internal sealed class KafkaReader(ReadOnlyMemory<byte> frame)
                 $"A field of {length} bytes runs past the end of the request ({Remaining} left).");
         }
 
-        var slice = frame.Slice(_position, length);
+        var slice = _frame.Slice(_position, length);
         _position += length;
         return slice;
     }

@@ -14,12 +14,29 @@ internal sealed class KafkaWriter
 {
     private readonly ArrayBufferWriter<byte> _buffer;
     private readonly List<(int Position, ReadOnlyMemory<byte> Bytes)> _references = [];
+
+    /// <summary>The parts <see cref="Complete"/> returns (one list per writer, reused when the writer is).</summary>
+    private readonly List<ReadOnlyMemory<byte>> _parts = [];
     private long _referencedBytes;
 
     /// <summary>Starts a frame: the size placeholder, then the response header's correlation id.</summary>
     public KafkaWriter(int correlationId)
     {
         _buffer = new ArrayBufferWriter<byte>(256);
+        Restart(correlationId);
+    }
+
+    /// <summary>
+    /// Starts a new frame in this writer, keeping its buffers (a writer reused from one response to the next: the
+    /// previous frame must have been sent, or dropped, first).
+    /// </summary>
+    public void Restart(int correlationId)
+    {
+        _buffer.ResetWrittenCount();
+        _references.Clear();
+        _parts.Clear();
+        _referencedBytes = 0;
+        AfterSent = null;
         WriteInt32(0);
         WriteInt32(correlationId);
     }
@@ -100,7 +117,10 @@ internal sealed class KafkaWriter
         BinaryPrimitives.WriteInt32BigEndian(
             MemoryMarshalHelper.AsWritable(_buffer.WrittenMemory).Span[position..], value);
 
-    /// <summary>Patches the frame's size and returns the frame as the parts to send, in order.</summary>
+    /// <summary>
+    /// Patches the frame's size and returns the frame as the parts to send, in order, none empty (the writer's own
+    /// list: valid until the writer is restarted).
+    /// </summary>
     /// <exception cref="KafkaProtocolException">The frame would exceed 2 GiB, the protocol's size limit.</exception>
     public List<ReadOnlyMemory<byte>> Complete()
     {
@@ -112,18 +132,25 @@ internal sealed class KafkaWriter
 
         PatchInt32(0, (int)size);
         var written = _buffer.WrittenMemory;
-        var parts = new List<ReadOnlyMemory<byte>>((2 * _references.Count) + 1);
+        _parts.Clear();
         int from = 0;
         foreach (var (position, bytes) in _references)
         {
-            parts.Add(written[from..position]);
-            parts.Add(bytes);
+            AddPart(written[from..position]);
+            AddPart(bytes);
             from = position;
         }
 
-        parts.Add(written[from..]);
-        parts.RemoveAll(p => p.IsEmpty);
-        return parts;
+        AddPart(written[from..]);
+        return _parts;
+    }
+
+    private void AddPart(ReadOnlyMemory<byte> part)
+    {
+        if (!part.IsEmpty)
+        {
+            _parts.Add(part);
+        }
     }
 
     private Span<byte> Span(int length)

@@ -6,10 +6,11 @@ namespace KafkaBroker.Protocol;
 /// </summary>
 internal readonly record struct RequestHeader(ApiKey ApiKey, short ApiVersion, int CorrelationId, string? ClientId)
 {
-    public static RequestHeader Read(KafkaReader reader)
+    /// <summary>Reads a header; <paramref name="clientId"/> is the connection's last client id (no string per request).</summary>
+    public static RequestHeader Read(KafkaReader reader, string? clientId = null)
     {
         var header = new RequestHeader(
-            (ApiKey)reader.ReadInt16(), reader.ReadInt16(), reader.ReadInt32(), reader.ReadNullableString());
+            (ApiKey)reader.ReadInt16(), reader.ReadInt16(), reader.ReadInt32(), reader.ReadNullableString(clientId));
         if (SupportedApis.IsFlexible(header.ApiKey, header.ApiVersion))
         {
             reader.SkipTaggedFields();

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using AppendLog;
@@ -33,14 +34,33 @@ internal sealed class ClientConnection
     private readonly Channel<Pending> _pending = Channel.CreateUnbounded<Pending>(
         new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
-    /// <summary>The reader's list of started requests not known to be handled (whether each is a Produce).</summary>
-    private readonly List<(Task<KafkaWriter?> Handling, bool IsProduce)> _outstanding = [];
+    /// <summary>
+    /// The requests started so far (the reader's count), and the count at the last request other than a Produce
+    /// started (a later Produce waits until every request up to it is handled). Used by the reader only.
+    /// </summary>
+    private long _started;
+    private long _lastBarrier;
+
+    /// <summary>
+    /// The requests done so far, counted in order by the writer once each is answered (or its answer dropped) and its
+    /// loans ended; the reader waits on <see cref="_handledSignal"/> (made only when it waits) for a count. Both under
+    /// <see cref="_turnLock"/>.
+    /// </summary>
+    private long _handled;
+    private TaskCompletionSource? _handledSignal;
+    private readonly Lock _turnLock = new();
 
     /// <summary>The connection's fetch readers: kept between fetches, closed with the connection.</summary>
     private readonly FetchReaders _fetchReaders = new();
 
+    /// <summary>The gathering send of answers in several parts (used by the writer only; disposed with the connection).</summary>
+    private readonly GatheringSender _sender;
+
     /// <summary>The parts of the answer being sent (used by the writer only).</summary>
     private readonly List<ArraySegment<byte>> _sendSegments = [];
+
+    /// <summary>The client id of the last request (a client sends the same one every time; used by the reader only).</summary>
+    private string? _clientId;
 
     /// <summary>Set once the connection is being closed: no more responses are sent.</summary>
     private volatile bool _closing;
@@ -50,6 +70,7 @@ internal sealed class ClientConnection
         _socket = socket;
         _broker = broker;
         _stream = new NetworkStream(socket, ownsSocket: true);
+        _sender = new GatheringSender(socket);
         _advertisedHost = broker.Options.AdvertisedHost ?? ((IPEndPoint)socket.LocalEndPoint!).Address.ToString();
         _inflight = new InflightRequests(
             broker.Options.MaximumInflightRequestsPerConnection, broker.Options.MaximumInflightBytesPerConnection);
@@ -59,7 +80,14 @@ internal sealed class ClientConnection
     /// A request started and not yet answered: its frame stays rented until its handler is done. Arrived: when its
     /// size prefix was read (<see cref="TimeProvider.GetTimestamp"/>); Api: its API, once its header parsed.
     /// </summary>
-    private sealed record Pending(Task<KafkaWriter?> Handling, byte[] Frame, int Size, long Arrived, ApiKey? Api);
+    private readonly record struct Pending(
+        ValueTask<KafkaWriter?> Handling, byte[] Frame, KafkaReader Reader, int Size, long Arrived, ApiKey? Api);
+
+    /// <summary>
+    /// Request readers no started request holds (the reader takes one per request, the writer gives it back once the
+    /// request is done): at most one per request in flight, so none is allocated per request. Under its own lock.
+    /// </summary>
+    private readonly Stack<KafkaReader> _spareReaders = new();
 
     public async Task RunAsync()
     {
@@ -81,6 +109,7 @@ internal sealed class ClientConnection
 
         // Every started handler is awaited before the frames go back to the pool and the socket is closed.
         await writer.ConfigureAwait(false);
+        _sender.Dispose();
         await _fetchReaders.DisposeAsync().ConfigureAwait(false);
     }
 
@@ -104,23 +133,36 @@ internal sealed class ClientConnection
 
             await _inflight.EnterAsync(size, _broker.Stopping).ConfigureAwait(false);
             byte[] frame = ArrayPool<byte>.Shared.Rent(size);
-            var (handling, api) = await ReadAndStartAsync(frame, size).ConfigureAwait(false);
-            _pending.Writer.TryWrite(new Pending(handling, frame, size, arrived, api));
-            if (handling.IsFaulted)
+            var reader = RentReader(frame.AsMemory(0, size));
+            var (handling, api) = await ReadAndStartAsync(frame, size, reader).ConfigureAwait(false);
+            bool failed = handling.IsFaulted; // before the writer may take its outcome
+            _started++;
+            if (api != ApiKey.Produce)
+            {
+                _lastBarrier = _started;
+            }
+
+            _pending.Writer.TryWrite(new Pending(handling, frame, reader, size, arrived, api));
+            if (failed)
             {
                 return; // a request that does not parse fails before it acts: read nothing after it
             }
         }
     }
 
-    /// <summary>Reads one request's body and starts its handler (its synchronous part runs here, in order).</summary>
-    private async Task<(Task<KafkaWriter?> Handling, ApiKey? Api)> ReadAndStartAsync(byte[] frame, int size)
+    /// <summary>
+    /// Reads one request's body and starts its handler (its synchronous part runs here, in order). This and the other
+    /// helpers awaited once per request use pooled state machines (no allocation per request when they wait).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(ValueTask<KafkaWriter?> Handling, ApiKey? Api)> ReadAndStartAsync(
+        byte[] frame, int size, KafkaReader reader)
     {
         try
         {
             await _stream.ReadExactlyAsync(frame.AsMemory(0, size), _broker.Stopping).ConfigureAwait(false);
-            var reader = new KafkaReader(frame.AsMemory(0, size));
-            var header = RequestHeader.Read(reader);
+            var header = RequestHeader.Read(reader, _clientId);
+            _clientId = header.ClientId;
             if (!SupportedApis.IsSupported(header.ApiKey, header.ApiVersion) && header.ApiKey != ApiKey.ApiVersions)
             {
                 throw new KafkaProtocolException($"{header.ApiKey} v{header.ApiVersion} is not supported");
@@ -128,12 +170,11 @@ internal sealed class ClientConnection
 
             await WaitForTurnAsync(header.ApiKey).ConfigureAwait(false);
             var handling = RequestDispatcher.HandleAsync(new RequestContext(_broker, header, reader, _advertisedHost, _fetchReaders));
-            _outstanding.Add((handling, header.ApiKey == ApiKey.Produce));
             return (handling, header.ApiKey);
         }
         catch (Exception e)
         {
-            return (Task.FromException<KafkaWriter?>(e), null);
+            return (ValueTask.FromException<KafkaWriter?>(e), null);
         }
     }
 
@@ -141,18 +182,68 @@ internal sealed class ClientConnection
     /// Produce requests overlap one another (a producer's batches are still appended in order: each handler starts
     /// its appends before it first waits). Any other request waits until every earlier request of the connection has
     /// been handled, and a Produce after it waits for it: an OffsetFetch after an OffsetCommit, or a Fetch after a
-    /// Produce, sees what a client that waited for each answer would see.
+    /// Produce, sees what a client that waited for each answer would see. Requests are counted, not kept: the writer
+    /// finishes requests in order, so "the first n done" is one number (<see cref="_handled"/>), and a handler's task
+    /// is awaited once, by the writer (so it may be a pooled one). Done means answered too, so a Fetch after a Fetch
+    /// finds the connection's fetch readers free (no wait on them, no task for one).
     /// </summary>
-    private async Task WaitForTurnAsync(ApiKey apiKey)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WaitForTurnAsync(ApiKey apiKey)
     {
-        _outstanding.RemoveAll(o => o.Handling.IsCompleted);
-        if (_outstanding.Count == 0 || (apiKey == ApiKey.Produce && _outstanding.TrueForAll(o => o.IsProduce)))
+        long mustBeHandled = apiKey == ApiKey.Produce ? _lastBarrier : _started;
+        while (true)
         {
-            return;
+            Task handled;
+            lock (_turnLock)
+            {
+                if (_handled >= mustBeHandled)
+                {
+                    return;
+                }
+
+                _handledSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                handled = _handledSignal.Task;
+            }
+
+            await handled.ConfigureAwait(false);
+        }
+    }
+
+    private KafkaReader RentReader(ReadOnlyMemory<byte> frame)
+    {
+        lock (_spareReaders)
+        {
+            if (_spareReaders.TryPop(out var reader))
+            {
+                reader.Reset(frame);
+                return reader;
+            }
         }
 
-        await Task.WhenAll(_outstanding.Select(o => (Task)o.Handling)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        _outstanding.Clear();
+        return new KafkaReader(frame);
+    }
+
+    private void ReturnReader(KafkaReader reader)
+    {
+        reader.Reset(ReadOnlyMemory<byte>.Empty); // no reference to the frame, which goes back to the pool
+        lock (_spareReaders)
+        {
+            _spareReaders.Push(reader);
+        }
+    }
+
+    /// <summary>The writer has finished one more request: wakes the reader if it waits for it.</summary>
+    private void CountHandled()
+    {
+        TaskCompletionSource? signal;
+        lock (_turnLock)
+        {
+            _handled++;
+            signal = _handledSignal;
+            _handledSignal = null;
+        }
+
+        signal?.TrySetResult(); // outside the lock; the reader's continuation runs asynchronously
     }
 
     /// <summary>Awaits each started request in order and sends its answer; closes the connection on a failure.</summary>
@@ -190,13 +281,16 @@ internal sealed class ClientConnection
                 }
 
                 ArrayPool<byte>.Shared.Return(pending.Frame);
+                ReturnReader(pending.Reader);
                 _inflight.Exit(pending.Size);
+                CountHandled();
             }
         }
     }
 
     /// <summary>One write of one part; one gathering send (writev) of several, each part from its own array.</summary>
-    private async Task SendAsync(List<ReadOnlyMemory<byte>> parts)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask SendAsync(List<ReadOnlyMemory<byte>> parts)
     {
         if (parts.Count == 1)
         {
@@ -211,7 +305,7 @@ internal sealed class ClientConnection
             _sendSegments.Add(MemoryMarshal.TryGetArray(part, out var array) ? array : new ArraySegment<byte>(part.ToArray()));
         }
 
-        await _socket.SendAsync(_sendSegments, SocketFlags.None).ConfigureAwait(false);
+        await _sender.SendAsync(_sendSegments).ConfigureAwait(false);
         _sendSegments.Clear(); // drop the references to lent arrays before they are released
     }
 
@@ -224,7 +318,8 @@ internal sealed class ClientConnection
         }
     }
 
-    private async Task<bool> TryReadExactlyAsync(byte[] buffer)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> TryReadExactlyAsync(byte[] buffer)
     {
         int read = await _stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, _broker.Stopping)
             .ConfigureAwait(false);

@@ -19,7 +19,8 @@ internal sealed class FetchReaders : IAsyncDisposable
     /// <summary>
     /// The most readers a connection keeps between fetches. A kept reader holds its window and read-ahead (with the
     /// library's defaults about 1 MiB of each, from the buffer pool that appends share), so 32 pin at most about
-    /// 64 MiB per connection; the partitions of a fetch beyond them get a reader for that fetch only.
+    /// 64 MiB per connection, plus the arrays of each reader's last round (which it reuses for the next: about the
+    /// partition's share of the last answer); the partitions of a fetch beyond them get a reader for that fetch only.
     /// </summary>
     private const int KeptReadersMax = 32;
 
@@ -32,6 +33,9 @@ internal sealed class FetchReaders : IAsyncDisposable
     private bool _disposed;
 
     public FetchReaders() => AfterSent = ExitAsync;
+
+    /// <summary>The parsed request, results and response writer of the fetch holding the turn, reused by the next.</summary>
+    public Handlers.FetchState State { get; } = new();
 
     /// <summary><see cref="ExitAsync"/> as the delegate a fetch answer carries (one for the connection, not one per fetch).</summary>
     public Func<ValueTask> AfterSent { get; }

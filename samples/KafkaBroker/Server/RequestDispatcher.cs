@@ -6,25 +6,28 @@ namespace KafkaBroker.Server;
 /// <summary>Routes a parsed request header to its API's handler.</summary>
 internal static class RequestDispatcher
 {
-    /// <summary>Serves one request; null when no response is sent (Produce with acks = 0).</summary>
-    public static Task<KafkaWriter?> HandleAsync(RequestContext request) => request.Header.ApiKey switch
+    /// <summary>
+    /// Serves one request; null when no response is sent (Produce with acks = 0). The task is awaited once, by the
+    /// connection's writer (a handler may return a pooled one: Fetch does).
+    /// </summary>
+    public static ValueTask<KafkaWriter?> HandleAsync(RequestContext request) => request.Header.ApiKey switch
     {
         ApiKey.ApiVersions => Done(ApiVersionsHandler.Handle(request)),
-        ApiKey.Metadata => MetadataHandler.HandleAsync(request),
-        ApiKey.CreateTopics => CreateTopicsHandler.HandleAsync(request),
-        ApiKey.Produce => ProduceHandler.HandleAsync(request),
+        ApiKey.Metadata => new(MetadataHandler.HandleAsync(request)),
+        ApiKey.CreateTopics => new(CreateTopicsHandler.HandleAsync(request)),
+        ApiKey.Produce => new(ProduceHandler.HandleAsync(request)),
         ApiKey.Fetch => FetchHandler.HandleAsync(request),
-        ApiKey.ListOffsets => ListOffsetsHandler.HandleAsync(request),
-        ApiKey.InitProducerId => InitProducerIdHandler.HandleAsync(request),
+        ApiKey.ListOffsets => new(ListOffsetsHandler.HandleAsync(request)),
+        ApiKey.InitProducerId => new(InitProducerIdHandler.HandleAsync(request)),
         ApiKey.FindCoordinator => Done(FindCoordinatorHandler.Handle(request)),
-        ApiKey.JoinGroup => GroupHandlers.JoinAsync(request),
-        ApiKey.SyncGroup => GroupHandlers.SyncAsync(request),
+        ApiKey.JoinGroup => new(GroupHandlers.JoinAsync(request)),
+        ApiKey.SyncGroup => new(GroupHandlers.SyncAsync(request)),
         ApiKey.Heartbeat => Done(GroupHandlers.Heartbeat(request)),
         ApiKey.LeaveGroup => Done(GroupHandlers.Leave(request)),
-        ApiKey.OffsetCommit => OffsetHandlers.CommitAsync(request),
+        ApiKey.OffsetCommit => new(OffsetHandlers.CommitAsync(request)),
         ApiKey.OffsetFetch => Done(OffsetHandlers.Fetch(request)),
         _ => throw new KafkaProtocolException($"API key {request.Header.ApiKey} is not served."),
     };
 
-    private static Task<KafkaWriter?> Done(KafkaWriter response) => Task.FromResult<KafkaWriter?>(response);
+    private static ValueTask<KafkaWriter?> Done(KafkaWriter response) => new(response);
 }

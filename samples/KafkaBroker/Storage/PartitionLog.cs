@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using AppendLog;
 using KafkaBroker.Protocol;
 
@@ -13,15 +14,6 @@ internal sealed class PartitionLog
     private readonly Lock _lock = new();
     private readonly Dictionary<long, ProducerState> _producers = [];
     private TaskCompletionSource _appended = NewSignal();
-
-    /// <summary>
-    /// The last append started but not accepted by the log when it was started (the hold-back head); later ones wait
-    /// in <see cref="_heldBack"/> until it is stored. Changed under the lock.
-    /// </summary>
-    private Task<long>? _notYetAccepted;
-
-    /// <summary>Batches started behind <see cref="_notYetAccepted"/>, in order. Changed under the lock.</summary>
-    private readonly Queue<HeldBack> _heldBack = new();
 
     private PartitionLog(string topic, int partition, SegmentedLog log)
     {
@@ -43,8 +35,8 @@ internal sealed class PartitionLog
     public PartitionReplica? Replica { get; set; }
 
     /// <summary>
-    /// Appends the log did not accept inside the call (its buffers were spent), and appends held back behind one
-    /// (diagnostics: tests check that a backpressure case really met backpressure). Changed under the lock.
+    /// Appends the log did not accept inside the call (its buffers were spent, or appends started earlier were still
+    /// waiting: diagnostics, tests check that a backpressure case really met backpressure). Changed under the lock.
     /// </summary>
     public long DeferredAppends { get; private set; }
 
@@ -53,19 +45,34 @@ internal sealed class PartitionLog
 
     /// <summary>
     /// Opens the partition's log and rebuilds the producers' state from the batches it holds (Kafka keeps snapshots
-    /// for this; a sample can afford the scan).
+    /// for this; a sample can afford the scan). The scan lends each batch from the reader's reused arrays and releases
+    /// it at once (only the header is read): ReadBatchesAsync would allocate every batch, a whole partition's bytes of
+    /// garbage at every start, collected while the first consumers fetch.
     /// </summary>
     public static async Task<PartitionLog> OpenAsync(
         LogManager manager, string topic, int partition, CancellationToken cancellationToken)
     {
         var log = await manager.GetOrOpenAsync(LogName(topic, partition), cancellationToken).ConfigureAwait(false);
         var partitionLog = new PartitionLog(topic, partition, log);
-        await foreach (var stored in log.ReadBatchesAsync(log.StartOffset, cancellationToken).ConfigureAwait(false))
+        var reader = log.OpenBatchReader(log.StartOffset);
+        await using (reader.ConfigureAwait(false))
         {
-            var batch = RecordBatchView.OfStored(stored.Bytes);
-            if (batch.ProducerId >= 0)
+            while (true)
             {
-                partitionLog.StateFor(batch).Remember(batch, Task.FromResult(stored.BaseOffset));
+                var bytes = await reader.ReadAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (bytes.IsEmpty)
+                {
+                    break; // the durable end: after recovery, the log's end
+                }
+
+                var batch = RecordBatchView.OfStored(bytes);
+                if (batch.ProducerId >= 0)
+                {
+                    long baseOffset = BinaryPrimitives.ReadInt64BigEndian(bytes.Span); // base_offset: the batch's first field
+                    partitionLog.StateFor(batch).Remember(batch, Task.FromResult(baseOffset));
+                }
+
+                reader.Release();
             }
         }
 
@@ -109,9 +116,11 @@ internal sealed class PartitionLog
             }
         }
 
-        long[] offsets = await Task.WhenAll(appends).ConfigureAwait(false);
+        long baseOffset = appends.Count == 1
+            ? await appends[0].ConfigureAwait(false) // an idempotent producer's request: no WhenAll for one batch
+            : (await Task.WhenAll(appends).ConfigureAwait(false))[0];
         Notify();
-        return (ErrorCode.None, offsets[0]);
+        return (ErrorCode.None, baseOffset);
     }
 
     /// <summary>
@@ -199,104 +208,24 @@ internal sealed class PartitionLog
     }
 
     /// <summary>
-    /// Starts storing one batch so that batches reach the log in the order they are started, even when the log
-    /// pushes back: AppendRawBatchAsync accepts a batch (assigns its offsets) inside the call unless its buffers are
-    /// spent (or a segment roll or preallocation is pending), in which case it accepts it later, and a later call could
-    /// then be accepted first. A batch not accepted inside the call (EndOffset did not move past it; only this
-    /// partition's lock appends to the log) becomes the head of a hold-back queue: later batches wait in the queue, and
-    /// once the head is stored they are all started at once, in order (<see cref="DrainHeldBack"/>), so a burst behind
-    /// a deferred batch costs one more group commit, not one per batch.
+    /// Starts storing one batch. Batches reach the log in the order they are started, even when the log pushes back:
+    /// AppendRawBatchAsync accepts a batch (assigns its offsets) inside the call unless its buffers are spent (or a
+    /// segment roll or preallocation is pending), and then queues it, and every later call behind it, in call order
+    /// (the log's own guarantee); only this partition's lock appends to the log, so call order is the order the
+    /// producers' sequences were checked in. A batch not accepted inside the call (EndOffset did not move past it) is
+    /// counted in <see cref="DeferredAppends"/>.
     /// </summary>
     private Task<long> StartRawAppendUnsynchronized(RecordBatchView batch, CancellationToken cancellationToken)
     {
-        if (_notYetAccepted is not null)
-        {
-            DeferredAppends++;
-            var held = new HeldBack(
-                batch.Bytes, batch.LastOffsetDelta, new(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
-            _heldBack.Enqueue(held);
-            return held.Done.Task;
-        }
-
-        return AppendNowUnsynchronized(batch.Bytes, batch.LastOffsetDelta, cancellationToken);
-    }
-
-    private Task<long> AppendNowUnsynchronized(ReadOnlyMemory<byte> batch, int lastOffsetDelta, CancellationToken cancellationToken)
-    {
         long endBefore = Log.EndOffset;
-        var append = Log.AppendRawBatchAsync(batch, cancellationToken).AsTask();
-        bool accepted = append.IsCompleted || Log.EndOffset == endBefore + lastOffsetDelta + 1;
-        if (!accepted)
+        var append = Log.AppendRawBatchAsync(batch.Bytes, cancellationToken).AsTask();
+        if (!append.IsCompleted && Log.EndOffset != endBefore + batch.LastOffsetDelta + 1)
         {
             DeferredAppends++;
-            _notYetAccepted = append;
-            _ = append.ContinueWith(
-                static (head, self) => ((PartitionLog)self!).DrainHeldBack(head),
-                this,
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
         }
 
         return append;
     }
-
-    /// <summary>
-    /// The held-back head is stored (or failed: the batches behind it are tried all the same, each gets its own
-    /// outcome): starts the queued batches in order until one is deferred again, which becomes the new head.
-    /// </summary>
-    private void DrainHeldBack(Task head)
-    {
-        lock (_lock)
-        {
-            if (!ReferenceEquals(_notYetAccepted, head))
-            {
-                return;
-            }
-
-            _notYetAccepted = null;
-            while (_notYetAccepted is null && _heldBack.TryDequeue(out var held))
-            {
-                Task<long> append;
-                try
-                {
-                    append = AppendNowUnsynchronized(held.Batch, held.LastOffsetDelta, held.CancellationToken);
-                }
-                catch (Exception e)
-                {
-                    held.Done.TrySetException(e); // continuations run asynchronously: not under the lock
-                    continue;
-                }
-
-                _ = append.ContinueWith(
-                    static (stored, state) => Complete((TaskCompletionSource<long>)state!, stored),
-                    held.Done,
-                    CancellationToken.None,
-                    TaskContinuationOptions.ExecuteSynchronously,
-                    TaskScheduler.Default);
-            }
-        }
-    }
-
-    private static void Complete(TaskCompletionSource<long> done, Task<long> stored)
-    {
-        if (stored.IsCompletedSuccessfully)
-        {
-            done.TrySetResult(stored.Result);
-        }
-        else if (stored.IsCanceled)
-        {
-            done.TrySetCanceled();
-        }
-        else
-        {
-            done.TrySetException(stored.Exception!.InnerExceptions);
-        }
-    }
-
-    /// <summary>A batch waiting behind a deferred one, and the task its producer awaits.</summary>
-    private sealed record HeldBack(
-        ReadOnlyMemory<byte> Batch, int LastOffsetDelta, TaskCompletionSource<long> Done, CancellationToken CancellationToken);
 
     private ProducerState StateFor(RecordBatchView batch)
     {

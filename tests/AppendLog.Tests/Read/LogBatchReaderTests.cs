@@ -161,4 +161,49 @@ public sealed class LogBatchReaderTests
         Assert.That(bytes, Is.GreaterThan(100L * 64 * 1000));
         Assert.That(allocated, Is.LessThan(bytes / 20), $"{allocated} B allocated for {bytes} B of batches");
     }
+
+    /// <summary>
+    /// A server releases a round's loans on its sending thread, not the one that read: released on a new thread each
+    /// round (whose own slot in the shared pool dies with it), the arrays are still reused, so 100 disk batches of
+    /// about 64 KB allocate far less than one batch's size per batch.
+    /// </summary>
+    [Test]
+    [NonParallelizable]
+    public async Task ADiskScan_ReleasedOnOtherThreads_AllocatesNoArrayPerBatch()
+    {
+        await using var log = await SegmentedLog.OpenAsync(Options(0) with { SegmentSize = 64L * 1024 * 1024 });
+        var value = new byte[1000];
+        for (int b = 0; b < 120; b++)
+        {
+            await log.AppendBatchAsync(Enumerable.Range(0, 64).Select(_ => new AppendRecord(value)).ToArray());
+        }
+
+        await using var reader = log.OpenBatchReader(0);
+        void ReleaseOnNewThread()
+        {
+            var thread = new Thread(reader.Release);
+            thread.Start();
+            thread.Join();
+        }
+
+        for (int b = 0; b < 20; b++)
+        {
+            Assert.That((await reader.ReadAsync()).IsEmpty, Is.False);
+            ReleaseOnNewThread();
+        }
+
+        long bytes = 0;
+        long allocated = 0;
+        for (int b = 0; b < 100; b++)
+        {
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            var batch = await reader.ReadAsync();
+            allocated += GC.GetTotalAllocatedBytes(precise: true) - before;
+            bytes += batch.Length;
+            ReleaseOnNewThread(); // not counted: a thread's own objects
+        }
+
+        Assert.That(bytes, Is.GreaterThan(100L * 64 * 1000));
+        Assert.That(allocated, Is.LessThan(bytes / 20), $"{allocated} B allocated for {bytes} B of batches");
+    }
 }
