@@ -186,6 +186,13 @@ public sealed class CompactionCrashTests
         var options = Options(time) with { RetentionBytes = 2L * 1024 * 1024, CompactionPolicy = CompactionPolicy.AfterRoll };
         var storage = new SimulatedStorage(seed);
         var appended = new List<Appended>();
+
+        // Keys that lost a record to a suffix truncation. A compaction that swapped a segment before the truncation may
+        // have removed an older value of such a key because of the newer record the truncation then removed: the
+        // documented contract (SegmentedLog.Compaction.cs, "Concurrency": compaction assumes, as Kafka below its high
+        // watermark, that records it reads are not truncated later). Whether the swap comes first is a race, so for
+        // these keys the final check asks only that what is read is the original record at its offset.
+        var cutKeys = new HashSet<string>(StringComparer.Ordinal);
         await using (var log = await OpenAsync(storage, options))
         {
             for (int round = 0; round < 4; round++)
@@ -202,6 +209,7 @@ public sealed class CompactionCrashTests
 
                 long cut = batches[batches.Count / 2];
                 await log.TruncateSuffixAsync(cut);
+                cutKeys.UnionWith(appended.Where(a => a.Offset >= cut && a.Key is not null).Select(a => a.KeyText));
                 appended.RemoveAll(a => a.Offset >= cut);
                 await compaction;
                 log.ApplyRetention();
@@ -227,8 +235,13 @@ public sealed class CompactionCrashTests
 
             // Keys whose newest record is still in the log (not removed by retention) must read that record.
             var live = appended.Where(a => a.Offset >= start).ToList();
-            var expected = Expected(live, activeBase, 0);
-            AssertExactly(read, expected, $"seed={seed} final");
+            bool Unaffected(byte[]? key) => key is null || !cutKeys.Contains(System.Text.Encoding.UTF8.GetString(key));
+            var expected = Expected(live, activeBase, 0).Where(a => Unaffected(a.Key)).ToList();
+            AssertExactly(read.Where(r => Unaffected(r.Key)).ToList(), expected, $"seed={seed} final");
+            foreach (var r in read)
+            {
+                AssertSame(r, appended[(int)r.Offset], $"seed={seed} final: only originals");
+            }
         }
     }
 }
