@@ -301,8 +301,11 @@ public sealed class LogManager : IAsyncDisposable
     internal (long Rounds, long FileSystemSyncs, long Syncs) SharedSyncCounts =>
         _sharedSync is { } shared ? (shared.Rounds, shared.FileSystemSyncs, shared.Syncs) : default;
 
+    /// <summary>True when the logs' writes and syncs go through io_uring loops (<see cref="LogManagerOptions.RingIoLoop"/> asked for, and io_uring available).</summary>
+    internal bool UsesRingIoLoop => _rings.Length > 0;
+
     /// <summary>Which executor runs the logs' I/O: "io_uring loop", or "I/O workers" with the reason the loop was not used.</summary>
-    internal string IoEngine => _rings.Length > 0 ? "io_uring loop" : _options.RingIoLoop ? $"I/O workers ({_ringRefusal ?? "io_uring is Linux only"})" : "I/O workers";
+    internal string IoEngine => UsesRingIoLoop ? "io_uring loop" : _options.RingIoLoop ? $"I/O workers ({_ringRefusal ?? "io_uring is Linux only"})" : "I/O workers";
 
     /// <summary>The I/O loop's io_uring_enter calls, writes and data syncs submitted, and signals from posters (zeros without a loop).</summary>
     internal (long Enters, long Writes, long DataSyncs, long Signals) RingCounts

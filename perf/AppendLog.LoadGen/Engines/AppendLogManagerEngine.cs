@@ -34,7 +34,7 @@ internal sealed class AppendLogManagerFactory(string name, bool shareFileSystemS
             if (first)
             {
                 var manager = LogManager.Create(new LogManagerOptions { RootDirectory = root, ShareFileSystemSync = shareFileSystemSync, RingIoLoop = ringIoLoop });
-                if (ringIoLoop && manager.IoEngine != "io_uring loop")
+                if (ringIoLoop && !manager.UsesRingIoLoop)
                 {
                     manager.DisposeAsync().AsTask().GetAwaiter().GetResult();
                     throw new InvalidOperationException($"{name}: the io_uring loop did not start: {manager.IoEngine}");

@@ -529,6 +529,7 @@ internal sealed partial class LogWriter
     private sealed class SyncWork : ISharedSyncWork, IRingWork
     {
         private readonly LogWriter _owner;
+        private long _ringStarted; // when BeginRing handed the fdatasync to a ring, for the fsync metric
 
         public SyncWork(LogWriter owner) => _owner = owner;
 
@@ -594,8 +595,6 @@ internal sealed partial class LogWriter
             _owner.OnSyncCompleted(this);
             return true;
         }
-
-        private long _ringStarted;
 
         public void CompleteCovered(Exception? error)
         {

@@ -54,7 +54,6 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
     private IoUringWakeup? _wakeup;
 
     private long _enters;
-    private long _submitted;
     private long _signals;
     private long _writes;
     private long _dataSyncs;
@@ -69,9 +68,6 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
 
     /// <summary>System calls that submitted or waited (io_uring_enter): the loop's wake-ups are at most this many.</summary>
     public long Enters => Volatile.Read(ref _enters);
-
-    /// <summary>Operations handed to the kernel (the wake-up's reads included).</summary>
-    public long Submitted => Volatile.Read(ref _submitted);
 
     /// <summary>Writes handed to the kernel through the ring.</summary>
     public long Writes => Volatile.Read(ref _writes);
@@ -233,7 +229,6 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
                 if (prepared > 0 || wait)
                 {
                     Volatile.Write(ref _enters, _enters + 1); // the loop is the only writer of its counters
-                    Volatile.Write(ref _submitted, _submitted + prepared);
                     ring.SubmitAndWait(wait ? 1 : 0);
                 }
 
@@ -272,7 +267,8 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
         }
         catch (Exception e)
         {
-            Break(e);
+            _ = e; // the works' own errors (EIO) carry the failure to their logs
+            Break();
         }
         finally
         {
@@ -383,7 +379,7 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
     }
 
     /// <summary>The ring failed: works in flight complete with EIO, waiting and later works go to the fallback.</summary>
-    private void Break(Exception error)
+    private void Break()
     {
         List<IIoWork> waiting;
         lock (_gate)
@@ -394,7 +390,6 @@ internal sealed class RingIoLoop : IIoExecutor, IDisposable
             _incoming.Clear();
         }
 
-        _ = error; // the works' own errors (EIO) carry the failure to their logs
         for (int slot = 0; slot < _slots.Length; slot++)
         {
             if (_slots[slot] is ({ } work, { } handle))

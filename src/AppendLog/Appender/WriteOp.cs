@@ -60,9 +60,7 @@ internal sealed class WriteOp : IRingWork
     {
         try
         {
-            Invariant.Assert(Alignment.IsAligned(FilePosition), "write position is block-aligned");
-            Invariant.Assert(Alignment.IsAligned(Length), "write length is block-aligned");
-            File.Write(Slot.Chunk.Span.Slice(ChunkOffset, Length), FilePosition);
+            File.Write(AlignedData(), FilePosition);
         }
         catch (Exception e)
         {
@@ -70,6 +68,14 @@ internal sealed class WriteOp : IRingWork
         }
 
         Owner.OnWriteCompleted(this);
+    }
+
+    /// <summary>The bytes this write carries, checked block-aligned in position and length (O_DIRECT's rule).</summary>
+    private Span<byte> AlignedData()
+    {
+        Invariant.Assert(Alignment.IsAligned(FilePosition), "write position is block-aligned");
+        Invariant.Assert(Alignment.IsAligned(Length), "write length is block-aligned");
+        return Slot.Chunk.Span.Slice(ChunkOffset, Length);
     }
 
     /// <inheritdoc/>
@@ -80,9 +86,7 @@ internal sealed class WriteOp : IRingWork
             return RingOperation.None;
         }
 
-        Invariant.Assert(Alignment.IsAligned(FilePosition), "write position is block-aligned");
-        Invariant.Assert(Alignment.IsAligned(Length), "write length is block-aligned");
-        var data = Slot.Chunk.Span.Slice(ChunkOffset, Length); // native memory: the address is stable
+        var data = AlignedData(); // native memory: the address is stable
         sanitized.BeginExternalWrite(data, FilePosition);
         fixed (byte* address = data)
         {
